@@ -1,0 +1,63 @@
+package storage
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors. Adapters wrap them (see Wrap) and callers test them with
+// errors.Is; the wrapped cause carries the backend's detail.
+var (
+	// ErrNotFound: the key does not exist.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: a conditional write lost; re-read and try again.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable: the backend could not be reached or did not answer;
+	// the operation may succeed later. Nothing was lost by the caller.
+	ErrUnavailable = errors.New("storage: unavailable")
+	// ErrCorrupt: stored data cannot be decoded. It is reported, never
+	// overwritten, so that an operator can repair it.
+	ErrCorrupt = errors.New("storage: corrupt data")
+	// ErrInvalid: the caller passed a bad key, value or URL.
+	ErrInvalid = errors.New("storage: invalid argument")
+	// ErrReadOnly: the backend refuses writes (read-only file system,
+	// permissions, a replica).
+	ErrReadOnly = errors.New("storage: read-only")
+	// ErrClosed: the adapter or store was used after Close.
+	ErrClosed = errors.New("storage: closed")
+)
+
+// Wrap returns an error that matches both kind (one of the sentinels) and
+// cause with errors.Is and errors.As, and reads "msg: cause". Context
+// errors stay context errors: a cancelled call is not an outage.
+func Wrap(kind error, msg string, cause error) error {
+	if cause == nil {
+		return &wrapped{kind: kind, msg: msg}
+	}
+	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		return &wrapped{kind: cause, msg: msg}
+	}
+	return &wrapped{kind: kind, msg: msg, cause: cause}
+}
+
+type wrapped struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *wrapped) Error() string {
+	switch {
+	case e.cause != nil:
+		return e.msg + ": " + e.kind.Error() + ": " + e.cause.Error()
+	default:
+		return e.msg + ": " + e.kind.Error()
+	}
+}
+
+func (e *wrapped) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}

@@ -1,0 +1,171 @@
+// Package memory is an in-process storage adapter: the fastest store for a
+// single process and the reference the conformance suite is checked against.
+// Its URL is "memory://NAME"; every Open of the same NAME in one process
+// shares the data, like separate connections to one server.
+package memory
+
+import (
+	"context"
+	"net/url"
+	"strconv"
+	"sync"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+func init() {
+	storage.Register("memory", func(_ context.Context, u *url.URL) (storage.Adapter, error) {
+		return Shared(u.Host + u.Path), nil
+	})
+}
+
+// New returns an empty adapter of its own.
+func New() *Adapter { return &Adapter{data: newData()} }
+
+var (
+	sharedMu sync.Mutex
+	shared   = map[string]*data{}
+)
+
+// Shared returns an adapter over the process-wide data named name. Closing
+// it does not drop the data, which other adapters may still use.
+func Shared(name string) *Adapter {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	d, ok := shared[name]
+	if !ok {
+		d = newData()
+		shared[name] = d
+	}
+	return &Adapter{data: d}
+}
+
+// Adapter implements storage.Adapter and storage.Watcher.
+type Adapter struct {
+	*data
+	mu     sync.RWMutex
+	closed bool
+}
+
+type data struct {
+	mu      sync.RWMutex
+	entries map[string]entry
+	seq     uint64
+	changed chan struct{} // closed and replaced on every write: a broadcast
+}
+
+type entry struct {
+	value []byte
+	rev   storage.Revision
+}
+
+func newData() *data {
+	return &data{entries: map[string]entry{}, changed: make(chan struct{})}
+}
+
+func (a *Adapter) alive(ctx context.Context, op string) error {
+	a.mu.RLock()
+	closed := a.closed
+	a.mu.RUnlock()
+	if closed {
+		return storage.Wrap(storage.ErrClosed, "memory: "+op, nil)
+	}
+	return ctx.Err()
+}
+
+// Get implements storage.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+	if err := a.alive(ctx, "get"); err != nil {
+		return nil, "", err
+	}
+	a.data.mu.RLock()
+	e, ok := a.entries[key]
+	a.data.mu.RUnlock()
+	if !ok {
+		return nil, "", storage.Wrap(storage.ErrNotFound, "memory: get "+strconv.Quote(key), nil)
+	}
+	// Values are never mutated in place, so sharing the slice is safe as
+	// long as callers do not write to it; copy anyway, the contract says
+	// the caller owns what Get returns.
+	return append([]byte(nil), e.value...), e.rev, nil
+}
+
+// Put implements storage.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+	if err := a.alive(ctx, "put"); err != nil {
+		return "", err
+	}
+	a.data.mu.Lock()
+	defer a.data.mu.Unlock()
+	if !cond.Holds(a.entries[key].rev) {
+		return "", storage.Wrap(storage.ErrConflict, "memory: put "+strconv.Quote(key)+" "+cond.String(), nil)
+	}
+	a.seq++
+	rev := storage.Revision(strconv.FormatUint(a.seq, 10))
+	a.entries[key] = entry{value: append([]byte(nil), value...), rev: rev}
+	a.notifyLocked()
+	return rev, nil
+}
+
+// Delete implements storage.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+	if err := a.alive(ctx, "delete"); err != nil {
+		return err
+	}
+	a.data.mu.Lock()
+	defer a.data.mu.Unlock()
+	if !cond.Holds(a.entries[key].rev) {
+		return storage.Wrap(storage.ErrConflict, "memory: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+	}
+	if _, ok := a.entries[key]; ok {
+		delete(a.entries, key)
+		a.notifyLocked()
+	}
+	return nil
+}
+
+// List implements storage.Adapter.
+func (a *Adapter) List(ctx context.Context) ([]string, error) {
+	if err := a.alive(ctx, "list"); err != nil {
+		return nil, err
+	}
+	a.data.mu.RLock()
+	defer a.data.mu.RUnlock()
+	keys := make([]string, 0, len(a.entries))
+	for k := range a.entries {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Wait implements storage.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+	if err := a.alive(ctx, "wait"); err != nil {
+		return err
+	}
+	a.data.mu.RLock()
+	cur, ch := a.entries[key].rev, a.changed
+	a.data.mu.RUnlock()
+	if cur != rev {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close implements storage.Adapter.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	return nil
+}
+
+func (d *data) notifyLocked() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}

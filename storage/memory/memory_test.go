@@ -1,0 +1,31 @@
+package memory_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
+	"github.com/tokencache/tokencache/storage/storagetest"
+)
+
+func TestConformance(t *testing.T) {
+	// Each connection is its own Adapter over the same named data, so that
+	// closing one leaves the others working, as with a server.
+	storagetest.Run(t, func(t *testing.T) storage.Adapter { return memory.Shared("conformance") })
+}
+
+func TestOpenURL(t *testing.T) {
+	a, err := storage.Open(context.Background(), "memory://open-url")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, ok := a.Adapter().(*memory.Adapter); !ok {
+		t.Fatalf("memory:// opened %T", a.Adapter())
+	}
+}
+
+func BenchmarkStore(b *testing.B) {
+	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return memory.New() })
+}
