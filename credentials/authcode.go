@@ -1,0 +1,147 @@
+package credentials
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	crand "crypto/rand"
+
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// AuthRequest is the first leg of the authorization code flow (RFC 6749
+// §4.1) with PKCE (RFC 7636, S256): send the user to URL, then check that
+// the redirect carries State and pass its code and Verifier to Exchange.
+type AuthRequest struct {
+	URL      string
+	State    string
+	Verifier secret.Secret
+}
+
+// NewAuthRequest builds an authorization URL with a random state and a
+// PKCE S256 challenge.
+func NewAuthRequest(authorizeURL, clientID, redirectURI string, scopes ...string) (*AuthRequest, error) {
+	u, err := url.Parse(authorizeURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("credentials: authorization URL %q is not an absolute URL", authorizeURL)
+	}
+	state, verifier := randomToken(16), randomToken(32)
+	sum := sha256.Sum256([]byte(verifier))
+	q := u.Query()
+	q.Set("response_type", "code")
+	q.Set("client_id", clientID)
+	q.Set("redirect_uri", redirectURI)
+	q.Set("state", state)
+	q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
+	q.Set("code_challenge_method", "S256")
+	if len(scopes) > 0 {
+		q.Set("scope", strings.Join(scopes, " "))
+	}
+	u.RawQuery = q.Encode()
+	return &AuthRequest{URL: u.String(), State: state, Verifier: secret.Secret(verifier)}, nil
+}
+
+// Exchange redeems an authorization code at the profile's token URL and
+// stores the tokens in the profile, replacing any it had. The profile must
+// already hold client_id, client_secret and token_url.
+func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret.Secret, redirectURI string) (*Token, error) {
+	rec, _, err := c.store.Load(ctx, c.cfg.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
+	}
+	if rec.ClientID == "" || rec.TokenURL == "" {
+		return nil, &PartialCredentialsError{Profile: c.cfg.Profile, Missing: []string{"client_id", "token_url"}}
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
+	if verifier != "" {
+		form.Set("code_verifier", verifier.Reveal())
+	}
+	sent := c.cfg.Now()
+	tr, err := c.endpoint.postForm(ctx, tokenEndpoint(rec), form, rec.ClientID, rec.ClientSecret)
+	if err == nil {
+		err = tr.check()
+	}
+	if err != nil {
+		return nil, err
+	}
+	saved, _, err := c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
+		r.AccessToken, r.TokenType, r.Expiry = secret.Secret(tr.AccessToken), tr.TokenType, tr.expiry(sent)
+		if tr.RefreshToken != "" {
+			r.RefreshToken = secret.Secret(tr.RefreshToken)
+		}
+		r.Lease = nil
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("credentials: profile %q: storing exchanged tokens: %w", c.cfg.Profile, err)
+	}
+	c.mu.Lock()
+	c.deadRT = ""
+	c.mu.Unlock()
+	t := c.tokenFrom(saved, c.cfg.Now())
+	c.cur.Store(t)
+	return t, nil
+}
+
+// Revoke revokes the profile's refresh and access tokens at the server
+// (RFC 7009, or pancloud's RevokeToken) and removes them from the store.
+// revokeURL is the RFC 7009 endpoint; it is ignored for pancloud profiles.
+func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
+	rec, _, err := c.store.Load(ctx, c.cfg.Profile)
+	if err != nil {
+		return fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
+	}
+	var errs []error
+	for _, tok := range []struct {
+		value secret.Secret
+		hint  string
+	}{{rec.RefreshToken, "refresh_token"}, {rec.AccessToken, "access_token"}} {
+		if tok.value == "" {
+			continue
+		}
+		if rec.Flavor == FlavorPancloud {
+			_, err = c.endpoint.postJSON(ctx, strings.TrimRight(rec.TokenURL, "/")+"/api/oauth2/RevokeToken", map[string]string{
+				"client_id": rec.ClientID, "client_secret": rec.ClientSecret.Reveal(),
+				"token": tok.value.Reveal(), "token_type_hint": tok.hint,
+			}, "")
+		} else {
+			if revokeURL == "" {
+				return errors.New("credentials: no revocation URL")
+			}
+			_, err = c.endpoint.postForm(ctx, revokeURL, url.Values{"token": {tok.value.Reveal()}, "token_type_hint": {tok.hint}}, rec.ClientID, rec.ClientSecret)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	_, _, err = c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
+		r.AccessToken, r.RefreshToken, r.Expiry, r.Lease = "", "", time.Time{}, nil
+		return nil
+	})
+	c.cur.Store(nil)
+	return err
+}
+
+// tokenEndpoint is where grants go for the record's flavor.
+func tokenEndpoint(rec *storage.Record) string {
+	if rec.Flavor == FlavorPancloud {
+		return strings.TrimRight(rec.TokenURL, "/") + "/api/oauth2/RequestToken"
+	}
+	return rec.TokenURL
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	crand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

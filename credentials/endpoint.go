@@ -1,0 +1,212 @@
+package credentials
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// Flavors of token endpoint.
+const (
+	// FlavorOAuth2 is RFC 6749: a form POST to the token URL.
+	FlavorOAuth2 = "oauth2"
+	// FlavorPancloud is pancloud's: JSON bodies at {base}/api/oauth2/RequestToken
+	// and {base}/api/oauth2/RevokeToken, where the record's TokenURL is the base.
+	FlavorPancloud = "pancloud"
+)
+
+// AuthStyle says how a client authenticates to the token endpoint.
+type AuthStyle int
+
+const (
+	// AuthBasic sends client_id and client_secret with HTTP Basic
+	// (RFC 6749 §2.3.1), the method servers must support.
+	AuthBasic AuthStyle = iota
+	// AuthInBody sends them as form parameters.
+	AuthInBody
+)
+
+// maxResponse bounds what we read from an endpoint; token responses are small.
+const maxResponse = 1 << 20
+
+// tokenResponse is RFC 6749 §5.1, plus §5.2's error members.
+type tokenResponse struct {
+	AccessToken  string     `json:"access_token"`
+	TokenType    string     `json:"token_type"`
+	RefreshToken string     `json:"refresh_token"`
+	ExpiresIn    lenientInt `json:"expires_in"`
+	Scope        string     `json:"scope"`
+	Error        string     `json:"error"`
+	Description  string     `json:"error_description"`
+}
+
+// lenientInt accepts 3600 and "3600": both are seen in the wild.
+type lenientInt int64
+
+func (n *lenientInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return err
+	}
+	*n = lenientInt(v)
+	return nil
+}
+
+// endpoint talks to token, revocation and redemption endpoints.
+type endpoint struct {
+	client    *http.Client
+	authStyle AuthStyle
+}
+
+// refreshGrant asks for a new access token with rec's refresh token.
+func (e *endpoint) refreshGrant(ctx context.Context, rec *storage.Record) (*tokenResponse, error) {
+	if rec.Flavor == FlavorPancloud {
+		return e.postJSON(ctx, strings.TrimRight(rec.TokenURL, "/")+"/api/oauth2/RequestToken", map[string]string{
+			"client_id":     rec.ClientID,
+			"client_secret": rec.ClientSecret.Reveal(),
+			"refresh_token": rec.RefreshToken.Reveal(),
+			"grant_type":    "refresh_token",
+		}, "")
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rec.RefreshToken.Reveal()}}
+	return e.postForm(ctx, rec.TokenURL, form, rec.ClientID, rec.ClientSecret)
+}
+
+// postForm makes an RFC 6749 token request.
+func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*tokenResponse, error) {
+	if e.authStyle == AuthInBody {
+		form.Set("client_id", clientID)
+		if clientSecret != "" {
+			form.Set("client_secret", clientSecret.Reveal())
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("credentials: token URL %q: %w", tokenURL, errors.Unwrap(err))
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if e.authStyle == AuthBasic {
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret.Reveal()))
+	}
+	return e.do(req)
+}
+
+// postJSON makes pancloud's JSON-bodied requests; bearer, when set, is the
+// developer token for the redemption service.
+func (e *endpoint) postJSON(ctx context.Context, u string, body any, bearer secret.Secret) (*tokenResponse, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("credentials: endpoint URL %q: %w", u, errors.Unwrap(err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer.Reveal())
+	}
+	return e.do(req)
+}
+
+func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
+	where := redactURL(req.URL)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		// url.Error repeats the URL, which may carry a query secret.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, fmt.Errorf("credentials: %s: %w", where, ctxErr)
+		}
+		return nil, &EndpointError{URL: where, Description: err.Error()}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
+	}
+	var tr tokenResponse
+	jsonErr := json.Unmarshal(body, &tr)
+	if jsonErr != nil && resp.StatusCode/100 == 2 && isForm(resp.Header.Get("Content-Type")) {
+		// GitHub-style servers answer form-encoded bodies.
+		if v, err := url.ParseQuery(string(body)); err == nil {
+			exp, _ := strconv.ParseInt(v.Get("expires_in"), 10, 64)
+			tr = tokenResponse{AccessToken: v.Get("access_token"), TokenType: v.Get("token_type"),
+				RefreshToken: v.Get("refresh_token"), ExpiresIn: lenientInt(exp), Error: v.Get("error")}
+			jsonErr = nil
+		}
+	}
+	switch {
+	case resp.StatusCode/100 == 2 && len(bytes.TrimSpace(body)) == 0:
+		// RFC 7009 revocation answers 200 with an empty body.
+		return &tokenResponse{}, nil
+	case resp.StatusCode/100 != 2 || tr.Error != "":
+		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Code: tr.Error, Description: truncate(tr.Description, 200)}
+	case jsonErr != nil:
+		// A proxy's HTML page or a truncated body: the server may answer
+		// properly next time, so report it as a bad gateway, a temporary error.
+		return nil, &EndpointError{URL: where, StatusCode: http.StatusBadGateway, Code: "malformed_response",
+			Description: fmt.Sprintf("the %d response is not a token response (%d bytes)", resp.StatusCode, len(body))}
+	}
+	return &tr, nil
+}
+
+func isForm(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "application/x-www-form-urlencoded" || mt == "text/plain"
+}
+
+// check rejects a successful response that carries no access token.
+func (tr *tokenResponse) check() error {
+	if tr.AccessToken == "" {
+		return &EndpointError{StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: "no access_token in the response"}
+	}
+	return nil
+}
+
+// expiry turns a token response into an absolute expiry: expires_in when
+// given, else the JWT exp claim, else zero (unknown).
+func (tr *tokenResponse) expiry(now time.Time) time.Time {
+	if tr.ExpiresIn > 0 {
+		return now.Add(time.Duration(tr.ExpiresIn) * time.Second)
+	}
+	if exp, ok := JWTExpiry(tr.AccessToken); ok {
+		return exp
+	}
+	return time.Time{}
+}
+
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	return c.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

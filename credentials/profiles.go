@@ -1,0 +1,118 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+// Profiles serves many profiles from one store, for multi-tenant apps: it
+// creates each profile's Credentials once and shares it, so that every
+// goroutine asking for a tenant uses the same cached token and flight.
+type Profiles struct {
+	cfg Config // template: Profile is set per profile
+
+	mu     sync.Mutex
+	creds  map[string]*Credentials
+	closed bool
+}
+
+// NewProfiles returns Profiles over cfg.Store; every Credentials it makes
+// uses cfg with its own Profile. Close closes them, and the store too.
+func NewProfiles(cfg Config) (*Profiles, error) {
+	probe := cfg
+	if err := probe.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Profiles{cfg: cfg, creds: map[string]*Credentials{}}, nil
+}
+
+// Get returns the Credentials of profile, creating it on first use. It
+// does not check that the profile exists: its first Token call does.
+func (p *Profiles) Get(profile string) (*Credentials, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, storage.Wrap(storage.ErrClosed, "credentials: profiles", nil)
+	}
+	if c, ok := p.creds[profile]; ok {
+		return c, nil
+	}
+	cfg := p.cfg
+	cfg.Profile = profile
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.creds[profile] = c
+	return c, nil
+}
+
+// Token is Get(profile) then Token(ctx).
+func (p *Profiles) Token(ctx context.Context, profile string) (*Token, error) {
+	c, err := p.Get(profile)
+	if err != nil {
+		return nil, err
+	}
+	return c.Token(ctx)
+}
+
+// List returns the names of the profiles in the store.
+func (p *Profiles) List(ctx context.Context) ([]string, error) { return p.cfg.Store.List(ctx) }
+
+// Add creates or replaces a profile's record. The record's Profile names it.
+func (p *Profiles) Add(ctx context.Context, rec *storage.Record) error {
+	if rec.Profile == "" {
+		return errors.New("credentials: Add needs a record with a profile name")
+	}
+	_, _, err := p.cfg.Store.Update(ctx, rec.Profile, func(r *storage.Record) error {
+		*r = *rec.Clone()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("credentials: adding profile %q: %w", rec.Profile, err)
+	}
+	// A replaced record invalidates what the profile's Credentials cached.
+	p.mu.Lock()
+	c := p.creds[rec.Profile]
+	p.mu.Unlock()
+	if c != nil {
+		c.forget()
+	}
+	return nil
+}
+
+// Remove deletes a profile from the store and closes its Credentials.
+func (p *Profiles) Remove(ctx context.Context, profile string) error {
+	p.mu.Lock()
+	c := p.creds[profile]
+	delete(p.creds, profile)
+	p.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	return p.cfg.Store.Delete(ctx, profile)
+}
+
+// Close closes every Credentials handed out and the store.
+func (p *Profiles) Close() error {
+	p.mu.Lock()
+	creds := p.creds
+	p.creds, p.closed = nil, true
+	p.mu.Unlock()
+	for _, c := range creds {
+		c.Close()
+	}
+	return p.cfg.Store.Close()
+}
+
+// forget drops the cached token, so the next Token reads the store.
+func (c *Credentials) forget() {
+	c.cur.Store(nil)
+	c.mu.Lock()
+	c.deadRT = ""
+	c.mu.Unlock()
+}

@@ -1,0 +1,82 @@
+package credentials
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/tokencache/tokencache/secret"
+)
+
+// Token is an access token and when it stops being usable. Tokens are
+// immutable and shared: Credentials hands the same *Token to every caller
+// until it is replaced, which is what keeps the cached path allocation-free.
+type Token struct {
+	AccessToken secret.Secret
+	TokenType   string    // "Bearer" unless the server said otherwise
+	Expiry      time.Time // zero when the server gave no lifetime
+
+	validUntil time.Time // Expiry minus the skew: stop handing it out
+	renewAt    time.Time // start a background refresh from here on
+}
+
+// Valid reports whether the token can be sent at time now, with the skew
+// the Credentials that made it was configured with.
+func (t *Token) Valid(now time.Time) bool {
+	return t != nil && t.AccessToken != "" && (t.validUntil.IsZero() || now.Before(t.validUntil))
+}
+
+func (t *Token) dueForRenewal(now time.Time) bool {
+	return !t.renewAt.IsZero() && !now.Before(t.renewAt)
+}
+
+// AuthorizationHeader returns the value of the Authorization header.
+func (t *Token) AuthorizationHeader() string {
+	typ := t.TokenType
+	if typ == "" || strings.EqualFold(typ, "bearer") {
+		typ = "Bearer"
+	}
+	return typ + " " + t.AccessToken.Reveal()
+}
+
+func newToken(access secret.Secret, typ string, expiry time.Time, skew, ahead time.Duration) *Token {
+	t := &Token{AccessToken: access, TokenType: typ, Expiry: expiry}
+	if !expiry.IsZero() {
+		t.validUntil = expiry.Add(-skew)
+		t.renewAt = expiry.Add(-max(ahead, skew))
+	}
+	return t
+}
+
+// JWTExpiry returns the exp claim of a JWT without verifying it: the
+// token is the server's to check, we only need to know when to renew it.
+// ok is false when token is not a JWT or has no usable exp.
+func JWTExpiry(token string) (exp time.Time, ok bool) {
+	first := strings.IndexByte(token, '.')
+	if first < 0 {
+		return time.Time{}, false
+	}
+	rest := token[first+1:]
+	second := strings.IndexByte(rest, '.')
+	if second < 0 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(rest[:second], "="))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == "" {
+		return time.Time{}, false
+	}
+	f, err := claims.Exp.Float64()
+	// Bound exp to years 1970..9999 so that garbage cannot overflow time.
+	if err != nil || f <= 0 || f > 253402300799 {
+		return time.Time{}, false
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), true
+}

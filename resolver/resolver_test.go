@@ -1,0 +1,113 @@
+package resolver_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/tokencache/tokencache/resolver"
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestResolveBranches(t *testing.T) {
+	fullEnv := map[string]string{
+		"PAN_CLIENT_ID": "env-id", "PAN_CLIENT_SECRET": "env-secret", "PAN_REFRESH_TOKEN": "env-rt",
+	}
+	tests := []struct {
+		name       string
+		opts       resolver.Options
+		env        map[string]string
+		wantSource resolver.Source
+		wantID     string
+		wantRT     string
+	}{
+		{"explicit wins over env", resolver.Options{ClientID: "x-id", RefreshToken: "x-rt"}, fullEnv, resolver.Explicit, "x-id", "x-rt"},
+		{"explicit partial does not mix in env", resolver.Options{ClientID: "x-id"}, fullEnv, resolver.Explicit, "x-id", ""},
+		{"explicit access token alone", resolver.Options{AccessToken: "at"}, fullEnv, resolver.Explicit, "", ""},
+		{"env when nothing explicit", resolver.Options{}, fullEnv, resolver.Environment, "env-id", "env-rt"},
+		{"one env var selects env", resolver.Options{}, map[string]string{"PAN_ACCESS_TOKEN": "at"}, resolver.Environment, "", ""},
+		{"store when nothing set", resolver.Options{}, nil, resolver.Store, "", ""},
+		{"developer token alone is not a credential source", resolver.Options{}, map[string]string{"PAN_DEVELOPER_TOKEN": "dev"}, resolver.Store, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Getenv = env(tt.env)
+			res := resolver.Resolve(tt.opts)
+			if res.Source != tt.wantSource {
+				t.Fatalf("source = %s, want %s", res.Source, tt.wantSource)
+			}
+			if tt.wantSource == resolver.Store {
+				if res.Seed != nil {
+					t.Fatal("store source with a seed")
+				}
+				return
+			}
+			if res.Seed.ClientID != tt.wantID || res.Seed.RefreshToken.Reveal() != tt.wantRT {
+				t.Fatalf("seed id=%q rt=%q", res.Seed.ClientID, res.Seed.RefreshToken.Reveal())
+			}
+		})
+	}
+}
+
+func TestDeveloperToken(t *testing.T) {
+	res := resolver.Resolve(resolver.Options{Getenv: env(map[string]string{"PAN_DEVELOPER_TOKEN": "dev"})})
+	if res.DeveloperToken.Reveal() != "dev" || res.DeveloperTokenProvider != resolver.DefaultDeveloperTokenProvider {
+		t.Fatalf("developer token %q provider %q", res.DeveloperToken.Reveal(), res.DeveloperTokenProvider)
+	}
+	res = resolver.Resolve(resolver.Options{Getenv: env(map[string]string{"PAN_DEVELOPER_TOKEN": "dev", "PAN_DEVELOPER_TOKEN_PROVIDER": "http://p"})})
+	if res.DeveloperTokenProvider != "http://p" {
+		t.Fatalf("provider %q", res.DeveloperTokenProvider)
+	}
+}
+
+func TestApplySeedKeepsRotatedToken(t *testing.T) {
+	ctx := context.Background()
+	st := storage.NewStore(memory.New())
+	opts := resolver.Options{Profile: "p", ClientID: "id", ClientSecret: "s", RefreshToken: "rt-1", TokenURL: "http://t"}
+	if err := resolver.Resolve(opts).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	// The server rotates; the store now holds rt-2.
+	if _, _, err := st.Update(ctx, "p", func(r *storage.Record) error { r.RefreshToken = "rt-2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Restarted with the same explicit values: the rotated token stays.
+	if err := resolver.Resolve(opts).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := st.Load(ctx, "p")
+	if rec.RefreshToken.Reveal() != "rt-2" {
+		t.Fatalf("same seed replaced the rotated token: %q", rec.RefreshToken.Reveal())
+	}
+	// New values from the operator replace it.
+	opts.RefreshToken = "rt-new"
+	if err := resolver.Resolve(opts).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ = st.Load(ctx, "p")
+	if rec.RefreshToken.Reveal() != "rt-new" {
+		t.Fatalf("new seed not applied: %q", rec.RefreshToken.Reveal())
+	}
+}
+
+func TestApplyStoreSource(t *testing.T) {
+	ctx := context.Background()
+	st := storage.NewStore(memory.New())
+	err := resolver.Resolve(resolver.Options{Profile: "missing", Getenv: env(nil)}).Apply(ctx, st)
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing profile: %v", err)
+	}
+	st.Update(ctx, "p", func(r *storage.Record) error { r.ClientID, r.RefreshToken = "id", "rt"; return nil })
+	if err := resolver.Resolve(resolver.Options{Profile: "p", TokenURL: "http://t", Getenv: env(nil)}).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := st.Load(ctx, "p")
+	if rec.TokenURL != "http://t" {
+		t.Fatalf("token URL not filled in: %q", rec.TokenURL)
+	}
+}
