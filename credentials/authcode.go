@@ -65,16 +65,17 @@ func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret
 	}
 	sent := c.cfg.Now()
 	tr, err := c.endpoint.postForm(ctx, tokenEndpoint(rec), form, rec.ClientID, rec.ClientSecret)
+	var got *Tokens
 	if err == nil {
-		err = tr.check()
+		got, err = tr.result(sent)
 	}
 	if err != nil {
 		return nil, err
 	}
 	saved, _, err := c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
-		r.AccessToken, r.TokenType, r.Expiry = secret.Secret(tr.AccessToken), tr.TokenType, tr.expiry(sent)
-		if tr.RefreshToken != "" {
-			r.RefreshToken = secret.Secret(tr.RefreshToken)
+		r.AccessToken, r.TokenType, r.Expiry = got.AccessToken, got.TokenType, got.Expiry
+		if got.RefreshToken != "" {
+			r.RefreshToken = got.RefreshToken
 		}
 		r.Lease = nil
 		return nil

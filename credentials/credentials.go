@@ -53,6 +53,12 @@ type Config struct {
 	// AuthStyle is how the client authenticates to an RFC 6749 endpoint.
 	AuthStyle AuthStyle
 
+	// Grant, when set, obtains new tokens instead of the refresh-token
+	// grant: client credentials, a custom token endpoint, anything that
+	// yields an access token. The protocol around it (store first, one
+	// lease holder, shared result) is the same.
+	Grant Grant
+
 	// DeveloperToken, when set, selects pancloud's developer-token flow:
 	// access tokens are redeemed from DeveloperTokenProvider and only the
 	// access token is stored.
@@ -314,11 +320,8 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		used := rec.RefreshToken
 		rctx, rcancel := context.WithTimeout(ctx, c.cfg.RefreshTimeout)
 		sent := c.cfg.Now()
-		tr, err := c.callEndpoint(rctx, rec)
+		got, err := c.callEndpoint(rctx, rec, sent)
 		rcancel()
-		if err == nil {
-			err = tr.check()
-		}
 		if err != nil {
 			c.releaseLease(ctx, rec, leaseRev)
 			var ee *EndpointError
@@ -345,11 +348,9 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			return nil, c.failed(err, stale)
 		}
 
-		rec.AccessToken = secret.Secret(tr.AccessToken)
-		rec.TokenType = tr.TokenType
-		rec.Expiry = tr.expiry(sent)
-		if tr.RefreshToken != "" {
-			rec.RefreshToken = secret.Secret(tr.RefreshToken)
+		rec.AccessToken, rec.TokenType, rec.Expiry = got.AccessToken, got.TokenType, got.Expiry
+		if got.RefreshToken != "" {
+			rec.RefreshToken = got.RefreshToken
 		}
 		rec.Lease = nil
 		// The rotated refresh token reaches the store before the new access
@@ -363,14 +364,14 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		t := c.tokenFrom(rec, c.cfg.Now())
 		c.cur.Store(t)
 		c.succeeded()
-		log.Debug("token refreshed", "expiry", t.Expiry, "rotated", tr.RefreshToken != "")
+		log.Debug("token refreshed", "expiry", t.Expiry, "rotated", got.RefreshToken != "")
 		return t, nil
 	}
 }
 
 // refreshable checks that rec has what a refresh needs.
 func (c *Credentials) refreshable(rec *storage.Record) error {
-	if c.cfg.DeveloperToken != "" {
+	if c.cfg.DeveloperToken != "" || c.cfg.Grant != nil {
 		return nil
 	}
 	var missing []string
@@ -398,11 +399,21 @@ func (c *Credentials) refreshable(rec *storage.Record) error {
 	return nil
 }
 
-func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record) (*tokenResponse, error) {
-	if c.cfg.DeveloperToken != "" {
-		return c.endpoint.postJSON(ctx, c.cfg.DeveloperTokenProvider, struct{}{}, c.cfg.DeveloperToken)
+func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record, sent time.Time) (*Tokens, error) {
+	var tr *tokenResponse
+	var err error
+	switch {
+	case c.cfg.Grant != nil:
+		return c.cfg.Grant.Obtain(ctx, rec)
+	case c.cfg.DeveloperToken != "":
+		tr, err = c.endpoint.postJSON(ctx, c.cfg.DeveloperTokenProvider, struct{}{}, c.cfg.DeveloperToken)
+	default:
+		tr, err = c.endpoint.refreshGrant(ctx, rec)
 	}
-	return c.endpoint.refreshGrant(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return tr.result(sent)
 }
 
 // persist writes the refreshed record over the lease revision. If the

@@ -177,12 +177,46 @@ func isForm(ct string) bool {
 	return mt == "application/x-www-form-urlencoded" || mt == "text/plain"
 }
 
-// check rejects a successful response that carries no access token.
-func (tr *tokenResponse) check() error {
+// Tokens is what a grant obtains.
+type Tokens struct {
+	AccessToken  secret.Secret
+	TokenType    string
+	Expiry       time.Time     // zero when unknown
+	RefreshToken secret.Secret // set when the server issued or rotated one
+}
+
+// Grant obtains new tokens for a profile's record. Credentials calls it
+// while holding the profile's lease, so at most one call per profile is in
+// flight across all processes sharing the store. Errors that are an
+// *EndpointError with Code "invalid_grant" mean re-authorization is needed.
+type Grant interface {
+	Obtain(ctx context.Context, rec *storage.Record) (*Tokens, error)
+}
+
+// result turns a successful response into Tokens; sent is when the request
+// left, the conservative origin for expires_in.
+func (tr *tokenResponse) result(sent time.Time) (*Tokens, error) {
 	if tr.AccessToken == "" {
-		return &EndpointError{StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: "no access_token in the response"}
+		return nil, &EndpointError{StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: "no access_token in the response"}
 	}
-	return nil
+	return &Tokens{AccessToken: secret.Secret(tr.AccessToken), TokenType: tr.TokenType,
+		Expiry: tr.expiry(sent), RefreshToken: secret.Secret(tr.RefreshToken)}, nil
+}
+
+// RequestToken makes an RFC 6749 token request (any grant type: form holds
+// grant_type and its parameters) and returns the tokens, for Grant
+// implementations. Errors are *EndpointError or the context's.
+func RequestToken(ctx context.Context, client *http.Client, style AuthStyle, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*Tokens, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	e := endpoint{client: client, authStyle: style}
+	sent := time.Now()
+	tr, err := e.postForm(ctx, tokenURL, form, clientID, clientSecret)
+	if err != nil {
+		return nil, err
+	}
+	return tr.result(sent)
 }
 
 // expiry turns a token response into an absolute expiry: expires_in when
