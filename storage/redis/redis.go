@@ -1,0 +1,364 @@
+// Package redis stores tokencache profiles in Redis through go-redis/v9.
+// It works with anything that satisfies redis.UniversalClient: a single
+// server, a Sentinel-managed failover group, or a Redis Cluster.
+//
+// # Layout
+//
+// Each profile is one hash at PREFIX+NAME (the default prefix is
+// "tokencache:") with two fields: "v", the value, and "r", its revision.
+// Keeping the revision beside the value in one key is what makes the
+// adapter work unchanged on Cluster: every script touches exactly one key,
+// so it never crosses a slot. In NAME the bytes '%', '{' and '}' are
+// percent-encoded; without that, a profile called "a{b}" would carry a
+// Cluster hash tag and share a slot with unrelated keys, and names would
+// not read back from SCAN unambiguously. A prefix may contain a hash tag on
+// purpose (say "{tokencache}:") to keep every profile in one slot.
+//
+// # Guarantees
+//
+// A conditional Put or Delete runs as one Lua script (EVALSHA, falling back
+// to EVAL once per server), so the compare and the write are atomic on the
+// server that owns the key: of N concurrent writers on one revision exactly
+// one wins. Revisions are 16 random bytes from crypto/rand, made by the
+// client, rather than a counter: a profile deleted and created again can
+// never come back with a revision someone still holds (no ABA), and nothing
+// depends on a counter surviving a restart or a failover.
+//
+// Redis replication is asynchronous. After a failover (Sentinel or Cluster)
+// the new master can miss the last writes the old one acknowledged, so a
+// conditional write acknowledged just before a failover can be lost; that is
+// Redis's guarantee, not one this package can raise. The same holds for a
+// restart without persistence. Where rotated refresh tokens live only in
+// Redis, run it with AOF persistence (appendonly yes) and accept that a
+// failover may cost a re-authorization.
+//
+// List uses SCAN with MATCH PREFIX*, over every master on a Cluster, so it
+// sees profiles that existed for the whole scan and may or may not see ones
+// created or deleted meanwhile.
+//
+// # Change notification
+//
+// The Adapter implements storage.Watcher. Every successful write or delete
+// publishes the new revision on a channel named like the key: PUBLISH on a
+// single server or Sentinel group, SPUBLISH (a shard channel, Redis 7) on a
+// Cluster, where it hashes to the key's own slot and so stays on one shard
+// instead of being broadcast to every node. Wait subscribes, re-reads the
+// revision once the subscription is confirmed, so that a change made
+// between the caller's read and the subscription is not missed, and then
+// sleeps until a message arrives. go-redis re-subscribes after a lost
+// connection; Wait re-reads the revision on every re-subscription for the
+// same reason.
+//
+// # URLs
+//
+// Importing the package registers the "redis" and "rediss" (TLS) schemes
+// with storage.Open:
+//
+//	redis://[user:password@]host:port[/db][?prefix=tc:]
+//	rediss://...                                   TLS, same forms
+//	redis://host1:port1,host2:port2,host3:port3/?cluster=true
+//	redis://host1:port1/?cluster=true&addr=host2:port2&addr=host3:port3
+//	redis://[user:pass@]sentinel1:26379,sentinel2:26379/0?master_name=mymaster&password=MASTERPASS
+//
+// Several hosts mean a Cluster unless master_name is given; cluster=true
+// with one host makes it a Cluster seed. With master_name the hosts are
+// Sentinels, the URL's user information authenticates to the Sentinels, and
+// the username and password query parameters to the master (go-redis's
+// ParseFailoverURL convention). The go-redis option parameters
+// (dial_timeout, pool_size, protocol, ...) are accepted as documented for
+// redis.ParseURL, ParseClusterURL and ParseFailoverURL. prefix sets
+// Options.Prefix. context_timeout_enabled defaults to true here, so that a
+// caller's ctx deadline bounds each call. IPv6 literal hosts need the
+// addr= form. Opening does not connect; the first call does.
+//
+// Passwords are never part of an error: use storage.Redact to log a URL.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+// DefaultPrefix is where profiles live when Options.Prefix is empty.
+const DefaultPrefix = "tokencache:"
+
+// Options configure an Adapter. The zero value is ready to use.
+type Options struct {
+	// Prefix is put in front of every key; DefaultPrefix when empty. Give
+	// each independent store sharing a server its own prefix.
+	Prefix string
+}
+
+// Adapter implements storage.Adapter and storage.Watcher over Redis.
+type Adapter struct {
+	c       goredis.UniversalClient
+	prefix  string
+	publish string // PUBLISH, or SPUBLISH on a Cluster
+	shard   bool   // subscribe with SSUBSCRIBE
+	owned   bool   // Close closes c
+
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close, wakes every Wait
+	closeOnce sync.Once
+}
+
+// New returns an Adapter over client. The caller keeps ownership of client:
+// Close stops the Adapter but leaves client open, since it may serve other
+// uses.
+func New(client goredis.UniversalClient, opts Options) *Adapter {
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	a := &Adapter{c: client, prefix: prefix, publish: "PUBLISH", done: make(chan struct{})}
+	if _, ok := client.(*goredis.ClusterClient); ok {
+		a.publish, a.shard = "SPUBLISH", true
+	}
+	return a
+}
+
+// Client returns the go-redis client the Adapter uses.
+func (a *Adapter) Client() goredis.UniversalClient { return a.c }
+
+// putScript stores a value and its revision when the condition holds.
+// ARGV: mode ("any", "absent", "match"), expected revision, new revision,
+// value, publish command. Returns 1 when written, 0 on conflict.
+var putScript = goredis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'r')
+if ARGV[1] == 'absent' then
+	if cur then return 0 end
+elseif ARGV[1] == 'match' then
+	if cur ~= ARGV[2] then return 0 end
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[4], 'r', ARGV[3])
+redis.call(ARGV[5], KEYS[1], ARGV[3])
+return 1
+`)
+
+// deleteScript removes the key when the condition holds; ARGV as for
+// putScript without the value and new revision. Returns 1 or 0 on conflict.
+var deleteScript = goredis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'r')
+if ARGV[1] == 'absent' then
+	if cur then return 0 end
+elseif ARGV[1] == 'match' then
+	if cur ~= ARGV[2] then return 0 end
+end
+if cur then
+	redis.call('DEL', KEYS[1])
+	redis.call(ARGV[3], KEYS[1], '')
+end
+return 1
+`)
+
+func mode(c storage.Condition) string {
+	switch c.Kind {
+	case storage.Absent:
+		return "absent"
+	case storage.Match:
+		return "match"
+	default:
+		return "any"
+	}
+}
+
+// Get implements storage.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+	if err := a.alive(ctx, "get", key); err != nil {
+		return nil, "", err
+	}
+	vals, err := a.c.HMGet(ctx, a.key(key), "v", "r").Result()
+	if err != nil {
+		return nil, "", a.fail(ctx, "get", key, err)
+	}
+	v, vok := vals[0].(string)
+	r, rok := vals[1].(string)
+	if !vok || !rok {
+		return nil, "", storage.Wrap(storage.ErrNotFound, "redis: get "+strconv.Quote(key), nil)
+	}
+	return []byte(v), storage.Revision(r), nil
+}
+
+// Put implements storage.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+	if err := a.alive(ctx, "put", key); err != nil {
+		return "", err
+	}
+	rev := newRevision()
+	n, err := putScript.Run(ctx, a.c, []string{a.key(key)},
+		mode(cond), string(cond.Revision), string(rev), value, a.publish).Int()
+	if err != nil {
+		return "", a.fail(ctx, "put", key, err)
+	}
+	if n == 0 {
+		return "", storage.Wrap(storage.ErrConflict, "redis: put "+strconv.Quote(key)+" "+cond.String(), nil)
+	}
+	return rev, nil
+}
+
+// Delete implements storage.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+	if err := a.alive(ctx, "delete", key); err != nil {
+		return err
+	}
+	n, err := deleteScript.Run(ctx, a.c, []string{a.key(key)},
+		mode(cond), string(cond.Revision), a.publish).Int()
+	if err != nil {
+		return a.fail(ctx, "delete", key, err)
+	}
+	if n == 0 {
+		return storage.Wrap(storage.ErrConflict, "redis: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+	}
+	return nil
+}
+
+// List implements storage.Adapter.
+func (a *Adapter) List(ctx context.Context) ([]string, error) {
+	if err := a.alive(ctx, "list", ""); err != nil {
+		return nil, err
+	}
+	pattern := globEscape(a.prefix) + "*"
+	var (
+		mu   sync.Mutex
+		seen = map[string]struct{}{}
+	)
+	scan := func(ctx context.Context, c goredis.Cmdable) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for it.Next(ctx) {
+			name, ok := a.name(it.Val())
+			if !ok {
+				continue // not ours: someone else's key under the prefix
+			}
+			mu.Lock()
+			seen[name] = struct{}{}
+			mu.Unlock()
+		}
+		return it.Err()
+	}
+	var err error
+	switch c := a.c.(type) {
+	case *goredis.ClusterClient:
+		// Keys are spread over the masters; replicas would only repeat them.
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error { return scan(ctx, n) })
+	case *goredis.Ring:
+		err = c.ForEachShard(ctx, func(ctx context.Context, n *goredis.Client) error { return scan(ctx, n) })
+	default:
+		err = scan(ctx, a.c)
+	}
+	if err != nil {
+		return nil, a.fail(ctx, "list", "", err)
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	return names, nil
+}
+
+// Wait implements storage.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+	if err := a.alive(ctx, "wait", key); err != nil {
+		return err
+	}
+	k := a.key(key)
+	var ps *goredis.PubSub
+	if a.shard {
+		ps = a.c.SSubscribe(ctx, k)
+	} else {
+		ps = a.c.Subscribe(ctx, k)
+	}
+	defer ps.Close()
+	// ChannelWithSubscriptions, unlike Receive, lets ctx and Close
+	// interrupt the wait, and reports every (re-)subscription so that the
+	// revision can be re-checked after each.
+	ch := ps.ChannelWithSubscriptions()
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return storage.Wrap(storage.ErrClosed, "redis: wait "+strconv.Quote(key), nil)
+			}
+			if _, msg := m.(*goredis.Message); msg {
+				return nil
+			}
+			// Subscribed: anything written from now on will be published
+			// to us, so the revision read now cannot miss a change.
+			cur, err := a.c.HGet(ctx, k, "r").Result()
+			if err != nil && !errors.Is(err, goredis.Nil) {
+				return a.fail(ctx, "wait", key, err)
+			}
+			if storage.Revision(cur) != rev {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.done:
+			return storage.Wrap(storage.ErrClosed, "redis: wait "+strconv.Quote(key), nil)
+		}
+	}
+}
+
+// Close implements storage.Adapter. It closes the client only when the
+// Adapter made it (storage.Open); see New.
+func (a *Adapter) Close() error {
+	var err error
+	a.closeOnce.Do(func() {
+		a.closed.Store(true)
+		close(a.done)
+		if a.owned {
+			if cerr := a.c.Close(); cerr != nil && !errors.Is(cerr, goredis.ErrClosed) {
+				err = storage.Wrap(storage.ErrUnavailable, "redis: close", cerr)
+			}
+		}
+	})
+	return err
+}
+
+func (a *Adapter) alive(ctx context.Context, op, key string) error {
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, "redis: "+op+" "+strconv.Quote(key), nil)
+	}
+	return ctx.Err()
+}
+
+// fail maps a go-redis error to the storage sentinels. The messages name
+// the operation and the profile, never a value; go-redis's own errors name
+// at most a server address.
+func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
+	msg := "redis: " + op
+	if key != "" {
+		msg += " " + strconv.Quote(key)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		// A timeout that the caller's deadline caused is the caller's.
+		return storage.Wrap(cerr, msg, cerr)
+	}
+	switch {
+	case errors.Is(err, goredis.ErrClosed):
+		return storage.Wrap(storage.ErrClosed, msg, err)
+	case errors.Is(err, goredis.Nil):
+		return storage.Wrap(storage.ErrNotFound, msg, err)
+	case goredis.HasErrorPrefix(err, "WRONGTYPE"):
+		// Someone else's non-hash key under our prefix: report, never overwrite.
+		return storage.Wrap(storage.ErrCorrupt, msg, err)
+	default:
+		// Network errors, pool timeouts, LOADING, CLUSTERDOWN, TRYAGAIN,
+		// MASTERDOWN, READONLY during a failover, OOM: all may pass.
+		return storage.Wrap(storage.ErrUnavailable, msg, err)
+	}
+}
+
+func newRevision() storage.Revision {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
+	return storage.Revision(hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,348 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/redis"
+	"github.com/tokencache/tokencache/storage/storagetest"
+)
+
+// uniquePrefix isolates a test's keys on a shared server, so that List
+// sees only them and leftovers of earlier runs do not interfere.
+func uniquePrefix(t testing.TB) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "tctest-" + hex.EncodeToString(b) + ":"
+}
+
+func withQuery(t testing.TB, rawURL string, kv ...string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestConformance opens every connection from the URL, so each adapter has
+// its own go-redis client and connection pool, as separate processes would.
+func TestConformance(t *testing.T) {
+	u := withQuery(t, redisURL(t), "prefix", uniquePrefix(t))
+	storagetest.Run(t, func(t *testing.T) storage.Adapter {
+		a, err := storage.OpenAdapter(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	})
+}
+
+// TestConformanceSharedClient runs the suite with adapters that share one
+// client passed to New, the way an application hands in its own client.
+func TestConformanceSharedClient(t *testing.T) {
+	opt, err := goredis.ParseURL(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	prefix := uniquePrefix(t)
+	storagetest.Run(t, func(t *testing.T) storage.Adapter {
+		return redis.New(c, redis.Options{Prefix: prefix})
+	})
+	// The suite closed adapters; the caller's client must still work.
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("closing an adapter closed the caller's client: %v", err)
+	}
+}
+
+// TestConformanceCluster runs the suite on a three-master Redis Cluster,
+// where keys spread over slots, List scans every master and notifications
+// travel on shard channels.
+func TestConformanceCluster(t *testing.T) {
+	addrs := redisClusterAddrs(t)
+	u := "redis://" + strings.Join(addrs, ",") + "/?cluster=true&prefix=" + url.QueryEscape(uniquePrefix(t))
+	storagetest.Run(t, func(t *testing.T) storage.Adapter {
+		a, err := storage.OpenAdapter(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := a.(*redis.Adapter).Client().(*goredis.ClusterClient); !ok {
+			t.Fatalf("cluster URL made a %T", a.(*redis.Adapter).Client())
+		}
+		return a
+	})
+}
+
+// TestClusterSlots checks that names with hash-tag braces do not pin
+// profiles together: unescaped, the four "{t}..." names would all hash to
+// the slot of "t". Each must land where its whole key sends it and list
+// back by name.
+func TestClusterSlots(t *testing.T) {
+	ctx := context.Background()
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: redisClusterAddrs(t)})
+	defer c.Close()
+	prefix := uniquePrefix(t)
+	a := redis.New(c, redis.Options{Prefix: prefix})
+	names := []string{"{t}a", "{t}b", "{t}c", "{t}d", "x{t}", "%7B", "{}", "}{"}
+	for _, n := range names {
+		if _, err := a.Put(ctx, n, []byte(`{}`), storage.IfAbsent()); err != nil {
+			t.Fatalf("Put(%q): %v", n, err)
+		}
+	}
+	listed, err := a.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(listed)
+	want := slices.Sorted(slices.Values(names))
+	if !slices.Equal(listed, want) {
+		t.Fatalf("List = %q, want %q", listed, want)
+	}
+	tagSlot, err := c.ClusterKeySlot(ctx, "t").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	inTagSlot := 0
+	err = c.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+		keys, err := n.Keys(ctx, prefix+"*").Result()
+		for _, k := range keys {
+			if !strings.Contains(k, "%7Bt%7D") {
+				continue
+			}
+			s, err := n.ClusterKeySlot(ctx, k).Result()
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			if s == tagSlot {
+				inTagSlot++
+			}
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inTagSlot > 1 {
+		t.Fatalf("%d of the {t} profiles share the hash tag's slot %d", inTagSlot, tagSlot)
+	}
+}
+
+func TestOpenURLForms(t *testing.T) {
+	cases := []struct {
+		url     string
+		kind    string // "single", "cluster", "failover"
+		prefix  string
+		wantErr bool
+	}{
+		{url: "redis://localhost:6379/0", kind: "single", prefix: redis.DefaultPrefix},
+		{url: "rediss://u:pw@localhost:6380/2?prefix=tc:", kind: "single", prefix: "tc:"},
+		{url: "redis://h1:7000,h2:7001,h3:7002/?cluster=true", kind: "cluster", prefix: redis.DefaultPrefix},
+		{url: "redis://h1:7000,h2:7001", kind: "cluster", prefix: redis.DefaultPrefix},
+		{url: "redis://h1:7000/?addr=h2:7001&addr=h3:7002", kind: "cluster", prefix: redis.DefaultPrefix},
+		{url: "redis://h1:7000/?cluster", kind: "cluster", prefix: redis.DefaultPrefix},
+		{url: "redis://s1:26379,s2:26379/0?master_name=mymaster&prefix=x:", kind: "failover", prefix: "x:"},
+		{url: "redis://h1:7000/3?cluster=true", wantErr: true},
+		{url: "redis://h1:7000/?cluster=maybe", wantErr: true},
+		{url: "redis://h1:7000/?no_such_option=1", wantErr: true},
+		{url: "redis://s1:26379/?master_name=m&cluster=true", wantErr: true},
+		{url: "redis://h1:7000,,h2:7001/", wantErr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.url, func(t *testing.T) {
+			u, err := url.Parse(c.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, opts, err := redis.NewClientFromURL(u)
+			if c.wantErr {
+				if !errors.Is(err, storage.ErrInvalid) {
+					t.Fatalf("err = %v, want ErrInvalid", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			if opts.Prefix != c.prefix {
+				t.Errorf("prefix %q, want %q", opts.Prefix, c.prefix)
+			}
+			var kind string
+			switch cl := client.(type) {
+			case *goredis.ClusterClient:
+				kind = "cluster"
+				if got := len(cl.Options().Addrs); strings.Count(c.url, ":7") != got {
+					t.Errorf("cluster has %d addresses: %q", got, cl.Options().Addrs)
+				}
+			case *goredis.Client:
+				kind = "single"
+				if strings.Contains(c.url, "master_name") {
+					kind = "failover"
+				}
+			default:
+				t.Fatalf("client %T", client)
+			}
+			if kind != c.kind {
+				t.Errorf("made a %s client, want %s", kind, c.kind)
+			}
+		})
+	}
+}
+
+func TestErrorsHidePassword(t *testing.T) {
+	const pw = "hunter2-very-secret"
+	for _, raw := range []string{
+		"redis://user:" + pw + "@127.0.0.1:1/0?dial_timeout=200ms",
+		"redis://user:" + pw + "@127.0.0.1:1/0?bad_option=" + pw,
+		"redis://127.0.0.1:1/0?dial_timeout=200ms&db=x" + pw,
+		"redis://s1:1/0?master_name=m&password=" + pw + "&dial_timeout=nope",
+	} {
+		a, err := storage.OpenAdapter(context.Background(), raw)
+		if err != nil {
+			if strings.Contains(err.Error(), pw) {
+				t.Fatalf("Open error leaks the password: %v", err)
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err = a.Get(ctx, "p")
+		cancel()
+		a.Close()
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Fatalf("Get from a closed port: %v, want ErrUnavailable", err)
+		}
+		if strings.Contains(err.Error(), pw) {
+			t.Fatalf("error leaks the password: %v", err)
+		}
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	a, err := storage.OpenAdapter(context.Background(), "redis://127.0.0.1:1/0?dial_timeout=200ms&max_retries=-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	_, err = a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent())
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Put: %v, want ErrUnavailable", err)
+	}
+	if _, err := a.List(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("List: %v, want ErrUnavailable", err)
+	}
+	// A deadline the caller set stays the caller's error.
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	time.Sleep(2 * time.Millisecond)
+	if _, _, err := a.Get(short, "p"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get after the deadline: %v, want DeadlineExceeded", err)
+	}
+}
+
+// TestWaitWakesOnDeleteAndClose covers the Watcher paths the suite does
+// not: a delete is a change, and Close ends a Wait in progress.
+func TestWaitWakesOnDeleteAndClose(t *testing.T) {
+	u := withQuery(t, redisURL(t), "prefix", uniquePrefix(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := storage.OpenAdapter(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := storage.OpenAdapter(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", rev) }()
+	time.Sleep(50 * time.Millisecond)
+	if err := b.Delete(ctx, "p", storage.IfMatch(rev)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Wait across a delete: %v", err)
+	}
+	// Missing key, revision "": waits until Close.
+	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", "") }()
+	time.Sleep(50 * time.Millisecond)
+	a.Close()
+	if err := <-done; !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("Wait after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestNoABA: a profile deleted and created again never repeats a revision,
+// so a writer holding the old one loses.
+func TestNoABA(t *testing.T) {
+	u := withQuery(t, redisURL(t), "prefix", uniquePrefix(t))
+	ctx := context.Background()
+	a, err := storage.OpenAdapter(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, "p", storage.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(old)); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Put on a revision from before the delete: %v, want ErrConflict", err)
+	}
+}
+
+func TestCorruptKey(t *testing.T) {
+	opt, err := goredis.ParseURL(redisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	defer c.Close()
+	prefix := uniquePrefix(t)
+	ctx := context.Background()
+	if err := c.Set(ctx, prefix+"str", "not a hash", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a := redis.New(c, redis.Options{Prefix: prefix})
+	if _, _, err := a.Get(ctx, "str"); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("Get of a non-hash key: %v, want ErrCorrupt", err)
+	}
+	if _, err := a.Put(ctx, "str", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("Put over a non-hash key: %v, want ErrCorrupt", err)
+	}
+	if v, _ := c.Get(ctx, prefix+"str").Result(); v != "not a hash" {
+		t.Fatalf("foreign key overwritten: %q", v)
+	}
+}
