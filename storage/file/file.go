@@ -1,0 +1,552 @@
+// Package file is tokencache's embedded default store: the credentials.json
+// file that pancloud keeps, in TinyDB's layout, so that pancloud and
+// tokencache can share one file.
+//
+//	{"profiles": {"1": {"profile": "default", "client_id": "...", ...}, "2": {...}}}
+//
+// Keys are profile names; a profile's value is its document. Put makes the
+// document's "profile" member equal the key, gives a new document the
+// largest id plus one (as TinyDB does), and leaves every other table,
+// document and byte of the file as it was.
+//
+// Guarantees and why they hold:
+//
+//   - Writes are atomic and durable: the new file is written to a temporary
+//     file in the same directory (created 0600, so the secrets are never
+//     readable by others, not even for a moment), fsynced, renamed over the
+//     old one, and the directory is fsynced. A reader sees the old file or
+//     the new one, never a mix, and a crash leaves one of the two.
+//   - Conditional writes are atomic across goroutines and processes: every
+//     write holds an exclusive flock on a sidecar file (path + ".lock")
+//     while it reads, compares and replaces. The lock cannot live on the
+//     credentials file itself, because the rename gives that name a new
+//     inode and a lock on the old one would exclude nobody.
+//   - Reads take no lock: since every write is a rename, opening the path
+//     yields a complete version. (pancloud rewrites the file in place and
+//     without a lock; a read that catches it halfway sees invalid JSON, so a
+//     read that fails to parse is retried while the file keeps changing.)
+//   - Revisions are content hashes of a document; see revisionOf.
+//   - A file that does not parse is reported as storage.ErrCorrupt with its
+//     path and the byte offset, and is never overwritten: Put fails too.
+//   - A file or directory that cannot be written (read-only file system,
+//     permissions) makes writes fail with storage.ErrReadOnly; reads work.
+//   - The directory is created 0700 and the file is always 0600, also when
+//     it replaces a file another tool created with wider permissions.
+//
+// Load does not re-parse an unchanged file: see the cache in snapshot.
+//
+// The package needs flock(2) and so builds on Unix only.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+// EnvPath names the credentials file, as in pancloud.
+const EnvPath = "PAN_CREDENTIALS_DBFILE"
+
+func init() {
+	storage.Register("file", func(_ context.Context, u *url.URL) (storage.Adapter, error) {
+		p, err := PathFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return New(p), nil
+	})
+}
+
+// DefaultPath is $PAN_CREDENTIALS_DBFILE if set, else
+// ~/.config/pancloud/credentials.json, pancloud's default.
+func DefaultPath() (string, error) {
+	if p := os.Getenv(EnvPath); p != "" {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", storage.Wrap(storage.ErrInvalid, "file: no credentials path: "+EnvPath+" is not set and there is no home directory", err)
+	}
+	return filepath.Join(home, ".config", "pancloud", "credentials.json"), nil
+}
+
+// PathFromURL returns the file a URL names: file:///abs/path.json,
+// file:relative/path.json, or file:// (and file:) for DefaultPath.
+func PathFromURL(u *url.URL) (string, error) {
+	if u.Scheme != "file" {
+		return "", storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: URL scheme %q is not file", u.Scheme), nil)
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return "", storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: URL host %q: only local files are supported", u.Host), nil)
+	}
+	p := u.Path
+	if u.Opaque != "" {
+		op, err := url.PathUnescape(u.Opaque)
+		if err != nil {
+			return "", storage.Wrap(storage.ErrInvalid, "file: bad path in URL", err)
+		}
+		p = op
+	}
+	if p == "" {
+		return DefaultPath()
+	}
+	return p, nil
+}
+
+// Adapter implements storage.Adapter over one credentials file. Several
+// Adapters, in one process or many, may share the file.
+type Adapter struct {
+	path, lockPath, dir string
+
+	// sem serialises this Adapter's writers, which share lockFile: flock
+	// excludes open file descriptions, not goroutines. A channel rather
+	// than a mutex so that a waiting writer can give up when its ctx ends.
+	sem      chan struct{}
+	lockFile *os.File // guarded by sem
+
+	cache  atomic.Pointer[snapshot]
+	closed atomic.Bool
+}
+
+// New returns an Adapter for the file at path. Nothing is created until the
+// first write.
+func New(path string) *Adapter {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return &Adapter{
+		path:     path,
+		lockPath: path + ".lock",
+		dir:      filepath.Dir(path),
+		sem:      make(chan struct{}, 1),
+	}
+}
+
+// Path returns the file the Adapter uses.
+func (a *Adapter) Path() string { return a.path }
+
+// snapshot is a parsed version of the file and what identified it on disk.
+//
+// A hit needs only a stat of the path: same device, inode, size and mtime
+// as when the bytes were read. Our own writers never modify a file in place
+// (each write is a new inode), but other tools do, and a file system stamps
+// mtime with a coarse clock (a tick, or up to 2 s on some file systems), so
+// two same-size in-place writes in one tick look alike. As in Git's "racy
+// clean" check, a snapshot is trusted on its stat alone only once its mtime
+// is older than racyWindow before the moment we last confirmed its content;
+// until then a hit re-reads the bytes and compares them, which is still far
+// cheaper than parsing. Any change after the confirmation gets a newer
+// mtime than the confirmed one and so cannot pass for it.
+type snapshot struct {
+	*parsed
+	id         fileID
+	verifiedAt atomic.Int64 // unix nanoseconds, taken before the read that confirmed data
+}
+
+type fileID struct {
+	exists   bool
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+const racyWindow = 3 * time.Second
+
+func idOf(fi fs.FileInfo) fileID {
+	id := fileID{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	return id
+}
+
+func (s *snapshot) trusted() bool {
+	return s.id.mtime < s.verifiedAt.Load()-int64(racyWindow)
+}
+
+// load returns the current version of the file, parsed.
+func (a *Adapter) load() (*snapshot, error) {
+	const maxTorn = 5
+	for attempt := 0; ; attempt++ {
+		snap, id, err := a.loadOnce()
+		if err == nil || !errors.Is(err, storage.ErrCorrupt) || attempt == maxTorn {
+			return snap, err
+		}
+		// A parse error while the file keeps changing is most likely an
+		// in-place writer caught halfway; try again once it settles.
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+		if now, serr := a.stat(); serr != nil || now == id {
+			return nil, err
+		}
+	}
+}
+
+func (a *Adapter) stat() (fileID, error) {
+	fi, err := os.Stat(a.path)
+	if notExist(err) {
+		return fileID{}, nil
+	}
+	if err != nil {
+		return fileID{}, a.ioError("stat", err)
+	}
+	return idOf(fi), nil
+}
+
+func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
+	cached := a.cache.Load()
+	id, err := a.stat()
+	if err != nil {
+		return nil, id, err
+	}
+	if cached != nil && cached.id == id && (!id.exists || cached.trusted()) {
+		return cached, id, nil
+	}
+	start := time.Now().UnixNano()
+	f, err := os.Open(a.path)
+	if notExist(err) {
+		p, _ := parse(a.path, nil)
+		snap := &snapshot{parsed: p}
+		a.cache.Store(snap)
+		return snap, fileID{}, nil
+	}
+	if err != nil {
+		return nil, id, a.ioError("open", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, id, a.ioError("stat", err)
+	}
+	// Identify what we read by the descriptor, not the path, which a
+	// writer may have renamed over since.
+	id = idOf(fi)
+	// Size the buffer from the descriptor; one byte more lets the read see
+	// EOF at once, and the loop copes with a file that grew meanwhile.
+	data := make([]byte, 0, fi.Size()+1)
+	for {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := f.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, id, a.ioError("read", err)
+		}
+	}
+	if cached != nil && cached.id == id && string(cached.data) == string(data) {
+		cached.verifiedAt.Store(start)
+		return cached, id, nil
+	}
+	p, err := parse(a.path, data)
+	if err != nil {
+		return nil, id, err
+	}
+	snap := &snapshot{parsed: p, id: id}
+	snap.verifiedAt.Store(start)
+	a.cache.Store(snap)
+	return snap, id, nil
+}
+
+func (a *Adapter) alive(ctx context.Context, op string) error {
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, "file: "+op, nil)
+	}
+	return ctx.Err()
+}
+
+// Get implements storage.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+	if err := a.alive(ctx, "get"); err != nil {
+		return nil, "", err
+	}
+	snap, err := a.load()
+	if err != nil {
+		return nil, "", err
+	}
+	v, rev, ok := snap.get(key)
+	if !ok {
+		return nil, "", storage.Wrap(storage.ErrNotFound, "file: profile "+strconv.Quote(key), nil)
+	}
+	// The snapshot is shared: the caller gets its own copy.
+	return append([]byte(nil), v...), rev, nil
+}
+
+// List implements storage.Adapter.
+func (a *Adapter) List(ctx context.Context) ([]string, error) {
+	if err := a.alive(ctx, "list"); err != nil {
+		return nil, err
+	}
+	snap, err := a.load()
+	if err != nil {
+		return nil, err
+	}
+	return snap.profilesList(), nil
+}
+
+// Put implements storage.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+	if err := a.alive(ctx, "put"); err != nil {
+		return "", err
+	}
+	if !utf8.ValidString(key) {
+		return "", storage.Wrap(storage.ErrInvalid, "file: profile name is not UTF-8", nil)
+	}
+	doc, err := normalize(key, value)
+	if err != nil {
+		return "", err
+	}
+	rev := revisionOf(doc)
+	err = a.locked(ctx, "put", func(snap *snapshot) ([]byte, error) {
+		_, cur, _ := snap.get(key)
+		if !cond.Holds(cur) {
+			return nil, storage.Wrap(storage.ErrConflict, "file: put "+strconv.Quote(key)+" "+cond.String(), nil)
+		}
+		return snap.withPut(key, doc), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return rev, nil
+}
+
+// Delete implements storage.Adapter. It removes every document of the
+// profile: a duplicate left behind would take the deleted one's place.
+func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+	if err := a.alive(ctx, "delete"); err != nil {
+		return err
+	}
+	return a.locked(ctx, "delete", func(snap *snapshot) ([]byte, error) {
+		_, cur, ok := snap.get(key)
+		if !cond.Holds(cur) {
+			return nil, storage.Wrap(storage.ErrConflict, "file: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+		}
+		if !ok {
+			return nil, nil
+		}
+		p := snap.parsed
+		for {
+			i, ok := p.byProfile[key]
+			if !ok {
+				return p.data, nil
+			}
+			var err error
+			if p, err = parse(a.path, p.withDelete(i)); err != nil {
+				return nil, fmt.Errorf("file: internal error deleting a document: %w", err)
+			}
+		}
+	})
+}
+
+// locked runs change on the current file under the write lock and writes
+// what it returns; nil means nothing to write.
+func (a *Adapter) locked(ctx context.Context, op string, change func(*snapshot) ([]byte, error)) error {
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-a.sem }()
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, "file: "+op, nil)
+	}
+	if err := a.lock(ctx); err != nil {
+		return err
+	}
+	defer unix.Flock(int(a.lockFile.Fd()), unix.LOCK_UN)
+	// Re-read under the lock: what a lock-free Get cached may be stale.
+	snap, err := a.load()
+	if err != nil {
+		return err
+	}
+	data, err := change(snap)
+	if err != nil || data == nil {
+		return err
+	}
+	// Past this point the write goes through even if ctx ends: stopping
+	// halfway would only leave a temporary file behind.
+	return a.replace(data)
+}
+
+// lock takes the exclusive flock on the sidecar file, opening it first if
+// need be. The caller holds sem.
+func (a *Adapter) lock(ctx context.Context) error {
+	for {
+		if a.lockFile == nil {
+			if err := os.MkdirAll(a.dir, 0o700); err != nil {
+				return a.writeError("create directory "+a.dir, err)
+			}
+			f, err := os.OpenFile(a.lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				return a.writeError("open lock file", err)
+			}
+			a.lockFile = f
+		}
+		f := a.lockFile
+		fd := int(f.Fd())
+		if err := flock(ctx, f); err != nil {
+			if err == ctx.Err() {
+				// flock handed f to the goroutine still waiting on it, and
+				// a lock granted to f later must not be mistaken for ours.
+				a.lockFile = nil
+				return ctx.Err()
+			}
+			return storage.Wrap(storage.ErrUnavailable, "file: lock "+a.lockPath, err)
+		}
+		// Someone may have removed or replaced the lock file while we
+		// waited; a lock on an unlinked inode excludes no one who opens
+		// the path now.
+		var held, cur unix.Stat_t
+		if unix.Fstat(fd, &held) == nil && unix.Stat(a.lockPath, &cur) == nil && held.Ino == cur.Ino && held.Dev == cur.Dev {
+			return nil
+		}
+		unix.Flock(fd, unix.LOCK_UN)
+		a.lockFile.Close()
+		a.lockFile = nil
+	}
+}
+
+// flock takes an exclusive lock on f, giving up when ctx ends. flock(2)
+// cannot be interrupted, so a contended lock under a cancellable ctx is
+// waited for in a goroutine. If ctx ends first, that goroutine owns f from
+// then on and closes it (releasing any lock it got); the caller must not
+// use f again, since a lock belongs to the open file, not to a goroutine.
+func flock(ctx context.Context, f *os.File) error {
+	fd := int(f.Fd())
+	err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if err != unix.EWOULDBLOCK {
+		return err
+	}
+	if ctx.Done() == nil {
+		return retryEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX) })
+	}
+	done := make(chan error, 1)
+	var mu sync.Mutex
+	abandoned := false
+	go func() {
+		err := retryEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX) })
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			f.Close()
+			return
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case err := <-done:
+			return err // got it after all
+		default:
+			abandoned = true
+			return ctx.Err()
+		}
+	}
+}
+
+func retryEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// replace atomically replaces the file with data. The caller holds the lock.
+func (a *Adapter) replace(data []byte) (err error) {
+	tmp, err := os.CreateTemp(a.dir, "."+filepath.Base(a.path)+".tmp-*") // 0600
+	if err != nil {
+		return a.writeError("create temporary file", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	start := time.Now().UnixNano()
+	if _, err = tmp.Write(data); err != nil {
+		return a.writeError("write temporary file", err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return a.writeError("sync temporary file", err)
+	}
+	if err = os.Rename(tmp.Name(), a.path); err != nil {
+		return a.writeError("replace", err)
+	}
+	// The rename is done: from here on the write has happened, whatever
+	// else fails.
+	fi, statErr := tmp.Stat()
+	tmp.Close()
+	if d, derr := os.Open(a.dir); derr == nil {
+		// Without this a crash could forget the rename, and with it a
+		// rotated refresh token that the server already invalidated.
+		d.Sync()
+		d.Close()
+	}
+	// What we wrote is the current file: cache it so the next Get does
+	// not read it back.
+	if statErr == nil {
+		if p, perr := parse(a.path, data); perr == nil {
+			snap := &snapshot{parsed: p, id: idOf(fi)}
+			snap.verifiedAt.Store(start)
+			a.cache.Store(snap)
+		}
+	}
+	return nil
+}
+
+// writeError classifies a failed write: no permission or a read-only file
+// system is storage.ErrReadOnly, as is a directory that cannot exist
+// because a file is in the way; anything else may pass.
+func (a *Adapter) writeError(op string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOTDIR) {
+		return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("file: %s cannot be written (%s)", a.path, op), err)
+	}
+	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
+}
+
+// notExist reports whether err says the file is not there. ENOTDIR counts:
+// a file in the way of the directory means there can be no file either.
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+func (a *Adapter) ioError(op string, err error) error {
+	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
+}
+
+// Close implements storage.Adapter. It waits for a write in progress.
+func (a *Adapter) Close() error {
+	a.sem <- struct{}{}
+	defer func() { <-a.sem }()
+	a.closed.Store(true)
+	if a.lockFile != nil {
+		err := a.lockFile.Close()
+		a.lockFile = nil
+		return err
+	}
+	return nil
+}
