@@ -1,0 +1,96 @@
+package servers
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds a helper's start, including a cold build of a Go
+// server's binary and image (about two minutes for FerretDB on two cores).
+const startTimeout = 10 * time.Minute
+
+// Redis returns a single Redis server for t: the one named by
+// TOKENCACHE_TEST_REDIS_URL, or else a container from StartRedis that is
+// terminated when t ends. It fails t when neither can be had.
+func Redis(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "redis", redisFromEnv, StartRedis)
+}
+
+// RedisCluster returns a Redis cluster for t: the one named by
+// TOKENCACHE_TEST_REDIS_CLUSTER_URL, or else three containers from
+// StartRedisCluster that are terminated when t ends. It fails t when neither
+// can be had.
+func RedisCluster(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "redis cluster", redisClusterFromEnv, StartRedisCluster)
+}
+
+// Memcached returns a memcached for t: the one at
+// TOKENCACHE_TEST_MEMCACHED_ADDR, or else a container from StartMemcached
+// that is terminated when t ends. It fails t when neither can be had.
+func Memcached(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "memcached", memcachedFromEnv, StartMemcached)
+}
+
+// FerretDB returns a MongoDB wire protocol server for t: the one at
+// TOKENCACHE_TEST_MONGO_URI, or else a container from StartFerretDB that is
+// terminated when t ends. It fails t when neither can be had.
+func FerretDB(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "ferretdb", mongoFromEnv, StartFerretDB)
+}
+
+// LocalKMS returns a KMS endpoint for t: the one at
+// TOKENCACHE_TEST_KMS_ENDPOINT, or else a container from StartLocalKMS that
+// is terminated when t ends. It fails t when neither can be had.
+func LocalKMS(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "local-kms", kmsFromEnv, StartLocalKMS)
+}
+
+// forTest is the shared body of the helpers. It fails rather than skips: a
+// suite that skips when Docker is missing passes in CI while testing nothing.
+func forTest(t testing.TB, name string, fromEnv func() (*Server, error), start func(context.Context) (*Server, error)) *Server {
+	t.Helper()
+	s, err := fromEnv()
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if s != nil {
+		return s
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	began := time.Now()
+	s, err = start(ctx)
+	if err != nil {
+		t.Fatalf("start %s (set the environment variable documented in package servers to use an existing one): %v", name, err)
+	}
+	t.Logf("%s: %s started in %s", name, s.URL, time.Since(began).Round(time.Millisecond))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.Terminate(ctx); err != nil {
+			t.Errorf("terminate %s: %v", name, err)
+		}
+	})
+	return s
+}
+
+func getenv(name string) string { return strings.TrimSpace(os.Getenv(name)) }
+
+// envError reports a malformed environment variable without printing a
+// password it may hold.
+func envError(name, value, want string) error {
+	if u, err := url.Parse(value); err == nil {
+		value = u.Redacted()
+	}
+	return fmt.Errorf("%s=%q: %s", name, value, want)
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The project's test command: bash scripts/test.sh
+#
+# On a fresh Debian machine, as root, it installs what the integration tests
+# need (Docker, and Redis and memcached, whose binaries the tests pack into
+# FROM scratch images because no image registry is reachable), starts the
+# Docker daemon, then runs gofmt, go vet and go test. It is safe to run again:
+# every step first checks whether its work is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- packages -----------------------------------------------------------
+# dpkg-query, not `command -v`: a docker CLI elsewhere on PATH is no daemon.
+missing=()
+for pkg in docker.io redis-server memcached; do
+	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$pkg")
+	fi
+done
+if ((${#missing[@]})); then
+	[[ $(id -u) -eq 0 ]] || die "missing packages ${missing[*]}; run as root or install them"
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packages' own services are not needed (tests run their own copies in
+# containers) and may not start here anyway; nothing to do about them.
+
+# --- Docker daemon --------------------------------------------------------
+docker_up() { docker version >/dev/null 2>&1; }
+if ! docker_up; then
+	if ! pgrep -x dockerd >/dev/null; then
+		# A pid file left by a killed daemon makes a new one refuse to start.
+		rm -f /var/run/docker.pid
+		mkdir -p /var/log
+		log "starting dockerd (log: /var/log/tokencache-dockerd.log)"
+		# vfs works on any filesystem (overlay on overlay does not);
+		# --ip=127.0.0.1 publishes container ports on loopback only.
+		nohup dockerd --storage-driver=vfs --ip=127.0.0.1 \
+			>>/var/log/tokencache-dockerd.log 2>&1 </dev/null &
+	fi
+	for _ in $(seq 60); do
+		docker_up && break
+		sleep 1
+	done
+	if ! docker_up; then
+		tail -n 30 /var/log/tokencache-dockerd.log >&2 || true
+		die "Docker daemon did not come up within 60 s"
+	fi
+fi
+
+# testcontainers-go believes it runs inside a container on this machine and
+# would dial the default gateway; the Ryuk reaper image cannot be pulled, so
+# tests terminate their own containers.
+export TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1
+export TESTCONTAINERS_RYUK_DISABLED=true
+
+# Containers of an earlier run that was killed before its cleanup: remove the
+# stopped ones (running ones may belong to a test run going on right now).
+stale=$(docker ps -aq --filter label=org.tokencache.test-server --filter status=exited --filter status=created)
+if [[ -n $stale ]]; then
+	# shellcheck disable=SC2086
+	docker rm -f $stale >/dev/null || true
+fi
+
+# --- checks ---------------------------------------------------------------
+log "gofmt"
+unformatted=$(gofmt -l . 2>&1)
+if [[ -n $unformatted ]]; then
+	printf '%s\n' "$unformatted" >&2
+	die "gofmt: the files above need formatting (gofmt -w)"
+fi
+
+log "go vet"
+go vet ./...
+# Nested modules (integration/ferretdb) are not part of ./...; vet them too,
+# with the flags integration/servers builds them with, so that the compiled
+# packages are reused from the build cache by the tests.
+while IFS= read -r mod; do
+	(cd "$(dirname "$mod")" && CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" GOWORK=off go vet ./...)
+done < <(find . -mindepth 2 -name go.mod -not -path '*/.*' -not -path '*/node_modules/*' -not -path '*/testdata/*' | sort)
+
+log "go test"
+go test -race -count=1 -timeout 40m ./...
