@@ -1,0 +1,152 @@
+// Package auth authorizes outgoing HTTP requests with any of the schemes
+// tokencache serves: none, HTTP Basic, API keys, static bearer tokens,
+// OAuth 2.0 refresh-token, client-credentials and password grants, custom
+// token endpoints, ThreatConnect token renewal and HMAC signatures, and
+// ES512 self-signed JWTs.
+//
+// Every scheme is an Authorizer, one method in the style of
+// database/sql/driver: it sets what the server needs on a request that is
+// about to leave. Transport runs it just before sending, which HMAC
+// signatures need, since they cover the final URL and a timestamp.
+//
+// Schemes that obtain tokens from an endpoint are credentials.Grant
+// implementations run by a credentials.Credentials, so their tokens are
+// cached in a storage.Store and every process sharing the store reuses one
+// token per expiry; Env.Store chooses the store.
+//
+// A scheme is chosen by name with New, as configuration names it; Register
+// adds schemes. Secrets are secret.Secret values in every config, and a
+// Masker that schemes register their secrets and tokens with scrubs log
+// output (Masker.Handler) and error text.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
+)
+
+// Authorizer adds credentials to an outgoing request. Implementations must
+// be safe for concurrent use. Authorize may change req's headers and URL,
+// so callers pass a request they own (Transport passes a clone).
+type Authorizer interface {
+	Authorize(ctx context.Context, req *http.Request) error
+}
+
+// AuthorizerFunc adapts a function to Authorizer.
+type AuthorizerFunc func(ctx context.Context, req *http.Request) error
+
+// Authorize calls f.
+func (f AuthorizerFunc) Authorize(ctx context.Context, req *http.Request) error { return f(ctx, req) }
+
+// Renewer is implemented by schemes whose credential can be renewed on
+// demand, such as bearer tokens from an endpoint. Transport calls Renew
+// with a request the server answered 401 and retries it when Renew reports
+// that a different credential is now current. Renew replaces the credential
+// only if refused still carries the current one, so a burst of 401s for
+// one token costs one renewal.
+type Renewer interface {
+	Renew(ctx context.Context, refused *http.Request) (retry bool, err error)
+}
+
+// Env is what schemes take from their surroundings. The zero value works:
+// tokens are cached in a private in-memory store, nothing is logged and no
+// Masker is fed.
+type Env struct {
+	// Store caches the tokens of endpoint schemes. Processes that share a
+	// store share tokens; default: an in-memory store of the authorizer's own.
+	Store *storage.Store
+	// Profile names the scheme's record in Store; default: the scheme name.
+	// Give each authorizer sharing a store its own profile.
+	Profile string
+	// HTTPClient calls token endpoints; default: a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// Logger receives debug events; nil means silent. When Masker is set
+	// the logger's output is masked with it.
+	Logger *slog.Logger
+	// Masker learns every secret and token the scheme holds.
+	Masker *Masker
+	// Credentials tunes the refresh protocol of endpoint schemes (Skew,
+	// RenewAhead, LeaseTTL, retries, clock). Its Store, Profile, Grant,
+	// HTTPClient and Logger are taken from Env and the scheme.
+	Credentials credentials.Config
+	// Now is the clock of the schemes that keep time themselves (HMAC
+	// timestamps, JWT claims); default time.Now.
+	Now func() time.Time
+}
+
+// resolve fills in defaults; ownStore reports whether the store was made
+// here, so the authorizer closes it.
+func (e Env) resolve(scheme string) (env Env, ownStore bool) {
+	if e.Profile == "" {
+		e.Profile = scheme
+	}
+	e.HTTPClient = e.client()
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.Logger == nil {
+		e.Logger = slog.New(slog.DiscardHandler)
+	} else if e.Masker != nil {
+		e.Logger = slog.New(e.Masker.Handler(e.Logger.Handler()))
+	}
+	e.Logger = e.Logger.With("scheme", scheme)
+	if e.Store == nil {
+		e.Store, ownStore = storage.NewStore(memory.New()), true
+	}
+	return e, ownStore
+}
+
+func (e Env) client() *http.Client {
+	if e.HTTPClient != nil {
+		return e.HTTPClient
+	}
+	return defaultClient
+}
+
+// defaultClient bounds a call the context does not bound.
+var defaultClient = &http.Client{Timeout: 30 * time.Second}
+
+// secrets registers one authorizer's secrets with a Masker under keys of
+// its own, so that two authorizers never replace each other's values.
+type secrets struct {
+	m      *Masker
+	prefix string
+}
+
+func newSecrets(m *Masker, scheme string) secrets {
+	return secrets{m: m, prefix: scheme + "/" + strings.ToLower(rand.Text()[:8]) + "/"}
+}
+
+func (s secrets) set(key string, values ...secret.Secret) {
+	if s.m != nil {
+		s.m.Set(s.prefix+key, values...)
+	}
+}
+
+func (s secrets) forget() {
+	if s.m != nil {
+		s.m.RemovePrefix(s.prefix)
+	}
+}
+
+// printable gives a scheme type String and GoString methods. Without them
+// %v of a *Scheme would print its unexported fields, and fmt does not call
+// String on unexported fields, so a secret.Secret there would print raw.
+type printable struct{ name string }
+
+func (p printable) String() string   { return "auth." + p.name }
+func (p printable) GoString() string { return "auth." + p.name + "{…}" }
+
+// formatHeader puts value where format has "{}".
+func formatHeader(format, value string) string {
+	return strings.ReplaceAll(format, "{}", value)
+}

@@ -1,0 +1,135 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// ClientAuth is how an OAuth 2.0 client authenticates to the token endpoint.
+type ClientAuth string
+
+const (
+	// ClientAuthBasic sends client_id and client_secret with HTTP Basic
+	// (RFC 6749 §2.3.1), the method every server must support. The default.
+	ClientAuthBasic ClientAuth = "basic"
+	// ClientAuthBody sends them as form parameters.
+	ClientAuthBody ClientAuth = "body"
+)
+
+func (c ClientAuth) style(scheme string) (credentials.AuthStyle, error) {
+	switch c {
+	case "", ClientAuthBasic, "basic_auth": // seed 004 spells them basic_auth and post_body
+		return credentials.AuthBasic, nil
+	case ClientAuthBody, "post_body":
+		return credentials.AuthInBody, nil
+	}
+	return 0, &OptionError{Scheme: scheme, Option: "client_auth", Reason: `want "basic" or "body"`}
+}
+
+// reservedParams are form parameters the grants set themselves; extra
+// parameters must not override them.
+var reservedParams = []string{"grant_type", "client_id", "client_secret", "username", "password", "refresh_token", "scope"}
+
+// oauthClient is what the RFC 6749 grants share.
+type oauthClient struct {
+	client       *http.Client
+	style        credentials.AuthStyle
+	tokenURL     string
+	clientID     string
+	clientSecret secret.Secret
+	scopes       []string
+	params       map[string]string
+}
+
+func newOAuthClient(scheme string, client *http.Client, clientAuth ClientAuth, tokenURL, clientID string,
+	clientSecret secret.Secret, scopes []string, params map[string]string) (*oauthClient, error) {
+	if u, err := url.Parse(tokenURL); tokenURL == "" || err != nil || !u.IsAbs() {
+		return nil, &OptionError{Scheme: scheme, Option: "token_url", Reason: "want an absolute URL"}
+	}
+	if clientID == "" {
+		return nil, &OptionError{Scheme: scheme, Option: "client_id", Reason: "required"}
+	}
+	style, err := clientAuth.style(scheme)
+	if err != nil {
+		return nil, err
+	}
+	for k := range params {
+		if slices.Contains(reservedParams, k) {
+			return nil, &OptionError{Scheme: scheme, Option: "params", Reason: "must not set " + k + ", which the grant sets"}
+		}
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &oauthClient{client: client, style: style, tokenURL: tokenURL, clientID: clientID,
+		clientSecret: clientSecret, scopes: scopes, params: params}, nil
+}
+
+func (c *oauthClient) request(ctx context.Context, form url.Values) (*credentials.Tokens, error) {
+	for k, v := range c.params {
+		form.Set(k, v)
+	}
+	return credentials.RequestToken(ctx, c.client, c.style, c.tokenURL, form, c.clientID, c.clientSecret)
+}
+
+func (c *oauthClient) scopeParam(form url.Values) url.Values {
+	if len(c.scopes) > 0 {
+		form.Set("scope", joinScopes(c.scopes))
+	}
+	return form
+}
+
+// fits checks that an existing record was made for this client, and seeds
+// a new one: a cached token is only good for the client, endpoint, scopes
+// and subject it was issued to.
+func (c *oauthClient) fits(scheme, subject string) func(context.Context, *storage.Record, bool) (bool, error) {
+	return func(_ context.Context, rec *storage.Record, exists bool) (bool, error) {
+		var have string
+		rec.GetExtra("auth_subject", &have)
+		if !exists {
+			rec.Scheme, rec.ClientID, rec.TokenURL, rec.Scopes = scheme, c.clientID, c.tokenURL, c.scopes
+			return true, rec.SetExtra("auth_subject", nilIfEmpty(subject))
+		}
+		var differs string
+		switch {
+		case rec.Scheme != scheme:
+			differs = "scheme"
+		case rec.ClientID != c.clientID:
+			differs = "client_id"
+		case rec.TokenURL != c.tokenURL:
+			differs = "token_url"
+		case !slices.Equal(rec.Scopes, c.scopes):
+			differs = "scopes"
+		case have != subject:
+			differs = "username"
+		default:
+			return false, nil
+		}
+		return false, errors.Join(ErrProfileInUse, errors.New("the stored "+differs+" differs from this configuration's"))
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func joinScopes(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += x
+	}
+	return out
+}

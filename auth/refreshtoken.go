@@ -1,0 +1,77 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/url"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+func init() { registerConfig("oauth2_refresh_token", NewRefreshToken) }
+
+// RefreshTokenConfig configures the OAuth 2.0 refresh-token flow of
+// package credentials: pancloud's Credentials. Every option is optional
+// when the store already holds the profile, and the store wins over the
+// options, since the refresh token it holds may have rotated since the
+// configuration was written.
+type RefreshTokenConfig struct {
+	TokenURL     string        `auth:"token_url"`
+	ClientID     string        `auth:"client_id"`
+	ClientSecret secret.Secret `auth:"client_secret"`
+	RefreshToken secret.Secret `auth:"refresh_token"`
+	ClientAuth   ClientAuth    `auth:"client_auth"`
+	// Flavor is credentials.FlavorOAuth2 (default) or FlavorPancloud.
+	Flavor string `auth:"flavor"`
+	Header string `auth:"header"`
+	Format string `auth:"format"`
+}
+
+const refreshTokenScheme = "oauth2_refresh_token"
+
+// NewRefreshToken returns an authorizer over a credentials.Credentials for
+// env.Profile in env.Store, seeding the profile from c if it is missing.
+func NewRefreshToken(c RefreshTokenConfig, env Env) (*TokenAuthorizer, error) {
+	const scheme = refreshTokenScheme
+	style, err := c.ClientAuth.style(scheme)
+	if err != nil {
+		return nil, err
+	}
+	if u, err := url.Parse(c.TokenURL); c.TokenURL != "" && (err != nil || !u.IsAbs()) {
+		return nil, &OptionError{Scheme: scheme, Option: "token_url", Reason: "want an absolute URL"}
+	}
+	switch c.Flavor {
+	case "", credentials.FlavorOAuth2, credentials.FlavorPancloud:
+	default:
+		return nil, &OptionError{Scheme: scheme, Option: "flavor", Reason: `want "oauth2" or "pancloud"`}
+	}
+	header, format, err := tokenHeader(scheme, c.Header, c.Format)
+	if err != nil {
+		return nil, err
+	}
+	fit := func(_ context.Context, rec *storage.Record, exists bool) (bool, error) {
+		if exists && c.ClientID != "" && rec.ClientID != "" && rec.ClientID != c.ClientID {
+			return false, errors.Join(ErrProfileInUse, errors.New("the stored client_id differs from this configuration's"))
+		}
+		if exists && rec.Scheme != "" {
+			return false, errors.Join(ErrProfileInUse, errors.New("the profile belongs to scheme "+rec.Scheme))
+		}
+		// Fill only what the record lacks: its refresh token may be newer.
+		write := false
+		fill := func(dst *string, v string) {
+			if *dst == "" && v != "" {
+				*dst, write = v, true
+			}
+		}
+		fill(&rec.TokenURL, c.TokenURL)
+		fill(&rec.ClientID, c.ClientID)
+		fill(&rec.Flavor, c.Flavor)
+		fill((*string)(&rec.ClientSecret), string(c.ClientSecret))
+		fill((*string)(&rec.RefreshToken), string(c.RefreshToken))
+		return write, nil
+	}
+	return newTokenAuthorizer(env, tokenOptions{scheme: scheme, authStyle: style, header: header, format: format,
+		ensure: fit, secrets: map[string]secret.Secret{"client_secret": c.ClientSecret, "refresh_token": c.RefreshToken}})
+}

@@ -1,0 +1,66 @@
+package auth
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Factory makes an Authorizer from a scheme's options. It reports bad
+// options as *OptionError.
+type Factory func(p Params, env Env) (Authorizer, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Factory{}
+)
+
+// Register makes a scheme available to New under name, as seed 004's
+// @add_auth does. Registering a name twice panics, as database/sql.Register
+// does: two packages claiming one name is a build mistake.
+func Register(name string, f Factory) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if f == nil {
+		panic("auth: Register of a nil factory for " + name)
+	}
+	if _, dup := registry[name]; dup {
+		panic("auth: Register called twice for scheme " + name)
+	}
+	registry[name] = f
+}
+
+// New returns the Authorizer of the scheme called name, configured by p.
+// Authorizers that hold background work or a store of their own implement
+// io.Closer; close them when done.
+func New(name string, p Params, env Env) (Authorizer, error) {
+	registryMu.RLock()
+	f, ok := registry[name]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownScheme, name)
+	}
+	return f(p, env)
+}
+
+// Schemes returns the registered scheme names, sorted.
+func Schemes() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	return sortedKeys(registry)
+}
+
+// registerConfig registers a scheme whose options decode into a Config
+// struct C before build validates them.
+func registerConfig[C any, A Authorizer](name string, build func(C, Env) (A, error)) {
+	Register(name, func(p Params, env Env) (Authorizer, error) {
+		var c C
+		if err := decodeParams(name, p, &c); err != nil {
+			return nil, err
+		}
+		a, err := build(c, env)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return a, nil
+	})
+}

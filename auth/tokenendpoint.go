@@ -1,0 +1,279 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+func init() { registerConfig("token_endpoint", NewTokenEndpoint) }
+
+// TokenEndpointConfig configures a token from a custom endpoint, seed
+// 004's AuthToken: the client logs in at URL and reads the token from the
+// JSON answer. Assumptions where the seed is silent: the login is a POST
+// (Method changes it) that carries Username and Password as HTTP Basic, or
+// as a JSON object {"username":…,"password":…} when Login is "json".
+type TokenEndpointConfig struct {
+	URL      string        `auth:"url"`
+	Method   string        `auth:"method"`
+	Login    string        `auth:"login"` // "basic" (default) or "json"
+	Username string        `auth:"username"`
+	Password secret.Secret `auth:"password"`
+	// TokenPath is where the token is in the answer, a dotted path such
+	// as "data.token" (array elements by index); default "access_token".
+	TokenPath string `auth:"token_path"`
+	// Header and Format place the token; default Authorization and "Bearer {}".
+	Header string `auth:"header"`
+	Format string `auth:"format"`
+	// ExpiresInPath is where the token's lifetime in seconds is; default
+	// "expires_in". When it is absent, or StaticTTL is set, TTL applies.
+	ExpiresInPath string        `auth:"expires_in_path"`
+	TTL           time.Duration `auth:"ttl"` // default 3600 s
+	StaticTTL     bool          `auth:"static_ttl"`
+	// RetryWait is how long after a failed login no new attempt is made
+	// (seed 004's timeToNextRequest); default 60 s. Callers get the last
+	// error meanwhile.
+	RetryWait time.Duration `auth:"retry_wait"`
+}
+
+const tokenEndpointScheme = "token_endpoint"
+
+func (c *TokenEndpointConfig) validate() error {
+	opt := func(name, reason string) error {
+		return &OptionError{Scheme: tokenEndpointScheme, Option: name, Reason: reason}
+	}
+	if u, err := url.Parse(c.URL); c.URL == "" || err != nil || !u.IsAbs() {
+		return opt("url", "want an absolute URL")
+	}
+	if c.Method == "" {
+		c.Method = http.MethodPost
+	}
+	if c.Method != http.MethodPost && c.Method != http.MethodGet && c.Method != http.MethodPut {
+		return opt("method", "want GET, POST or PUT")
+	}
+	switch c.Login {
+	case "":
+		c.Login = "basic"
+	case "basic", "json":
+	default:
+		return opt("login", `want "basic" or "json"`)
+	}
+	if c.Password != "" && c.Username == "" {
+		return opt("username", "required with password")
+	}
+	if c.TokenPath == "" {
+		c.TokenPath = "access_token"
+	}
+	if c.ExpiresInPath == "" {
+		c.ExpiresInPath = "expires_in"
+	}
+	if c.TTL == 0 {
+		c.TTL = time.Hour
+	}
+	if c.TTL < time.Second {
+		return opt("ttl", "must be at least 1s")
+	}
+	if c.RetryWait == 0 {
+		c.RetryWait = time.Minute
+	}
+	return nil
+}
+
+// Grant returns the grant, for use in a credentials.Config of your own.
+func (c TokenEndpointConfig) Grant(client *http.Client) (credentials.Grant, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if client == nil {
+		client = defaultClient
+	}
+	return &tokenEndpointGrant{cfg: c, client: client, now: time.Now}, nil
+}
+
+type tokenEndpointGrant struct {
+	cfg    TokenEndpointConfig
+	client *http.Client
+	now    func() time.Time
+
+	mu        sync.Mutex
+	failed    error
+	waitUntil time.Time
+}
+
+// Obtain implements credentials.Grant.
+func (g *tokenEndpointGrant) Obtain(ctx context.Context, _ *storage.Record) (*credentials.Tokens, error) {
+	g.mu.Lock()
+	if err, until := g.failed, g.waitUntil; err != nil && g.now().Before(until) {
+		g.mu.Unlock()
+		return nil, err
+	}
+	g.mu.Unlock()
+	t, err := g.login(ctx)
+	if err != nil && ctx.Err() == nil {
+		g.mu.Lock()
+		g.failed, g.waitUntil = err, g.now().Add(g.cfg.RetryWait)
+		g.mu.Unlock()
+	}
+	return t, err
+}
+
+func (g *tokenEndpointGrant) login(ctx context.Context) (*credentials.Tokens, error) {
+	c := &g.cfg
+	var body io.Reader
+	if c.Login == "json" {
+		b, _ := json.Marshal(map[string]string{"username": c.Username, "password": c.Password.Reveal()})
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.Method, c.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Login == "json" {
+		req.Header.Set("Content-Type", "application/json")
+	} else if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password.Reveal())
+	}
+	sent := g.now()
+	doc, err := getJSON(g.client, req)
+	if err != nil {
+		return nil, err
+	}
+	tok, ok := lookup(doc, c.TokenPath).(string)
+	if !ok || tok == "" {
+		return nil, malformed(req, fmt.Sprintf("no string at %q in the response", c.TokenPath))
+	}
+	expiry := sent.Add(c.TTL)
+	if !c.StaticTTL {
+		if secs, ok := toFloat(lookup(doc, c.ExpiresInPath)); ok && secs > 0 {
+			expiry = sent.Add(time.Duration(secs * float64(time.Second)))
+		}
+	}
+	return &credentials.Tokens{AccessToken: secret.Secret(tok), Expiry: expiry}, nil
+}
+
+// lookup follows a dotted path through decoded JSON; nil when absent.
+func lookup(doc any, path string) any {
+	for _, key := range strings.Split(path, ".") {
+		switch v := doc.(type) {
+		case map[string]any:
+			doc = v[key]
+		case []any:
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil
+			}
+			doc = v[i]
+		default:
+			return nil
+		}
+	}
+	return doc
+}
+
+// getJSON sends req and decodes a JSON answer. Failures are
+// *credentials.EndpointError, so that the refresh protocol can tell a
+// temporary failure from a refusal; their URL carries no query, which may
+// hold a token.
+func getJSON(client *http.Client, req *http.Request) (any, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it repeats the URL
+		}
+		if cerr := req.Context().Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, &credentials.EndpointError{URL: redact(req.URL), Description: err.Error()}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
+	}
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	jsonErr := dec.Decode(&doc)
+	if resp.StatusCode/100 != 2 {
+		ee := &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode}
+		if m, ok := doc.(map[string]any); ok {
+			// OAuth 2.0 style, else the usual "message" member.
+			ee.Code, _ = m["error"].(string)
+			for _, k := range []string{"error_description", "message"} {
+				if s, ok := m[k].(string); ok && ee.Description == "" {
+					ee.Description = truncate(s, 200)
+				}
+			}
+		}
+		return nil, ee
+	}
+	if jsonErr != nil {
+		return nil, malformed(req, fmt.Sprintf("the %d response is not JSON", resp.StatusCode))
+	}
+	return doc, nil
+}
+
+// malformed is a bad gateway: a proxy's page or a broken body may be
+// followed by a good answer, so the protocol treats it as temporary.
+func malformed(req *http.Request, desc string) error {
+	return &credentials.EndpointError{URL: redact(req.URL), StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: desc}
+}
+
+func redact(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery = nil, ""
+	return c.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// NewTokenEndpoint returns an authorizer that sends tokens from a custom
+// endpoint, cached in env.Store.
+func NewTokenEndpoint(c TokenEndpointConfig, env Env) (*TokenAuthorizer, error) {
+	g, err := c.Grant(env.client())
+	if err != nil {
+		return nil, err
+	}
+	if env.Now != nil {
+		g.(*tokenEndpointGrant).now = env.Now
+	}
+	header, format, err := headerOptions(tokenEndpointScheme, c.Header, c.Format)
+	if err != nil {
+		return nil, err
+	}
+	fit := func(_ context.Context, rec *storage.Record, exists bool) (bool, error) {
+		if !exists {
+			rec.Scheme, rec.TokenURL, rec.ClientID = tokenEndpointScheme, c.URL, c.Username
+			return true, nil
+		}
+		if rec.Scheme != tokenEndpointScheme || rec.TokenURL != c.URL || rec.ClientID != c.Username {
+			return false, errors.Join(ErrProfileInUse, errors.New("the stored scheme, url or username differs from this configuration's"))
+		}
+		return false, nil
+	}
+	return newTokenAuthorizer(env, tokenOptions{scheme: tokenEndpointScheme, grant: g, header: header, format: format,
+		password: c.Username != "", ensure: fit, secrets: map[string]secret.Secret{"password": c.Password},
+		// The retry wait is this scheme's retry policy: the protocol's own
+		// retries would only be answered from the wait.
+		configure: func(cfg *credentials.Config) { cfg.MaxRetries = -1 }})
+}
