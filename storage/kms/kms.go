@@ -1,0 +1,431 @@
+// Package kms adds envelope encryption with AWS KMS to any storage.Adapter.
+//
+// Each value is sealed with AES-256-GCM under a data key that KMS made
+// (GenerateDataKey); the data key, encrypted by the KMS key, travels with
+// the value. What the inner adapter stores is still a JSON object, so that
+// every backend (the file store included, which keeps a "profile" member)
+// can hold it:
+//
+//	{"profile": "<key>",
+//	 "tokencache_kms": {"v": 1, "key_id": "<KMS key ARN>", "edk": "<base64>",
+//	                    "nonce": "<base64>", "ct": "<base64>"}}
+//
+// # Guarantees
+//
+//   - Confidentiality and integrity of the value: a changed ciphertext,
+//     nonce or encrypted data key fails to decrypt.
+//   - Binding to the profile: the storage key is GCM's associated data, and
+//     the KMS encryption context {"tokencache:profile": key} binds the data
+//     key itself. A value copied under another profile fails to decrypt, in
+//     GCM and, when the data key is not cached, at KMS.
+//   - Every decryption failure (wrong profile, tampering, a KMS that refuses
+//     the key) is ErrDecrypt, which also matches storage.ErrCorrupt: a
+//     caller never sees garbage, and Store reports rather than overwrites.
+//     A KMS that cannot be reached is storage.ErrUnavailable.
+//   - Revisions and conditions are the inner adapter's, unchanged, so the
+//     wrapper is exactly as atomic as what it wraps.
+//   - Rotation: the envelope records the KMS key that sealed it and Decrypt
+//     names that key, so values sealed under an old key still read after
+//     the adapter is configured with a new one; the next write of a
+//     profile seals it under the new key.
+//
+// Not guaranteed: the profile name and the value's size are visible, and a
+// store writer can replace a value with an older envelope of the same
+// profile (a rollback); the revision, which the inner store makes, is what
+// protects against lost updates, not the encryption.
+//
+// # KMS calls and caching
+//
+// Calling KMS on every operation would make each Load a network round trip
+// to AWS and cost money per request. So a data key made for a profile is
+// reused for further writes of that profile until it is DataKeyTTL old or
+// has sealed DataKeyUses values (nonces are random, so the use bound keeps
+// GCM far from its random-nonce limit), and decrypted data keys are kept in
+// a bounded LRU keyed by profile and encrypted key, for DataKeyTTL too. A
+// Load of a value this process wrote, or read recently, costs no KMS call.
+//
+// The trade-off: plaintext data keys live in process memory for up to
+// DataKeyTTL (the tokens they protect live there anyway once loaded), and
+// revoking the process's KMS permissions takes effect for cached keys only
+// when they expire. WithDataKeyTTL(0) turns caching off.
+//
+// # URLs
+//
+// The wrapper has one scheme per inner scheme, "kms+<scheme>", registered
+// for the adapters in this module (memory, file, sqlite, redis, rediss,
+// memcached, mongodb, mongodb+srv). The inner URL is the same URL without
+// the "kms+" and without the kms_* parameters:
+//
+//	kms+sqlite:///var/lib/app/tokens.db?kms_key_id=alias/tokencache&kms_region=eu-west-2
+//	kms+redis://host:6379/0?kms_key_id=arn:aws:kms:...&kms_endpoint=http://127.0.0.1:4599
+//
+// kms_key_id is required; kms_region and kms_endpoint (a KMS-compatible
+// endpoint such as local-kms) are optional. Credentials come from the AWS
+// SDK's default chain (AWS_ACCESS_KEY_ID and friends, shared config, roles),
+// never from the URL. A scheme per inner scheme keeps URLs readable (no
+// nested escaping) at the price of a fixed list; an adapter outside it can
+// be wrapped with Wrap.
+package kms
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+// API is the part of *kms.Client (aws-sdk-go-v2/service/kms) the adapter
+// uses, so that tests and other KMS implementations can stand in.
+type API interface {
+	GenerateDataKey(ctx context.Context, in *awskms.GenerateDataKeyInput, opts ...func(*awskms.Options)) (*awskms.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, in *awskms.DecryptInput, opts ...func(*awskms.Options)) (*awskms.DecryptOutput, error)
+}
+
+// ErrDecrypt reports a value that cannot be decrypted: tampered, moved to
+// another profile, not an envelope, or refused by KMS. It also matches
+// storage.ErrCorrupt.
+var ErrDecrypt error = decryptError{}
+
+type decryptError struct{}
+
+func (decryptError) Error() string        { return "kms: cannot decrypt" }
+func (decryptError) Is(target error) bool { return target == storage.ErrCorrupt }
+
+// Defaults for the data key caches.
+const (
+	DefaultDataKeyTTL  = 5 * time.Minute
+	DefaultDataKeyUses = 1000
+	DefaultCacheSize   = 1000
+)
+
+// contextKey names the profile in the KMS encryption context; it shows in
+// CloudTrail, which is why it is a plain, stable name.
+const contextKey = "tokencache:profile"
+
+// member is the JSON member that holds the envelope.
+const member = "tokencache_kms"
+
+// Option configures Wrap.
+type Option func(*Adapter)
+
+// WithDataKeyTTL bounds how long a data key is reused for writes and how
+// long a decrypted one is cached; 0 calls KMS on every operation.
+func WithDataKeyTTL(d time.Duration) Option { return func(a *Adapter) { a.ttl = d } }
+
+// WithDataKeyUses bounds how many values one data key seals.
+func WithDataKeyUses(n int) Option { return func(a *Adapter) { a.maxUses = n } }
+
+// WithCacheSize bounds the number of data keys kept, for writing and for
+// reading each.
+func WithCacheSize(n int) Option { return func(a *Adapter) { a.size = n } }
+
+// Adapter is a storage.Adapter that encrypts values for an inner one. It
+// implements storage.Watcher: through the inner adapter when that has one,
+// else by polling it.
+type Adapter struct {
+	inner   storage.Adapter
+	kms     API
+	keyID   string
+	ttl     time.Duration
+	maxUses int
+	size    int
+	poll    time.Duration
+	now     func() time.Time
+
+	closed atomic.Bool
+
+	mu  sync.Mutex
+	enc *lru[string, *writeKey] // profile -> key in use for writes
+	dec *lru[string, *readKey]  // profile + edk -> plaintext key
+}
+
+type writeKey struct {
+	aead  cipher.AEAD
+	edk   []byte
+	keyID string // the KMS key's ARN, as KMS reports it
+	born  time.Time
+	uses  int
+}
+
+type readKey struct {
+	aead cipher.AEAD
+	born time.Time
+}
+
+// Wrap returns an adapter that stores values in inner, encrypted under data
+// keys from the KMS key keyID (a key id, ARN or alias). It owns inner:
+// Close closes it.
+func Wrap(inner storage.Adapter, client API, keyID string, opts ...Option) *Adapter {
+	a := &Adapter{
+		inner: inner, kms: client, keyID: keyID,
+		ttl: DefaultDataKeyTTL, maxUses: DefaultDataKeyUses, size: DefaultCacheSize,
+		poll: 250 * time.Millisecond,
+		now:  time.Now,
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	a.enc = newLRU[string, *writeKey](max(a.size, 1))
+	a.dec = newLRU[string, *readKey](max(a.size, 1))
+	return a
+}
+
+// Inner returns the wrapped adapter.
+func (a *Adapter) Inner() storage.Adapter { return a.inner }
+
+type envelope struct {
+	Profile string  `json:"profile"`
+	KMS     *sealed `json:"tokencache_kms"`
+}
+
+type sealed struct {
+	V     int    `json:"v"`
+	KeyID string `json:"key_id"`
+	EDK   []byte `json:"edk"` // encoding/json writes []byte as base64
+	Nonce []byte `json:"nonce"`
+	CT    []byte `json:"ct"`
+}
+
+// aad binds a ciphertext to its format version and profile, so that it
+// cannot be replayed under another key of the store.
+func aad(key string) []byte { return []byte("tokencache/kms/v1\x00" + key) }
+
+func encContext(key string) map[string]string { return map[string]string{contextKey: key} }
+
+// Get implements storage.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+	raw, rev, err := a.inner.Get(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := a.open(ctx, key, raw)
+	if err != nil {
+		return nil, "", err
+	}
+	return v, rev, nil
+}
+
+func (a *Adapter) open(ctx context.Context, key string, raw []byte) ([]byte, error) {
+	what := "kms: get " + strconv.Quote(key)
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil || env.KMS == nil {
+		// A plaintext value is refused too: accepting it would let anyone
+		// who can write the store inject credentials.
+		return nil, storage.Wrap(ErrDecrypt, what+": not an encrypted envelope", nil)
+	}
+	s := env.KMS
+	if s.V != 1 || s.KeyID == "" || len(s.EDK) == 0 {
+		return nil, storage.Wrap(ErrDecrypt, what+": envelope version "+strconv.Itoa(s.V)+" or fields not understood", nil)
+	}
+	aead, err := a.readKey(ctx, key, s)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Nonce) != aead.NonceSize() {
+		return nil, storage.Wrap(ErrDecrypt, what+": bad nonce", nil)
+	}
+	v, err := aead.Open(nil, s.Nonce, s.CT, aad(key))
+	if err != nil {
+		return nil, storage.Wrap(ErrDecrypt, what+": ciphertext does not authenticate (tampered, or moved from another profile)", nil)
+	}
+	return v, nil
+}
+
+func (a *Adapter) readKey(ctx context.Context, key string, s *sealed) (cipher.AEAD, error) {
+	id := key + "\x00" + string(s.EDK)
+	now := a.now()
+	a.mu.Lock()
+	rk, ok := a.dec.get(id)
+	a.mu.Unlock()
+	if ok && now.Sub(rk.born) < a.ttl {
+		return rk.aead, nil
+	}
+	out, err := a.kms.Decrypt(ctx, &awskms.DecryptInput{
+		CiphertextBlob:    s.EDK,
+		KeyId:             aws.String(s.KeyID),
+		EncryptionContext: encContext(key),
+	})
+	if err != nil {
+		return nil, kmsError(ctx, "kms: decrypt data key for "+strconv.Quote(key), err, ErrDecrypt)
+	}
+	aead, err := newAEAD(out.Plaintext)
+	if err != nil {
+		return nil, storage.Wrap(ErrDecrypt, "kms: data key for "+strconv.Quote(key), err)
+	}
+	if a.ttl > 0 {
+		a.mu.Lock()
+		a.dec.put(id, &readKey{aead: aead, born: now})
+		a.mu.Unlock()
+	}
+	return aead, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("data key is %d bytes, want 32 (AES-256)", len(key))
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// Put implements storage.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+	if a.closed.Load() {
+		// Before KMS is asked for a key the closed inner adapter won't use.
+		return "", storage.Wrap(storage.ErrClosed, "kms: put", nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	raw, err := a.seal(ctx, key, value)
+	if err != nil {
+		return "", err
+	}
+	return a.inner.Put(ctx, key, raw, cond)
+}
+
+func (a *Adapter) seal(ctx context.Context, key string, value []byte) ([]byte, error) {
+	wk, err := a.writeKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, wk.aead.NonceSize())
+	rand.Read(nonce)
+	return json.Marshal(envelope{Profile: key, KMS: &sealed{
+		V: 1, KeyID: wk.keyID, EDK: wk.edk, Nonce: nonce,
+		CT: wk.aead.Seal(nil, nonce, value, aad(key)),
+	}})
+}
+
+// writeKey returns the data key to seal key's next value with, making a
+// new one when the cached one is too old or too used.
+func (a *Adapter) writeKey(ctx context.Context, key string) (*writeKey, error) {
+	now := a.now()
+	a.mu.Lock()
+	wk, ok := a.enc.get(key)
+	if ok && now.Sub(wk.born) < a.ttl && wk.uses < a.maxUses {
+		wk.uses++
+		a.mu.Unlock()
+		return wk, nil
+	}
+	a.mu.Unlock()
+	// Concurrent writers of one profile may each make a key here; that
+	// costs a KMS call, not correctness, and beats holding the lock
+	// across a network call.
+	out, err := a.kms.GenerateDataKey(ctx, &awskms.GenerateDataKeyInput{
+		KeyId:             aws.String(a.keyID),
+		KeySpec:           types.DataKeySpecAes256,
+		EncryptionContext: encContext(key),
+	})
+	if err != nil {
+		return nil, kmsError(ctx, "kms: generate data key for "+strconv.Quote(key), err, storage.ErrInvalid)
+	}
+	aead, err := newAEAD(out.Plaintext)
+	clear(out.Plaintext)
+	if err != nil {
+		return nil, storage.Wrap(storage.ErrUnavailable, "kms: generate data key", err)
+	}
+	keyID := aws.ToString(out.KeyId)
+	if keyID == "" {
+		keyID = a.keyID
+	}
+	wk = &writeKey{aead: aead, edk: out.CiphertextBlob, keyID: keyID, born: now, uses: 1}
+	if a.ttl > 0 {
+		a.mu.Lock()
+		a.enc.put(key, wk)
+		// This process can read what it writes without asking KMS.
+		a.dec.put(key+"\x00"+string(wk.edk), &readKey{aead: aead, born: now})
+		a.mu.Unlock()
+	}
+	return wk, nil
+}
+
+// kmsError maps a KMS failure: the caller's context ends as itself; a
+// request KMS answered with a client fault (bad ciphertext, wrong key or
+// context, access denied, disabled key) is refused, as kind says; anything
+// else (no connection, throttling, a KMS fault) is an outage.
+func kmsError(ctx context.Context, msg string, err error, refused error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return storage.Wrap(ctxErr, msg, ctxErr)
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "ThrottlingException", "LimitExceededException", "RequestLimitExceeded",
+			"KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException":
+			return storage.Wrap(storage.ErrUnavailable, msg, err)
+		}
+		if api.ErrorFault() != smithy.FaultServer {
+			return storage.Wrap(refused, msg, err)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		// The SDK's own timeouts; the caller's context is still live.
+		err = errors.New(err.Error())
+	}
+	return storage.Wrap(storage.ErrUnavailable, msg, err)
+}
+
+// Delete implements storage.Adapter; nothing to decrypt.
+func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+	return a.inner.Delete(ctx, key, cond)
+}
+
+// List implements storage.Adapter.
+func (a *Adapter) List(ctx context.Context) ([]string, error) { return a.inner.List(ctx) }
+
+// Wait implements storage.Watcher: the inner adapter's when it has one.
+// Otherwise it polls the inner revision, since a wrapper's method set
+// cannot depend on what it wraps.
+func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+	if w, ok := a.inner.(storage.Watcher); ok {
+		return w.Wait(ctx, key, rev)
+	}
+	t := time.NewTicker(a.poll)
+	defer t.Stop()
+	for {
+		_, cur, err := a.inner.Get(ctx, key)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			cur = ""
+		case err != nil:
+			return err
+		}
+		if cur != rev {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close implements storage.Adapter. It closes the inner adapter and forgets
+// the cached data keys.
+func (a *Adapter) Close() error {
+	a.closed.Store(true)
+	a.mu.Lock()
+	a.enc = newLRU[string, *writeKey](1)
+	a.dec = newLRU[string, *readKey](1)
+	a.mu.Unlock()
+	return a.inner.Close()
+}
