@@ -1,0 +1,391 @@
+// Package sqlite is a storage adapter on an SQLite database file, through
+// modernc.org/sqlite (pure Go, no cgo). Its URL is sqlite:///abs/path.db or
+// sqlite:relative/path.db, with an optional ?table=name (default "tokencache").
+//
+// Guarantees and why they hold:
+//
+//   - Every conditional write is a single SQL statement (INSERT ... ON
+//     CONFLICT DO NOTHING for "absent", UPDATE ... WHERE rev = ? for a
+//     revision), and SQLite runs each statement atomically under its
+//     database write lock, which also covers other processes on the same
+//     file. RowsAffected tells whether the condition held, so exactly one
+//     of N racing writers wins and no read-then-write transaction (with its
+//     read-to-write lock upgrade and the SQLITE_BUSY deadlock that can
+//     bring) is ever needed.
+//   - The database runs in WAL mode, so readers do not block the writer or
+//     each other, and with busy_timeout 5 s, so a writer waits for another
+//     process's write instead of failing. Contention that outlasts the
+//     timeout is storage.ErrUnavailable. synchronous stays at its FULL
+//     default: a commit is on disk when Put returns, because a rotated
+//     refresh token lost to a power cut cannot be recovered.
+//   - Revisions are random 64-bit numbers (see newRev), so a deleted and
+//     re-created key never brings back a revision someone still holds.
+//   - The database file is created 0600 before SQLite opens it (SQLite
+//     gives its -wal and -shm files the database file's mode), in a
+//     directory created 0700.
+//
+// This adapter has no Watcher: SQLite has no change notification across
+// processes, so Store polls.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+// DefaultTable is the table the adapter uses when the URL names none.
+const DefaultTable = "tokencache"
+
+func init() {
+	storage.Register("sqlite", func(ctx context.Context, u *url.URL) (storage.Adapter, error) {
+		path, opts, err := parseURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return Open(ctx, path, opts)
+	})
+}
+
+// Options configure Open. The zero value is a good default.
+type Options struct {
+	// Table names the table, created if missing; DefaultTable when empty.
+	Table string
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+func parseURL(u *url.URL) (string, Options, error) {
+	if u.Host != "" && u.Host != "localhost" {
+		return "", Options{}, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("sqlite: URL host %q: only local files are supported", u.Host), nil)
+	}
+	p := u.Path
+	if u.Opaque != "" {
+		op, err := url.PathUnescape(u.Opaque)
+		if err != nil {
+			return "", Options{}, storage.Wrap(storage.ErrInvalid, "sqlite: bad path in URL", err)
+		}
+		p = op
+	}
+	if p == "" {
+		return "", Options{}, storage.Wrap(storage.ErrInvalid, "sqlite: URL names no database file", nil)
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", Options{}, storage.Wrap(storage.ErrInvalid, "sqlite: bad URL query", err)
+	}
+	for k := range q {
+		if k != "table" {
+			return "", Options{}, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("sqlite: unknown URL parameter %q", k), nil)
+		}
+	}
+	return p, Options{Table: q.Get("table")}, nil
+}
+
+// Adapter implements storage.Adapter.
+type Adapter struct {
+	db     *sql.DB
+	path   string
+	closed atomic.Bool
+
+	get, insert, update, upsert, del, delRev, exists, list *sql.Stmt
+}
+
+// Open opens (creating if need be) the database at path.
+func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
+	table := opts.Table
+	if table == "" {
+		table = DefaultTable
+	}
+	if !tableName.MatchString(table) {
+		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("sqlite: table name %q (letters, digits and _ only)", table), nil)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, storage.Wrap(storage.ErrInvalid, "sqlite: database path", err)
+	}
+	// The driver splits its DSN at the first '?' and treats "file:" as a
+	// URI; an absolute path that contains no '?' is taken literally.
+	if strings.ContainsRune(abs, '?') {
+		return nil, storage.Wrap(storage.ErrInvalid, "sqlite: database path must not contain '?'", nil)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fileError(abs, "create directory", err)
+	}
+	// SQLite would create the file with the umask's mode; make it first, so
+	// the secrets in it are never readable by others.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, errROFS) {
+		// Maybe readable though not writable: let SQLite decide.
+		f, err = os.Open(abs)
+	}
+	if err != nil {
+		return nil, fileError(abs, "open", err)
+	}
+	f.Close()
+
+	dsn := abs + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, mapErr(ctx, "sqlite: open "+abs, err)
+	}
+	a := &Adapter{db: db, path: abs}
+	if err := a.prepare(ctx, table); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Adapter) prepare(ctx context.Context, table string) error {
+	t := `"` + table + `"`
+	// WITHOUT ROWID: the key is the only lookup, so the primary key index
+	// can hold the rows themselves.
+	if _, err := a.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+t+` (
+		key   TEXT PRIMARY KEY NOT NULL,
+		value BLOB NOT NULL,
+		rev   INTEGER NOT NULL
+	) WITHOUT ROWID`); err != nil {
+		return mapErr(ctx, "sqlite: create table "+t+" in "+a.path, err)
+	}
+	stmts := []struct {
+		dst *(*sql.Stmt)
+		sql string
+	}{
+		{&a.get, `SELECT value, rev FROM ` + t + ` WHERE key = ?`},
+		{&a.insert, `INSERT INTO ` + t + ` (key, value, rev) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING`},
+		{&a.update, `UPDATE ` + t + ` SET value = ?, rev = ? WHERE key = ? AND rev = ?`},
+		{&a.upsert, `INSERT INTO ` + t + ` (key, value, rev) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, rev = excluded.rev`},
+		{&a.del, `DELETE FROM ` + t + ` WHERE key = ?`},
+		{&a.delRev, `DELETE FROM ` + t + ` WHERE key = ? AND rev = ?`},
+		{&a.exists, `SELECT 1 FROM ` + t + ` WHERE key = ?`},
+		{&a.list, `SELECT key FROM ` + t},
+	}
+	for _, s := range stmts {
+		st, err := a.db.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return mapErr(ctx, "sqlite: prepare", err)
+		}
+		*s.dst = st
+	}
+	return nil
+}
+
+// newRev returns a fresh revision. A random 64-bit number, not a per-key
+// counter: a counter restarts when a key is deleted and created again, and
+// a writer holding a revision from before the delete would then match a
+// different value (ABA). A store-wide counter would also do, but costs a
+// second row that every write updates; with random revisions two versions
+// of one key collide with probability 2^-64, and each write is still one
+// statement. math/rand/v2's generator is seeded per process by the
+// runtime, so processes do not repeat each other's sequences.
+func newRev() int64 { return int64(rand.Uint64()) }
+
+func revString(r int64) storage.Revision {
+	return storage.Revision(strconv.FormatUint(uint64(r), 36))
+}
+
+func parseRev(r storage.Revision) (int64, bool) {
+	u, err := strconv.ParseUint(string(r), 36, 64)
+	return int64(u), err == nil
+}
+
+func (a *Adapter) alive(ctx context.Context, op string) error {
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, "sqlite: "+op, nil)
+	}
+	return ctx.Err()
+}
+
+// Get implements storage.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+	if err := a.alive(ctx, "get"); err != nil {
+		return nil, "", err
+	}
+	var v []byte
+	var rev int64
+	err := a.get.QueryRowContext(ctx, key).Scan(&v, &rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", storage.Wrap(storage.ErrNotFound, "sqlite: get "+strconv.Quote(key), nil)
+	}
+	if err != nil {
+		return nil, "", a.mapErr(ctx, "get "+strconv.Quote(key), err)
+	}
+	return v, revString(rev), nil
+}
+
+// Put implements storage.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+	if err := a.alive(ctx, "put"); err != nil {
+		return "", err
+	}
+	rev := newRev()
+	var res sql.Result
+	var err error
+	switch cond.Kind {
+	case storage.Absent:
+		res, err = a.insert.ExecContext(ctx, key, value, rev)
+	case storage.Match:
+		old, ok := parseRev(cond.Revision)
+		if !ok {
+			return "", a.conflict("put", key, cond)
+		}
+		res, err = a.update.ExecContext(ctx, value, rev, key, old)
+	default:
+		res, err = a.upsert.ExecContext(ctx, key, value, rev)
+	}
+	if err != nil {
+		return "", a.mapErr(ctx, "put "+strconv.Quote(key), err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		if err != nil {
+			return "", a.mapErr(ctx, "put "+strconv.Quote(key), err)
+		}
+		return "", a.conflict("put", key, cond)
+	}
+	return revString(rev), nil
+}
+
+// Delete implements storage.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+	if err := a.alive(ctx, "delete"); err != nil {
+		return err
+	}
+	switch cond.Kind {
+	case storage.Absent:
+		// "Delete if absent" deletes nothing; it only has to fail when the
+		// key exists, which one read answers.
+		var one int
+		err := a.exists.QueryRowContext(ctx, key).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return a.mapErr(ctx, "delete "+strconv.Quote(key), err)
+		}
+		return a.conflict("delete", key, cond)
+	case storage.Match:
+		old, ok := parseRev(cond.Revision)
+		if !ok {
+			return a.conflict("delete", key, cond)
+		}
+		res, err := a.delRev.ExecContext(ctx, key, old)
+		if err != nil {
+			return a.mapErr(ctx, "delete "+strconv.Quote(key), err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return a.mapErr(ctx, "delete "+strconv.Quote(key), err)
+		} else if n != 1 {
+			return a.conflict("delete", key, cond)
+		}
+		return nil
+	default:
+		_, err := a.del.ExecContext(ctx, key)
+		if err != nil {
+			return a.mapErr(ctx, "delete "+strconv.Quote(key), err)
+		}
+		return nil
+	}
+}
+
+// List implements storage.Adapter.
+func (a *Adapter) List(ctx context.Context) ([]string, error) {
+	if err := a.alive(ctx, "list"); err != nil {
+		return nil, err
+	}
+	rows, err := a.list.QueryContext(ctx)
+	if err != nil {
+		return nil, a.mapErr(ctx, "list", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, a.mapErr(ctx, "list", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, a.mapErr(ctx, "list", err)
+	}
+	return keys, nil
+}
+
+// Close implements storage.Adapter.
+func (a *Adapter) Close() error {
+	if a.closed.Swap(true) {
+		return nil
+	}
+	return a.db.Close()
+}
+
+func (a *Adapter) conflict(op, key string, cond storage.Condition) error {
+	return storage.Wrap(storage.ErrConflict, "sqlite: "+op+" "+strconv.Quote(key)+" "+cond.String(), nil)
+}
+
+func (a *Adapter) mapErr(ctx context.Context, op string, err error) error {
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, "sqlite: "+op, nil)
+	}
+	return mapErr(ctx, "sqlite: "+op+" in "+a.path, err)
+}
+
+// mapErr turns a driver error into one matching the storage sentinels.
+func mapErr(ctx context.Context, msg string, err error) error {
+	// The driver interrupts a statement when ctx ends and reports
+	// SQLITE_INTERRUPT; the caller wants ctx's error.
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return storage.Wrap(ctxErr, msg, ctxErr)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return storage.Wrap(err, msg, err)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		// Extended result codes carry the primary code in the low byte.
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return storage.Wrap(storage.ErrUnavailable, msg+" (the database stayed locked by another writer past the busy timeout)", err)
+		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+			return storage.Wrap(storage.ErrReadOnly, msg, err)
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return storage.Wrap(storage.ErrCorrupt, msg+" (the database file is damaged or not SQLite; it is left as is)", err)
+		}
+	}
+	if err.Error() == "sql: database is closed" {
+		// database/sql does not export this error.
+		return storage.Wrap(storage.ErrClosed, msg, nil)
+	}
+	return storage.Wrap(storage.ErrUnavailable, msg, err)
+}
+
+var (
+	errROFS   error = syscall.EROFS
+	errNotDir error = syscall.ENOTDIR
+)
+
+// fileError classifies a failure to create the database file or its
+// directory.
+func fileError(path, op string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, errROFS) || errors.Is(err, errNotDir) {
+		return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("sqlite: %s: %s", path, op), err)
+	}
+	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("sqlite: %s: %s", path, op), err)
+}

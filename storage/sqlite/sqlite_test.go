@@ -1,0 +1,181 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/sqlite"
+	"github.com/tokencache/tokencache/storage/storagetest"
+)
+
+func open(t testing.TB, url string) storage.Adapter {
+	t.Helper()
+	a, err := storage.OpenAdapter(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestConformance(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db")
+	storagetest.Run(t, func(t *testing.T) storage.Adapter { return open(t, url) })
+}
+
+func TestProcesses(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db") + "?table=procs"
+	storagetest.RunProcesses(t, url, 4, 200)
+}
+
+func BenchmarkStore(b *testing.B) {
+	url := "sqlite://" + filepath.Join(b.TempDir(), "tokens.db")
+	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return open(b, url) })
+}
+
+func TestPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "dir")
+	path := filepath.Join(dir, "tokens.db")
+	a, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]os.FileMode{dir: 0o700 | os.ModeDir, path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600}
+	for p, want := range checks {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode() != want {
+			t.Errorf("%s: %v, %v; want %v", p, fi.Mode(), err, want)
+		}
+	}
+}
+
+func TestURLs(t *testing.T) {
+	ctx := context.Background()
+	wd := t.TempDir()
+	t.Chdir(wd)
+	for _, url := range []string{"sqlite:rel.db", "sqlite:sub/rel.db?table=other_1", "sqlite://" + filepath.Join(wd, "abs.db")} {
+		a := open(t, url)
+		if _, err := a.Put(ctx, "k", []byte(`{}`), storage.Condition{}); err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		a.Close()
+	}
+	for _, f := range []string{"rel.db", "sub/rel.db", "abs.db"} {
+		if _, err := os.Stat(filepath.Join(wd, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, bad := range []string{"sqlite:", "sqlite://host/x.db", "sqlite:x.db?table=a;drop", "sqlite:x.db?mode=ro"} {
+		if _, err := storage.OpenAdapter(ctx, bad); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestTablesAreSeparate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.db")
+	a := open(t, "sqlite://"+path+"?table=a")
+	b := open(t, "sqlite://"+path+"?table=b")
+	defer a.Close()
+	defer b.Close()
+	if _, err := a.Put(ctx, "k", []byte(`{}`), storage.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Get(ctx, "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("table b sees table a's key: %v", err)
+	}
+}
+
+func TestNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junk.db")
+	junk := []byte("this is not an SQLite database, and it is long enough to have a header.....................................")
+	os.WriteFile(path, junk, 0o600)
+	_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("Open of a non-database: %v", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(junk) {
+		t.Fatal("file overwritten")
+	}
+}
+
+func TestUncreatableDirectory(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocker, nil, 0o600)
+	_, err := sqlite.Open(context.Background(), filepath.Join(blocker, "x.db"), sqlite.Options{})
+	if !errors.Is(err, storage.ErrReadOnly) {
+		t.Fatalf("Open under a regular file: %v", err)
+	}
+}
+
+// holdWriteLock takes the database's write lock in a connection of its
+// own, as another process's long transaction would.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		conn.Close()
+		db.Close()
+	}
+}
+
+// TestLocked: a writer blocked by another connection's write gives up when
+// its ctx ends, and once the busy timeout (5 s) has passed it reports
+// ErrUnavailable. Reads go on meanwhile (WAL).
+func TestLocked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the busy timeout")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriteLock(t, path)
+	defer release()
+
+	if _, _, err := a.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get while another connection writes: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = a.Put(short, "k", []byte(`{"n":2}`), storage.Condition{})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("Put with a deadline while locked: %v after %v", err, time.Since(start))
+	}
+	_, err = a.Put(ctx, "k", []byte(`{"n":2}`), storage.Condition{})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Put past the busy timeout: %v", err)
+	}
+	t.Log(err)
+	release()
+	if _, err := a.Put(ctx, "k", []byte(`{"n":3}`), storage.Condition{}); err != nil {
+		t.Fatalf("Put after the lock is gone: %v", err)
+	}
+}
