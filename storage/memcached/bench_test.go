@@ -16,6 +16,42 @@ func BenchmarkStore(b *testing.B) {
 	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapter(b, u) })
 }
 
+// BenchmarkAdapter is Store's Load and Update without the record codec:
+// Get, and Get then Put on the revision read. Against BenchmarkBaseline it
+// shows what the adapter alone adds to the plain client's round trips.
+func BenchmarkAdapter(b *testing.B) {
+	ctx := context.Background()
+	a := openAdapter(b, storeURL(b))
+	b.Cleanup(func() { a.Close() })
+	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Put(ctx, "bench", val, storage.Condition{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := a.Get(ctx, "bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Get+PutIfMatch", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, rev, err := a.Get(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := a.Put(ctx, "bench", v, storage.IfMatch(rev)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkBaseline does with the bare client the round trips that
 // BenchmarkStore's Load and Update stand for, on a value of the same size:
 // get, and get then set with no condition. The gap is what the revision,

@@ -11,6 +11,14 @@ import (
 	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
+func openAdapterB(b *testing.B, u string) storage.Adapter {
+	a, err := storage.OpenAdapter(context.Background(), u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
 func BenchmarkStore(b *testing.B) {
 	u := withQuery(b, redisURL(b), "prefix", uniquePrefix(b))
 	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter {
@@ -19,6 +27,42 @@ func BenchmarkStore(b *testing.B) {
 			b.Fatal(err)
 		}
 		return a
+	})
+}
+
+// BenchmarkAdapter is Store's Load and Update without the record codec:
+// Get, and Get then Put on the revision read. Against BenchmarkBaseline it
+// shows what the adapter alone adds to the plain client's round trips.
+func BenchmarkAdapter(b *testing.B) {
+	ctx := context.Background()
+	a := openAdapterB(b, withQuery(b, redisURL(b), "prefix", uniquePrefix(b)))
+	b.Cleanup(func() { a.Close() })
+	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Put(ctx, "bench", val, storage.Condition{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := a.Get(ctx, "bench"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Get+PutIfMatch", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, rev, err := a.Get(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := a.Put(ctx, "bench", v, storage.IfMatch(rev)); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }
 

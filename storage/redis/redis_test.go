@@ -77,8 +77,7 @@ func TestConformanceSharedClient(t *testing.T) {
 // where keys spread over slots, List scans every master and notifications
 // travel on shard channels.
 func TestConformanceCluster(t *testing.T) {
-	addrs := redisClusterAddrs(t)
-	u := "redis://" + strings.Join(addrs, ",") + "/?cluster=true&prefix=" + url.QueryEscape(uniquePrefix(t))
+	u := withQuery(t, redisClusterURL(t), "prefix", uniquePrefix(t))
 	storagetest.Run(t, func(t *testing.T) storage.Adapter {
 		a, err := storage.OpenAdapter(context.Background(), u)
 		if err != nil {
@@ -97,7 +96,11 @@ func TestConformanceCluster(t *testing.T) {
 // back by name.
 func TestClusterSlots(t *testing.T) {
 	ctx := context.Background()
-	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: redisClusterAddrs(t)})
+	opt, err := goredis.ParseClusterURL(redisClusterURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClusterClient(opt)
 	defer c.Close()
 	prefix := uniquePrefix(t)
 	a := redis.New(c, redis.Options{Prefix: prefix})
@@ -145,6 +148,29 @@ func TestClusterSlots(t *testing.T) {
 	}
 	if inTagSlot > 1 {
 		t.Fatalf("%d of the {t} profiles share the hash tag's slot %d", inTagSlot, tagSlot)
+	}
+}
+
+// TestClusterHostListURL opens the cluster through the comma-separated
+// host form and round-trips a profile.
+func TestClusterHostListURL(t *testing.T) {
+	opt, err := goredis.ParseClusterURL(redisClusterURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "redis://" + strings.Join(opt.Addrs, ",") + "/?cluster=true&prefix=" + url.QueryEscape(uniquePrefix(t))
+	a, err := storage.OpenAdapter(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := context.Background()
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := a.Get(ctx, "p"); err != nil || got != rev {
+		t.Fatalf("Get = %q, %v; want %q", got, err, rev)
 	}
 }
 
