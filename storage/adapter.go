@@ -57,7 +57,9 @@ type Adapter interface {
 // polling.
 type Watcher interface {
 	// Wait returns nil once key's revision may differ from rev (spurious
-	// wake-ups are allowed; callers re-read), or ctx's error.
+	// wake-ups are allowed; callers re-read), or ctx's error. A wrapper
+	// whose inner adapter cannot watch returns errors.ErrUnsupported, and
+	// the Store polls instead.
 	Wait(ctx context.Context, key string, rev Revision) error
 }
 

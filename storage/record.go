@@ -80,7 +80,7 @@ func (r *Record) GetExtra(name string, v any) (bool, error) {
 
 // SetExtra stores v as the extra member name; a nil v removes it.
 func (r *Record) SetExtra(name string, v any) error {
-	if _, known := knownMembers[name]; known {
+	if isKnownMember(name) {
 		return Wrap(ErrInvalid, fmt.Sprintf("record member %q is not extra", name), nil)
 	}
 	if v == nil {
@@ -124,6 +124,18 @@ var knownMembers = map[string]struct{}{
 	"updated_at": {},
 }
 
+func isKnownMember(name string) bool {
+	if _, ok := knownMembers[name]; ok {
+		return true
+	}
+	for k := range knownMembers {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // EncodeRecord returns r's JSON form.
 func EncodeRecord(r *Record) ([]byte, error) {
 	w := wireRecord{
@@ -151,7 +163,7 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Write(b[:len(b)-1])
 	for _, k := range sortedKeys(r.Extra) {
-		if _, known := knownMembers[k]; known {
+		if isKnownMember(k) {
 			continue
 		}
 		v := r.Extra[k]
@@ -212,10 +224,17 @@ func DecodeRecord(b []byte) (*Record, error) {
 		if err := json.Unmarshal(b, &all); err != nil {
 			return nil, Wrap(ErrCorrupt, "decode record", err)
 		}
-		for k := range knownMembers {
-			delete(all, k)
+		for k := range all {
+			// encoding/json matches member names case-insensitively, so
+			// "Expiry" already set Expiry: keeping it as an extra would
+			// write a stale duplicate that a later decode prefers.
+			if isKnownMember(k) {
+				delete(all, k)
+			}
 		}
-		r.Extra = all
+		if len(all) > 0 {
+			r.Extra = all
+		}
 	}
 	return r, nil
 }

@@ -141,7 +141,9 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 // polls every interval, with jitter so that waiters spread out.
 func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval time.Duration) error {
 	if w, ok := s.adapter.(Watcher); ok {
-		return w.Wait(ctx, profile, rev)
+		if err := w.Wait(ctx, profile, rev); !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
 	}
 	half := int64(interval / 2)
 	return sleep(ctx, time.Duration(half+rand.Int64N(half+1)))

@@ -134,8 +134,7 @@ func WithDataKeyUses(n int) Option { return func(a *Adapter) { a.maxUses = n } }
 func WithCacheSize(n int) Option { return func(a *Adapter) { a.size = n } }
 
 // Adapter is a storage.Adapter that encrypts values for an inner one. It
-// implements storage.Watcher: through the inner adapter when that has one,
-// else by polling it.
+// implements storage.Watcher when the inner adapter does.
 type Adapter struct {
 	inner   storage.Adapter
 	kms     API
@@ -143,7 +142,6 @@ type Adapter struct {
 	ttl     time.Duration
 	maxUses int
 	size    int
-	poll    time.Duration
 	now     func() time.Time
 
 	closed atomic.Bool
@@ -173,8 +171,7 @@ func Wrap(inner storage.Adapter, client API, keyID string, opts ...Option) *Adap
 	a := &Adapter{
 		inner: inner, kms: client, keyID: keyID,
 		ttl: DefaultDataKeyTTL, maxUses: DefaultDataKeyUses, size: DefaultCacheSize,
-		poll: 250 * time.Millisecond,
-		now:  time.Now,
+		now: time.Now,
 	}
 	for _, o := range opts {
 		o(a)
@@ -391,32 +388,14 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 // List implements storage.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) { return a.inner.List(ctx) }
 
-// Wait implements storage.Watcher: the inner adapter's when it has one.
-// Otherwise it polls the inner revision, since a wrapper's method set
-// cannot depend on what it wraps.
+// Wait implements storage.Watcher through the inner adapter. A wrapper's
+// method set cannot depend on what it wraps, so when the inner adapter
+// cannot watch, Wait says so with errors.ErrUnsupported and the Store polls.
 func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
 	if w, ok := a.inner.(storage.Watcher); ok {
 		return w.Wait(ctx, key, rev)
 	}
-	t := time.NewTicker(a.poll)
-	defer t.Stop()
-	for {
-		_, cur, err := a.inner.Get(ctx, key)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			cur = ""
-		case err != nil:
-			return err
-		}
-		if cur != rev {
-			return nil
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return errors.ErrUnsupported
 }
 
 // Close implements storage.Adapter. It closes the inner adapter and forgets
