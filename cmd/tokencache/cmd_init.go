@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// Extra record members the CLI keeps beside the library's fields, so that
+// revoke and login need not be told the endpoints again.
+const (
+	extraRevokeURL    = "revoke_url"
+	extraAuthorizeURL = "authorize_url"
+)
+
+// profileInput is what init (and login) may set in a profile. Empty fields
+// are left as stored.
+type profileInput struct {
+	tokenURL, clientID, flavor, revokeURL, authorizeURL string
+	clientSecret, refreshToken, accessToken             secret.Secret
+	expiresIn                                           time.Duration
+	scopes                                              []string
+}
+
+func (in *profileInput) empty() bool {
+	return in.tokenURL == "" && in.clientID == "" && in.flavor == "" && in.revokeURL == "" && in.authorizeURL == "" &&
+		in.clientSecret == "" && in.refreshToken == "" && in.accessToken == "" && len(in.scopes) == 0
+}
+
+func (a *app) initCmd() *cobra.Command {
+	var in profileInput
+	var fromFile string
+	var clientSecret, refreshToken, accessToken string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create or update a profile",
+		Long: `Create the profile, or update the fields given in an existing one.
+
+Each value comes from its flag, else from --from-file (seed 001's
+cred-init.json: {"client_id", "client_secret", "refresh_token"}; "-" reads
+stdin), else from the environment (PAN_CLIENT_ID, PAN_CLIENT_SECRET,
+PAN_REFRESH_TOKEN, PAN_ACCESS_TOKEN), so secrets need not appear in argv,
+where other users can see them.
+
+A new refresh token (or client) drops the stored access token, which
+belongs to the old grant, unless --access-token is given too.`,
+		Example: `  tokencache init --token-url https://idp.example/oauth2/token --from-file cred-init.json
+  PAN_CLIENT_ID=app PAN_CLIENT_SECRET=s PAN_REFRESH_TOKEN=r tokencache init --token-url https://idp.example/oauth2/token`,
+		Args: cobra.NoArgs,
+		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, _ []string) error {
+			in.clientSecret, in.refreshToken, in.accessToken = secret.Secret(clientSecret), secret.Secret(refreshToken), secret.Secret(accessToken)
+			if fromFile != "" {
+				if err := a.readCredInit(fromFile, &in); err != nil {
+					return err
+				}
+			}
+			a.fillFromEnv(&in)
+			if in.empty() {
+				return usagef("init: nothing to store: give --token-url, --client-id, ... or --from-file, or set PAN_* variables")
+			}
+			rec, err := a.saveProfile(ctx, in)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "profile %q saved in %s\n", a.profile, storage.Redact(a.storeURL))
+			if missing := missingForRefresh(rec); len(missing) > 0 {
+				fmt.Fprintf(a.stderr, "note: profile %q cannot refresh yet: missing %v\n", a.profile, missing)
+			}
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.tokenURL, "token-url", "", "token endpoint (RFC 6749), or pancloud's base URL with --flavor pancloud")
+	f.StringVar(&in.clientID, "client-id", "", "client id (or PAN_CLIENT_ID)")
+	f.StringVar(&clientSecret, "client-secret", "", "client secret (or PAN_CLIENT_SECRET; visible in ps, prefer the environment or --from-file)")
+	f.StringVar(&refreshToken, "refresh-token", "", "refresh token (or PAN_REFRESH_TOKEN)")
+	f.StringVar(&accessToken, "access-token", "", "current access token, if any (or PAN_ACCESS_TOKEN)")
+	f.DurationVar(&in.expiresIn, "expires-in", 0, "lifetime left of --access-token (default: its JWT exp claim, else unknown)")
+	f.StringVar(&in.flavor, "flavor", "", "token endpoint flavor: oauth2 (default) or pancloud")
+	f.StringVar(&in.revokeURL, "revoke-url", "", "revocation endpoint (RFC 7009), remembered for revoke")
+	f.StringVar(&in.authorizeURL, "authorize-url", "", "authorization endpoint, remembered for login")
+	f.StringSliceVar(&in.scopes, "scope", nil, "scopes to request (login)")
+	f.StringVar(&fromFile, "from-file", "", `read client_id, client_secret, refresh_token from a cred-init.json file ("-": stdin)`)
+	return cmd
+}
+
+// readCredInit fills the fields the flags left empty from a cred-init.json.
+func (a *app) readCredInit(path string, in *profileInput) error {
+	var r io.Reader = a.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return usagef("--from-file: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	var v struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		RefreshToken string `json:"refresh_token"`
+		AccessToken  string `json:"access_token"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
+	if err := dec.Decode(&v); err != nil {
+		// The decoder's message may quote the input, which holds secrets.
+		return usagef("--from-file %s: not a cred-init.json object", path)
+	}
+	setIfEmpty(&in.clientID, v.ClientID)
+	setSecretIfEmpty(&in.clientSecret, v.ClientSecret)
+	setSecretIfEmpty(&in.refreshToken, v.RefreshToken)
+	setSecretIfEmpty(&in.accessToken, v.AccessToken)
+	return nil
+}
+
+// fillFromEnv takes PAN_* values for fields neither flags nor file gave.
+func (a *app) fillFromEnv(in *profileInput) {
+	setIfEmpty(&in.clientID, a.getenv("PAN_CLIENT_ID"))
+	setSecretIfEmpty(&in.clientSecret, a.getenv("PAN_CLIENT_SECRET"))
+	setSecretIfEmpty(&in.refreshToken, a.getenv("PAN_REFRESH_TOKEN"))
+	setSecretIfEmpty(&in.accessToken, a.getenv("PAN_ACCESS_TOKEN"))
+}
+
+func setIfEmpty(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+func setSecretIfEmpty(dst *secret.Secret, v string) {
+	if *dst == "" {
+		*dst = secret.Secret(v)
+	}
+}
+
+// saveProfile merges in into the stored profile (creating it) and returns
+// the record written.
+func (a *app) saveProfile(ctx context.Context, in profileInput) (*storage.Record, error) {
+	switch in.flavor {
+	case "", credentials.FlavorOAuth2, credentials.FlavorPancloud:
+	default:
+		return nil, usagef("--flavor must be oauth2 or pancloud, not %q", in.flavor)
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	rec, _, err := st.Update(ctx, a.profile, func(r *storage.Record) error {
+		newGrant := (in.refreshToken != "" && in.refreshToken != r.RefreshToken) ||
+			(in.clientID != "" && in.clientID != r.ClientID)
+		if newGrant {
+			r.AccessToken, r.TokenType, r.Expiry = "", "", time.Time{}
+		}
+		setIfGiven(&r.TokenURL, in.tokenURL)
+		setIfGiven(&r.ClientID, in.clientID)
+		setIfGiven(&r.Flavor, in.flavor)
+		if in.clientSecret != "" {
+			r.ClientSecret = in.clientSecret
+		}
+		if in.refreshToken != "" {
+			r.RefreshToken = in.refreshToken
+		}
+		if in.accessToken != "" {
+			r.AccessToken, r.TokenType = in.accessToken, ""
+			r.Expiry = time.Time{}
+			if in.expiresIn != 0 {
+				r.Expiry = time.Now().Add(in.expiresIn).UTC()
+			}
+		}
+		if len(in.scopes) > 0 {
+			r.Scopes = in.scopes
+		}
+		for name, v := range map[string]string{extraRevokeURL: in.revokeURL, extraAuthorizeURL: in.authorizeURL} {
+			if v != "" {
+				if err := r.SetExtra(name, v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return rec, err
+}
+
+// setIfGiven overwrites a stored field with v when v was given.
+func setIfGiven(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// missingForRefresh mirrors the library's check, so that init can warn
+// instead of token failing later.
+func missingForRefresh(r *storage.Record) []string {
+	var m []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"client_id", r.ClientID != ""}, {"client_secret", r.ClientSecret != ""}, {"refresh_token", r.RefreshToken != ""}, {"token_url", r.TokenURL != ""}} {
+		if !f.set {
+			m = append(m, f.name)
+		}
+	}
+	return m
+}
+
+func extraString(r *storage.Record, name string) string {
+	var s string
+	r.GetExtra(name, &s)
+	return s
+}

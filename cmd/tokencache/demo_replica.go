@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
+
+	"github.com/tokencache/tokencache/credentials"
+)
+
+// One demo replica is a separate OS process (the hidden "demo-replica"
+// command of this same binary), so that the shared store is shared the
+// way it is in production: across processes, through the backend only.
+//
+// Protocol with the demo on stdin/stdout, one JSON object a line:
+// the replica prints {"ready":true} when set up, starts its load when it
+// reads a line, reports its cumulative counters every reportEvery, and on
+// EOF stops, prints {"done":true,...} and exits.
+
+const (
+	modeShared  = "shared"  // tokencache: one token per store, one refresher
+	modePrivate = "private" // golang.org/x/oauth2: each process refreshes for itself
+
+	envDemoSecret  = "TOKENCACHE_DEMO_CLIENT_SECRET"
+	envDemoRefresh = "TOKENCACHE_DEMO_REFRESH_TOKEN"
+
+	reportEvery = 100 * time.Millisecond
+)
+
+// replicaReport is one progress line of a replica.
+type replicaReport struct {
+	Ready  bool  `json:"ready,omitempty"`
+	Done   bool  `json:"done,omitempty"`
+	OK     int64 `json:"ok"`      // resource requests answered 200
+	Fail   int64 `json:"fail"`    // resource requests that failed (401, or no token)
+	TokErr int64 `json:"tok_err"` // of those, failures to get a token at all
+}
+
+type replicaOpts struct {
+	mode, tokenURL, resourceURL, clientID string
+	goroutines                            int
+	think                                 time.Duration
+}
+
+func (a *app) replicaCmd() *cobra.Command {
+	var o replicaOpts
+	cmd := &cobra.Command{
+		Use:    "demo-replica",
+		Short:  "one replica of the demo (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		PreRun: func(*cobra.Command, []string) { a.timeout = 0 },
+		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
+			return a.runReplica(ctx, o)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.mode, "mode", modeShared, "shared or private")
+	f.StringVar(&o.tokenURL, "token-url", "", "token endpoint (private mode)")
+	f.StringVar(&o.resourceURL, "resource-url", "", "resource the load requests")
+	f.StringVar(&o.clientID, "client-id", "", "client id (private mode)")
+	f.IntVar(&o.goroutines, "goroutines", 8, "concurrent requesters")
+	f.DurationVar(&o.think, "think", 10*time.Millisecond, "pause between one requester's requests")
+	return cmd
+}
+
+func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
+	base := &http.Transport{MaxIdleConnsPerHost: o.goroutines + 2, IdleConnTimeout: 30 * time.Second}
+	defer base.CloseIdleConnections()
+	hc := &http.Client{Transport: base, Timeout: a.tune.httpTimeout}
+
+	var client *http.Client
+	switch o.mode {
+	case modeShared:
+		st, err := a.openStore(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cfg := a.credConfig(st)
+		cfg.HTTPClient = hc
+		c, err := credentials.New(cfg)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		client = &http.Client{Transport: &credentials.Transport{Credentials: c, Base: base}, Timeout: a.tune.httpTimeout}
+	case modePrivate:
+		// What most Go services do: x/oauth2's token source, which keeps the
+		// token (and the rotated refresh token) in this process only.
+		conf := &oauth2.Config{
+			ClientID:     o.clientID,
+			ClientSecret: a.getenv(envDemoSecret),
+			Endpoint:     oauth2.Endpoint{TokenURL: o.tokenURL, AuthStyle: oauth2.AuthStyleInHeader},
+		}
+		octx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+		seed := &oauth2.Token{RefreshToken: a.getenv(envDemoRefresh)}
+		src := oauth2.ReuseTokenSourceWithExpiry(nil, conf.TokenSource(octx, seed), a.tune.skew)
+		client = &http.Client{Transport: &oauth2.Transport{Source: src, Base: base}, Timeout: a.tune.httpTimeout}
+	default:
+		return usagef("demo-replica: --mode must be %s or %s", modeShared, modePrivate)
+	}
+
+	out := json.NewEncoder(a.stdout)
+	var outMu sync.Mutex
+	report := func(r replicaReport) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		out.Encode(r)
+	}
+	report(replicaReport{Ready: true})
+
+	in := bufio.NewReader(a.stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		return nil // the demo went away before the start
+	}
+	loadCtx, stop := context.WithCancel(ctx)
+	go func() {
+		io.Copy(io.Discard, in) // EOF: the demo says stop
+		stop()
+	}()
+
+	var ok, fail, tokErr atomic.Int64
+	counts := func() replicaReport {
+		return replicaReport{OK: ok.Load(), Fail: fail.Load(), TokErr: tokErr.Load()}
+	}
+	var wg sync.WaitGroup
+	for range o.goroutines {
+		wg.Go(func() {
+			for loadCtx.Err() == nil {
+				pause := o.think
+				switch err := request(loadCtx, client, o.resourceURL); {
+				case err == nil:
+					ok.Add(1)
+				case loadCtx.Err() != nil:
+					// stopped mid-request: not a failure of the scheme
+				default:
+					fail.Add(1)
+					if _, isTok := err.(tokenFailure); isTok {
+						tokErr.Add(1)
+					}
+					// Back off like a client that retries would.
+					pause = 100 * time.Millisecond
+				}
+				sleepCtx(loadCtx, pause)
+			}
+		})
+	}
+	tick := time.NewTicker(reportEvery)
+	defer tick.Stop()
+	for loadCtx.Err() == nil {
+		select {
+		case <-tick.C:
+			report(counts())
+		case <-loadCtx.Done():
+		}
+	}
+	wg.Wait()
+	final := counts()
+	final.Done = true
+	report(final)
+	return nil
+}
+
+// tokenFailure: client.Do failed, which with both transports means no
+// token could be had (the resource is on loopback and does not go away).
+type tokenFailure struct{ error }
+
+func request(ctx context.Context, client *http.Client, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return tokenFailure{err}
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("resource answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

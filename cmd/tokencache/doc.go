@@ -1,0 +1,42 @@
+// Command tokencache keeps OAuth 2.0 credentials for many profiles in a
+// shared store and prints valid access tokens, refreshing them so that every
+// process sharing the store uses one access token per expiry and exactly one
+// of them calls the token endpoint.
+//
+// Usage:
+//
+//	tokencache [--store URL] [--profile NAME] <command> [flags]
+//
+// The store is the embedded file store (pancloud's credentials.json, or the
+// file PAN_CREDENTIALS_DBFILE names) unless --store or TOKENCACHE_STORE
+// names another: file:///path, sqlite:///path, memory://name and the
+// schemes of the other adapters compiled in (see stores.go). The profile is
+// "default" unless --profile or TOKENCACHE_PROFILE names another.
+//
+// Commands:
+//
+//	init      create or update a profile (flags, PAN_* environment, or --from-file cred-init.json)
+//	token     print a valid access token, refreshing it through the store when needed
+//	list      list the profiles in the store
+//	show      show a profile, secrets masked
+//	refresh   refresh the access token now, even if the stored one is valid
+//	revoke    revoke the profile's tokens at the server and drop them from the store
+//	rm        remove a profile
+//	copy      copy profiles to another store
+//	login     authorization code flow with PKCE and a loopback redirect
+//	demo      shared-store refresh vs per-process refresh, against an in-process test server
+//
+// Exit codes, one per failure class so that scripts can react without
+// parsing messages (errors are one line on stderr and never contain secrets):
+//
+//	0  success
+//	1  other error
+//	2  usage: bad flags, arguments or store URL
+//	3  profile not found
+//	4  store corrupt (left untouched for an operator to repair)
+//	5  store unavailable or read-only
+//	6  token endpoint unreachable, timing out or failing temporarily: retry later
+//	7  re-authorization required: the refresh token was revoked, expired or reused (invalid_grant)
+//	8  invalid client: the server rejected client_id/client_secret (invalid_client)
+//	9  partial credentials: the profile lacks what a refresh needs
+package main

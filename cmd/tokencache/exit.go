@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// Exit codes; doc.go and the root command's help list them for users.
+const (
+	exitOK          = 0
+	exitOther       = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitCorrupt     = 4
+	exitStoreDown   = 5
+	exitTemporary   = 6
+	exitReauth      = 7
+	exitBadClient   = 8
+	exitPartialCred = 9
+)
+
+const exitCodeHelp = `Exit codes:
+  0  success
+  1  other error
+  2  usage: bad flags, arguments or store URL
+  3  profile not found
+  4  store corrupt (left untouched)
+  5  store unavailable or read-only
+  6  token endpoint unreachable or failing temporarily: retry later
+  7  re-authorization required (refresh token revoked or reused: invalid_grant)
+  8  invalid client (client_id/client_secret rejected: invalid_client)
+  9  partial credentials (the profile lacks what a refresh needs)
+`
+
+// usageError marks mistakes in how the command was called, found after
+// cobra's own parsing (which is usage by construction, see run).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitCode maps an error to its class. The order matters where one error
+// matches several classes: a rejected refresh token is an EndpointError
+// wrapped in ErrReauthRequired, and a store error can sit under a
+// credentials error.
+func exitCode(err error) int {
+	var ue *usageError
+	var pe *credentials.PartialCredentialsError
+	var ee *credentials.EndpointError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &pe):
+		return exitPartialCred
+	case errors.Is(err, credentials.ErrReauthRequired):
+		return exitReauth
+	case errors.As(err, &ee) && (ee.Code == "invalid_grant" || ee.Code == "invalid_token"):
+		return exitReauth
+	case errors.As(err, &ee) && ee.Code == "invalid_client":
+		return exitBadClient
+	case errors.As(err, &ee) && ee.Temporary():
+		return exitTemporary
+	case errors.Is(err, storage.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, storage.ErrCorrupt):
+		return exitCorrupt
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrReadOnly):
+		return exitStoreDown
+	case errors.Is(err, storage.ErrInvalid):
+		return exitUsage
+	case errors.Is(err, context.DeadlineExceeded):
+		return exitTemporary
+	}
+	return exitOther
+}
+
+// errorLine renders err as the one line a user reads on stderr: a plain
+// statement of what is wrong with this profile and store, the library's
+// detail, and for the classes a user can fix, how. Library errors never
+// carry secrets and store URLs go through storage.Redact, so the line is
+// safe to log.
+func (a *app) errorLine(err error, code int) string {
+	detail := oneLine(err.Error())
+	store := storage.Redact(a.storeURL)
+	var msg string
+	switch code {
+	case exitNotFound:
+		msg = fmt.Sprintf("profile %q not found in store %s (create it with \"tokencache init\")", a.profile, store)
+	case exitCorrupt:
+		msg = fmt.Sprintf("store %s is corrupt, nothing was written: %s", store, detail)
+	case exitStoreDown:
+		msg = fmt.Sprintf("store %s is unavailable: %s", store, detail)
+	case exitReauth:
+		msg = fmt.Sprintf("profile %q needs re-authorization: the server rejected its refresh token (run \"tokencache login\" or \"tokencache init --refresh-token\"): %s", a.profile, detail)
+	case exitBadClient:
+		msg = fmt.Sprintf("profile %q: the token endpoint rejected the client credentials (check client_id and client_secret): %s", a.profile, detail)
+	case exitTemporary:
+		msg = fmt.Sprintf("profile %q: token endpoint unreachable or failing, try again later: %s", a.profile, detail)
+	default:
+		msg = detail
+	}
+	return "tokencache: " + msg
+}
+
+// oneLine keeps multi-line errors (errors.Join) on one line for scripts
+// that read stderr line by line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
