@@ -32,11 +32,16 @@ func NewBasic(c BasicConfig, env Env) (*Basic, error) {
 	if strings.Contains(c.Username, ":") {
 		return nil, &OptionError{Scheme: "basic", Option: "username", Reason: "must not contain ':'"}
 	}
-	creds := base64.StdEncoding.EncodeToString([]byte(c.Username + ":" + c.Password.Reveal()))
-	b := &Basic{printable: printable{"Basic"}, header: "Basic " + creds}
+	creds := basicCredentials(c.Username, c.Password)
+	b := &Basic{printable: printable{"Basic"}, header: "Basic " + creds.Reveal()}
 	// The password travels base64-encoded: mask that form too.
-	newSecrets(env.Masker, "basic").set("password", c.Password, secret.Secret(creds))
+	newSecrets(env.Masker, "basic").set("password", c.Password, creds)
 	return b, nil
+}
+
+// basicCredentials is the base64 part of an RFC 7617 header.
+func basicCredentials(user string, password secret.Secret) secret.Secret {
+	return secret.Secret(base64.StdEncoding.EncodeToString([]byte(user + ":" + password.Reveal())))
 }
 
 // Authorize sets the Authorization header.

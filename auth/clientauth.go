@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -114,6 +115,17 @@ func (c *oauthClient) fits(scheme, subject string) func(context.Context, *storag
 		}
 		return false, errors.Join(ErrProfileInUse, errors.New("the stored "+differs+" differs from this configuration's"))
 	}
+}
+
+// clientSecrets are the forms a client secret takes on the wire: itself,
+// and inside an RFC 6749 §2.3.1 Basic header, where id and secret are
+// form-urlencoded before base64.
+func clientSecrets(clientID string, clientSecret secret.Secret) []secret.Secret {
+	if clientSecret == "" {
+		return nil
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(clientID) + ":" + url.QueryEscape(clientSecret.Reveal())))
+	return []secret.Secret{clientSecret, secret.Secret(basic)}
 }
 
 func nilIfEmpty(s string) any {

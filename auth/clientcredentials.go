@@ -65,7 +65,7 @@ func NewClientCredentials(c ClientCredentialsConfig, env Env) (*TokenAuthorizer,
 	oc := g.(clientCredentialsGrant).oauthClient
 	return newTokenAuthorizer(env, tokenOptions{scheme: clientCredentialsScheme, grant: g,
 		header: header, format: format, ensure: oc.fits(clientCredentialsScheme, ""),
-		secrets: map[string]secret.Secret{"client_secret": c.ClientSecret}})
+		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret)}})
 }
 
 // tokenHeader is headerOptions where an empty format means the token's

@@ -58,6 +58,7 @@ type passwordGrant struct {
 // again when the server no longer accepts it.
 func (g *passwordGrant) Obtain(ctx context.Context, rec *storage.Record) (*credentials.Tokens, error) {
 	if rec.RefreshToken != "" {
+		g.secrets.set("refresh_token", rec.RefreshToken) // another process may have rotated it
 		t, err := g.request(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rec.RefreshToken.Reveal()}})
 		var ee *credentials.EndpointError
 		if err == nil || !errors.As(err, &ee) || ee.Code != "invalid_grant" {
@@ -89,7 +90,7 @@ func NewPassword(c PasswordConfig, env Env) (*TokenAuthorizer, error) {
 	pg := g.(*passwordGrant)
 	a, err := newTokenAuthorizer(env, tokenOptions{scheme: passwordScheme, grant: g, header: header, format: format,
 		password: true, ensure: pg.fits(passwordScheme, c.Username),
-		secrets: map[string]secret.Secret{"client_secret": c.ClientSecret, "password": c.Password}})
+		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret), "password": {c.Password}}})
 	if err == nil {
 		pg.secrets = a.secrets
 	}

@@ -73,5 +73,6 @@ func NewRefreshToken(c RefreshTokenConfig, env Env) (*TokenAuthorizer, error) {
 		return write, nil
 	}
 	return newTokenAuthorizer(env, tokenOptions{scheme: scheme, authStyle: style, header: header, format: format,
-		ensure: fit, secrets: map[string]secret.Secret{"client_secret": c.ClientSecret, "refresh_token": c.RefreshToken}})
+		trackRefresh: true, ensure: fit,
+		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret), "configured_refresh_token": {c.RefreshToken}}})
 }

@@ -103,5 +103,5 @@ func NewTCToken(c TCTokenConfig, env Env) (*TokenAuthorizer, error) {
 		return true, nil
 	}
 	return newTokenAuthorizer(env, tokenOptions{scheme: tcTokenScheme, grant: g, header: "Authorization",
-		format: "TC-Token {}", ensure: fit, secrets: map[string]secret.Secret{"tc_token": c.Token}})
+		format: "TC-Token {}", ensure: fit, secrets: map[string][]secret.Secret{"tc_token": {c.Token}}})
 }

@@ -27,9 +27,13 @@ type TokenAuthorizer struct {
 	header   string
 	format   string // "" means the token's own type, "Bearer <token>"
 	password bool   // invalid_grant means the user's password
-	secrets  secrets
-	masker   *Masker
-	closers  []func() error
+	// trackRefresh: the refresh token rotates inside credentials, out of
+	// sight; read it from the store whenever the access token changes.
+	trackRefresh bool
+	store        *storage.Store
+	secrets      secrets
+	masker       *Masker
+	closers      []func() error
 
 	last atomic.Pointer[credentials.Token] // last token registered with the Masker
 
@@ -53,8 +57,9 @@ type tokenOptions struct {
 	authStyle      credentials.AuthStyle
 	header, format string
 	password       bool
+	trackRefresh   bool
 	ensure         func(ctx context.Context, rec *storage.Record, exists bool) (write bool, err error)
-	secrets        map[string]secret.Secret // for the Masker
+	secrets        map[string][]secret.Secret // for the Masker
 	configure      func(*credentials.Config)
 }
 
@@ -75,16 +80,27 @@ func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
 	}
 	a := &TokenAuthorizer{printable: printable{"TokenAuthorizer"}, scheme: o.scheme, creds: creds,
 		header: o.header, format: o.format, password: o.password,
+		trackRefresh: o.trackRefresh, store: env.Store,
 		secrets: newSecrets(env.Masker, o.scheme), masker: env.Masker,
 		closers: []func() error{creds.Close}}
 	if ownStore {
 		a.closers = append(a.closers, env.Store.Close)
 	}
 	for k, v := range o.secrets {
-		a.secrets.set(k, v)
+		a.secrets.set(k, v...)
 	}
 	if o.ensure != nil {
-		a.ensure = func(ctx context.Context) error { return ensureRecord(ctx, env.Store, env.Profile, o.ensure) }
+		fit := o.ensure
+		if o.trackRefresh {
+			fit = func(ctx context.Context, rec *storage.Record, exists bool) (bool, error) {
+				write, err := o.ensure(ctx, rec, exists)
+				// The first refresh spends what the store holds.
+				a.secrets.set("refresh_token", rec.RefreshToken)
+				a.secrets.set("stored_client_secret", clientSecrets(rec.ClientID, rec.ClientSecret)...)
+				return write, err
+			}
+		}
+		a.ensure = func(ctx context.Context) error { return ensureRecord(ctx, env.Store, env.Profile, fit) }
 	}
 	return a, nil
 }
@@ -142,16 +158,22 @@ func (a *TokenAuthorizer) Token(ctx context.Context) (*credentials.Token, error)
 	if err != nil {
 		return nil, mapError(a.scheme, a.masker, a.password, err)
 	}
-	a.observe(t)
+	a.observe(ctx, t)
 	return t, nil
 }
 
 // observe registers a new token with the Masker before it is handed out.
-func (a *TokenAuthorizer) observe(t *credentials.Token) {
-	if a.last.Load() != t {
-		a.secrets.set("token", t.AccessToken)
-		a.last.Store(t)
+func (a *TokenAuthorizer) observe(ctx context.Context, t *credentials.Token) {
+	if a.last.Load() == t {
+		return
 	}
+	a.secrets.set("token", t.AccessToken)
+	if a.trackRefresh && a.masker != nil {
+		if rec, _, err := a.store.Load(ctx, a.creds.Profile()); err == nil {
+			a.secrets.set("refresh_token", rec.RefreshToken)
+		}
+	}
+	a.last.Store(t)
 }
 
 func (a *TokenAuthorizer) value(t *credentials.Token) string {
@@ -185,7 +207,7 @@ func (a *TokenAuthorizer) Renew(ctx context.Context, refused *http.Request) (boo
 	if err != nil {
 		return false, mapError(a.scheme, a.masker, a.password, err)
 	}
-	a.observe(fresh)
+	a.observe(ctx, fresh)
 	return fresh.AccessToken != cur.AccessToken, nil
 }
 

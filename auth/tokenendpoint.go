@@ -272,7 +272,7 @@ func NewTokenEndpoint(c TokenEndpointConfig, env Env) (*TokenAuthorizer, error) 
 		return false, nil
 	}
 	return newTokenAuthorizer(env, tokenOptions{scheme: tokenEndpointScheme, grant: g, header: header, format: format,
-		password: c.Username != "", ensure: fit, secrets: map[string]secret.Secret{"password": c.Password},
+		password: c.Username != "", ensure: fit, secrets: map[string][]secret.Secret{"password": {c.Password, basicCredentials(c.Username, c.Password)}},
 		// The retry wait is this scheme's retry policy: the protocol's own
 		// retries would only be answered from the wait.
 		configure: func(cfg *credentials.Config) { cfg.MaxRetries = -1 }})
