@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/tokencache/tokencache/secret"
 )
@@ -70,18 +71,9 @@ func validHeaderName(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r >= 0x7f || r <= ' ' || containsRune(`"(),/:;<=>?@[\]{}`, r) {
+		if r >= 0x7f || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
 			return false
 		}
 	}
 	return true
-}
-
-func containsRune(s string, r rune) bool {
-	for _, c := range s {
-		if c == r {
-			return true
-		}
-	}
-	return false
 }

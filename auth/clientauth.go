@@ -3,10 +3,11 @@ package auth
 import (
 	"context"
 	"encoding/base64"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/secret"
@@ -82,7 +83,7 @@ func (c *oauthClient) request(ctx context.Context, form url.Values) (*credential
 
 func (c *oauthClient) scopeParam(form url.Values) url.Values {
 	if len(c.scopes) > 0 {
-		form.Set("scope", joinScopes(c.scopes))
+		form.Set("scope", strings.Join(c.scopes, " "))
 	}
 	return form
 }
@@ -113,7 +114,7 @@ func (c *oauthClient) fits(scheme, subject string) func(context.Context, *storag
 		default:
 			return false, nil
 		}
-		return false, errors.Join(ErrProfileInUse, errors.New("the stored "+differs+" differs from this configuration's"))
+		return false, fmt.Errorf("%w: the stored %s differs from this configuration's", ErrProfileInUse, differs)
 	}
 }
 
@@ -133,15 +134,4 @@ func nilIfEmpty(s string) any {
 		return nil
 	}
 	return s
-}
-
-func joinScopes(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += " "
-		}
-		out += x
-	}
-	return out
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/auth"
-	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
@@ -130,8 +129,7 @@ func TestNoSecretInLogs(t *testing.T) {
 			p = paramsOf(t, s.config)
 		}
 		env := auth.Env{Masker: masker, Logger: log, Store: st, Profile: fmt.Sprintf("p%d", i),
-			HTTPClient:  &http.Client{Transport: loggingTransport{log: log, what: "token endpoint"}},
-			Credentials: credentials.Config{Logger: log}}
+			HTTPClient: &http.Client{Transport: loggingTransport{log: log, what: "token endpoint"}}}
 		a, err := auth.New(s.name, p, env)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)

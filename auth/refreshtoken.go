@@ -2,7 +2,7 @@ package auth
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/url"
 
 	"github.com/tokencache/tokencache/credentials"
@@ -53,10 +53,10 @@ func NewRefreshToken(c RefreshTokenConfig, env Env) (*TokenAuthorizer, error) {
 	}
 	fit := func(_ context.Context, rec *storage.Record, exists bool) (bool, error) {
 		if exists && c.ClientID != "" && rec.ClientID != "" && rec.ClientID != c.ClientID {
-			return false, errors.Join(ErrProfileInUse, errors.New("the stored client_id differs from this configuration's"))
+			return false, fmt.Errorf("%w: the stored client_id differs from this configuration's", ErrProfileInUse)
 		}
 		if exists && rec.Scheme != "" {
-			return false, errors.Join(ErrProfileInUse, errors.New("the profile belongs to scheme "+rec.Scheme))
+			return false, fmt.Errorf("%w: the profile belongs to scheme %q", ErrProfileInUse, rec.Scheme)
 		}
 		// Fill only what the record lacks: its refresh token may be newer.
 		write := false

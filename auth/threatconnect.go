@@ -2,7 +2,7 @@ package auth
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -91,7 +91,7 @@ func NewTCToken(c TCTokenConfig, env Env) (*TokenAuthorizer, error) {
 	renewal := g.(*tcRenewal)
 	fit := func(_ context.Context, rec *storage.Record, exists bool) (bool, error) {
 		if exists && (rec.Scheme != tcTokenScheme || rec.TokenURL != renewal.url) {
-			return false, errors.Join(ErrProfileInUse, errors.New("the stored scheme or tc_api_path differs from this configuration's"))
+			return false, fmt.Errorf("%w: the stored scheme or tc_api_path differs from this configuration's", ErrProfileInUse)
 		}
 		// The platform's token wins unless the store holds a later one,
 		// renewed from it by a replica.

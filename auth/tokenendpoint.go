@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -165,88 +162,6 @@ func (g *tokenEndpointGrant) login(ctx context.Context) (*credentials.Tokens, er
 	return &credentials.Tokens{AccessToken: secret.Secret(tok), Expiry: expiry}, nil
 }
 
-// lookup follows a dotted path through decoded JSON; nil when absent.
-func lookup(doc any, path string) any {
-	for _, key := range strings.Split(path, ".") {
-		switch v := doc.(type) {
-		case map[string]any:
-			doc = v[key]
-		case []any:
-			i, err := strconv.Atoi(key)
-			if err != nil || i < 0 || i >= len(v) {
-				return nil
-			}
-			doc = v[i]
-		default:
-			return nil
-		}
-	}
-	return doc
-}
-
-// getJSON sends req and decodes a JSON answer. Failures are
-// *credentials.EndpointError, so that the refresh protocol can tell a
-// temporary failure from a refusal; their URL carries no query, which may
-// hold a token.
-func getJSON(client *http.Client, req *http.Request) (any, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // it repeats the URL
-		}
-		if cerr := req.Context().Err(); cerr != nil {
-			return nil, cerr
-		}
-		return nil, &credentials.EndpointError{URL: redact(req.URL), Description: err.Error()}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
-	}
-	var doc any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	jsonErr := dec.Decode(&doc)
-	if resp.StatusCode/100 != 2 {
-		ee := &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode}
-		if m, ok := doc.(map[string]any); ok {
-			// OAuth 2.0 style, else the usual "message" member.
-			ee.Code, _ = m["error"].(string)
-			for _, k := range []string{"error_description", "message"} {
-				if s, ok := m[k].(string); ok && ee.Description == "" {
-					ee.Description = truncate(s, 200)
-				}
-			}
-		}
-		return nil, ee
-	}
-	if jsonErr != nil {
-		return nil, malformed(req, fmt.Sprintf("the %d response is not JSON", resp.StatusCode))
-	}
-	return doc, nil
-}
-
-// malformed is a bad gateway: a proxy's page or a broken body may be
-// followed by a good answer, so the protocol treats it as temporary.
-func malformed(req *http.Request, desc string) error {
-	return &credentials.EndpointError{URL: redact(req.URL), StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: desc}
-}
-
-func redact(u *url.URL) string {
-	c := *u
-	c.User, c.RawQuery = nil, ""
-	return c.String()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
 // NewTokenEndpoint returns an authorizer that sends tokens from a custom
 // endpoint, cached in env.Store.
 func NewTokenEndpoint(c TokenEndpointConfig, env Env) (*TokenAuthorizer, error) {
@@ -267,7 +182,7 @@ func NewTokenEndpoint(c TokenEndpointConfig, env Env) (*TokenAuthorizer, error) 
 			return true, nil
 		}
 		if rec.Scheme != tokenEndpointScheme || rec.TokenURL != c.URL || rec.ClientID != c.Username {
-			return false, errors.Join(ErrProfileInUse, errors.New("the stored scheme, url or username differs from this configuration's"))
+			return false, fmt.Errorf("%w: the stored scheme, url or username differs from this configuration's", ErrProfileInUse)
 		}
 		return false, nil
 	}
