@@ -34,9 +34,11 @@ func StartMemcached(ctx context.Context) (*Server, error) {
 	return startSingle(ctx, "memcached", containerSpec{
 		image:         image,
 		containerPort: "11211/tcp",
-		// TCP only, 64 MiB, listening on the container's interfaces
-		// (the port is published on 127.0.0.1 only).
-		cmd: []string{"-p", "11211", "-U", "0", "-m", "64", "-l", "0.0.0.0"},
+		// TCP only, 64 MiB, items up to 2 MiB (the storage conformance
+		// suite stores values just under 1 MiB, which with memcached's
+		// item overhead exceed the default 1 MiB limit), listening on the
+		// container's interfaces (the port is published on 127.0.0.1 only).
+		cmd: []string{"-p", "11211", "-U", "0", "-m", "64", "-I", "2m", "-l", "0.0.0.0"},
 	}, probeMemcached, func(addr string) string { return "memcached://" + addr })
 }
 
