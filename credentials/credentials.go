@@ -216,15 +216,16 @@ func (c *Credentials) Token(ctx context.Context) (*Token, error) {
 func (c *Credentials) Refresh(ctx context.Context, stale *Token) (*Token, error) {
 	cur := c.cur.Load()
 	if stale == nil {
-		stale = cur
-		if stale == nil {
-			stale = &Token{}
-		}
+		stale = forceRefresh
 	} else if cur != stale && cur.Valid(c.cfg.Now()) {
 		return cur, nil
 	}
 	return c.await(ctx, c.startFlight(stale))
 }
+
+// forceRefresh, as the stale token of a flight, makes it replace whatever
+// token the store holds when the flight starts.
+var forceRefresh = &Token{}
 
 func (c *Credentials) await(ctx context.Context, f *flight) (*Token, error) {
 	select {
@@ -281,10 +282,21 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			return nil, err
 		}
 		rec, rev, err := c.store.Load(ctx, c.cfg.Profile)
+		if errors.Is(err, storage.ErrNotFound) && c.cfg.Grant != nil {
+			// A grant needs nothing stored to start from (client
+			// credentials): the lease put creates the profile.
+			rec, rev, err = &storage.Record{Profile: c.cfg.Profile}, "", nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
 		}
 		now := c.cfg.Now()
+		if stale == forceRefresh {
+			stale = c.tokenFrom(rec, now)
+			if stale == nil {
+				stale = forceRefresh
+			}
+		}
 		// Check the store first: another process may have refreshed.
 		if t := c.tokenFrom(rec, now); t.Valid(now) && (stale == nil || t.AccessToken != stale.AccessToken) {
 			c.cur.Store(t)
@@ -318,7 +330,12 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		log.Debug("lease taken, calling token endpoint", "attempt", attempt)
 
 		used := rec.RefreshToken
-		rctx, rcancel := context.WithTimeout(ctx, c.cfg.RefreshTimeout)
+		// From here on the server may rotate the refresh token: Close must
+		// not cut the call or the write that keeps its answer, so both run
+		// detached from the flight's cancellation, bounded by their own
+		// timeouts (which the lease outlives).
+		keep := context.WithoutCancel(ctx)
+		rctx, rcancel := context.WithTimeout(keep, c.cfg.RefreshTimeout)
 		sent := c.cfg.Now()
 		got, err := c.callEndpoint(rctx, rec, sent)
 		rcancel()
@@ -331,11 +348,17 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 				if cur, _, lerr := c.store.Load(ctx, c.cfg.Profile); lerr == nil && cur.RefreshToken != used {
 					continue
 				}
+				log.Warn("grant rejected: re-authorization required", "code", ee.Code)
+				err = fmt.Errorf("%w: profile %q: %w", ErrReauthRequired, c.cfg.Profile, err)
+				if c.cfg.Grant != nil || used == "" {
+					// No refresh token to mark dead: hold off instead, so
+					// callers do not hammer the endpoint with a bad grant.
+					return nil, c.failed(err, stale)
+				}
 				c.mu.Lock()
 				c.deadRT = used
 				c.mu.Unlock()
-				log.Warn("refresh token rejected: re-authorization required", "code", ee.Code)
-				return nil, fmt.Errorf("%w: profile %q: %w", ErrReauthRequired, c.cfg.Profile, err)
+				return nil, err
 			}
 			if temporary(err) && attempt < c.cfg.MaxRetries && ctx.Err() == nil {
 				d := backoff(c.cfg.RetryBackoff, attempt)
@@ -356,7 +379,10 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		// The rotated refresh token reaches the store before the new access
 		// token reaches a caller; if the store is down it stays in memory
 		// and is written as soon as the store answers again.
-		if err := c.persist(ctx, rec, leaseRev, used); err != nil {
+		wctx, wcancel := context.WithTimeout(keep, c.cfg.RefreshTimeout)
+		err = c.persist(wctx, rec, leaseRev, used)
+		wcancel()
+		if err != nil {
 			if !errors.Is(err, errLeaseLost) {
 				c.keepPending(rec, err)
 			}
@@ -471,6 +497,11 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		return nil
 	}
 	_, _, err := c.store.Update(ctx, c.cfg.Profile, func(cur *storage.Record) error {
+		if cur.ClientID == "" && cur.RefreshToken == "" {
+			// The store lost the whole profile meanwhile (a server that
+			// restarted empty, a cache that evicted it): restore all of it.
+			*cur = *rec.Clone()
+		}
 		cur.AccessToken, cur.TokenType, cur.Expiry, cur.RefreshToken = rec.AccessToken, rec.TokenType, rec.Expiry, rec.RefreshToken
 		if cur.Lease != nil && cur.Lease.Owner == c.owner {
 			cur.Lease = nil

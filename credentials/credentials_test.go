@@ -496,3 +496,39 @@ func TestProfiles(t *testing.T) {
 		t.Fatalf("Get after Close: %v", err)
 	}
 }
+
+func TestRefreshNilForcesRefresh(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	first, err := f.creds(t, nil).Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new process forces a refresh although the store holds a valid token.
+	forced, err := f.creds(t, nil).Refresh(context.Background(), nil)
+	if err != nil || forced.AccessToken == first.AccessToken || f.srv.Stats().RefreshCalls != 2 {
+		t.Fatalf("Refresh(nil) did not refresh: %v, %d calls", err, f.srv.Stats().RefreshCalls)
+	}
+}
+
+func TestCloseDuringRefreshKeepsRotatedToken(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, nil)
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Token(context.Background())
+		done <- err
+	}()
+	<-hold.Arrived()
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	time.Sleep(50 * time.Millisecond)
+	hold.Release()
+	<-closed
+	if err := <-done; err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	if rec := f.record(t); !f.srv.ValidRefresh(rec.RefreshToken.Reveal()) || rec.Lease != nil {
+		t.Fatal("Close during a refresh lost the rotated refresh token")
+	}
+}

@@ -40,7 +40,11 @@ type EndpointError struct {
 
 func (e *EndpointError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "credentials: %s answered %d", e.URL, e.StatusCode)
+	if e.StatusCode == 0 {
+		fmt.Fprintf(&b, "credentials: %s unreachable", e.URL)
+	} else {
+		fmt.Fprintf(&b, "credentials: %s answered %d", e.URL, e.StatusCode)
+	}
 	if e.Code != "" {
 		b.WriteString(" " + e.Code)
 	}

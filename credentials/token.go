@@ -27,6 +27,10 @@ func (t *Token) Valid(now time.Time) bool {
 	return t != nil && t.AccessToken != "" && (t.validUntil.IsZero() || now.Before(t.validUntil))
 }
 
+// ValidUntil is when the token stops being handed out: Expiry less the
+// skew; zero when the expiry is unknown.
+func (t *Token) ValidUntil() time.Time { return t.validUntil }
+
 func (t *Token) dueForRenewal(now time.Time) bool {
 	return !t.renewAt.IsZero() && !now.Before(t.renewAt)
 }

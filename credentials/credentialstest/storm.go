@@ -172,11 +172,18 @@ func runCaller(c *credentials.Credentials, srv validator, expiries int, calls *a
 
 const childEnv = "TOKENCACHE_STORM_CHILD"
 
+// InChild reports whether this test binary is a replica process started by
+// StormProcesses. A test that must start a server before calling
+// StormProcesses checks it first: the child gets the store URL from its
+// parent and must not start a server of its own.
+func InChild() bool { return os.Getenv(childEnv) != "" }
+
 // StormProcesses runs the storm across OS processes: procs copies of the
 // test binary, each one replica with o.Goroutines goroutines, on the store
 // at storeURL, against a token server in this process. As with
 // storagetest.RunProcesses, the children re-run the calling test, so call
-// it from a test that reaches it without side effects first.
+// it from a test that reaches it without side effects first, or check
+// InChild and call StormProcesses(t, "", ...) at once in a child.
 func StormProcesses(t *testing.T, storeURL string, procs int, o StormOptions) StormResult {
 	o.defaults()
 	if spec := os.Getenv(childEnv); spec != "" {
