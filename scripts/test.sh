@@ -25,30 +25,43 @@ if ((${#missing[@]})); then
 	log "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The packages' own services are not needed (tests run their own copies in
 # containers) and may not start here anyway; nothing to do about them.
 
 # --- Docker daemon --------------------------------------------------------
+DOCKERD_LOG=/var/log/tokencache-dockerd.log
 docker_up() { docker version >/dev/null 2>&1; }
+# A live dockerd, not a zombie of a killed one waiting to be reaped.
+dockerd_alive() { ps -C dockerd -o stat= 2>/dev/null | grep -qv '^Z'; }
+start_dockerd() {
+	# A pid file left by a killed daemon makes a new one refuse to start.
+	rm -f /var/run/docker.pid
+	mkdir -p "$(dirname "$DOCKERD_LOG")"
+	log "starting dockerd (log: $DOCKERD_LOG)"
+	# vfs works on any filesystem (overlay on overlay does not);
+	# --ip=127.0.0.1 publishes container ports on loopback only.
+	nohup dockerd --storage-driver=vfs --ip=127.0.0.1 >>"$DOCKERD_LOG" 2>&1 </dev/null &
+}
 if ! docker_up; then
-	if ! pgrep -x dockerd >/dev/null; then
-		# A pid file left by a killed daemon makes a new one refuse to start.
-		rm -f /var/run/docker.pid
-		mkdir -p /var/log
-		log "starting dockerd (log: /var/log/tokencache-dockerd.log)"
-		# vfs works on any filesystem (overlay on overlay does not);
-		# --ip=127.0.0.1 publishes container ports on loopback only.
-		nohup dockerd --storage-driver=vfs --ip=127.0.0.1 \
-			>>/var/log/tokencache-dockerd.log 2>&1 </dev/null &
-	fi
+	# A daemon that is starting gets the same 60 s as one started here; one
+	# that is gone (or dies while starting) is started once.
+	started=false
 	for _ in $(seq 60); do
 		docker_up && break
+		if ! dockerd_alive; then
+			if $started; then
+				tail -n 30 "$DOCKERD_LOG" >&2 || true
+				die "dockerd exited while starting (log above, $DOCKERD_LOG)"
+			fi
+			start_dockerd
+			started=true
+		fi
 		sleep 1
 	done
 	if ! docker_up; then
-		tail -n 30 /var/log/tokencache-dockerd.log >&2 || true
+		tail -n 30 "$DOCKERD_LOG" >&2 || true
 		die "Docker daemon did not come up within 60 s"
 	fi
 fi

@@ -59,7 +59,9 @@
 //
 // # Docker
 //
-// A Docker daemon must be reachable. Unless they are set already, the first
+// A Docker daemon on this machine must be reachable (the servers are
+// reached on 127.0.0.1, and the cluster shares the host's network). Unless
+// they are set already, the first
 // call sets TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 (testcontainers-go
 // otherwise guesses it runs inside a container and dials the default
 // gateway) and TESTCONTAINERS_RYUK_DISABLED=true (the Ryuk reaper image
