@@ -80,6 +80,10 @@ type Config struct {
 	// RefreshTimeout bounds one token endpoint call; it must be shorter than
 	// LeaseTTL so that a lease never lapses mid-call; default LeaseTTL/3.
 	RefreshTimeout time.Duration
+	// MaxClockSkew is the largest clock difference between any two
+	// processes sharing the store that leases tolerate; default 10 minutes
+	// (every clock within 5 minutes of the truth). See leaseEnd.
+	MaxClockSkew time.Duration
 	// PollInterval is how often a waiter re-reads a store that cannot
 	// notify changes; default 100 ms.
 	PollInterval time.Duration
@@ -124,6 +128,9 @@ func (c *Config) setDefaults() error {
 	if c.RefreshTimeout >= c.LeaseTTL {
 		return fmt.Errorf("credentials: RefreshTimeout (%v) must be shorter than LeaseTTL (%v)", c.RefreshTimeout, c.LeaseTTL)
 	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = 10 * time.Minute
+	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 100 * time.Millisecond
 	}
@@ -157,13 +164,20 @@ type Credentials struct {
 	flight   *flight
 	deadRT   secret.Secret // refresh token the server rejected: do not retry it
 	pending  *storage.Record
-	failures int       // consecutive temporary failures, for backoff
-	holdOff  time.Time // no new refresh before this, after failures
+	seen     leaseSighting // the other holder's lease we last waited for
+	failures int           // consecutive temporary failures, for backoff
+	holdOff  time.Time     // no new refresh before this, after failures
 	lastErr  error
 
 	root   context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+}
+
+type leaseSighting struct {
+	owner string
+	until time.Time
+	at    time.Time // our clock
 }
 
 type flight struct {
@@ -307,11 +321,11 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		if err := c.refreshable(rec); err != nil {
 			return nil, err
 		}
-		if l := rec.Lease; l.Live(now) && l.Owner != c.owner {
+		if end := c.leaseEnd(rec.Lease, now); now.Before(end) {
 			// Someone is refreshing: wait for their write, at most until
 			// their lease ends (then it is theirs no more and we take over).
-			log.Debug("waiting for lease holder", "owner", l.Owner, "until", l.Until)
-			wctx, wcancel := context.WithDeadline(ctx, l.Until.Add(jitter(c.cfg.PollInterval)))
+			log.Debug("waiting for lease holder", "owner", rec.Lease.Owner, "for", end.Sub(now))
+			wctx, wcancel := context.WithTimeout(ctx, end.Sub(now)+jitter(c.cfg.PollInterval))
 			err := c.store.Wait(wctx, c.cfg.Profile, rev, c.cfg.PollInterval)
 			wcancel()
 			if err != nil && ctx.Err() != nil {
@@ -393,6 +407,28 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		log.Debug("token refreshed", "expiry", t.Expiry, "rotated", got.RefreshToken != "")
 		return t, nil
 	}
+}
+
+// leaseEnd returns when, on this process's clock, the lease l stops
+// excluding us; the zero time when it does not (none, ours, or abandoned).
+//
+// Clocks differ between machines, so the holder's Until cannot be compared
+// with our clock: a holder whose clock runs 5 minutes slow writes a lease
+// that looks expired on arrival, and taking it over would spend the refresh
+// token twice. Instead a lease counts from when we first saw it and lasts
+// our LeaseTTL (the holder's refresh timeout is shorter, and it took the
+// lease before we saw it). Until serves only to recognise a lease abandoned
+// long ago, beyond any skew we tolerate.
+func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
+	if l == nil || l.Owner == c.owner || now.After(l.Until.Add(c.cfg.MaxClockSkew)) {
+		return time.Time{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen.owner != l.Owner || !c.seen.until.Equal(l.Until) {
+		c.seen = leaseSighting{owner: l.Owner, until: l.Until, at: now}
+	}
+	return c.seen.at.Add(c.cfg.LeaseTTL)
 }
 
 // refreshable checks that rec has what a refresh needs.

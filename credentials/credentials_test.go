@@ -532,3 +532,38 @@ func TestCloseDuringRefreshKeepsRotatedToken(t *testing.T) {
 		t.Fatal("Close during a refresh lost the rotated refresh token")
 	}
 }
+
+func TestEndpointSlowerThanLease(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	f.srv.SetLatency(3 * time.Second)
+	c := f.creds(t, func(c *credentials.Config) {
+		c.LeaseTTL, c.RefreshTimeout, c.MaxRetries = time.Second, 300*time.Millisecond, 1
+	})
+	_, err := c.Token(context.Background())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	f.srv.SetLatency(0)
+	time.Sleep(time.Second) // the hold-off after the failure
+	tok, err := c.Token(context.Background())
+	if err != nil || !f.srv.Valid(tok.AccessToken.Reveal()) {
+		t.Fatalf("after the endpoint recovered: %v", err)
+	}
+	if s := f.srv.Stats(); s.ReuseDetections != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestUndecodableRecord(t *testing.T) {
+	a := memory.New()
+	garbage := []byte(`{"profile":"p","expiry":"not a time"}`)
+	a.Put(context.Background(), "p", garbage, storage.IfAbsent())
+	c, _ := credentials.New(credentials.Config{Store: storage.NewStore(a), Profile: "p"})
+	defer c.Close()
+	if _, err := c.Token(context.Background()); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("got %v, want ErrCorrupt", err)
+	}
+	if v, _, _ := a.Get(context.Background(), "p"); string(v) != string(garbage) {
+		t.Fatal("the undecodable record was changed")
+	}
+}

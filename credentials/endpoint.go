@@ -146,9 +146,16 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 	if err != nil {
 		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
 	}
+	return parseTokenResponse(where, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+}
+
+// parseTokenResponse reads a token endpoint's answer: a token response
+// (RFC 6749 §5.1), an error response (§5.2) or something else, which is a
+// temporary *EndpointError.
+func parseTokenResponse(where string, status int, contentType string, body []byte) (*tokenResponse, error) {
 	var tr tokenResponse
 	jsonErr := json.Unmarshal(body, &tr)
-	if jsonErr != nil && resp.StatusCode/100 == 2 && isForm(resp.Header.Get("Content-Type")) {
+	if jsonErr != nil && status/100 == 2 && isForm(contentType) {
 		// GitHub-style servers answer form-encoded bodies.
 		if v, err := url.ParseQuery(string(body)); err == nil {
 			exp, _ := strconv.ParseInt(v.Get("expires_in"), 10, 64)
@@ -158,16 +165,16 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 		}
 	}
 	switch {
-	case resp.StatusCode/100 == 2 && len(bytes.TrimSpace(body)) == 0:
+	case status/100 == 2 && len(bytes.TrimSpace(body)) == 0:
 		// RFC 7009 revocation answers 200 with an empty body.
 		return &tokenResponse{}, nil
-	case resp.StatusCode/100 != 2 || tr.Error != "":
-		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Code: tr.Error, Description: truncate(tr.Description, 200)}
+	case status/100 != 2 || tr.Error != "":
+		return nil, &EndpointError{URL: where, StatusCode: status, Code: truncate(tr.Error, 64), Description: truncate(tr.Description, 200)}
 	case jsonErr != nil:
 		// A proxy's HTML page or a truncated body: the server may answer
 		// properly next time, so report it as a bad gateway, a temporary error.
 		return nil, &EndpointError{URL: where, StatusCode: http.StatusBadGateway, Code: "malformed_response",
-			Description: fmt.Sprintf("the %d response is not a token response (%d bytes)", resp.StatusCode, len(body))}
+			Description: fmt.Sprintf("the %d response is not a token response (%d bytes)", status, len(body))}
 	}
 	return &tr, nil
 }
