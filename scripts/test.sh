@@ -99,3 +99,18 @@ done < <(find . -mindepth 2 -name go.mod -not -path '*/.*' -not -path '*/node_mo
 
 log "go test"
 go test -race -count=1 -timeout 40m ./...
+
+# Each fuzz target runs briefly on top of its seed corpus (which go test
+# above already ran); crashers it finds land in testdata/fuzz and become
+# regular test cases. FUZZTIME=0 skips this step.
+fuzztime=${FUZZTIME:-10s}
+if [[ $fuzztime != 0 ]]; then
+	grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./integration/ferretdb/' | sort |
+		while IFS= read -r file; do
+			pkg=./$(dirname "${file#./}")
+			for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+				log "fuzz $pkg $target ($fuzztime)"
+				go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+			done
+		done
+fi
