@@ -35,8 +35,22 @@ func TestMain(m *testing.M) {
 			os.Setenv(k, v)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, s := range []*servers.Shared{redisServer, clusterServer, memcachedServer, mongoServer, kmsServer} {
+		s.Terminate()
+	}
+	os.Exit(code)
 }
+
+// One server of each kind serves every test of the binary; TestServerRestart
+// starts its own, since it stops them.
+var (
+	redisServer     = servers.SharedRedis()
+	clusterServer   = servers.SharedRedisCluster()
+	memcachedServer = servers.SharedMemcached()
+	mongoServer     = servers.SharedFerretDB()
+	kmsServer       = servers.SharedLocalKMS()
+)
 
 // backend names a store URL built on a server started for the test.
 type backend struct {
@@ -45,18 +59,18 @@ type backend struct {
 }
 
 var backends = []backend{
-	{"redis", func(t *testing.T) string { return servers.Redis(t).URL }},
-	{"redis-cluster", func(t *testing.T) string { return servers.RedisCluster(t).URL }},
-	{"memcached", func(t *testing.T) string { return servers.Memcached(t).URL }},
-	{"mongo", func(t *testing.T) string { return servers.FerretDB(t).URL }},
-	{"kms+redis", func(t *testing.T) string { return kmsURL(t, servers.Redis(t).URL) }},
+	{"redis", func(t *testing.T) string { return redisServer.Get(t).URL }},
+	{"redis-cluster", func(t *testing.T) string { return clusterServer.Get(t).URL }},
+	{"memcached", func(t *testing.T) string { return memcachedServer.Get(t).URL }},
+	{"mongo", func(t *testing.T) string { return mongoServer.Get(t).URL }},
+	{"kms+redis", func(t *testing.T) string { return kmsURL(t, redisServer.Get(t).URL) }},
 }
 
 // kmsURL wraps a store URL in KMS envelope encryption under a new key of a
 // local-kms server.
 func kmsURL(t *testing.T, inner string) string {
 	t.Helper()
-	endpoint := servers.LocalKMS(t).URL
+	endpoint := kmsServer.Get(t).URL
 	c := awskms.New(awskms.Options{Region: servers.LocalKMSRegion, BaseEndpoint: aws.String(endpoint),
 		Credentials: awscreds.NewStaticCredentialsProvider("test", "test", "")})
 	out, err := c.CreateKey(context.Background(), &awskms.CreateKeyInput{})

@@ -59,19 +59,13 @@ func LocalKMS(t testing.TB) *Server {
 // suite that skips when Docker is missing passes in CI while testing nothing.
 func forTest(t testing.TB, name string, fromEnv func() (*Server, error), start func(context.Context) (*Server, error)) *Server {
 	t.Helper()
-	s, err := fromEnv()
+	began := time.Now()
+	s, err := acquire(fromEnv, start)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	if s != nil {
+	if s.External() {
 		return s
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	began := time.Now()
-	s, err = start(ctx)
-	if err != nil {
-		t.Fatalf("start %s (set the environment variable documented in package servers to use an existing one): %v", name, err)
 	}
 	t.Logf("%s: %s started in %s", name, s.URL, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(func() {

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,11 +27,7 @@ import (
 
 // One local-kms for the package, started by the first test that needs it;
 // a missing server fails the test (see package servers).
-var (
-	serverOnce sync.Once
-	server     *servers.Server
-	serverErr  error
-)
+var localKMS = servers.SharedLocalKMS()
 
 func TestMain(m *testing.M) {
 	// local-kms checks no signatures, but the SDK wants credentials; the
@@ -46,33 +41,11 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	if server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		server.Terminate(ctx)
-		cancel()
-	}
+	localKMS.Terminate()
 	os.Exit(code)
 }
 
-func endpoint(t testing.TB) string {
-	t.Helper()
-	serverOnce.Do(func() {
-		if os.Getenv(servers.EnvKMSEndpoint) != "" {
-			server = servers.LocalKMS(t)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		server, serverErr = servers.StartLocalKMS(ctx)
-	})
-	if serverErr != nil {
-		t.Fatalf("local-kms (set %s to use an existing endpoint): %v", servers.EnvKMSEndpoint, serverErr)
-	}
-	if server == nil {
-		t.Fatal("local-kms: no server")
-	}
-	return server.URL
-}
+func endpoint(t testing.TB) string { return localKMS.Get(t).URL }
 
 func client(t testing.TB) *awskms.Client {
 	return awskms.New(awskms.Options{
