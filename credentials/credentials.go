@@ -158,7 +158,8 @@ type Credentials struct {
 	endpoint endpoint
 	owner    string // this instance's lease owner id
 
-	cur atomic.Pointer[Token]
+	cur      atomic.Pointer[Token]
+	renewing atomic.Bool // a flight runs: spares the cached path the lock
 
 	mu       sync.Mutex
 	flight   *flight
@@ -214,7 +215,7 @@ func (c *Credentials) Store() *storage.Store { return c.store }
 func (c *Credentials) Token(ctx context.Context) (*Token, error) {
 	now := c.cfg.Now()
 	if t := c.cur.Load(); t.Valid(now) {
-		if t.dueForRenewal(now) {
+		if t.dueForRenewal(now) && !c.renewing.Load() {
 			c.startFlight(t)
 		}
 		return t, nil
@@ -260,20 +261,27 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 		return c.flight
 	}
 	f := &flight{done: make(chan struct{})}
-	if now := c.cfg.Now(); now.Before(c.holdOff) && !stale.Valid(now) {
-		// Recent temporary failures: fail fast instead of hammering the
-		// endpoint; the hold-off is short and jittered.
-		f.err = c.lastErr
+	if now := c.cfg.Now(); now.Before(c.holdOff) {
+		// Recent failures: do not hammer the endpoint. A token still valid
+		// is served meanwhile; without one, fail fast. The hold-off is
+		// short and jittered.
+		if stale.Valid(now) {
+			f.tok = stale
+		} else {
+			f.err = c.lastErr
+		}
 		close(f.done)
 		return f
 	}
 	c.flight = f
+	c.renewing.Store(true)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		f.tok, f.err = c.refresh(stale)
 		c.mu.Lock()
 		c.flight = nil
+		c.renewing.Store(false)
 		c.mu.Unlock()
 		close(f.done)
 	}()
