@@ -1,8 +1,8 @@
 // Package servers starts the backing servers that tokencache's integration
-// tests need — Redis (single node and a three-master cluster), memcached, a
-// MongoDB wire protocol server (FerretDB on SQLite) and a local AWS KMS
-// (nsmithuk/local-kms) — as testcontainers-go containers, without any image
-// registry.
+// tests need — Redis (single node, a three-master cluster, and a master
+// watched by three Sentinels), memcached, a MongoDB wire protocol server
+// (FerretDB on SQLite) and a local AWS KMS (nsmithuk/local-kms) — as
+// testcontainers-go containers, without any image registry.
 //
 // # Why images are built here
 //
@@ -35,9 +35,9 @@
 //		...
 //	}
 //
-// Outside a *testing.T, StartRedis, StartRedisCluster, StartMemcached,
-// StartFerretDB and StartLocalKMS do the same and hand the cleanup to the
-// caller (Server.Terminate).
+// Outside a *testing.T, StartRedis, StartRedisCluster, StartRedisSentinel,
+// StartMemcached, StartFerretDB and StartLocalKMS do the same and hand the
+// cleanup to the caller (Server.Terminate).
 //
 // A missing server is always a failure, never a skip: CI (CI=true) must not
 // pass by running nothing.
@@ -49,6 +49,7 @@
 //
 //	TOKENCACHE_TEST_REDIS_URL           redis://host:port/db
 //	TOKENCACHE_TEST_REDIS_CLUSTER_URL   redis://host:port?addr=host:port&addr=host:port
+//	TOKENCACHE_TEST_REDIS_SENTINEL_URL  redis://host:port/db?master_name=NAME&addr=host:port
 //	TOKENCACHE_TEST_MEMCACHED_ADDR      host:port
 //	TOKENCACHE_TEST_MONGO_URI           mongodb://host:port/
 //	TOKENCACHE_TEST_KMS_ENDPOINT        http://host:port
@@ -60,7 +61,8 @@
 // # Docker
 //
 // A Docker daemon on this machine must be reachable (the servers are
-// reached on 127.0.0.1, and the cluster shares the host's network). Unless
+// reached on 127.0.0.1, and the cluster and the Sentinel group share the
+// host's network). Unless
 // they are set already, the first
 // call sets TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 (testcontainers-go
 // otherwise guesses it runs inside a container and dials the default
@@ -73,7 +75,8 @@
 // Every server listens on 127.0.0.1 only, on a host port chosen when it
 // starts and kept across Stop and Start, so a URL handed out before a
 // restart stays valid after it. Single-node servers publish that port from
-// the container's own network; the Redis cluster uses the host's network,
-// because cluster nodes hand their own addresses to clients and to each other
-// and those must be the same addresses on both sides.
+// the container's own network; the Redis cluster and the Sentinel group use
+// the host's network, because cluster nodes hand their own addresses to
+// clients and to each other, and Sentinels hand out the master's, and those
+// must be the same addresses on both sides.
 package servers

@@ -110,6 +110,63 @@ func TestRedisCluster(t *testing.T) {
 		return
 	}
 	// A restarted cluster keeps its addresses and slots (not its data).
+	restartThenSet(t, ctx, srv, client)
+	err = client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return c.Ping(ctx).Err()
+	})
+	if err != nil {
+		t.Fatalf("PING masters after restart: %v", err)
+	}
+}
+
+func TestRedisSentinel(t *testing.T) {
+	t.Parallel()
+	srv := servers.RedisSentinel(t)
+	ctx := testContext(t)
+
+	opts, err := redis.ParseFailoverURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.MasterName != servers.SentinelMasterName && !srv.External() {
+		t.Fatalf("URL %s names master %q, want %q", srv.URL, opts.MasterName, servers.SentinelMasterName)
+	}
+	client := redis.NewFailoverClient(opts)
+	defer client.Close()
+	if err := client.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if got, err := client.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET = %q, %v; want v", got, err)
+	}
+
+	// Every Sentinel, not only the first, must know the master: the
+	// client tries them in turn.
+	for _, a := range srv.Addrs {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: a})
+		addr, err := sc.GetMasterAddrByName(ctx, opts.MasterName).Result()
+		sc.Close()
+		if err != nil {
+			t.Fatalf("sentinel %s: GET-MASTER-ADDR-BY-NAME: %v", a, err)
+		}
+		if addr[0] != "127.0.0.1" && !srv.External() {
+			t.Fatalf("sentinel %s hands out master %v, want one on 127.0.0.1", a, addr)
+		}
+	}
+
+	if srv.External() {
+		return
+	}
+	// The master keeps its address across a restart, and the Sentinels
+	// keep watching it.
+	restartThenSet(t, ctx, srv, client)
+}
+
+// restartThenSet stops and starts srv, then writes through client, which
+// was made before the restart: the URL it came from must still lead to a
+// server that takes writes.
+func restartThenSet(t *testing.T, ctx context.Context, srv *servers.Server, client redis.UniversalClient) {
+	t.Helper()
 	if err := srv.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -118,12 +175,6 @@ func TestRedisCluster(t *testing.T) {
 	}
 	if err := client.Set(ctx, "after-restart", 1, 0).Err(); err != nil {
 		t.Fatalf("SET after restart: %v", err)
-	}
-	err = client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-		return c.Ping(ctx).Err()
-	})
-	if err != nil {
-		t.Fatalf("PING masters after restart: %v", err)
 	}
 }
 

@@ -41,6 +41,12 @@ func SharedRedisCluster() *Shared {
 	return &Shared{name: "redis cluster", fromEnv: redisClusterFromEnv, start: StartRedisCluster}
 }
 
+// SharedRedisSentinel is a shared StartRedisSentinel, or
+// TOKENCACHE_TEST_REDIS_SENTINEL_URL's Sentinel group.
+func SharedRedisSentinel() *Shared {
+	return &Shared{name: "redis sentinel", fromEnv: redisSentinelFromEnv, start: StartRedisSentinel}
+}
+
 // SharedMemcached is a shared StartMemcached, or TOKENCACHE_TEST_MEMCACHED_ADDR's server.
 func SharedMemcached() *Shared {
 	return &Shared{name: "memcached", fromEnv: memcachedFromEnv, start: StartMemcached}

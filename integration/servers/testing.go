@@ -31,6 +31,15 @@ func RedisCluster(t testing.TB) *Server {
 	return forTest(t, "redis cluster", redisClusterFromEnv, StartRedisCluster)
 }
 
+// RedisSentinel returns a Sentinel-managed Redis for t: the group named by
+// TOKENCACHE_TEST_REDIS_SENTINEL_URL, or else a master and three Sentinels
+// from StartRedisSentinel that are terminated when t ends. It fails t when
+// neither can be had.
+func RedisSentinel(t testing.TB) *Server {
+	t.Helper()
+	return forTest(t, "redis sentinel", redisSentinelFromEnv, StartRedisSentinel)
+}
+
 // Memcached returns a memcached for t: the one at
 // TOKENCACHE_TEST_MEMCACHED_ADDR, or else a container from StartMemcached
 // that is terminated when t ends. It fails t when neither can be had.

@@ -16,79 +16,33 @@ func BenchmarkStore(b *testing.B) {
 	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapter(b, u) })
 }
 
-// BenchmarkAdapter is Store's Load and Update without the record codec:
-// Get, and Get then Put on the revision read. Against BenchmarkBaseline it
-// shows what the adapter alone adds to the plain client's round trips.
+// BenchmarkAdapter is Store's Load and Update without the record codec.
+// Against BenchmarkBaseline it shows what the adapter alone adds to the
+// plain client's round trips.
 func BenchmarkAdapter(b *testing.B) {
-	ctx := context.Background()
-	a := openAdapter(b, storeURL(b))
-	b.Cleanup(func() { a.Close() })
-	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := a.Put(ctx, "bench", val, storage.Condition{}); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("Get", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, _, err := a.Get(ctx, "bench"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Get+PutIfMatch", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v, rev, err := a.Get(ctx, "bench")
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := a.Put(ctx, "bench", v, storage.IfMatch(rev)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	u := storeURL(b)
+	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapter(b, u) })
 }
 
 // BenchmarkBaseline does with the bare client the round trips that
-// BenchmarkStore's Load and Update stand for, on a value of the same size:
-// get, and get then set with no condition. The gap is what the revision,
-// the cas and the record encoding cost.
+// BenchmarkStore's Load and Update stand for: get, and get then set with
+// no condition. The gap to BenchmarkAdapter is what the revision and the
+// cas cost.
 func BenchmarkBaseline(b *testing.B) {
 	c := memcache.New(memcachedAddr(b))
 	c.MaxIdleConns = 16 // as storage.Open sets it
 	b.Cleanup(func() { c.Close() })
 	key := uniquePrefix(b) + "baseline"
-	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Set(&memcache.Item{Key: key, Value: val}); err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() { c.Delete(key) })
-	b.Run("Get", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := c.Get(key); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Get+Set", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
+	storagetest.Baseline(b,
+		func() ([]byte, error) {
 			it, err := c.Get(key)
 			if err != nil {
-				b.Fatal(err)
+				return nil, err
 			}
-			if err := c.Set(&memcache.Item{Key: key, Value: it.Value}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+			return it.Value, nil
+		},
+		func(val []byte) error { return c.Set(&memcache.Item{Key: key, Value: val}) })
 }
 
 // ExampleNew shares an access-token cache through a client the application

@@ -21,55 +21,21 @@ func openAdapterB(b *testing.B, u string) storage.Adapter {
 
 func BenchmarkStore(b *testing.B) {
 	u := withQuery(b, redisURL(b), "prefix", uniquePrefix(b))
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter {
-		a, err := storage.OpenAdapter(context.Background(), u)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return a
-	})
+	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
 }
 
-// BenchmarkAdapter is Store's Load and Update without the record codec:
-// Get, and Get then Put on the revision read. Against BenchmarkBaseline it
-// shows what the adapter alone adds to the plain client's round trips.
+// BenchmarkAdapter is Store's Load and Update without the record codec.
+// Against BenchmarkBaseline it shows what the adapter alone adds to the
+// plain client's round trips.
 func BenchmarkAdapter(b *testing.B) {
-	ctx := context.Background()
-	a := openAdapterB(b, withQuery(b, redisURL(b), "prefix", uniquePrefix(b)))
-	b.Cleanup(func() { a.Close() })
-	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := a.Put(ctx, "bench", val, storage.Condition{}); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("Get", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, _, err := a.Get(ctx, "bench"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Get+PutIfMatch", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v, rev, err := a.Get(ctx, "bench")
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := a.Put(ctx, "bench", v, storage.IfMatch(rev)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	u := withQuery(b, redisURL(b), "prefix", uniquePrefix(b))
+	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkBaseline does with the bare client the round trips that
-// BenchmarkStore's Load and Update stand for, on a value of the same size:
-// GET, and GET then SET with no condition. The gap between the two is
-// what the Lua script, the revision and the record encoding cost.
+// BenchmarkStore's Load and Update stand for: GET, and GET then SET with
+// no condition. The gap to BenchmarkAdapter is what the Lua script and the
+// revision cost.
 func BenchmarkBaseline(b *testing.B) {
 	ctx := context.Background()
 	opt, err := goredis.ParseURL(redisURL(b))
@@ -79,34 +45,10 @@ func BenchmarkBaseline(b *testing.B) {
 	c := goredis.NewClient(opt)
 	b.Cleanup(func() { c.Close() })
 	key := uniquePrefix(b) + "baseline"
-	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Set(ctx, key, val, 0).Err(); err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() { c.Del(ctx, key) })
-	b.Run("GET", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := c.Get(ctx, key).Bytes(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("GET+SET", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v, err := c.Get(ctx, key).Bytes()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := c.Set(ctx, key, v, 0).Err(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	storagetest.Baseline(b,
+		func() ([]byte, error) { return c.Get(ctx, key).Bytes() },
+		func(val []byte) error { return c.Set(ctx, key, val, 0).Err() })
 }
 
 // ExampleNew hands the adapter a client the application already has.

@@ -43,12 +43,19 @@ func withQuery(t testing.TB, rawURL string, kv ...string) string {
 
 // TestConformance opens every connection from the URL, so each adapter has
 // its own go-redis client and connection pool, as separate processes would.
-func TestConformance(t *testing.T) {
-	u := withQuery(t, redisURL(t), "prefix", uniquePrefix(t))
+func TestConformance(t *testing.T) { runConformance(t, redisURL(t), nil) }
+
+// runConformance runs the suite on adapters opened from rawURL under a
+// prefix of their own, passing each to check, if given, first.
+func runConformance(t *testing.T, rawURL string, check func(t *testing.T, a storage.Adapter)) {
+	u := withQuery(t, rawURL, "prefix", uniquePrefix(t))
 	storagetest.Run(t, func(t *testing.T) storage.Adapter {
 		a, err := storage.OpenAdapter(context.Background(), u)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if check != nil {
+			check(t, a)
 		}
 		return a
 	})
@@ -77,18 +84,18 @@ func TestConformanceSharedClient(t *testing.T) {
 // where keys spread over slots, List scans every master and notifications
 // travel on shard channels.
 func TestConformanceCluster(t *testing.T) {
-	u := withQuery(t, redisClusterURL(t), "prefix", uniquePrefix(t))
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		a, err := storage.OpenAdapter(context.Background(), u)
-		if err != nil {
-			t.Fatal(err)
-		}
+	runConformance(t, redisClusterURL(t), func(t *testing.T, a storage.Adapter) {
 		if _, ok := a.(*redis.Adapter).Client().(*goredis.ClusterClient); !ok {
 			t.Fatalf("cluster URL made a %T", a.(*redis.Adapter).Client())
 		}
-		return a
 	})
 }
+
+// TestConformanceSentinel runs the suite through Sentinel: each adapter's
+// failover client asks a Sentinel for the master and runs scripts and
+// notifications there. Had the URL made a plain client to the Sentinel's
+// port instead, the suite would fail at once: a Sentinel serves no keys.
+func TestConformanceSentinel(t *testing.T) { runConformance(t, redisSentinelURL(t), nil) }
 
 // TestClusterSlots checks that names with hash-tag braces do not pin
 // profiles together: unescaped, the four "{t}..." names would all hash to
