@@ -2,15 +2,11 @@ package servers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
-
-	"github.com/testcontainers/testcontainers-go"
 )
 
 // Environment variables naming existing Redis servers to use instead of
@@ -99,49 +95,23 @@ func startRedisCluster(ctx context.Context, image string) (*Server, error) {
 		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[i]))
 	}
 
-	// Start the nodes in parallel: each takes a few seconds to create.
-	cs := make([]testcontainers.Container, clusterNodes)
-	errs := make([]error, clusterNodes)
-	var wg sync.WaitGroup
+	cmds := make([][]string, clusterNodes)
 	for i := range clusterNodes {
-		wg.Go(func() {
-			cs[i], errs[i] = runContainer(ctx, containerSpec{
-				image:       image,
-				hostNetwork: true,
-				cmd: append([]string{
-					"--port", strconv.Itoa(ports[i]),
-					"--bind", "127.0.0.1",
-					"--cluster-enabled", "yes",
-					"--cluster-config-file", "nodes.conf",
-					"--cluster-port", strconv.Itoa(ports[clusterNodes+i]),
-					"--cluster-announce-ip", "127.0.0.1",
-					// Quick failure detection keeps Stop/Start
-					// tests short.
-					"--cluster-node-timeout", "2000",
-				}, redisCommonArgs...),
-			})
-		})
+		cmds[i] = append([]string{
+			"--port", strconv.Itoa(ports[i]),
+			"--bind", "127.0.0.1",
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(ports[clusterNodes+i]),
+			"--cluster-announce-ip", "127.0.0.1",
+			// Quick failure detection keeps Stop/Start tests short.
+			"--cluster-node-timeout", "2000",
+		}, redisCommonArgs...)
 	}
-	wg.Wait()
 	s := &Server{Addr: addrs[0], Addrs: addrs}
-	for _, c := range cs {
-		if c != nil {
-			s.Containers = append(s.Containers, c)
-		}
-	}
-	if len(s.Containers) > 0 {
-		s.Container = s.Containers[0]
-	}
-	fail := func(err error) (*Server, error) {
-		var logs []string
-		for _, c := range s.Containers {
-			logs = append(logs, containerLogs(context.WithoutCancel(ctx), c))
-		}
-		_ = s.Terminate(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("redis cluster: %w; container output:\n%s", err, strings.Join(logs, "\n---\n"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fail(err)
+	fail, err := startHostGroup(ctx, "redis cluster", image, cmds, s)
+	if err != nil {
+		return nil, err
 	}
 
 	q := url.Values{}
