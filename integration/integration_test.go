@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	for _, s := range []*servers.Shared{redisServer, clusterServer, memcachedServer, mongoServer, kmsServer} {
+	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer} {
 		s.Terminate()
 	}
 	os.Exit(code)
@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 var (
 	redisServer     = servers.SharedRedis()
 	clusterServer   = servers.SharedRedisCluster()
+	sentinelServer  = servers.SharedRedisSentinel()
 	memcachedServer = servers.SharedMemcached()
 	mongoServer     = servers.SharedFerretDB()
 	kmsServer       = servers.SharedLocalKMS()
@@ -61,6 +62,7 @@ type backend struct {
 var backends = []backend{
 	{"redis", func(t *testing.T) string { return redisServer.Get(t).URL }},
 	{"redis-cluster", func(t *testing.T) string { return clusterServer.Get(t).URL }},
+	{"redis-sentinel", func(t *testing.T) string { return sentinelServer.Get(t).URL }},
 	{"memcached", func(t *testing.T) string { return memcachedServer.Get(t).URL }},
 	{"mongo", func(t *testing.T) string { return mongoServer.Get(t).URL }},
 	{"kms+redis", func(t *testing.T) string { return kmsURL(t, redisServer.Get(t).URL) }},
