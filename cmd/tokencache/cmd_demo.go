@@ -85,23 +85,11 @@ func (a *app) demo(ctx context.Context, o demoOpts, storeGiven bool) error {
 	case o.ttl < 2*time.Second || o.ttl%time.Second != 0:
 		return usagef("demo: --ttl must be whole seconds, at least 2s (tokens are used until 1s before expiry)")
 	}
-	exe, err := os.Executable()
+	storeURL, cleanup, err := a.replicaStore("demo", storeGiven)
 	if err != nil {
-		return fmt.Errorf("demo: cannot find this program to start replicas: %w", err)
+		return err
 	}
-	storeURL := a.storeURL
-	if !storeGiven {
-		// Never the user's own store unless asked: the default is a
-		// throwaway file store (TOKENCACHE_STORE is ignored here on purpose).
-		dir, err := os.MkdirTemp("", "tokencache-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		storeURL = (&url.URL{Scheme: "file", Path: filepath.Join(dir, "credentials.json")}).String()
-	} else if scheme, _, _ := strings.Cut(storeURL, ":"); scheme == "memory" || scheme == "kms+memory" {
-		return usagef("demo: the replicas are separate processes and a memory:// store lives in one; use file://, sqlite://, redis://, ...")
-	}
+	defer cleanup()
 	scheme, _, _ := strings.Cut(storeURL, ":")
 
 	phases := []demoPhase{
@@ -117,7 +105,7 @@ func (a *app) demo(ctx context.Context, o demoOpts, storeGiven bool) error {
 	results := make([]phaseResult, len(phases))
 	for i, p := range phases {
 		fmt.Fprintf(a.stdout, "\n[%d/%d] %s\n", i+1, len(phases), p.title)
-		r, err := a.runPhase(ctx, o, p, exe, storeURL, storeGiven)
+		r, err := a.runPhase(ctx, o, p, storeURL, storeGiven)
 		if err != nil {
 			return err
 		}
@@ -170,16 +158,35 @@ func demoServer(o demoOpts, rotate bool) *oauthtest.Server {
 	return srv
 }
 
-// seedShared writes the run's profile: a refresh token and no access
-// token, so the first request of the run finds it expired.
-func seedShared(ctx context.Context, storeURL, tokenURL, clientID, clientSecret, refreshToken string) error {
+// replicaStore is the store URL a demo or bench run shares between its
+// replica processes, and how to clean it up afterwards. Never the user's
+// own store unless asked: the default is a throwaway file store
+// (TOKENCACHE_STORE is ignored here on purpose).
+func (a *app) replicaStore(what string, storeGiven bool) (storeURL string, cleanup func(), err error) {
+	if storeGiven {
+		if scheme, _, _ := strings.Cut(a.storeURL, ":"); scheme == "memory" || scheme == "kms+memory" {
+			return "", nil, usagef("%s: the replicas are separate processes and a memory:// store lives in one; use file://, sqlite://, redis://, ...", what)
+		}
+		return a.storeURL, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "tokencache-"+what+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	u := (&url.URL{Scheme: "file", Path: filepath.Join(dir, "credentials.json")}).String()
+	return u, func() { os.RemoveAll(dir) }, nil
+}
+
+// seedShared writes a run's profile: a refresh token and no access token,
+// so the first request of the run finds it expired.
+func seedShared(ctx context.Context, storeURL, profile, tokenURL, clientID, clientSecret, refreshToken string) error {
 	st, err := storage.Open(ctx, storeURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	_, _, err = st.Update(ctx, demoProfile, func(r *storage.Record) error {
-		*r = storage.Record{Profile: demoProfile, TokenURL: tokenURL, ClientID: clientID,
+	_, _, err = st.Update(ctx, profile, func(r *storage.Record) error {
+		*r = storage.Record{Profile: profile, TokenURL: tokenURL, ClientID: clientID,
 			ClientSecret: secret.Secret(clientSecret), RefreshToken: secret.Secret(refreshToken)}
 		return nil
 	})

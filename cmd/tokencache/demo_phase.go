@@ -36,7 +36,7 @@ func (r phaseResult) verdict(o demoOpts) string {
 	return s
 }
 
-// replica is the demo's handle on one replica process.
+// replica is the parent's handle on one replica process (demo or bench).
 type replica struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -57,6 +57,8 @@ func (r *replica) counts() replicaReport {
 func (r *replica) read(out io.Reader) {
 	defer close(r.done)
 	sc := bufio.NewScanner(out)
+	// A bench replica's last report carries its latency histograms.
+	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var rep replicaReport
 		if json.Unmarshal(sc.Bytes(), &rep) != nil {
@@ -72,7 +74,120 @@ func (r *replica) read(out io.Reader) {
 	}
 }
 
-func (a *app) runPhase(ctx context.Context, o demoOpts, p demoPhase, exe, storeURL string, storeGiven bool) (phaseResult, error) {
+// replicaSet is the replica processes of one run. The demo and the bench
+// drive them the same way: start them all, wait until every one is set
+// up, start the load in all at once, and end it by closing their stdin.
+type replicaSet struct {
+	what   string // "demo" or "bench", for messages
+	reps   []*replica
+	kill   context.CancelFunc
+	stderr io.Writer
+}
+
+// startReplicas starts n copies of this program with args and environ.
+// Close the set when done: it kills whatever is still running.
+func (a *app) startReplicas(ctx context.Context, what string, n int, args, environ []string) (*replicaSet, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot find this program to start replicas: %w", what, err)
+	}
+	procCtx, kill := context.WithCancel(ctx)
+	s := &replicaSet{what: what, kill: kill, stderr: a.stderr}
+	for i := range n {
+		r := &replica{ready: make(chan struct{}), done: make(chan struct{})}
+		r.cmd = exec.CommandContext(procCtx, exe, args...)
+		r.cmd.Env = environ
+		r.cmd.Stderr = a.stderr
+		if r.stdin, err = r.cmd.StdinPipe(); err != nil {
+			s.Close()
+			return nil, err
+		}
+		out, err := r.cmd.StdoutPipe()
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		if err := r.cmd.Start(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: starting replica %d: %w", what, i, err)
+		}
+		go r.read(out)
+		s.reps = append(s.reps, r)
+	}
+	return s, nil
+}
+
+// Close kills the replicas that are still running.
+func (s *replicaSet) Close() { s.kill() }
+
+// awaitReady waits until every replica is set up, so that the caller can
+// start the clock only then: start-up time must not eat into the token
+// lifetimes being compared.
+func (s *replicaSet) awaitReady(ctx context.Context, limit time.Duration) error {
+	readyBy := time.After(limit)
+	for i, r := range s.reps {
+		select {
+		case <-r.ready:
+		case <-r.done:
+			return fmt.Errorf("%s: replica %d exited before it was ready", s.what, i)
+		case <-readyBy:
+			return fmt.Errorf("%s: replica %d not ready after %s", s.what, i, limit)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// start tells every replica to start its load.
+func (s *replicaSet) start() {
+	for _, r := range s.reps {
+		io.WriteString(r.stdin, "go\n")
+	}
+}
+
+// finish stops the load (EOF on stdin) and waits for every replica to
+// exit, killing them all after grace. It returns each replica's last
+// report and how many did not finish cleanly. Callers read their counters
+// only after this, so that the replicas' counts and the token server's
+// describe the same requests.
+func (s *replicaSet) finish(grace time.Duration) (reports []replicaReport, crashed int) {
+	for _, r := range s.reps {
+		r.stdin.Close()
+	}
+	stopBy := time.AfterFunc(grace, s.kill)
+	defer stopBy.Stop()
+	for _, r := range s.reps {
+		err := r.cmd.Wait()
+		<-r.done
+		c := r.counts()
+		if err != nil || !c.Done {
+			crashed++
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				fmt.Fprintf(s.stderr, "%s: a replica exited with %v\n", s.what, ee)
+			}
+		}
+		reports = append(reports, c)
+	}
+	return reports, crashed
+}
+
+// replicaTuning is the library timing the replicas run with, as global
+// flags of the replica command line: tokens live only seconds here.
+func replicaTuning(storeURL, profile string, pollInterval, latency time.Duration) []string {
+	// The endpoint call must fit in the refresh timeout, and the lease must
+	// outlast it (credentials.Config requires RefreshTimeout < LeaseTTL).
+	refreshTimeout := max(2*time.Second, latency+time.Second)
+	leaseTTL := max(5*time.Second, 2*refreshTimeout+time.Second)
+	return []string{
+		"--store", storeURL, "--profile", profile, "--skew", demoSkew.String(),
+		"--poll-interval", pollInterval.String(), "--lease-ttl", leaseTTL.String(),
+		"--refresh-timeout", refreshTimeout.String(),
+	}
+}
+
+func (a *app) runPhase(ctx context.Context, o demoOpts, p demoPhase, storeURL string, storeGiven bool) (phaseResult, error) {
 	srv := demoServer(o, p.rotate)
 	defer srv.Close()
 	const clientID = "demo-client"
@@ -81,72 +196,39 @@ func (a *app) runPhase(ctx context.Context, o demoOpts, p demoPhase, exe, storeU
 	refreshToken := srv.IssueRefreshToken(clientID)
 
 	if p.mode == modeShared {
-		if err := seedShared(ctx, storeURL, srv.TokenURL(), clientID, clientSecret, refreshToken); err != nil {
+		if err := seedShared(ctx, storeURL, demoProfile, srv.TokenURL(), clientID, clientSecret, refreshToken); err != nil {
 			return phaseResult{}, fmt.Errorf("demo: seeding %s: %w", storage.Redact(storeURL), err)
 		}
 		if storeGiven {
-			defer a.dropDemoProfile(storeURL)
+			defer dropProfile(storeURL, demoProfile)
 		}
 	}
 
-	args := []string{
-		"--store", storeURL, "--profile", demoProfile,
-		"--skew", demoSkew.String(), "--poll-interval", "20ms", "--lease-ttl", "5s", "--refresh-timeout", "2s",
+	args := append(replicaTuning(storeURL, demoProfile, 20*time.Millisecond, o.latency),
 		"demo-replica", "--mode", p.mode, "--goroutines", strconv.Itoa(o.goroutines), "--think", o.think.String(),
 		"--token-url", srv.TokenURL(), "--resource-url", srv.ResourceURL(), "--client-id", clientID,
-	}
+	)
 	// Secrets go by environment, not argv, where ps would show them.
 	environ := append(os.Environ(), envDemoSecret+"="+clientSecret, envDemoRefresh+"="+refreshToken)
 
-	procCtx, kill := context.WithCancel(ctx)
-	defer kill()
-	reps := make([]*replica, o.replicas)
-	for i := range reps {
-		r := &replica{ready: make(chan struct{}), done: make(chan struct{})}
-		r.cmd = exec.CommandContext(procCtx, exe, args...)
-		r.cmd.Env = environ
-		r.cmd.Stderr = a.stderr
-		var err error
-		if r.stdin, err = r.cmd.StdinPipe(); err != nil {
-			return phaseResult{}, err
-		}
-		out, err := r.cmd.StdoutPipe()
-		if err != nil {
-			return phaseResult{}, err
-		}
-		if err := r.cmd.Start(); err != nil {
-			return phaseResult{}, fmt.Errorf("demo: starting replica %d: %w", i, err)
-		}
-		go r.read(out)
-		reps[i] = r
+	reps, err := a.startReplicas(ctx, "demo", o.replicas, args, environ)
+	if err != nil {
+		return phaseResult{}, err
 	}
-	// Start the clock only when every process is up, so that start-up time
-	// does not eat into the token lifetimes being compared.
-	readyBy := time.After(30 * time.Second)
-	for i, r := range reps {
-		select {
-		case <-r.ready:
-		case <-r.done:
-			return phaseResult{}, fmt.Errorf("demo: replica %d exited before it was ready", i)
-		case <-readyBy:
-			return phaseResult{}, fmt.Errorf("demo: replica %d not ready after 30s", i)
-		case <-ctx.Done():
-			return phaseResult{}, ctx.Err()
-		}
+	defer reps.Close()
+	if err := reps.awaitReady(ctx, 30*time.Second); err != nil {
+		return phaseResult{}, err
 	}
-	for _, r := range reps {
-		io.WriteString(r.stdin, "go\n")
-	}
+	reps.start()
 
 	// Run the given number of token lifetimes, stopping a little before
 	// the last one ends so that no refresh for the next one starts.
-	life := o.ttl - demoSkew
-	runFor := time.Duration(o.expiries)*life - min(life/4, 500*time.Millisecond)
+	runFor := runLength(o.ttl, o.expiries)
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	progress := func() {
 		var sum phaseResult
-		for _, r := range reps {
+		for _, r := range reps.reps {
 			c := r.counts()
 			sum.ok, sum.fail = sum.ok+c.OK, sum.fail+c.Fail
 		}
@@ -168,38 +250,31 @@ loop:
 		}
 	}
 	tick.Stop()
-	for _, r := range reps {
-		r.stdin.Close() // EOF: stop
-	}
-	// Stats are read only once every replica has stopped, so that the
-	// counts and the server's counters describe the same requests.
 	var res phaseResult
-	stopBy := time.AfterFunc(15*time.Second, kill)
-	defer stopBy.Stop()
-	for _, r := range reps {
-		err := r.cmd.Wait()
-		<-r.done
-		c := r.counts()
-		var ee *exec.ExitError
-		if err != nil || !c.Done {
-			res.crashed++
-			if errors.As(err, &ee) {
-				fmt.Fprintf(a.stderr, "demo: a replica exited with %v\n", ee)
-			}
-		}
+	reports, crashed := reps.finish(15 * time.Second)
+	for _, c := range reports {
 		res.ok, res.fail, res.tokErr = res.ok+c.OK, res.fail+c.Fail, res.tokErr+c.TokErr
 	}
+	res.crashed = crashed
 	res.stats = srv.Stats()
 	progress()
 	return res, nil
 }
 
-// dropDemoProfile removes the demo's profile from a store the user gave.
-func (a *app) dropDemoProfile(storeURL string) {
+// runLength is how long a run of expiries token lifetimes lasts: it stops
+// a little before the last lifetime ends, so that no refresh for the next
+// one starts.
+func runLength(ttl time.Duration, expiries int) time.Duration {
+	life := ttl - demoSkew
+	return time.Duration(expiries)*life - min(life/4, 500*time.Millisecond)
+}
+
+// dropProfile removes a demo's or bench's profile from a store the user gave.
+func dropProfile(storeURL, profile string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if st, err := storage.Open(ctx, storeURL); err == nil {
-		st.Delete(ctx, demoProfile)
+		st.Delete(ctx, profile)
 		st.Close()
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/storage"
 )
 
 // One demo replica is a separate OS process (the hidden "demo-replica"
@@ -43,6 +44,8 @@ type replicaReport struct {
 	OK     int64 `json:"ok"`      // resource requests answered 200
 	Fail   int64 `json:"fail"`    // resource requests that failed (401, or no token)
 	TokErr int64 `json:"tok_err"` // of those, failures to get a token at all
+
+	Bench *benchReplicaReport `json:"bench,omitempty"` // a bench replica's final report
 }
 
 type replicaOpts struct {
@@ -78,56 +81,24 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 	defer base.CloseIdleConnections()
 	hc := &http.Client{Transport: base, Timeout: a.tune.httpTimeout}
 
+	toks, err := a.openReplicaTokens(ctx, o.mode, o.tokenURL, o.clientID, hc)
+	if err != nil {
+		return err
+	}
+	defer toks.Close()
 	var client *http.Client
-	switch o.mode {
-	case modeShared:
-		st, err := a.openStore(ctx)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		cfg := a.credConfig(st)
-		cfg.HTTPClient = hc
-		c, err := credentials.New(cfg)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		client = &http.Client{Transport: &credentials.Transport{Credentials: c, Base: base}, Timeout: a.tune.httpTimeout}
-	case modePrivate:
-		// What most Go services do: x/oauth2's token source, which keeps the
-		// token (and the rotated refresh token) in this process only.
-		conf := &oauth2.Config{
-			ClientID:     o.clientID,
-			ClientSecret: a.getenv(envDemoSecret),
-			Endpoint:     oauth2.Endpoint{TokenURL: o.tokenURL, AuthStyle: oauth2.AuthStyleInHeader},
-		}
-		octx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
-		seed := &oauth2.Token{RefreshToken: a.getenv(envDemoRefresh)}
-		src := oauth2.ReuseTokenSourceWithExpiry(nil, conf.TokenSource(octx, seed), a.tune.skew)
-		client = &http.Client{Transport: &oauth2.Transport{Source: src, Base: base}, Timeout: a.tune.httpTimeout}
-	default:
-		return usagef("demo-replica: --mode must be %s or %s", modeShared, modePrivate)
+	if toks.creds != nil {
+		client = &http.Client{Transport: &credentials.Transport{Credentials: toks.creds, Base: base}, Timeout: a.tune.httpTimeout}
+	} else {
+		client = &http.Client{Transport: &oauth2.Transport{Source: toks.src, Base: base}, Timeout: a.tune.httpTimeout}
 	}
 
-	out := json.NewEncoder(a.stdout)
-	var outMu sync.Mutex
-	report := func(r replicaReport) {
-		outMu.Lock()
-		defer outMu.Unlock()
-		out.Encode(r)
-	}
-	report(replicaReport{Ready: true})
-
-	in := bufio.NewReader(a.stdin)
-	if _, err := in.ReadString('\n'); err != nil {
+	link := a.newReplicaLink()
+	loadCtx, stop, started := link.awaitStart(ctx)
+	if !started {
 		return nil // the demo went away before the start
 	}
-	loadCtx, stop := context.WithCancel(ctx)
-	go func() {
-		io.Copy(io.Discard, in) // EOF: the demo says stop
-		stop()
-	}()
+	defer stop()
 
 	var ok, fail, tokErr atomic.Int64
 	counts := func() replicaReport {
@@ -160,15 +131,93 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 	for loadCtx.Err() == nil {
 		select {
 		case <-tick.C:
-			report(counts())
+			link.report(counts())
 		case <-loadCtx.Done():
 		}
 	}
 	wg.Wait()
 	final := counts()
 	final.Done = true
-	report(final)
+	link.report(final)
 	return nil
+}
+
+// replicaTokens is where a replica's tokens come from, by mode: tokencache's
+// Credentials on the shared store, or x/oauth2's token source, which keeps
+// the token (and the rotated refresh token) in this process only.
+type replicaTokens struct {
+	creds *credentials.Credentials // modeShared
+	store *storage.Store           // modeShared
+	src   oauth2.TokenSource       // modePrivate
+}
+
+func (a *app) openReplicaTokens(ctx context.Context, mode, tokenURL, clientID string, hc *http.Client) (*replicaTokens, error) {
+	switch mode {
+	case modeShared:
+		st, err := a.openStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg := a.credConfig(st)
+		cfg.HTTPClient = hc
+		c, err := credentials.New(cfg)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		return &replicaTokens{creds: c, store: st}, nil
+	case modePrivate:
+		// What most Go services do.
+		conf := &oauth2.Config{
+			ClientID:     clientID,
+			ClientSecret: a.getenv(envDemoSecret),
+			Endpoint:     oauth2.Endpoint{TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInHeader},
+		}
+		octx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+		seed := &oauth2.Token{RefreshToken: a.getenv(envDemoRefresh)}
+		return &replicaTokens{src: oauth2.ReuseTokenSourceWithExpiry(nil, conf.TokenSource(octx, seed), a.tune.skew)}, nil
+	}
+	return nil, usagef("--mode must be %s or %s", modeShared, modePrivate)
+}
+
+func (t *replicaTokens) Close() {
+	if t.creds != nil {
+		t.creds.Close()
+		t.store.Close()
+	}
+}
+
+// replicaLink is a replica's end of the line protocol with its parent.
+type replicaLink struct {
+	mu  sync.Mutex
+	out *json.Encoder
+	in  *bufio.Reader
+}
+
+func (a *app) newReplicaLink() *replicaLink {
+	return &replicaLink{out: json.NewEncoder(a.stdout), in: bufio.NewReader(a.stdin)}
+}
+
+func (l *replicaLink) report(r replicaReport) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out.Encode(r)
+}
+
+// awaitStart says the replica is ready and waits for the start line. The
+// context it returns ends when the parent closes stdin, which means stop;
+// ok is false when the parent went away before the start.
+func (l *replicaLink) awaitStart(ctx context.Context) (loadCtx context.Context, stop context.CancelFunc, ok bool) {
+	l.report(replicaReport{Ready: true})
+	if _, err := l.in.ReadString('\n'); err != nil {
+		return nil, nil, false
+	}
+	loadCtx, stop = context.WithCancel(ctx)
+	go func() {
+		io.Copy(io.Discard, l.in)
+		stop()
+	}()
+	return loadCtx, stop, true
 }
 
 // tokenFailure: client.Do failed, which with both transports means no

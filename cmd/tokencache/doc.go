@@ -25,6 +25,7 @@
 //	copy      copy profiles to another store
 //	login     authorization code flow with PKCE and a loopback redirect
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
+//	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
 //
 // Exit codes, one per failure class so that scripts can react without
 // parsing messages (errors are one line on stderr and never contain secrets):

@@ -95,7 +95,7 @@ Try it: tokencache demo`,
 
 	root.AddCommand(
 		a.initCmd(), a.tokenCmd(), a.listCmd(), a.showCmd(), a.refreshCmd(), a.revokeCmd(),
-		a.rmCmd(), a.copyCmd(), a.loginCmd(), a.demoCmd(), a.replicaCmd(),
+		a.rmCmd(), a.copyCmd(), a.loginCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
 	)
 	return root
 }
