@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -57,7 +58,7 @@ func (c *Credentials) keepPending(rec *storage.Record, cause error) {
 			if c.flushPending(c.root) == nil {
 				return
 			}
-			sleepCtx(c.root, backoff(c.cfg.RetryBackoff, min(attempt, 6)))
+			backoff.Sleep(c.root, backoff.Exponential(c.cfg.RetryBackoff, attempt))
 		}
 	}()
 }

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -54,7 +54,7 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			// Someone is refreshing: wait for their write, at most until
 			// their lease ends (then it is theirs no more and we take over).
 			log.Debug("waiting for lease holder", "owner", rec.Lease.Owner, "for", end.Sub(now))
-			wctx, wcancel := context.WithTimeout(ctx, end.Sub(now)+jitter(c.cfg.PollInterval))
+			wctx, wcancel := context.WithTimeout(ctx, end.Sub(now)+backoff.Jitter(c.cfg.PollInterval))
 			err := c.store.Wait(wctx, c.cfg.Profile, rev, c.cfg.PollInterval)
 			wcancel()
 			if err != nil && ctx.Err() != nil {
@@ -116,10 +116,10 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, rec *storage.Record
 			return nil, false, err
 		}
 		if temporary(err) && *attempt < c.cfg.MaxRetries && ctx.Err() == nil {
-			d := backoff(c.cfg.RetryBackoff, *attempt)
+			d := backoff.Exponential(c.cfg.RetryBackoff, *attempt)
 			log.Debug("temporary token endpoint failure; backing off", "err", err, "backoff", d)
 			*attempt++
-			if sleepCtx(ctx, d) == nil {
+			if backoff.Sleep(ctx, d) == nil {
 				return nil, true, nil
 			}
 		}
@@ -247,35 +247,11 @@ func (c *Credentials) failed(err error, stale *Token) error {
 	defer c.mu.Unlock()
 	c.failures++
 	c.lastErr = err
-	c.holdOff = c.cfg.Now().Add(backoff(c.cfg.RetryBackoff, min(c.failures, 8)))
+	c.holdOff = c.cfg.Now().Add(backoff.Exponential(c.cfg.RetryBackoff, c.failures))
 	if stale.Valid(c.cfg.Now()) {
 		c.cfg.Logger.Warn("background refresh failed; still serving the current token", "profile", c.cfg.Profile, "err", err)
 	}
 	return err
-}
-
-// backoff is exponential with full jitter, capped at 64 x base.
-func backoff(base time.Duration, attempt int) time.Duration {
-	d := base << min(attempt, 6)
-	return d/2 + jitter(d/2)
-}
-
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(d)))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func newOwnerID() string {

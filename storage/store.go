@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tokencache/tokencache/internal/backoff"
 )
 
 // MaxKeyLen bounds profile names so that every backend can hold them.
@@ -112,8 +113,7 @@ func (s *Store) Update(ctx context.Context, profile string, fn func(*Record) err
 		// immediate retries have not helped, so N writers do not keep
 		// colliding in lock step.
 		if attempt >= 2 {
-			d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt-2, 6)))
-			if err := sleep(ctx, d); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Exponential(time.Millisecond, attempt-2)); err != nil {
 				return nil, "", err
 			}
 		}
@@ -145,8 +145,7 @@ func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval
 			return err
 		}
 	}
-	half := int64(interval / 2)
-	return sleep(ctx, time.Duration(half+rand.Int64N(half+1)))
+	return backoff.Sleep(ctx, backoff.Around(interval))
 }
 
 // Close closes the adapter.
@@ -162,15 +161,4 @@ func (s *Store) check(profile string) error {
 		return Wrap(ErrClosed, "store", nil)
 	}
 	return CheckKey(profile)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
@@ -284,7 +285,7 @@ func (a *app) runBenchPhase(ctx context.Context, o benchOpts, p benchPhase, stor
 	reps.start()
 	// The replicas stop by themselves; the stop the parent sends after is
 	// a backstop.
-	if err := sleepOrDone(ctx, benchRunLength(o.ttl, o.expiries)); err != nil {
+	if err := backoff.Sleep(ctx, benchRunLength(o.ttl, o.expiries)); err != nil {
 		return benchRun{}, err
 	}
 	reports, crashed := reps.finish(30*time.Second + benchStopGrace + benchBaselineFor)
@@ -377,17 +378,6 @@ func probeEndpoint(ctx context.Context, srv *oauthtest.Server, n int) (time.Dura
 func benchRunLength(ttl time.Duration, expiries int) time.Duration {
 	life := ttl - demoSkew
 	return time.Duration(expiries)*life - life/2
-}
-
-func sleepOrDone(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // benchTargets checks the tokencache run against the targets.

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -348,7 +349,7 @@ func runBenchLoad(ctx context.Context, src benchSource, recs []*benchRec, think 
 					raiseTo(&latest, v)
 				}
 				if pause > 0 {
-					sleepCtx(ctx, pause)
+					backoff.Sleep(ctx, pause)
 				} else {
 					// Yield: a lock-free cached path never blocks, so
 					// goroutines calling it back to back would run until the

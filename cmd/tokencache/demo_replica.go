@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -122,7 +123,7 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 					// Back off like a client that retries would.
 					pause = 100 * time.Millisecond
 				}
-				sleepCtx(loadCtx, pause)
+				backoff.Sleep(loadCtx, pause)
 			}
 		})
 	}
@@ -239,13 +240,4 @@ func request(ctx context.Context, client *http.Client, u string) error {
 		return fmt.Errorf("resource answered %d", resp.StatusCode)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
