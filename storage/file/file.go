@@ -35,6 +35,10 @@
 //
 // Load does not re-parse an unchanged file: see the cache in snapshot.
 //
+// The Adapter is a storage.Watcher where the system can watch directories
+// (inotify on Linux): a process waiting for another's refresh wakes when
+// the file is replaced or written, instead of polling. See Wait.
+//
 // The package needs flock(2) and so builds on Unix only.
 package file
 
@@ -57,6 +61,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/file/dirwatch"
 )
 
 // EnvPath names the credentials file, as in pancloud.
@@ -121,6 +126,7 @@ type Adapter struct {
 
 	cache  atomic.Pointer[snapshot]
 	closed atomic.Bool
+	watch  *dirwatch.Watch
 }
 
 // New returns an Adapter for the file at path. Nothing is created until the
@@ -134,6 +140,7 @@ func New(path string) *Adapter {
 		lockPath: path + ".lock",
 		dir:      filepath.Dir(path),
 		sem:      make(chan struct{}, 1),
+		watch:    dirwatch.New(filepath.Dir(path), filepath.Base(path)),
 	}
 }
 
@@ -538,11 +545,49 @@ func (a *Adapter) ioError(op string, err error) error {
 	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
 }
 
-// Close implements storage.Adapter. It waits for a write in progress.
+// Wait implements storage.Watcher. It watches the file's directory, since
+// every write of ours replaces the file by rename and pancloud's writes
+// modify it in place; the temporary and lock files beside it are ignored.
+// Where the directory cannot be watched (no inotify, its limits reached,
+// no directory yet) it returns errors.ErrUnsupported and the Store polls.
+//
+// Wait returns only once the key's revision differs from rev, so another
+// profile's write or a write that changed nothing does not wake the
+// caller; a file that cannot be read counts as changed, for the caller's
+// own read to report.
+func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+	for {
+		if err := a.alive(ctx, "wait"); err != nil {
+			return err
+		}
+		// Subscribe before reading: a write that lands after the read is
+		// then sure to close ch.
+		ch, err := a.watch.Changed()
+		if err != nil {
+			return fmt.Errorf("file: wait: %w", err)
+		}
+		snap, err := a.load()
+		if err != nil {
+			return nil
+		}
+		if _, cur, _ := snap.get(key); cur != rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close implements storage.Adapter. It waits for a write in progress, and
+// wakes waiters, whose Wait returns storage.ErrClosed.
 func (a *Adapter) Close() error {
 	a.sem <- struct{}{}
 	defer func() { <-a.sem }()
 	a.closed.Store(true)
+	a.watch.Close()
 	if a.lockFile != nil {
 		err := a.lockFile.Close()
 		a.lockFile = nil

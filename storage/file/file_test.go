@@ -19,6 +19,7 @@ import (
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/file"
+	"github.com/tokencache/tokencache/storage/file/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
@@ -442,3 +443,73 @@ func ExampleNew() {
 
 func flockFile(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_EX) }
 func unflockFile(f *os.File)     { unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// TestWaitAcrossProcesses: a waiter wakes on another process's write,
+// which replaces the file by rename.
+func TestWaitAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials.json")
+	dirwatchtest.CrossProcess(t, "file://"+path, 10)
+}
+
+func TestWaitClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "credentials.json")
+	dirwatchtest.CloseWakes(t, func(*testing.T) storage.Adapter { return file.New(path) })
+}
+
+// TestWaitInPlaceWrite: pancloud rewrites the file in place, through a
+// handle it keeps open, rather than by rename; a waiter must wake for that
+// too, and not for files beside it.
+func TestWaitInPlaceWrite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "credentials.json")
+	orig := copyFixture(t, path)
+	a := file.New(path)
+	defer a.Close()
+	_, rev, err := a.Get(ctx, "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		done <- a.Wait(wctx, "alpha", rev)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "unrelated.json"), orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Wait returned %v on a write to another file", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Replace(orig, []byte("at-alpha"), []byte("at-ALPHA"), 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Wait on an in-place write: %v", err)
+	}
+}
+
+// TestWaitNoDirectory: with no directory to watch yet, Wait lets the Store
+// poll, and watches once the first write has made the directory.
+func TestWaitNoDirectory(t *testing.T) {
+	ctx := context.Background()
+	a := file.New(filepath.Join(t.TempDir(), "later", "credentials.json"))
+	defer a.Close()
+	if err := a.Wait(ctx, "p", ""); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Wait without a directory: %v, want ErrUnsupported", err)
+	}
+	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Wait(ctx, "p", ""); err != nil {
+		t.Fatalf("Wait after the first write: %v", err)
+	}
+}

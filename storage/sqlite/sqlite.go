@@ -24,8 +24,8 @@
 //     gives its -wal and -shm files the database file's mode), in a
 //     directory created 0700.
 //
-// This adapter has no Watcher: SQLite has no change notification across
-// processes, so Store polls.
+// SQLite has no change notification across processes, so the adapter's
+// storage.Watcher watches the files instead: see Wait.
 package sqlite
 
 import (
@@ -43,11 +43,13 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/file/dirwatch"
 )
 
 // DefaultTable is the table the adapter uses when the URL names none.
@@ -103,8 +105,9 @@ type Adapter struct {
 	db     *sql.DB
 	path   string
 	closed atomic.Bool
+	watch  *dirwatch.Watch
 
-	get, insert, update, upsert, del, delRev, exists, list *sql.Stmt
+	get, rev, insert, update, upsert, del, delRev, exists, list *sql.Stmt
 }
 
 // Open opens (creating if need be) the database at path.
@@ -145,7 +148,11 @@ func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, mapErr(ctx, "sqlite: open "+abs, err)
 	}
-	a := &Adapter{db: db, path: abs}
+	// A commit in WAL mode appends to "-wal"; a checkpoint, or a commit
+	// in rollback-journal mode (if WAL could not be set), writes the
+	// database file itself.
+	base := filepath.Base(abs)
+	a := &Adapter{db: db, path: abs, watch: dirwatch.New(filepath.Dir(abs), base, base+"-wal")}
 	if err := a.prepare(ctx, table); err != nil {
 		db.Close()
 		return nil, err
@@ -169,6 +176,7 @@ func (a *Adapter) prepare(ctx context.Context, table string) error {
 		sql string
 	}{
 		{&a.get, `SELECT value, rev FROM ` + t + ` WHERE key = ?`},
+		{&a.rev, `SELECT rev FROM ` + t + ` WHERE key = ?`},
 		{&a.insert, `INSERT INTO ` + t + ` (key, value, rev) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING`},
 		{&a.update, `UPDATE ` + t + ` SET value = ?, rev = ? WHERE key = ? AND rev = ?`},
 		{&a.upsert, `INSERT INTO ` + t + ` (key, value, rev) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, rev = excluded.rev`},
@@ -328,11 +336,95 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Close implements storage.Adapter.
+// settle is how long Wait keeps looking after the files changed without
+// the key's revision changing. SQLite writes a commit's frames to the WAL
+// (the events Wait wakes on), fsyncs the WAL, and only then publishes the
+// commit to readers in the shared-memory index, which raises no event: a
+// reader woken by the write may be early, and no later event would tell it
+// the commit has become visible. So after each event Wait reads again at
+// doubling intervals, starting small because the fsync is usually quick,
+// and stops once the commit must have landed or turned out to be another
+// key's.
+var settle = func() []time.Duration {
+	var ds []time.Duration
+	for d := 250 * time.Microsecond; d <= time.Second; d *= 2 {
+		ds = append(ds, d)
+	}
+	return ds
+}()
+
+// Wait implements storage.Watcher. It watches the database's directory for
+// writes to the database and its WAL, which every commit makes, from any
+// process. Where the directory cannot be watched (no inotify, its limits
+// reached) it returns errors.ErrUnsupported and the Store polls.
+//
+// Wait returns only once the key's revision differs from rev, so commits
+// to other keys cost a point query each but do not wake the caller; a
+// failed query counts as a change, for the caller's own read to report.
+func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+	// recheck runs only while settling after an event; step is its place
+	// in settle.
+	recheck := time.NewTimer(0)
+	recheck.Stop()
+	defer recheck.Stop()
+	step := 0
+	for {
+		if err := a.alive(ctx, "wait"); err != nil {
+			return err
+		}
+		// Subscribe before reading: a commit that lands after the read is
+		// then sure to close ch.
+		ch, err := a.watch.Changed()
+		if err != nil {
+			return fmt.Errorf("sqlite: wait: %w", err)
+		}
+		cur, err := a.revision(ctx, key)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return ctxErr
+			}
+			if a.closed.Load() {
+				return storage.Wrap(storage.ErrClosed, "sqlite: wait", nil)
+			}
+			return nil
+		}
+		if cur != rev {
+			return nil
+		}
+		select {
+		case <-ch:
+			step = 0
+			recheck.Reset(settle[0])
+		case <-recheck.C:
+			if step++; step < len(settle) {
+				recheck.Reset(settle[step])
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// revision returns key's current revision, "" if there is none.
+func (a *Adapter) revision(ctx context.Context, key string) (storage.Revision, error) {
+	var rev int64
+	err := a.rev.QueryRowContext(ctx, key).Scan(&rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return revString(rev), nil
+}
+
+// Close implements storage.Adapter. Waiters wake and their Wait returns
+// storage.ErrClosed.
 func (a *Adapter) Close() error {
 	if a.closed.Swap(true) {
 		return nil
 	}
+	a.watch.Close()
 	return a.db.Close()
 }
 

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/file/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/storage/sqlite"
 	"github.com/tokencache/tokencache/storage/storagetest"
 )
@@ -177,5 +179,46 @@ func TestLocked(t *testing.T) {
 	release()
 	if _, err := a.Put(ctx, "k", []byte(`{"n":3}`), storage.Condition{}); err != nil {
 		t.Fatalf("Put after the lock is gone: %v", err)
+	}
+}
+
+// TestWaitAcrossProcesses: a waiter wakes on another process's commit.
+func TestWaitAcrossProcesses(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db")
+	dirwatchtest.CrossProcess(t, url, 10)
+}
+
+func TestWaitClose(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db")
+	dirwatchtest.CloseWakes(t, func(t *testing.T) storage.Adapter { return open(t, url) })
+}
+
+// TestWaitOtherKeys: commits to other keys wake nobody waiting on a key.
+func TestWaitOtherKeys(t *testing.T) {
+	ctx := context.Background()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db")
+	a, b := open(t, url), open(t, url)
+	defer a.Close()
+	defer b.Close()
+	rev, err := a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for wctx.Err() == nil {
+			if _, err := b.Put(ctx, "other", []byte(`{"n":1}`), storage.Condition{}); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	err = a.(storage.Watcher).Wait(wctx, "k", rev)
+	wg.Wait()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait while other keys change: %v, want DeadlineExceeded", err)
 	}
 }
