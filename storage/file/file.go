@@ -60,8 +60,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tokencache/tokencache/internal/dirwatch"
 	"github.com/tokencache/tokencache/storage"
-	"github.com/tokencache/tokencache/storage/file/dirwatch"
 )
 
 // EnvPath names the credentials file, as in pancloud.

@@ -16,10 +16,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tokencache/tokencache/internal/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/file"
-	"github.com/tokencache/tokencache/storage/file/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/storage/storagetest"
 )
 

@@ -48,8 +48,8 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/tokencache/tokencache/internal/dirwatch"
 	"github.com/tokencache/tokencache/storage"
-	"github.com/tokencache/tokencache/storage/file/dirwatch"
 )
 
 // DefaultTable is the table the adapter uses when the URL names none.

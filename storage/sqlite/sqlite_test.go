@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/storage"
-	"github.com/tokencache/tokencache/storage/file/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/storage/sqlite"
 	"github.com/tokencache/tokencache/storage/storagetest"
 )
