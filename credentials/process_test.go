@@ -134,7 +134,9 @@ func TestKilledLeaseHolder(t *testing.T) {
 			if err != nil || !srv.Valid(tok.AccessToken.Reveal()) {
 				t.Fatalf("survivor: %v", err)
 			}
-			if took > leaseTTL+time.Second {
+			// One lease TTL from when the survivor first saw the lease,
+			// plus slack for a loaded machine.
+			if took > leaseTTL+1500*time.Millisecond {
 				t.Fatalf("survivor took %v, want at most one lease TTL (%v)", took, leaseTTL)
 			}
 			if stats.ReuseDetections != 0 {
