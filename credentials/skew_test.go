@@ -59,7 +59,7 @@ func TestClockSkewFastHolderCrashed(t *testing.T) {
 	if _, err := c.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 3*time.Second {
+	if took := time.Since(start); took > 3500*time.Millisecond {
 		t.Fatalf("survivor waited %v for a dead fast-clocked holder", took)
 	}
 	if s := f.srv.Stats(); s.RefreshCalls != 1 || s.ReuseDetections != 0 {
