@@ -65,30 +65,17 @@ type benchReplicaReport struct {
 }
 
 type benchReplicaOpts struct {
-	mode, tokenURL, clientID string
-	goroutines, expiries     int
-	think, runFor            time.Duration
+	replicaLoad
+	expiries int
+	runFor   time.Duration
 }
 
 func (a *app) benchReplicaCmd() *cobra.Command {
 	var o benchReplicaOpts
-	cmd := &cobra.Command{
-		Use:    "bench-replica",
-		Short:  "one replica of the bench (internal)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		PreRun: func(*cobra.Command, []string) { a.timeout = 0 },
-		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
-			return a.runBenchReplica(ctx, o)
-		}),
-	}
+	cmd := a.replicaCommand("bench-replica", func(ctx context.Context) error { return a.runBenchReplica(ctx, o) })
+	o.addFlags(cmd.Flags(), 50, 0)
 	f := cmd.Flags()
-	f.StringVar(&o.mode, "mode", modeShared, "shared or private")
-	f.StringVar(&o.tokenURL, "token-url", "", "token endpoint (private mode)")
-	f.StringVar(&o.clientID, "client-id", "", "client id (private mode)")
-	f.IntVar(&o.goroutines, "goroutines", 50, "concurrent callers")
 	f.IntVar(&o.expiries, "expiries", 3, "token lifetimes the load lasts (sizes buffers)")
-	f.DurationVar(&o.think, "think", 0, "pause between one caller's Token calls")
 	f.DurationVar(&o.runFor, "run-for", 0, "how long the load lasts from the start line")
 	return cmd
 }

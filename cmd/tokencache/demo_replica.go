@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/oauth2"
 
 	"github.com/tokencache/tokencache/credentials"
@@ -49,31 +50,47 @@ type replicaReport struct {
 	Bench *benchReplicaReport `json:"bench,omitempty"` // a bench replica's final report
 }
 
-type replicaOpts struct {
-	mode, tokenURL, resourceURL, clientID string
-	goroutines                            int
-	think                                 time.Duration
+// replicaLoad is what every replica process is told, demo's and bench's.
+type replicaLoad struct {
+	mode, tokenURL, clientID string
+	goroutines               int
+	think                    time.Duration
 }
 
-func (a *app) replicaCmd() *cobra.Command {
-	var o replicaOpts
-	cmd := &cobra.Command{
-		Use:    "demo-replica",
-		Short:  "one replica of the demo (internal)",
+func (o *replicaLoad) addFlags(f *pflag.FlagSet, goroutines int, think time.Duration) {
+	f.StringVar(&o.mode, "mode", modeShared, "shared or private")
+	f.StringVar(&o.tokenURL, "token-url", "", "token endpoint (private mode)")
+	f.StringVar(&o.clientID, "client-id", "", "client id (private mode)")
+	f.IntVar(&o.goroutines, "goroutines", goroutines, "concurrent callers")
+	f.DurationVar(&o.think, "think", think, "pause between one caller's calls")
+}
+
+// replicaCommand is a hidden subcommand that the demo and bench run in
+// their replica processes. A replica runs until its parent stops it, so it
+// has no timeout of its own.
+func (a *app) replicaCommand(use string, run func(context.Context) error) *cobra.Command {
+	return &cobra.Command{
+		Use:    use,
+		Short:  "one replica process (internal)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		PreRun: func(*cobra.Command, []string) { a.timeout = 0 },
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
-			return a.runReplica(ctx, o)
+			return run(ctx)
 		}),
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.mode, "mode", modeShared, "shared or private")
-	f.StringVar(&o.tokenURL, "token-url", "", "token endpoint (private mode)")
-	f.StringVar(&o.resourceURL, "resource-url", "", "resource the load requests")
-	f.StringVar(&o.clientID, "client-id", "", "client id (private mode)")
-	f.IntVar(&o.goroutines, "goroutines", 8, "concurrent requesters")
-	f.DurationVar(&o.think, "think", 10*time.Millisecond, "pause between one requester's requests")
+}
+
+type replicaOpts struct {
+	replicaLoad
+	resourceURL string
+}
+
+func (a *app) replicaCmd() *cobra.Command {
+	var o replicaOpts
+	cmd := a.replicaCommand("demo-replica", func(ctx context.Context) error { return a.runReplica(ctx, o) })
+	o.addFlags(cmd.Flags(), 8, 10*time.Millisecond)
+	cmd.Flags().StringVar(&o.resourceURL, "resource-url", "", "resource the load requests")
 	return cmd
 }
 
