@@ -16,12 +16,18 @@ const (
 	EnvRedisClusterURL = "TOKENCACHE_TEST_REDIS_CLUSTER_URL"
 )
 
-func redisImage(ctx context.Context) (string, error) {
+// redisFiles are Debian's redis-server binary and the libraries it needs,
+// for a FROM scratch image.
+func redisFiles() ([]imageFile, error) {
 	bin, err := lookBinary("redis-server", "redis-server")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	files, err := nativeFiles(bin, "/usr/bin/redis-server")
+	return nativeFiles(bin, "/usr/bin/redis-server")
+}
+
+func redisImage(ctx context.Context) (string, error) {
+	files, err := redisFiles()
 	if err != nil {
 		return "", err
 	}

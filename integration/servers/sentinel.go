@@ -44,11 +44,7 @@ const sentinelConf = "# Sentinel rewrites this file with its state; package serv
 // sentinelImage is the Redis image plus sentinelConfPath. It also runs the
 // master, so that a Sentinel group needs one image.
 func sentinelImage(ctx context.Context) (string, error) {
-	bin, err := lookBinary("redis-server", "redis-server")
-	if err != nil {
-		return "", err
-	}
-	files, err := nativeFiles(bin, "/usr/bin/redis-server")
+	files, err := redisFiles()
 	if err != nil {
 		return "", err
 	}
