@@ -156,7 +156,7 @@ func runCaller(c *credentials.Credentials, srv validator, expiries int, calls *a
 		tok, err := c.Token(ctx)
 		calls.Add(1)
 		if err != nil {
-			return fmt.Errorf("Token after %d tokens: %w", seen, err)
+			return fmt.Errorf("credentials.Token after %d tokens: %w", seen, err)
 		}
 		if v := tok.AccessToken.Reveal(); v != last {
 			if !srv.Valid(v) {

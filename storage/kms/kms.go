@@ -116,9 +116,6 @@ const (
 // CloudTrail, which is why it is a plain, stable name.
 const contextKey = "tokencache:profile"
 
-// member is the JSON member that holds the envelope.
-const member = "tokencache_kms"
-
 // Option configures Wrap.
 type Option func(*Adapter)
 
