@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/credentials/credentialstest"
+	"github.com/tokencache/tokencache/internal/reexec"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/storage"
 	_ "github.com/tokencache/tokencache/storage/file"
@@ -90,8 +90,7 @@ func TestKilledLeaseHolder(t *testing.T) {
 			credentialstest.Seed(t, st, "p", srv)
 
 			hold := srv.HoldRefreshes(tc.stage)
-			cmd := exec.Command(os.Args[0], "-test.run=^TestKilledLeaseHolder$", "-test.count=1")
-			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%s", killChildEnv, u, leaseTTL))
+			cmd := reexec.Command(context.Background(), "TestKilledLeaseHolder", killChildEnv, fmt.Sprintf("%s|%s", u, leaseTTL))
 			var out strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {

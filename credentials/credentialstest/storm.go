@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/reexec"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
@@ -202,10 +202,9 @@ func StormProcesses(t *testing.T, storeURL string, procs int, o StormOptions) St
 	var wg sync.WaitGroup
 	outs := make([][]byte, procs)
 	errs := make([]error, procs)
+	spec := strings.Join([]string{storeURL, profile, srv.URL, strconv.Itoa(o.Goroutines), strconv.Itoa(o.Expiries)}, "|")
 	for i := range procs {
-		cmd := exec.Command(os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1", "-test.v")
-		spec := strings.Join([]string{storeURL, profile, srv.URL, strconv.Itoa(o.Goroutines), strconv.Itoa(o.Expiries)}, "|")
-		cmd.Env = append(os.Environ(), childEnv+"="+spec)
+		cmd := reexec.Command(context.Background(), t.Name(), childEnv, spec, "-test.v")
 		wg.Go(func() { outs[i], errs[i] = cmd.CombinedOutput() })
 	}
 	wg.Wait()
@@ -258,15 +257,6 @@ func stormChild(t *testing.T, spec string) {
 		t.Fatal(err)
 	}
 	t.Logf("storm-child calls=%d", calls.Load())
-}
-
-// runPattern matches exactly the test called name.
-func runPattern(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
-	}
-	return strings.Join(parts, "/")
 }
 
 // validator tells whether the token server accepts an access token.

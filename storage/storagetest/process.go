@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/tokencache/tokencache/internal/reexec"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -44,8 +43,7 @@ func RunProcesses(t *testing.T, storeURL string, procs, increments int) {
 	outs := make([][]byte, procs)
 	errs := make([]error, procs)
 	for i := range procs {
-		cmd := exec.Command(os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d|%s|%s", childEnv, increments, key, storeURL))
+		cmd := reexec.Command(ctx, t.Name(), childEnv, fmt.Sprintf("%d|%s|%s", increments, key, storeURL))
 		wg.Go(func() { outs[i], errs[i] = cmd.CombinedOutput() })
 	}
 	wg.Wait()
@@ -90,13 +88,4 @@ func runChild(t *testing.T, spec string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// runPattern matches exactly the test called name, subtests included.
-func runPattern(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
-	}
-	return strings.Join(parts, "/")
 }

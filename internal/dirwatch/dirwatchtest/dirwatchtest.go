@@ -12,14 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/reexec"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -64,8 +63,7 @@ func CrossProcess(t *testing.T, storeURL string, rounds int) {
 
 	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
 	defer ccancel()
-	cmd := exec.CommandContext(cctx, os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"="+key+"|"+storeURL)
+	cmd := reexec.Command(cctx, t.Name(), childEnv, key+"|"+storeURL)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	toChild, err := cmd.StdinPipe()
@@ -228,13 +226,4 @@ func randomHex() string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// runPattern matches exactly the test called name, subtests included.
-func runPattern(name string) string {
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
-	}
-	return strings.Join(parts, "/")
 }
