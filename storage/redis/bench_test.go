@@ -38,12 +38,7 @@ func BenchmarkAdapter(b *testing.B) {
 // revision cost.
 func BenchmarkBaseline(b *testing.B) {
 	ctx := context.Background()
-	opt, err := goredis.ParseURL(redisURL(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := goredis.NewClient(opt)
-	b.Cleanup(func() { c.Close() })
+	c := plainClient(b)
 	key := uniquePrefix(b) + "baseline"
 	b.Cleanup(func() { c.Del(ctx, key) })
 	storagetest.Baseline(b,

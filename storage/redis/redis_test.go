@@ -64,12 +64,7 @@ func runConformance(t *testing.T, rawURL string, check func(t *testing.T, a stor
 // TestConformanceSharedClient runs the suite with adapters that share one
 // client passed to New, the way an application hands in its own client.
 func TestConformanceSharedClient(t *testing.T) {
-	opt, err := goredis.ParseURL(redisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := goredis.NewClient(opt)
-	defer c.Close()
+	c := plainClient(t)
 	prefix := uniquePrefix(t)
 	storagetest.Run(t, func(t *testing.T) storage.Adapter {
 		return redis.New(c, redis.Options{Prefix: prefix})
@@ -357,12 +352,7 @@ func TestNoABA(t *testing.T) {
 }
 
 func TestCorruptKey(t *testing.T) {
-	opt, err := goredis.ParseURL(redisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := goredis.NewClient(opt)
-	defer c.Close()
+	c := plainClient(t)
 	prefix := uniquePrefix(t)
 	ctx := context.Background()
 	if err := c.Set(ctx, prefix+"str", "not a hash", time.Minute).Err(); err != nil {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/tokencache/tokencache/integration/servers"
 )
 
@@ -32,3 +34,16 @@ func redisClusterURL(t testing.TB) string { return cluster.Get(t).URL }
 
 // redisSentinelURL is "redis://host:port/db?master_name=NAME&addr=host:port".
 func redisSentinelURL(t testing.TB) string { return sentinel.Get(t).URL }
+
+// plainClient is a go-redis client of the test server, closed when tb ends:
+// for baselines and for setting up what the adapter must cope with.
+func plainClient(tb testing.TB) *goredis.Client {
+	tb.Helper()
+	opt, err := goredis.ParseURL(redisURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := goredis.NewClient(opt)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
