@@ -112,19 +112,22 @@ func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
 func ensureRecord(ctx context.Context, st *storage.Store, profile string,
 	fit func(ctx context.Context, rec *storage.Record, exists bool) (bool, error)) error {
 	for {
-		rec, rev, err := st.Load(ctx, profile)
+		cur, rev, err := st.Load(ctx, profile)
 		exists := err == nil
-		if errors.Is(err, storage.ErrNotFound) {
-			rec, err = &storage.Record{Profile: profile}, nil
-		}
-		if err != nil {
+		rec := &storage.Record{Profile: profile}
+		switch {
+		case exists:
+			rec = cur.Clone()
+		case errors.Is(err, storage.ErrNotFound):
+			cur = nil
+		default:
 			return err
 		}
 		write, err := fit(ctx, rec, exists)
 		if err != nil || !write {
 			return err
 		}
-		if _, err = st.Put(ctx, rec, storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+		if _, err = st.Replace(ctx, cur, rev, rec); !errors.Is(err, storage.ErrConflict) {
 			return err
 		}
 	}

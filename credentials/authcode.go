@@ -73,10 +73,10 @@ func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret
 		return nil, err
 	}
 	saved, _, err := c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
-		r.AccessToken, r.TokenType, r.Expiry = got.AccessToken, got.TokenType, got.Expiry
-		if got.RefreshToken != "" {
-			r.RefreshToken = got.RefreshToken
-		}
+		r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = got.AccessToken, got.TokenType, got.Expiry, sent.UTC()
+		// An authorization is a new grant: it replaces whatever the
+		// profile held, whichever grant that was.
+		r.Grant(got.RefreshToken.Reveal())
 		r.Lease = nil
 		return nil
 	})
@@ -126,7 +126,8 @@ func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
 		return err
 	}
 	_, _, err = c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
-		r.AccessToken, r.RefreshToken, r.Expiry, r.Lease = "", "", time.Time{}, nil
+		r.AccessToken, r.Expiry, r.Lease = "", time.Time{}, nil
+		r.Grant("") // the revoked grant is never taken back
 		return nil
 	})
 	c.cur.Store(nil)

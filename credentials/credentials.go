@@ -36,6 +36,10 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
+// DefaultMaxClockSkew is Config.MaxClockSkew's default: every clock within
+// 5 minutes of the truth.
+const DefaultMaxClockSkew = 10 * time.Minute
+
 // Config configures Credentials. The zero value of every field but Store
 // is a sensible default.
 type Config struct {
@@ -73,9 +77,20 @@ type Config struct {
 	// LeaseTTL bounds how long a refresher may hold the lease, and so how
 	// long a crashed refresher delays the others; default 30 s.
 	LeaseTTL time.Duration
-	// RefreshTimeout bounds one token endpoint call; it must be shorter than
-	// LeaseTTL so that a lease never lapses mid-call; default LeaseTTL/3.
+	// RefreshTimeout bounds one token endpoint call; default LeaseTTL/3.
 	RefreshTimeout time.Duration
+	// StoreTimeout bounds one store write; default half of what LeaseTTL
+	// leaves after RefreshTimeout. The lease must cover the endpoint call
+	// and the write of its result: RefreshTimeout + StoreTimeout < LeaseTTL.
+	StoreTimeout time.Duration
+	// JournalDir holds the recovery journal: a rotated refresh token the
+	// store did not take (an outage longer than the lease) is written
+	// there, 0600, before the access token is handed out, and the next
+	// Credentials for the same store and profile on this machine writes it
+	// to the store. Default DefaultJournalDir(); "-" disables it. Only
+	// stores opened by URL (storage.Open) are journalled: the URL tells a
+	// later process which store an entry belongs to.
+	JournalDir string
 	// MaxClockSkew is the largest clock difference between any two
 	// processes sharing the store that leases tolerate; default 10 minutes
 	// (every clock within 5 minutes of the truth). See leaseEnd.
@@ -124,8 +139,18 @@ func (c *Config) setDefaults() error {
 	if c.RefreshTimeout >= c.LeaseTTL {
 		return fmt.Errorf("credentials: RefreshTimeout (%v) must be shorter than LeaseTTL (%v)", c.RefreshTimeout, c.LeaseTTL)
 	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = (c.LeaseTTL - c.RefreshTimeout) / 2
+	}
+	if c.RefreshTimeout+c.StoreTimeout >= c.LeaseTTL {
+		return fmt.Errorf("credentials: LeaseTTL (%v) must cover RefreshTimeout (%v) plus StoreTimeout (%v): the lease holder calls the endpoint and then writes the result",
+			c.LeaseTTL, c.RefreshTimeout, c.StoreTimeout)
+	}
+	if c.JournalDir == "" {
+		c.JournalDir = DefaultJournalDir()
+	}
 	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = 10 * time.Minute
+		c.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 100 * time.Millisecond
@@ -157,10 +182,14 @@ type Credentials struct {
 	cur      atomic.Pointer[Token]
 	renewing atomic.Bool // a flight runs: spares the cached path the lock
 
+	journal journal
+
 	mu       sync.Mutex
 	flight   *flight
 	deadRT   secret.Secret // refresh token the server rejected: do not retry it
-	pending  *storage.Record
+	pending  *pendingWrite // a rotated token the store has not taken yet
+	flushing bool          // a background writer retries pending
+	replayed bool          // the journal was replayed
 	seen     leaseSighting // the other holder's lease we last waited for
 	failures int           // consecutive temporary failures, for backoff
 	holdOff  time.Time     // no new refresh before this, after failures
@@ -195,6 +224,7 @@ func New(cfg Config) (*Credentials, error) {
 		store:    cfg.Store,
 		endpoint: endpoint{client: cfg.HTTPClient, authStyle: cfg.AuthStyle},
 		owner:    newOwnerID(),
+		journal:  newJournal(cfg.JournalDir, cfg.Store.Name(), cfg.Profile),
 		root:     root,
 		cancel:   cancel,
 	}, nil
@@ -284,9 +314,19 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 	return f
 }
 
-// Close stops background work. Tokens already handed out stay valid.
+// Flush writes a rotated refresh token that a store outage held back, if
+// any, bounded by ctx. It returns nil when there is none left, else an
+// *UnpersistedError that says where the token is kept.
+func (c *Credentials) Flush(ctx context.Context) error {
+	return c.flushPending(ctx)
+}
+
+// Close stops background work. Tokens already handed out stay valid. A
+// rotated refresh token the store has not taken yet gets one last write
+// (bounded by StoreTimeout); if that fails too Close returns an
+// *UnpersistedError naming the recovery journal entry that keeps it.
 func (c *Credentials) Close() error {
 	c.cancel()
 	c.wg.Wait()
-	return nil
+	return c.flushPending(context.Background())
 }

@@ -23,6 +23,10 @@ import (
 type flaky struct {
 	storage.Adapter
 	down atomic.Bool
+	// lostReply makes every Put apply and then report ErrUnavailable, as
+	// a write whose reply timed out does.
+	lostReply atomic.Bool
+	puts      atomic.Int64
 }
 
 func (f *flaky) err() error {
@@ -40,16 +44,22 @@ func (f *flaky) Get(ctx context.Context, k string) ([]byte, storage.Revision, er
 }
 
 func (f *flaky) Put(ctx context.Context, k string, v []byte, c storage.Condition) (storage.Revision, error) {
+	f.puts.Add(1)
 	if err := f.err(); err != nil {
 		return "", err
 	}
-	return f.Adapter.Put(ctx, k, v, c)
+	rev, err := f.Adapter.Put(ctx, k, v, c)
+	if err == nil && f.lostReply.Load() {
+		return "", storage.Wrap(storage.ErrUnavailable, "flaky", errors.New("i/o timeout after the write applied"))
+	}
+	return rev, err
 }
 
 type fixture struct {
-	srv   *oauthtest.Server
-	store *storage.Store
-	flaky *flaky
+	srv     *oauthtest.Server
+	store   *storage.Store
+	flaky   *flaky
+	journal string // the recovery journal directory of every Credentials made by creds
 }
 
 func newFixture(t *testing.T, opts oauthtest.Options) *fixture {
@@ -58,15 +68,16 @@ func newFixture(t *testing.T, opts oauthtest.Options) *fixture {
 	t.Cleanup(srv.Close)
 	srv.AddClient("storm-client", "storm-secret")
 	fl := &flaky{Adapter: memory.New()}
-	st := storage.NewStore(fl)
+	st := storage.NewNamedStore("flaky:"+t.Name(), fl)
 	credentialstest.Seed(t, st, "p", srv)
-	return &fixture{srv: srv, store: st, flaky: fl}
+	return &fixture{srv: srv, store: st, flaky: fl, journal: t.TempDir()}
 }
 
 func (f *fixture) creds(t *testing.T, mod func(*credentials.Config)) *credentials.Credentials {
 	t.Helper()
 	cfg := credentials.Config{Store: f.store, Profile: "p", Skew: 100 * time.Millisecond,
-		LeaseTTL: 2 * time.Second, PollInterval: 10 * time.Millisecond, RetryBackoff: 10 * time.Millisecond}
+		LeaseTTL: 2 * time.Second, PollInterval: 10 * time.Millisecond, RetryBackoff: 10 * time.Millisecond,
+		JournalDir: f.journal}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -222,7 +233,7 @@ func TestInvalidGrantNeedsReauthWithoutLoop(t *testing.T) {
 	}
 	// An operator stores a new refresh token: the next Token works again.
 	f.store.Update(context.Background(), "p", func(r *storage.Record) error {
-		r.RefreshToken = secret.Secret(f.srv.IssueRefreshToken("storm-client"))
+		r.Grant(f.srv.IssueRefreshToken("storm-client"))
 		return nil
 	})
 	if _, err := c.Token(context.Background()); err != nil {
@@ -243,7 +254,7 @@ func TestInvalidGrantRecheckedAgainstStore(t *testing.T) {
 	go func() {
 		<-hold.Arrived()
 		f.store.Update(context.Background(), "p", func(r *storage.Record) error {
-			r.RefreshToken = secret.Secret(fresh)
+			r.Grant(fresh)
 			return nil
 		})
 		hold.Release()
@@ -399,7 +410,7 @@ func TestPancloudFlavorAndDeveloperToken(t *testing.T) {
 
 func TestAuthCodeExchangeAndRevoke(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
-	f.store.Update(context.Background(), "p", func(r *storage.Record) error { r.RefreshToken, r.AccessToken = "", ""; return nil })
+	f.store.Update(context.Background(), "p", func(r *storage.Record) error { r.Grant(""); r.AccessToken = ""; return nil })
 	c := f.creds(t, nil)
 	const redirect = "http://127.0.0.1:1/callback"
 	req, err := credentials.NewAuthRequest(f.srv.AuthorizeURL(), "storm-client", redirect, "read")

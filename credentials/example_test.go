@@ -35,7 +35,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.Put(ctx, profile, storage.IfAbsent()); err != nil {
+	if _, err := st.Replace(ctx, nil, "", profile); err != nil {
 		log.Fatal(err)
 	}
 
@@ -65,7 +65,7 @@ func ExampleCredentials_Client() {
 	defer srv.Close()
 	st, _ := storage.Open(ctx, "memory://example-client")
 	defer st.Close()
-	st.Put(ctx, profile, storage.IfAbsent())
+	st.Replace(ctx, nil, "", profile)
 	creds, _ := credentials.New(credentials.Config{Store: st})
 	defer creds.Close()
 

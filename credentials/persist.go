@@ -4,103 +4,242 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tokencache/tokencache/internal/backoff"
-	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
 
-// What happens to a refreshed record: persist writes it under our lease;
-// when the store is down, keepPending holds it and flushPending writes it
-// once the store answers, so that a rotated refresh token is never dropped.
+// What happens to a refreshed record. persist writes it under our lease;
+// while the store is down, persistDurably keeps trying for as long as the
+// lease keeps other refreshers away, then puts the record in the recovery
+// journal; a pending record is retried in the background and by every
+// flight, and Close reports one it could not write. Every write goes
+// through the store's lineage rule, so a late write never replaces a newer
+// token: it is dropped as superseded.
 
-// errLeaseLost means the record changed under our lease (an operator edit,
-// or our lease lapsed and another refresher went ahead).
-var errLeaseLost = errors.New("credentials: lease lost")
+// ErrUnpersisted means a rotated refresh token is not in the store. See
+// UnpersistedError.
+var ErrUnpersisted = errors.New("credentials: rotated refresh token not written to the store")
 
-// persist writes the refreshed record over the lease revision. If the
-// record changed meanwhile it merges: our tokens win only while the stored
-// refresh token is still the one we spent.
-func (c *Credentials) persist(ctx context.Context, rec *storage.Record, leaseRev storage.Revision, used secret.Secret) error {
-	_, err := c.store.Put(ctx, rec, storage.IfMatch(leaseRev))
-	if !errors.Is(err, storage.ErrConflict) {
-		return err
+// UnpersistedError reports a rotated refresh token that the store did not
+// take. When Journal names a file the token is safe there, and the next
+// Credentials of the same store and profile on this machine writes it to
+// the store before it refreshes; otherwise it lives only in this process.
+type UnpersistedError struct {
+	Profile string
+	Journal string // the recovery journal entry; "" when there is none
+	Err     error  // why the store did not take it
+}
+
+func (e *UnpersistedError) Error() string {
+	where := "it is held only in memory and is lost if this process exits"
+	if e.Journal != "" {
+		where = "it is kept in the recovery journal " + e.Journal + " and will be written by the next process that uses the profile on this machine"
 	}
-	_, _, err = c.store.Update(ctx, c.cfg.Profile, func(cur *storage.Record) error {
-		if cur.RefreshToken != used && cur.RefreshToken != rec.RefreshToken {
-			return errLeaseLost
-		}
-		cur.AccessToken, cur.TokenType, cur.Expiry, cur.RefreshToken = rec.AccessToken, rec.TokenType, rec.Expiry, rec.RefreshToken
-		if cur.Lease != nil && cur.Lease.Owner == c.owner {
-			cur.Lease = nil
-		}
-		return nil
-	})
-	if errors.Is(err, errLeaseLost) {
-		c.cfg.Logger.Warn("another refresher replaced the refresh token while we held the lease; keeping theirs",
+	return fmt.Sprintf("credentials: profile %q: rotated refresh token not written to the store (%v); %s", e.Profile, e.Err, where)
+}
+
+func (e *UnpersistedError) Unwrap() []error { return []error{ErrUnpersisted, e.Err} }
+
+// pendingWrite is a refreshed record the store has not taken yet.
+type pendingWrite struct {
+	rec     *storage.Record
+	journal string // entry path, "" if not journalled
+	err     error  // the last store error
+}
+
+// applySuccessor puts the tokens of ours, a record this process refreshed,
+// into cur, the stored record. The store's lineage check then decides: it
+// refuses the write when cur has moved past ours.
+func (c *Credentials) applySuccessor(cur, ours *storage.Record) {
+	if cur.ClientID == "" && cur.RefreshToken == "" && cur.AccessToken == "" {
+		// The store lost the profile (a server restarted empty, a cache
+		// evicted it): restore all of it, or the rotated token has no home.
+		*cur = *ours.Clone()
+		cur.Lease = nil
+		return
+	}
+	cur.AccessToken, cur.TokenType, cur.Expiry, cur.IssuedAt = ours.AccessToken, ours.TokenType, ours.Expiry, ours.IssuedAt
+	cur.RefreshToken = ours.RefreshToken
+	cur.Lineage.Grant, cur.Lineage.Gen = ours.Lineage.Grant, ours.Lineage.Gen
+	if cur.Lease != nil && cur.Lease.Owner == c.owner {
+		cur.Lease = nil
+	}
+}
+
+// persist writes the refreshed record over the lease revision, or, if the
+// record changed meanwhile, over whatever is stored now, as lineage allows.
+// superseded means the store holds a newer token than ours: ours is
+// dropped, which is right, since the newer one descends from a later spend.
+func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record) (superseded bool, err error) {
+	_, err = c.store.Replace(ctx, leased, leaseRev, rec)
+	if errors.Is(err, storage.ErrConflict) {
+		_, _, err = c.store.Update(ctx, c.cfg.Profile, func(cur *storage.Record) error {
+			c.applySuccessor(cur, rec)
+			return nil
+		})
+	}
+	if errors.Is(err, storage.ErrLineage) {
+		c.cfg.Logger.Warn("the store holds a newer refresh token than the one just refreshed; keeping the store's",
 			"profile", c.cfg.Profile)
+		return true, nil
 	}
-	return err
+	return false, err
 }
 
-// keepPending holds a refreshed record the store did not take and retries
-// writing it in the background until it succeeds or Close is called.
-func (c *Credentials) keepPending(rec *storage.Record, cause error) {
-	c.cfg.Logger.Warn("store unavailable: keeping the rotated refresh token in memory until it can be written",
-		"profile", c.cfg.Profile, "err", cause)
-	c.mu.Lock()
-	c.pending = rec
-	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		for attempt := 0; c.root.Err() == nil; attempt++ {
-			if c.flushPending(c.root) == nil {
-				return
-			}
-			backoff.Sleep(c.root, backoff.Exponential(c.cfg.RetryBackoff, attempt))
+// persistDurably writes rec, retrying while the store fails, until leaseEnd
+// (after which another refresher may act on the old token, and the record
+// had better be somewhere it can find) or until the flight is cancelled.
+// Then it journals rec. The error is nil once rec is durable.
+func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, leaseEnd time.Time) error {
+	keep := context.WithoutCancel(flightCtx)
+	var err error
+	for attempt := 0; ; attempt++ {
+		wctx, cancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
+		_, err = c.persist(wctx, leased, leaseRev, rec)
+		cancel()
+		if err == nil {
+			return nil
 		}
-	}()
+		d := backoff.Exponential(c.cfg.RetryBackoff, attempt)
+		if !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(flightCtx, d) != nil {
+			break
+		}
+	}
+	return c.keepPending(rec, err)
 }
 
-// flushPending writes a record held back by a store outage, if any. It
-// returns an error only while the record could not be written.
+// retryableStore reports whether a store error may go away by itself.
+func retryableStore(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, storage.ErrConflict)
+}
+
+// keepPending journals rec, holds it for the background writer and every
+// later flight, and returns nil when it is durable in the journal, or an
+// *UnpersistedError when it is only in memory.
+func (c *Credentials) keepPending(rec *storage.Record, cause error) error {
+	path, jerr := c.journal.save(c.store.Name(), rec)
+	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", cause)
+	if jerr != nil {
+		log.Error("store unavailable and no recovery journal: the rotated refresh token is held in memory only", "journal_err", jerr)
+	} else {
+		log.Warn("store unavailable: the rotated refresh token is in the recovery journal until the store takes it", "journal", path)
+	}
+	p := &pendingWrite{rec: rec, journal: path, err: cause}
+	c.mu.Lock()
+	old := c.pending
+	c.pending = p
+	start := !c.flushing
+	c.flushing = true
+	c.mu.Unlock()
+	if old != nil {
+		// Ours descends from it, and lineage keeps the newer one anyway.
+		c.journal.remove(old.journal)
+	}
+	if start {
+		c.wg.Add(1)
+		go c.flushLoop()
+	}
+	if jerr != nil {
+		return &UnpersistedError{Profile: c.cfg.Profile, Err: cause}
+	}
+	return nil
+}
+
+// flushLoop retries the pending record in the background until the store
+// takes it or Close is called.
+func (c *Credentials) flushLoop() {
+	defer c.wg.Done()
+	for attempt := 0; ; attempt++ {
+		c.flushPending(c.root)
+		c.mu.Lock()
+		if c.pending == nil || c.root.Err() != nil {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		backoff.Sleep(c.root, backoff.Exponential(c.cfg.RetryBackoff, attempt))
+	}
+}
+
+// flushPending writes the pending record, if any, under the lineage rule.
+// It returns an error only while the record could not be written; a
+// record the store has moved past is dropped.
 func (c *Credentials) flushPending(ctx context.Context) error {
 	c.mu.Lock()
-	rec := c.pending
+	p := c.pending
 	c.mu.Unlock()
-	if rec == nil {
+	if p == nil {
 		return nil
 	}
-	_, _, err := c.store.Update(ctx, c.cfg.Profile, func(cur *storage.Record) error {
-		if cur.ClientID == "" && cur.RefreshToken == "" {
-			// The store lost the whole profile meanwhile (a server that
-			// restarted empty, a cache that evicted it): restore all of it.
-			*cur = *rec.Clone()
-		}
-		cur.AccessToken, cur.TokenType, cur.Expiry, cur.RefreshToken = rec.AccessToken, rec.TokenType, rec.Expiry, rec.RefreshToken
-		if cur.Lease != nil && cur.Lease.Owner == c.owner {
-			cur.Lease = nil
-		}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
+	_, _, err := c.store.Update(wctx, c.cfg.Profile, func(cur *storage.Record) error {
+		c.applySuccessor(cur, p.rec)
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("credentials: profile %q: writing the rotated refresh token: %w", c.cfg.Profile, err)
+	cancel()
+	switch {
+	case errors.Is(err, storage.ErrLineage):
+		c.cfg.Logger.Info("a pending refresh token was superseded by a newer one in the store; dropped", "profile", c.cfg.Profile)
+	case err != nil:
+		c.mu.Lock()
+		p.err = err
+		c.mu.Unlock()
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
+	default:
+		c.cfg.Logger.Info("rotated refresh token written after a store outage", "profile", c.cfg.Profile)
 	}
 	c.mu.Lock()
-	if c.pending == rec {
+	if c.pending == p {
 		c.pending = nil
+		// The failure that held refreshes off was this write.
+		c.failures, c.holdOff, c.lastErr = 0, time.Time{}, nil
 	}
 	c.mu.Unlock()
-	c.cfg.Logger.Info("rotated refresh token written after store outage", "profile", c.cfg.Profile)
+	c.journal.remove(p.journal)
+	return nil
+}
+
+// replayJournal writes entries a process on this machine journalled for
+// this store and profile (perhaps this one before a restart). Each is
+// applied under the lineage rule and removed once the store has it or has
+// moved past it. An entry that cannot be written stays for the next try.
+func (c *Credentials) replayJournal(ctx context.Context) error {
+	for _, path := range c.journal.entries() {
+		rec, err := c.journal.load(path)
+		if err != nil {
+			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
+		_, _, err = c.store.Update(wctx, c.cfg.Profile, func(cur *storage.Record) error {
+			c.applySuccessor(cur, rec)
+			return nil
+		})
+		cancel()
+		switch {
+		case err == nil:
+			c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
+		case errors.Is(err, storage.ErrLineage):
+			c.cfg.Logger.Info("recovery journal entry superseded by the store; removed", "profile", c.cfg.Profile, "journal", path)
+		default:
+			return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+		}
+		c.journal.remove(path)
+	}
 	return nil
 }
 
 // releaseLease clears our lease after a failed refresh so that another
 // process need not wait for it to lapse. Losing the race is fine.
-func (c *Credentials) releaseLease(ctx context.Context, rec *storage.Record, leaseRev storage.Revision) {
-	rec.Lease = nil
-	if _, err := c.store.Put(ctx, rec, storage.IfMatch(leaseRev)); err != nil && !errors.Is(err, storage.ErrConflict) {
+func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision) {
+	next := leased.Clone()
+	next.Lease = nil
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
+	defer cancel()
+	if _, err := c.store.Replace(wctx, leased, leaseRev, next); err != nil && !errors.Is(err, storage.ErrConflict) {
 		c.cfg.Logger.Debug("could not release lease; it will lapse", "profile", c.cfg.Profile, "err", err)
 	}
 }

@@ -63,13 +63,31 @@ func (p *Profiles) Token(ctx context.Context, profile string) (*Token, error) {
 // List returns the names of the profiles in the store.
 func (p *Profiles) List(ctx context.Context) ([]string, error) { return p.cfg.Store.List(ctx) }
 
-// Add creates or replaces a profile's record. The record's Profile names it.
+// Add creates or updates a profile's record. The record's Profile names it.
+//
+// Its refresh token follows the store's lineage rule. A record whose
+// lineage says where its token comes from (rec.Grant was called, or it was
+// loaded from a store) is written as such, and the store refuses it if it
+// holds a newer token of that grant. A bare record is a seed: a refresh
+// token the profile has held before is not put back (the stored one is its
+// successor) while every other field is updated, so that an app may Add
+// the same configuration on every start. A refresh in progress keeps its
+// lease.
 func (p *Profiles) Add(ctx context.Context, rec *storage.Record) error {
 	if rec.Profile == "" {
 		return errors.New("credentials: Add needs a record with a profile name")
 	}
 	_, _, err := p.cfg.Store.Update(ctx, rec.Profile, func(r *storage.Record) error {
+		stored := *r
 		*r = *rec.Clone()
+		r.Lease = stored.Lease
+		if rec.Lineage.Grant == "" {
+			r.Lineage, r.RefreshToken = stored.Lineage, stored.RefreshToken
+			if rec.RefreshToken != stored.RefreshToken && !r.Seed(rec.RefreshToken.Reveal()) {
+				// A seen seed: the stored token and its access token stay.
+				r.AccessToken, r.TokenType, r.Expiry = stored.AccessToken, stored.TokenType, stored.Expiry
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -19,41 +19,49 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 	ctx, cancel := context.WithTimeout(c.root, 2*c.cfg.LeaseTTL+time.Duration(c.cfg.MaxRetries+2)*c.cfg.RefreshTimeout)
 	defer cancel()
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
-	attempt := 0
+	attempt, conflicts := 0, 0
+	if err := c.replayOnce(ctx); err != nil {
+		return nil, err
+	}
 	for {
 		if err := c.flushPending(ctx); err != nil {
 			return nil, err
 		}
 		rec, rev, err := c.store.Load(ctx, c.cfg.Profile)
-		if errors.Is(err, storage.ErrNotFound) && c.cfg.Grant != nil {
+		if errors.Is(err, storage.ErrNotFound) && (c.cfg.Grant != nil || c.cfg.DeveloperToken != "") {
 			// A grant needs nothing stored to start from (client
-			// credentials): the lease put creates the profile.
-			rec, rev, err = &storage.Record{Profile: c.cfg.Profile}, "", nil
+			// credentials, developer tokens): the lease put creates the
+			// profile.
+			rec, rev, err = nil, "", nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
 		}
+		next := &storage.Record{Profile: c.cfg.Profile}
+		if rec != nil {
+			next = rec.Clone()
+		}
 		now := c.cfg.Now()
 		if stale == forceRefresh {
-			stale = c.tokenFrom(rec, now)
+			stale = c.tokenFrom(next, now)
 			if stale == nil {
 				stale = forceRefresh
 			}
 		}
 		// Check the store first: another process may have refreshed.
-		if t := c.tokenFrom(rec, now); t.Valid(now) && (stale == nil || t.AccessToken != stale.AccessToken) {
+		if t := c.tokenFrom(next, now); t.Valid(now) && (stale == nil || t.AccessToken != stale.AccessToken) {
 			c.cur.Store(t)
 			c.succeeded()
 			log.Debug("adopted token from store", "expiry", t.Expiry)
 			return t, nil
 		}
-		if err := c.refreshable(rec); err != nil {
+		if err := c.refreshable(next); err != nil {
 			return nil, err
 		}
-		if end := c.leaseEnd(rec.Lease, now); now.Before(end) {
+		if end := c.leaseEnd(next.Lease, now); now.Before(end) {
 			// Someone is refreshing: wait for their write, at most until
 			// their lease ends (then it is theirs no more and we take over).
-			log.Debug("waiting for lease holder", "owner", rec.Lease.Owner, "for", end.Sub(now))
+			log.Debug("waiting for lease holder", "owner", next.Lease.Owner, "for", end.Sub(now))
 			wctx, wcancel := context.WithTimeout(ctx, end.Sub(now)+backoff.Jitter(c.cfg.PollInterval))
 			err := c.store.Wait(wctx, c.cfg.Profile, rev, c.cfg.PollInterval)
 			wcancel()
@@ -62,16 +70,26 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			}
 			continue
 		}
-		rec.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL)}
-		leaseRev, err := c.store.Put(ctx, rec, storage.IfMatch(rev))
+		next.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL), TTL: storage.Duration(c.cfg.LeaseTTL)}
+		leaseRev, err := c.store.Replace(ctx, rec, rev, next)
 		if errors.Is(err, storage.ErrConflict) {
-			continue // someone moved first: read again
+			// Someone moved first: read again. A store that keeps
+			// answering conflict (a claim a dead writer left) must not
+			// turn this loop into a flood of writes.
+			conflicts++
+			if conflicts > 2 {
+				if err := backoff.Sleep(ctx, backoff.Exponential(c.cfg.PollInterval/16, conflicts-3)); err != nil {
+					return nil, fmt.Errorf("credentials: profile %q: taking the refresh lease: %w", c.cfg.Profile, err)
+				}
+			}
+			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("credentials: profile %q: taking the refresh lease: %w", c.cfg.Profile, err)
 		}
+		conflicts = 0
 		log.Debug("lease taken, calling token endpoint", "attempt", attempt)
-		t, again, err := c.refreshUnderLease(ctx, rec, leaseRev, stale, &attempt)
+		t, again, err := c.refreshUnderLease(ctx, next, leaseRev, now, stale, &attempt)
 		if again {
 			continue
 		}
@@ -79,12 +97,32 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 	}
 }
 
+// replayOnce replays the recovery journal on this Credentials' first
+// flight: a process that exits with a rotated token only in the journal
+// hands it on to the next one that starts.
+func (c *Credentials) replayOnce(ctx context.Context) error {
+	c.mu.Lock()
+	done := c.replayed
+	c.mu.Unlock()
+	if done || !c.journal.enabled() {
+		return nil
+	}
+	if err := c.replayJournal(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.replayed = true
+	c.mu.Unlock()
+	return nil
+}
+
 // refreshUnderLease calls the endpoint while holding the lease taken at
-// leaseRev, and stores what it gets. again means: go back and read the
-// store, the situation changed or a temporary failure is worth a retry.
-func (c *Credentials) refreshUnderLease(ctx context.Context, rec *storage.Record, leaseRev storage.Revision, stale *Token, attempt *int) (t *Token, again bool, err error) {
+// leaseRev on leased (the record as written with our lease), and stores
+// what it gets. again means: go back and read the store, the situation
+// changed or a temporary failure is worth a retry.
+func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, takenAt time.Time, stale *Token, attempt *int) (t *Token, again bool, err error) {
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
-	used := rec.RefreshToken
+	used := leased.RefreshToken
 	// From here on the server may rotate the refresh token: Close must not
 	// cut the call or the write that keeps its answer, so both run
 	// detached from the flight's cancellation, bounded by their own
@@ -92,15 +130,18 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, rec *storage.Record
 	keep := context.WithoutCancel(ctx)
 	rctx, rcancel := context.WithTimeout(keep, c.cfg.RefreshTimeout)
 	sent := c.cfg.Now()
-	got, err := c.callEndpoint(rctx, rec, sent)
+	got, err := c.callEndpoint(rctx, leased, sent)
 	rcancel()
 	if err != nil {
-		c.releaseLease(ctx, rec, leaseRev)
+		c.releaseLease(ctx, leased, leaseRev)
 		var ee *EndpointError
 		if errors.As(err, &ee) && (ee.Code == "invalid_grant" || ee.Code == "invalid_token") {
 			// Re-check before reporting: a refresher whose lease lapsed
 			// may have rotated the token under us.
-			if cur, _, lerr := c.store.Load(ctx, c.cfg.Profile); lerr == nil && cur.RefreshToken != used {
+			lctx, lcancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
+			cur, _, lerr := c.store.Load(lctx, c.cfg.Profile)
+			lcancel()
+			if lerr == nil && cur.RefreshToken != used {
 				return nil, true, nil
 			}
 			log.Warn("grant rejected: re-authorization required", "code", ee.Code)
@@ -115,6 +156,11 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, rec *storage.Record
 			c.mu.Unlock()
 			return nil, false, err
 		}
+		// A call that failed ambiguously (a timeout, a cut or truncated
+		// reply) may have reached the server and rotated the token. The
+		// retry below presents the same token again: with a reuse grace
+		// period that recovers the grant, without one the grant was lost
+		// with the reply and the retry only learns it sooner.
 		if temporary(err) && *attempt < c.cfg.MaxRetries && ctx.Err() == nil {
 			d := backoff.Exponential(c.cfg.RetryBackoff, *attempt)
 			log.Debug("temporary token endpoint failure; backing off", "err", err, "backoff", d)
@@ -126,19 +172,17 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, rec *storage.Record
 		return nil, false, c.failed(err, stale)
 	}
 
-	rec.AccessToken, rec.TokenType, rec.Expiry = got.AccessToken, got.TokenType, got.Expiry
+	rec := leased.Clone()
+	rec.AccessToken, rec.TokenType, rec.Expiry, rec.IssuedAt = got.AccessToken, got.TokenType, got.Expiry, sent.UTC()
 	if got.RefreshToken != "" {
-		rec.RefreshToken = got.RefreshToken
+		rec.Rotate(got.RefreshToken.Reveal())
 	}
 	rec.Lease = nil
-	// The rotated refresh token reaches the store before the new access
-	// token reaches a caller; if the store is down it stays in memory and
-	// is written as soon as the store answers again.
-	wctx, wcancel := context.WithTimeout(keep, c.cfg.RefreshTimeout)
-	err = c.persist(wctx, rec, leaseRev, used)
-	wcancel()
-	if err != nil && !errors.Is(err, errLeaseLost) {
-		c.keepPending(rec, err)
+	// The rotated refresh token is durable (in the store, or in the
+	// recovery journal) before the new access token reaches a caller.
+	if err := c.persistDurably(ctx, leased, leaseRev, rec, takenAt.Add(c.cfg.LeaseTTL)); err != nil {
+		c.failed(err, stale)
+		return nil, false, err
 	}
 	t = c.tokenFrom(rec, c.cfg.Now())
 	c.cur.Store(t)
@@ -154,11 +198,16 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, rec *storage.Record
 // with our clock: a holder whose clock runs 5 minutes slow writes a lease
 // that looks expired on arrival, and taking it over would spend the refresh
 // token twice. Instead a lease counts from when we first saw it and lasts
-// our LeaseTTL (the holder's refresh timeout is shorter, and it took the
-// lease before we saw it). Until serves only to recognise a lease abandoned
-// long ago, beyond any skew we tolerate.
+// the longer of the holder's TTL and ours: a fleet mid-rollout mixes lease
+// settings, and a replica with a short lease must not cut a long one. Until
+// serves only to recognise a lease abandoned long ago, beyond any skew we
+// tolerate.
 func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
-	if l == nil || l.Owner == c.owner || now.After(l.Until.Add(c.cfg.MaxClockSkew)) {
+	if l == nil || l.Owner == c.owner {
+		return time.Time{}
+	}
+	ttl := max(c.cfg.LeaseTTL, time.Duration(l.TTL))
+	if now.After(l.Until.Add(c.cfg.MaxClockSkew)) {
 		return time.Time{}
 	}
 	c.mu.Lock()
@@ -166,7 +215,7 @@ func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
 	if c.seen.owner != l.Owner || !c.seen.until.Equal(l.Until) {
 		c.seen = leaseSighting{owner: l.Owner, until: l.Until, at: now}
 	}
-	return c.seen.at.Add(c.cfg.LeaseTTL)
+	return c.seen.at.Add(ttl)
 }
 
 // refreshable checks that rec has what a refresh needs.
@@ -227,11 +276,18 @@ func (c *Credentials) tokenFrom(rec *storage.Record, now time.Time) *Token {
 	if expiry.IsZero() {
 		expiry, _ = JWTExpiry(rec.AccessToken.Reveal())
 	}
-	ahead := c.cfg.RenewAhead
+	skew, ahead := c.cfg.Skew, c.cfg.RenewAhead
 	if !expiry.IsZero() {
-		ahead = min(ahead, expiry.Sub(now)/2)
+		// Short-lived tokens: a skew as long as the lifetime would make
+		// every token invalid on arrival. Cap it against the lifetime when
+		// we know it (a token given to us from outside may have lived long
+		// before; it gets the full skew).
+		if issued := rec.IssuedAt; !issued.IsZero() && issued.Before(expiry) {
+			skew = min(skew, expiry.Sub(issued)/4)
+		}
+		ahead = min(ahead, max(expiry.Sub(now), 0)/2)
 	}
-	return newToken(rec.AccessToken, rec.TokenType, expiry, c.cfg.Skew, ahead)
+	return newToken(rec.AccessToken, rec.TokenType, expiry, skew, ahead)
 }
 
 func (c *Credentials) succeeded() {

@@ -12,10 +12,9 @@
 //
 // Explicit and environment values seed the store's profile, so that the
 // access tokens and rotated refresh tokens they lead to are shared like any
-// other. A seed is fingerprinted: started again with the same environment,
-// a process keeps the newer refresh token the store holds (using the
-// original one again would look like token theft to a server that detects
-// reuse); given different values, it replaces the profile's.
+// other. Started again with the same environment, a process keeps the newer
+// refresh token the store holds: a seed the profile has held is never put
+// back (see Result.Apply).
 package resolver
 
 import (
@@ -25,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/secret"
@@ -131,12 +131,21 @@ func anySet(getenv func(string) string, names ...string) bool {
 	return false
 }
 
-// seedMember is the Record extra member holding the seed's fingerprint.
-const seedMember = "tokencache_seed"
+// legacySeedMember is the Record extra member in which earlier versions
+// kept a fingerprint of the whole seed. A record that has it and no lineage
+// is migrated: a matching seed's refresh token counts as seen.
+const legacySeedMember = "tokencache_seed"
 
-// Apply writes the seed into the store's profile (see the package comment)
-// and fills in a missing token URL. For the Store source it checks that the
-// profile exists.
+// Apply writes the seed into the store's profile and fills in a missing
+// token URL. For the Store source it checks that the profile exists.
+//
+// A seed is applied field by field. Client id, secret and endpoint take the
+// seeded values (rotating a client secret in the environment rotates it in
+// the store). The refresh token follows the store's lineage rule: a seed
+// the profile has held before is never put back, since the store holds its
+// successor (presenting the original again would look like token theft to
+// a server that detects reuse); a seed it has never seen is a new grant and
+// replaces the stored token, and the access token that belonged to it.
 func (r Result) Apply(ctx context.Context, st *storage.Store) error {
 	if r.Seed == nil {
 		_, _, err := st.Update(ctx, r.Profile, func(rec *storage.Record) error {
@@ -154,18 +163,44 @@ func (r Result) Apply(ctx context.Context, st *storage.Store) error {
 		}
 		return err
 	}
-	fp := fingerprint(r.Seed)
+	seed := r.Seed
 	_, _, err := st.Update(ctx, r.Profile, func(rec *storage.Record) error {
-		var have string
-		rec.GetExtra(seedMember, &have)
-		if have == fp {
-			// Same seed as before: the store's tokens are its successors.
+		changed := false
+		set := func(dst *string, v string) {
+			if v != "" && *dst != v {
+				*dst, changed = v, true
+			}
+		}
+		set(&rec.ClientID, seed.ClientID)
+		if seed.ClientSecret != "" && rec.ClientSecret != seed.ClientSecret {
+			rec.ClientSecret, changed = seed.ClientSecret, true
+		}
+		set(&rec.TokenURL, seed.TokenURL)
+		set(&rec.Flavor, seed.Flavor)
+		var legacy string
+		if ok, _ := rec.GetExtra(legacySeedMember, &legacy); ok {
+			if legacy == legacyFingerprint(seed) && rec.Lineage.Grant == "" && seed.RefreshToken != "" {
+				rec.Lineage.Grant = storage.SeedGrant(seed.RefreshToken.Reveal())
+			}
+			rec.SetExtra(legacySeedMember, nil)
+			changed = true
+		}
+		switch {
+		case seed.RefreshToken != "":
+			if rec.Seed(seed.RefreshToken.Reveal()) {
+				rec.AccessToken, rec.TokenType, rec.Expiry = seed.AccessToken, "", time.Time{}
+				changed = true
+			}
+		case seed.AccessToken != "" && rec.RefreshToken == "" && rec.AccessToken != seed.AccessToken:
+			// An access token alone: nothing refreshes it, so the seed is
+			// the newest there is.
+			rec.AccessToken, rec.TokenType, rec.Expiry = seed.AccessToken, "", time.Time{}
+			changed = true
+		}
+		if !changed {
 			return storage.ErrAbort
 		}
-		extra := rec.Extra
-		*rec = *r.Seed.Clone()
-		rec.Extra = extra
-		return rec.SetExtra(seedMember, fp)
+		return nil
 	})
 	if errors.Is(err, storage.ErrAbort) {
 		return nil
@@ -173,8 +208,8 @@ func (r Result) Apply(ctx context.Context, st *storage.Store) error {
 	return err
 }
 
-// fingerprint identifies a seed without storing its secrets.
-func fingerprint(r *storage.Record) string {
+// legacyFingerprint is how earlier versions identified a seed.
+func legacyFingerprint(r *storage.Record) string {
 	h := sha256.New()
 	for _, s := range []string{r.ClientID, r.ClientSecret.Reveal(), r.RefreshToken.Reveal(), r.AccessToken.Reveal(), r.TokenURL} {
 		h.Write([]byte(s))

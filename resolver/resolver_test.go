@@ -2,6 +2,8 @@ package resolver_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"testing"
 
@@ -73,7 +75,7 @@ func TestApplySeedKeepsRotatedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server rotates; the store now holds rt-2.
-	if _, _, err := st.Update(ctx, "p", func(r *storage.Record) error { r.RefreshToken = "rt-2"; return nil }); err != nil {
+	if _, _, err := st.Update(ctx, "p", func(r *storage.Record) error { r.Rotate("rt-2"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	// Restarted with the same explicit values: the rotated token stays.
@@ -110,4 +112,71 @@ func TestApplyStoreSource(t *testing.T) {
 	if rec.TokenURL != "http://t" {
 		t.Fatalf("token URL not filled in: %q", rec.TokenURL)
 	}
+}
+
+// Issue 11, case 3: rotating only PAN_CLIENT_SECRET used to re-seed the
+// whole record, spent bootstrap refresh token included.
+func TestApplyChangedSecretKeepsRotatedToken(t *testing.T) {
+	ctx := context.Background()
+	st := storage.NewStore(memory.New())
+	vars := map[string]string{"PAN_CLIENT_ID": "id", "PAN_CLIENT_SECRET": "s1", "PAN_REFRESH_TOKEN": "rt-1"}
+	if err := resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	st.Update(ctx, "p", func(r *storage.Record) error { r.Rotate("rt-2"); return nil })
+	vars["PAN_CLIENT_SECRET"] = "s2"
+	if err := resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := st.Load(ctx, "p")
+	if rec.RefreshToken.Reveal() != "rt-2" || rec.ClientSecret.Reveal() != "s2" {
+		t.Fatalf("after a secret rotation: refresh token %q (want rt-2), secret %q (want s2)", rec.RefreshToken.Reveal(), rec.ClientSecret.Reveal())
+	}
+	// A new grant, then the old environment again: the old seed stays out.
+	vars["PAN_REFRESH_TOKEN"] = "rt-new"
+	resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st)
+	vars["PAN_REFRESH_TOKEN"] = "rt-1"
+	if err := resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ = st.Load(ctx, "p")
+	if rec.RefreshToken.Reveal() != "rt-new" {
+		t.Fatalf("an old seed came back: %q", rec.RefreshToken.Reveal())
+	}
+}
+
+// Records written by earlier versions carry a fingerprint of the whole
+// seed instead of lineage; the same seed must still keep the rotated token.
+func TestApplyMigratesLegacySeedFingerprint(t *testing.T) {
+	ctx := context.Background()
+	st := storage.NewStore(memory.New())
+	opts := resolver.Options{Profile: "p", ClientID: "id", ClientSecret: "s", RefreshToken: "rt-1", TokenURL: "http://t"}
+	// What the previous version stored after a rotation: the fingerprint
+	// of (id, s, rt-1, "", http://t) and the rotated token, no lineage.
+	legacy := &storage.Record{Profile: "p", ClientID: "id", ClientSecret: "s", RefreshToken: "rt-2", TokenURL: "http://t"}
+	legacy.SetExtra("tokencache_seed", "e1b2d4f7a8b3e0f1d2c3b4a5")
+	if _, err := st.Replace(ctx, nil, "", legacy); err != nil {
+		t.Fatal(err)
+	}
+	fp := legacyFingerprintForTest("id", "s", "rt-1", "", "http://t")
+	st.Update(ctx, "p", func(r *storage.Record) error { return r.SetExtra("tokencache_seed", fp) })
+	if err := resolver.Resolve(opts).Apply(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, _ := st.Load(ctx, "p")
+	if rec.RefreshToken.Reveal() != "rt-2" {
+		t.Fatalf("legacy record: the same seed replaced the rotated token: %q", rec.RefreshToken.Reveal())
+	}
+	if ok, _ := rec.GetExtra("tokencache_seed", new(string)); ok {
+		t.Fatal("legacy fingerprint kept after migration")
+	}
+}
+
+func legacyFingerprintForTest(fields ...string) string {
+	h := sha256.New()
+	for _, s := range fields {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }

@@ -61,7 +61,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewStore(a), nil
+	return NewNamedStore(Redact(rawURL), a), nil
 }
 
 // Redact returns rawURL with any password, and any query parameter whose

@@ -27,11 +27,13 @@ type Record struct {
 	AccessToken  secret.Secret
 	TokenType    string    // "Bearer" when empty
 	Expiry       time.Time // when AccessToken expires; zero when unknown
+	IssuedAt     time.Time // when AccessToken was requested; zero when unknown
 	TokenURL     string    // the token endpoint (RFC 6749) or pancloud base URL
 	Flavor       string    // "oauth2" (default) or "pancloud"
 	Scopes       []string
-	Scheme       string // auth scheme that owns the record; empty for the refresh-token flow
-	Lease        *Lease // set while one client refreshes
+	Scheme       string  // auth scheme that owns the record; empty for the refresh-token flow
+	Lease        *Lease  // set while one client refreshes
+	Lineage      Lineage // where RefreshToken comes from; see Rotate, Grant, Seed
 	UpdatedAt    time.Time
 
 	// Extra keeps members this package does not know: scheme-specific
@@ -43,11 +45,31 @@ type Record struct {
 // only client that may call the token endpoint for the profile.
 type Lease struct {
 	Owner string    `json:"owner"`
-	Until time.Time `json:"until"`
+	Until time.Time `json:"until"` // on the holder's clock
+	// TTL is how long the holder may hold it, counted by each observer on
+	// its own clock from when it first saw the lease. Zero in leases
+	// written before it existed.
+	TTL Duration `json:"ttl,omitzero"`
 }
 
-// Live reports whether the lease still excludes others at time now.
-func (l *Lease) Live(now time.Time) bool { return l != nil && now.Before(l.Until) }
+// Duration is a time.Duration that reads and writes JSON as a string
+// ("30s"), which stays readable in a stored record.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("lease ttl %q: not a duration", s)
+	}
+	*d = Duration(v)
+	return nil
+}
 
 // Clone returns a deep copy, so that a caller may change it freely.
 func (r *Record) Clone() *Record {
@@ -57,6 +79,7 @@ func (r *Record) Clone() *Record {
 		l := *r.Lease
 		c.Lease = &l
 	}
+	c.Lineage = r.Lineage.clone()
 	if r.Extra != nil {
 		c.Extra = make(map[string]json.RawMessage, len(r.Extra))
 		for k, v := range r.Extra {
@@ -109,19 +132,21 @@ type wireRecord struct {
 	AccessToken   string    `json:"access_token,omitempty"`
 	TokenType     string    `json:"token_type,omitempty"`
 	Expiry        time.Time `json:"expiry,omitzero"`
+	IssuedAt      time.Time `json:"issued_at,omitzero"`
 	TokenURL      string    `json:"token_url,omitempty"`
 	Flavor        string    `json:"flavor,omitempty"`
 	Scopes        []string  `json:"scopes,omitempty"`
 	Scheme        string    `json:"scheme,omitempty"`
 	Lease         *Lease    `json:"lease,omitempty"`
+	Lineage       Lineage   `json:"lineage,omitzero"`
 	UpdatedAt     time.Time `json:"updated_at,omitzero"`
 }
 
 var knownMembers = map[string]struct{}{
 	"schema_version": {}, "profile": {}, "client_id": {}, "client_secret": {},
-	"refresh_token": {}, "access_token": {}, "token_type": {}, "expiry": {},
+	"refresh_token": {}, "access_token": {}, "token_type": {}, "expiry": {}, "issued_at": {},
 	"token_url": {}, "flavor": {}, "scopes": {}, "scheme": {}, "lease": {},
-	"updated_at": {},
+	"lineage": {}, "updated_at": {},
 }
 
 func isKnownMember(name string) bool {
@@ -147,11 +172,13 @@ func EncodeRecord(r *Record) ([]byte, error) {
 		AccessToken:   r.AccessToken.Reveal(),
 		TokenType:     r.TokenType,
 		Expiry:        r.Expiry,
+		IssuedAt:      r.IssuedAt,
 		TokenURL:      r.TokenURL,
 		Flavor:        r.Flavor,
 		Scopes:        r.Scopes,
 		Scheme:        r.Scheme,
 		Lease:         r.Lease,
+		Lineage:       r.Lineage,
 		UpdatedAt:     r.UpdatedAt,
 	}
 	b, err := json.Marshal(&w)
@@ -212,11 +239,13 @@ func DecodeRecord(b []byte) (*Record, error) {
 		AccessToken:  secret.Secret(w.AccessToken),
 		TokenType:    w.TokenType,
 		Expiry:       w.Expiry,
+		IssuedAt:     w.IssuedAt,
 		TokenURL:     w.TokenURL,
 		Flavor:       w.Flavor,
 		Scopes:       w.Scopes,
 		Scheme:       w.Scheme,
 		Lease:        w.Lease,
+		Lineage:      w.Lineage,
 		UpdatedAt:    w.UpdatedAt,
 	}
 	if unknown {

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
@@ -79,14 +78,6 @@ func TestStoreRejectsBadProfiles(t *testing.T) {
 		if _, _, err := st.Load(context.Background(), p); !errors.Is(err, storage.ErrInvalid) {
 			t.Errorf("Load(%q) = %v, want ErrInvalid", p, err)
 		}
-	}
-}
-
-func TestLeaseLive(t *testing.T) {
-	now := time.Now()
-	var none *storage.Lease
-	if none.Live(now) || (&storage.Lease{Until: now}).Live(now) || !(&storage.Lease{Until: now.Add(time.Second)}).Live(now) {
-		t.Fatal("Lease.Live wrong")
 	}
 }
 

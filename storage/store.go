@@ -18,12 +18,27 @@ const MaxKeyLen = 200
 // safe for concurrent use; its methods take the profile name as key.
 type Store struct {
 	adapter Adapter
+	name    string
 	now     func() time.Time
 	closed  atomic.Bool
 }
 
 // NewStore returns a Store over a. The Store owns a: Close closes it.
 func NewStore(a Adapter) *Store { return &Store{adapter: a, now: time.Now} }
+
+// NewNamedStore is NewStore for a store that outlives the process, with a
+// name that identifies it to every process that uses it, such as its URL
+// with the secrets left out. Credentials key their recovery journal by it;
+// Open names the stores it opens.
+func NewNamedStore(name string, a Adapter) *Store {
+	s := NewStore(a)
+	s.name = name
+	return s
+}
+
+// Name identifies the store across processes: the redacted URL it was
+// opened with, or "" for a Store made by NewStore.
+func (s *Store) Name() string { return s.name }
 
 // Adapter returns the backend the Store wraps.
 func (s *Store) Adapter() Adapter { return s.adapter }
@@ -62,12 +77,28 @@ func (s *Store) Load(ctx context.Context, profile string) (*Record, Revision, er
 	return r, rev, nil
 }
 
-// Put writes r under its profile when cond holds and returns the new
-// revision; ErrConflict when it does not. Most callers want Update.
-func (s *Store) Put(ctx context.Context, r *Record, cond Condition) (Revision, error) {
-	if err := s.check(r.Profile); err != nil {
+// Replace writes next in place of cur, the record the caller loaded at
+// revision rev (nil and "" when the profile was absent), and returns the
+// new revision. It fails with ErrConflict when the profile changed since
+// rev, and with ErrLineage when next's refresh token is neither cur's nor
+// its successor nor a new grant (see Lineage). Most callers want Update;
+// Replace is for those that must not re-read, such as a refresher that
+// holds a lease on rev.
+func (s *Store) Replace(ctx context.Context, cur *Record, rev Revision, next *Record) (Revision, error) {
+	if err := s.check(next.Profile); err != nil {
 		return "", err
 	}
+	if err := checkLineage(cur, next); err != nil {
+		return "", err
+	}
+	cond := IfMatch(rev)
+	if cur == nil {
+		cond = IfAbsent()
+	}
+	return s.put(ctx, next, cond)
+}
+
+func (s *Store) put(ctx context.Context, r *Record, cond Condition) (Revision, error) {
 	r.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
 	b, err := EncodeRecord(r)
 	if err != nil {
@@ -85,24 +116,28 @@ var ErrAbort = errors.New("storage: update aborted")
 // another writer got there first. A missing profile reaches fn as a new
 // record with only Profile set. If fn returns an error nothing is written
 // and Update returns that error. fn may run several times, so it must not
-// have side effects beyond the record.
+// have side effects beyond the record. A result that breaks the lineage
+// rule (see Lineage) is not written: Update returns ErrLineage.
 func (s *Store) Update(ctx context.Context, profile string, fn func(*Record) error) (*Record, Revision, error) {
 	if err := s.check(profile); err != nil {
 		return nil, "", err
 	}
 	for attempt := 0; ; attempt++ {
-		r, rev, err := s.Load(ctx, profile)
+		cur, rev, err := s.Load(ctx, profile)
+		var r *Record
 		switch {
 		case errors.Is(err, ErrNotFound):
-			r, rev = &Record{Profile: profile}, ""
+			cur, r = nil, &Record{Profile: profile}
 		case err != nil:
 			return nil, "", err
+		default:
+			r = cur.Clone()
 		}
 		if err := fn(r); err != nil {
 			return nil, "", err
 		}
 		r.Profile = profile
-		newRev, err := s.Put(ctx, r, IfMatch(rev))
+		newRev, err := s.Replace(ctx, cur, rev, r)
 		if err == nil {
 			return r, newRev, nil
 		}

@@ -177,13 +177,16 @@ func (a *app) timeStore(ctx context.Context, st *storage.Store) (load, put histS
 	}
 	scratch := &storage.Record{Profile: a.profile + "-scratch-" + strconv.Itoa(os.Getpid())}
 	defer st.Delete(context.WithoutCancel(ctx), scratch.Profile)
+	var prev *storage.Record
 	rev := storage.Revision("")
 	for range benchStorePuts {
+		next := scratch.Clone()
 		t0 := time.Now()
-		if rev, err = st.Put(ctx, scratch, storage.IfMatch(rev)); err != nil {
+		if rev, err = st.Replace(ctx, prev, rev, next); err != nil {
 			return load, put, err
 		}
 		ph.record(time.Since(t0))
+		prev = next
 	}
 	return lh.snapshot(), ph.snapshot(), nil
 }

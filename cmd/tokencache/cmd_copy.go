@@ -79,13 +79,20 @@ refresh presents a rotated token and the server revokes the grant.`,
 				}
 			}
 			for _, r := range recs {
-				cond := storage.IfAbsent()
+				var err error
 				if force {
-					cond = storage.Condition{}
+					_, _, err = dst.Update(ctx, r.Profile, func(cur *storage.Record) error {
+						return copyOver(cur, r)
+					})
+				} else {
+					_, err = dst.Replace(ctx, nil, "", r)
 				}
-				if _, err := dst.Put(ctx, r, cond); err != nil {
+				if err != nil {
 					if errors.Is(err, storage.ErrConflict) {
 						return fmt.Errorf("copy: profile %q appeared in %s meanwhile; copy stopped there", r.Profile, dstName)
+					}
+					if errors.Is(err, storage.ErrLineage) {
+						return fmt.Errorf("copy: profile %q: %s holds a newer refresh token of the same grant, or a later grant; copying would replay a spent one: copy stopped there", r.Profile, dstName)
 					}
 					return fmt.Errorf("copy: profile %q to %s: %w", r.Profile, dstName, err)
 				}
@@ -102,4 +109,22 @@ refresh presents a rotated token and the server revokes the grant.`,
 	cmd.Flags().StringVar(&to, "to", "", "destination store URL")
 	cmd.Flags().BoolVar(&force, "force", false, "replace profiles that exist in the destination")
 	return cmd
+}
+
+// copyOver replaces dst's contents with src's under the lineage rule: a
+// record that carries lineage keeps it (so the store refuses an older token
+// of the same grant), and one without (pancloud's) is taken as a seed,
+// refused when the destination has held it before.
+func copyOver(dst, src *storage.Record) error {
+	legacy := src.Lineage.Grant == "" && src.RefreshToken != dst.RefreshToken
+	if legacy && dst.HasSeen(src.RefreshToken.Reveal()) {
+		return storage.Wrap(storage.ErrLineage, "copy: the destination has held this refresh token before", nil)
+	}
+	lin, rt := dst.Lineage, dst.RefreshToken
+	*dst = *src.Clone()
+	if legacy {
+		dst.Lineage, dst.RefreshToken = lin, rt
+		dst.Seed(src.RefreshToken.Reveal())
+	}
+	return nil
 }

@@ -187,7 +187,8 @@ func seedShared(ctx context.Context, storeURL, profile, tokenURL, clientID, clie
 	defer st.Close()
 	_, _, err = st.Update(ctx, profile, func(r *storage.Record) error {
 		*r = storage.Record{Profile: profile, TokenURL: tokenURL, ClientID: clientID,
-			ClientSecret: secret.Secret(clientSecret), RefreshToken: secret.Secret(refreshToken)}
+			ClientSecret: secret.Secret(clientSecret)}
+		r.Grant(refreshToken)
 		return nil
 	})
 	return err

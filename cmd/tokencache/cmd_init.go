@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,6 +42,7 @@ func (in *profileInput) empty() bool {
 func (a *app) initCmd() *cobra.Command {
 	var in profileInput
 	var fromFile string
+	var force bool
 	var clientSecret, refreshToken, accessToken string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -52,7 +56,14 @@ PAN_REFRESH_TOKEN, PAN_ACCESS_TOKEN), so secrets need not appear in argv,
 where other users can see them.
 
 A new refresh token (or client) drops the stored access token, which
-belongs to the old grant, unless --access-token is given too.`,
+belongs to the old grant, unless --access-token is given too.
+
+Running the same init again (a restarted container's entrypoint) is safe:
+a refresh token the profile has held before is never written back, since
+the store holds its successor. Without --force, init refuses to replace a
+stored refresh token with a different one, or to change the client of a
+profile that holds one: the stored token may be the newer, and a spent one
+makes a server that detects reuse revoke the whole grant.`,
 		Example: `  tokencache init --token-url https://idp.example/oauth2/token --from-file cred-init.json
   PAN_CLIENT_ID=app PAN_CLIENT_SECRET=s PAN_REFRESH_TOKEN=r tokencache init --token-url https://idp.example/oauth2/token`,
 		Args: cobra.NoArgs,
@@ -67,11 +78,11 @@ belongs to the old grant, unless --access-token is given too.`,
 			if in.empty() {
 				return usagef("init: nothing to store: give --token-url, --client-id, ... or --from-file, or set PAN_* variables")
 			}
-			rec, err := a.saveProfile(ctx, in)
+			rec, notes, err := a.saveProfile(ctx, in, force)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "profile %q saved in %s\n", a.profile, storage.Redact(a.storeURL))
+			fmt.Fprintf(a.stdout, "profile %q saved in %s: %s\n", a.profile, storage.Redact(a.storeURL), strings.Join(notes, "; "))
 			if missing := missingForRefresh(rec); len(missing) > 0 {
 				fmt.Fprintf(a.stderr, "note: profile %q cannot refresh yet: missing %v\n", a.profile, missing)
 			}
@@ -89,6 +100,7 @@ belongs to the old grant, unless --access-token is given too.`,
 	f.StringVar(&in.revokeURL, "revoke-url", "", "revocation endpoint (RFC 7009), remembered for revoke")
 	f.StringVar(&in.authorizeURL, "authorize-url", "", "authorization endpoint, remembered for login")
 	f.StringSliceVar(&in.scopes, "scope", nil, "scopes to request (login)")
+	f.BoolVar(&force, "force", false, "replace the stored refresh token or client: a new grant")
 	f.StringVar(&fromFile, "from-file", "", `read client_id, client_secret, refresh_token from a cred-init.json file ("-": stdin)`)
 	return cmd
 }
@@ -142,61 +154,113 @@ func setSecretIfEmpty(dst *secret.Secret, v string) {
 	}
 }
 
+// initRefusal refuses, without --force, a write that would replace a
+// profile's grant with one the store cannot tell is newer.
+type initRefusal struct{ msg string }
+
+func (e *initRefusal) Error() string { return e.msg }
+
 // saveProfile merges in into the stored profile (creating it) and returns
-// the record written.
-func (a *app) saveProfile(ctx context.Context, in profileInput) (*storage.Record, error) {
+// the record written and a description of what changed. The refresh token
+// follows the store's lineage rule: the same seed again is a no-op (the
+// store holds its successor), and without force a different client or an
+// unknown refresh token over a stored one is refused, since the stored one
+// may be the newer and is the only one that still works.
+func (a *app) saveProfile(ctx context.Context, in profileInput, force bool) (*storage.Record, []string, error) {
 	switch in.flavor {
 	case "", credentials.FlavorOAuth2, credentials.FlavorPancloud:
 	default:
-		return nil, usagef("--flavor must be oauth2 or pancloud, not %q", in.flavor)
+		return nil, nil, usagef("--flavor must be oauth2 or pancloud, not %q", in.flavor)
 	}
 	st, err := a.openStore(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer st.Close()
+	var notes []string
 	rec, _, err := st.Update(ctx, a.profile, func(r *storage.Record) error {
-		newGrant := (in.refreshToken != "" && in.refreshToken != r.RefreshToken) ||
-			(in.clientID != "" && in.clientID != r.ClientID)
+		notes = notes[:0]
+		changed := func(what string) { notes = append(notes, "set "+what) }
+		hasGrant := r.RefreshToken != ""
+		if in.clientID != "" && in.clientID != r.ClientID && r.ClientID != "" && hasGrant && !force {
+			return &initRefusal{fmt.Sprintf("init: profile %q belongs to client %q, not %q; its refresh token would be lost (--force replaces it, or use another --profile)",
+				a.profile, r.ClientID, in.clientID)}
+		}
+		newGrant := false
+		switch rt := in.refreshToken.Reveal(); {
+		case rt == "" || rt == r.RefreshToken.Reveal():
+		case force:
+			r.Grant(rt)
+			newGrant = true
+		case r.HasSeen(rt):
+			notes = append(notes, "kept the stored refresh token: it is the successor of the one given (the given one was spent)")
+		case hasGrant:
+			return &initRefusal{fmt.Sprintf("init: profile %q already holds a refresh token, which may be newer than the one given and is the one that works after rotation; --force replaces it", a.profile)}
+		default:
+			r.Seed(rt)
+			newGrant = true
+		}
 		if newGrant {
+			changed("refresh_token")
 			r.AccessToken, r.TokenType, r.Expiry = "", "", time.Time{}
 		}
-		setIfGiven(&r.TokenURL, in.tokenURL)
-		setIfGiven(&r.ClientID, in.clientID)
-		setIfGiven(&r.Flavor, in.flavor)
-		if in.clientSecret != "" {
+		if in.clientID != r.ClientID && in.clientID != "" {
+			r.ClientID = in.clientID
+			changed("client_id")
+			if !newGrant {
+				r.AccessToken, r.TokenType, r.Expiry = "", "", time.Time{}
+			}
+		}
+		for _, f := range []struct {
+			name string
+			dst  *string
+			v    string
+		}{{"token_url", &r.TokenURL, in.tokenURL}, {"flavor", &r.Flavor, in.flavor}} {
+			if f.v != "" && *f.dst != f.v {
+				*f.dst = f.v
+				changed(f.name)
+			}
+		}
+		if in.clientSecret != "" && in.clientSecret != r.ClientSecret {
 			r.ClientSecret = in.clientSecret
+			changed("client_secret")
 		}
-		if in.refreshToken != "" {
-			r.RefreshToken = in.refreshToken
-		}
-		if in.accessToken != "" {
+		if in.accessToken != "" && (newGrant || !hasGrant || force) && in.accessToken != r.AccessToken {
 			r.AccessToken, r.TokenType = in.accessToken, ""
 			r.Expiry = time.Time{}
 			if in.expiresIn != 0 {
 				r.Expiry = time.Now().Add(in.expiresIn).UTC()
 			}
+			changed("access_token")
 		}
-		if len(in.scopes) > 0 {
+		if len(in.scopes) > 0 && !slices.Equal(in.scopes, r.Scopes) {
 			r.Scopes = in.scopes
+			changed("scopes")
 		}
-		for name, v := range map[string]string{extraRevokeURL: in.revokeURL, extraAuthorizeURL: in.authorizeURL} {
-			if v != "" {
-				if err := r.SetExtra(name, v); err != nil {
+		for _, f := range []struct{ name, v string }{{extraRevokeURL, in.revokeURL}, {extraAuthorizeURL, in.authorizeURL}} {
+			if f.v != "" && extraString(r, f.name) != f.v {
+				if err := r.SetExtra(f.name, f.v); err != nil {
 					return err
 				}
+				changed(f.name)
 			}
+		}
+		if len(notes) == 0 || (len(notes) == 1 && !strings.HasPrefix(notes[0], "set ")) {
+			return storage.ErrAbort
 		}
 		return nil
 	})
-	return rec, err
-}
-
-// setIfGiven overwrites a stored field with v when v was given.
-func setIfGiven(dst *string, v string) {
-	if v != "" {
-		*dst = v
+	if errors.Is(err, storage.ErrAbort) {
+		rec, _, err = st.Load(ctx, a.profile)
+		if len(notes) == 0 {
+			notes = append(notes, "nothing changed")
+		}
 	}
+	var refusal *initRefusal
+	if errors.As(err, &refusal) {
+		return nil, nil, usagef("%s", refusal.msg)
+	}
+	return rec, notes, err
 }
 
 // missingForRefresh mirrors the library's check, so that init can warn

@@ -48,7 +48,8 @@ The authorization endpoint is remembered in the profile.`,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			setSecretIfEmpty(&in.clientSecret, a.getenv("PAN_CLIENT_SECRET"))
 			if !in.empty() {
-				if _, err := a.saveProfile(ctx, in); err != nil {
+				// A login is a new grant: it may change the client.
+				if _, _, err := a.saveProfile(ctx, in, true); err != nil {
 					return err
 				}
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -64,9 +65,13 @@ type profileView struct {
 }
 
 type leaseView struct {
-	Owner string    `json:"owner"`
-	Until time.Time `json:"until"`
-	Live  bool      `json:"live"`
+	Owner string        `json:"owner"`
+	Until time.Time     `json:"until"` // on the holder's clock
+	TTL   time.Duration `json:"ttl_ns,omitempty"`
+	// Live is the protocol's rule for a replica that first sees the lease
+	// now: it waits out the lease (counted on its own clock) unless the
+	// holder's Until is further in the past than any tolerated clock skew.
+	Live bool `json:"live"`
 }
 
 func summarize(r *storage.Record, now time.Time) profileView {
@@ -82,7 +87,8 @@ func summarize(r *storage.Record, now time.Time) profileView {
 	}
 	v.Valid = r.AccessToken != "" && (r.Expiry.IsZero() || now.Before(r.Expiry))
 	if r.Lease != nil {
-		v.Lease = &leaseView{Owner: r.Lease.Owner, Until: r.Lease.Until.UTC(), Live: r.Lease.Live(now)}
+		v.Lease = &leaseView{Owner: r.Lease.Owner, Until: r.Lease.Until.UTC(), TTL: time.Duration(r.Lease.TTL),
+			Live: !now.After(r.Lease.Until.Add(credentials.DefaultMaxClockSkew))}
 	}
 	if !r.UpdatedAt.IsZero() {
 		u := r.UpdatedAt.UTC()
@@ -132,7 +138,7 @@ func (v *profileView) writeText(w io.Writer, store string) error {
 	row("revoke_url", v.RevokeURL)
 	row("authorize_url", v.AuthorizeURL)
 	if l := v.Lease; l != nil {
-		state := "expired"
+		state := "abandoned"
 		if l.Live {
 			state = "live"
 		}

@@ -34,6 +34,11 @@ On failure stdout is empty, stderr has one line and the exit code says why.`,
 				if err != nil {
 					return err
 				}
+				// The token is printed only once the refresh token it
+				// came with is in the store, not merely in the journal.
+				if err := c.Flush(ctx); err != nil {
+					return err
+				}
 				return printToken(a.stdout, tok, asJSON)
 			})
 		}),

@@ -160,3 +160,55 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("rm of a missing profile: exit %d, want %d", r.code, exitNotFound)
 	}
 }
+
+// TestRepeatedInitKeepsRotatedToken: a container entrypoint that runs the
+// same init on every start must not write the spent seed refresh token
+// back over its rotated successor (issue 11, case 4), and init must not
+// silently take another app's PAN_* values over a profile's grant.
+func TestRepeatedInitKeepsRotatedToken(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{Rotate: true})
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	seed := p.IssueRefreshToken(p.clientID)
+	env := []string{"PAN_CLIENT_ID=" + p.clientID, "PAN_CLIENT_SECRET=" + p.secret, "PAN_REFRESH_TOKEN=" + seed}
+	initArgs := []string{"--store", store, "init", "--token-url", p.TokenURL()}
+	cli(t, env, initArgs...).mustSucceed(t)
+	cli(t, nil, "--store", store, "token").mustSucceed(t)
+
+	again := cli(t, env, initArgs...).mustSucceed(t)
+	if !strings.Contains(again.stdout, "kept the stored refresh token") {
+		t.Errorf("second init said %q; want it to say it kept the rotated token", again.stdout)
+	}
+	rec := loadRecord(t, store, "default")
+	if rec.RefreshToken.Reveal() == seed || !p.ValidRefresh(rec.RefreshToken.Reveal()) {
+		t.Fatal("the same init again replaced the rotated refresh token with the spent seed")
+	}
+	cli(t, nil, "--store", store, "refresh").mustSucceed(t)
+	if st := p.Stats(); st.RefreshCalls != 2 || st.ReuseDetections != 0 {
+		t.Fatalf("%d refreshes, %d reuse detections; want 2 and 0", st.RefreshCalls, st.ReuseDetections)
+	}
+
+	// Another app's PAN_* in the environment: init --revoke-url must not
+	// quietly replace client and grant.
+	other := []string{"PAN_CLIENT_ID=other-app", "PAN_CLIENT_SECRET=x", "PAN_REFRESH_TOKEN=other-refresh"}
+	if r := cli(t, other, "--store", store, "init", "--revoke-url", p.RevokeURL()); r.code != exitUsage || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("init over another client's grant: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A different refresh token for the same client: refused without
+	// --force, a new grant with it.
+	fresh := p.IssueRefreshToken(p.clientID)
+	newEnv := []string{"PAN_REFRESH_TOKEN=" + fresh}
+	if r := cli(t, newEnv, "--store", store, "init"); r.code != exitUsage {
+		t.Fatalf("init with another refresh token without --force: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := loadRecord(t, store, "default").RefreshToken.Reveal(); !p.ValidRefresh(got) || got == fresh {
+		t.Fatal("a refused init changed the refresh token")
+	}
+	cli(t, newEnv, "--store", store, "init", "--force").mustSucceed(t)
+	if got := loadRecord(t, store, "default"); got.RefreshToken.Reveal() != fresh || got.AccessToken != "" {
+		t.Fatal("init --force did not install the new grant")
+	}
+	cli(t, nil, "--store", store, "token").mustSucceed(t)
+	if st := p.Stats(); st.ReuseDetections != 0 {
+		t.Fatalf("%d reuse detections", st.ReuseDetections)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -168,6 +169,12 @@ func (a *app) withCredentials(ctx context.Context, fn func(*credentials.Credenti
 	if err != nil {
 		return usagef("%v", err)
 	}
-	defer c.Close()
-	return fn(c)
+	err = fn(c)
+	// Close writes a rotated refresh token a store outage held back, or
+	// says which recovery journal entry keeps it: the command must not
+	// exit 0 while the only valid refresh token is in its memory.
+	if cerr := c.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
 }

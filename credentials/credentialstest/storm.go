@@ -22,7 +22,6 @@ import (
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/reexec"
 	"github.com/tokencache/tokencache/oauthtest"
-	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -75,8 +74,8 @@ func Seed(t testing.TB, st *storage.Store, profile string, srv *oauthtest.Server
 	t.Helper()
 	_, _, err := st.Update(context.Background(), profile, func(r *storage.Record) error {
 		*r = storage.Record{Profile: profile, ClientID: "storm-client", ClientSecret: "storm-secret",
-			RefreshToken: secret.Secret(srv.IssueRefreshToken("storm-client")), TokenURL: srv.TokenURL(),
-			AccessToken: "expired", Expiry: time.Now().Add(-time.Hour)}
+			TokenURL: srv.TokenURL(), AccessToken: "expired", Expiry: time.Now().Add(-time.Hour)}
+		r.Grant(srv.IssueRefreshToken("storm-client"))
 		return nil
 	})
 	if err != nil {

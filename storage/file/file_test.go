@@ -86,7 +86,7 @@ func TestPancloudCompat(t *testing.T) {
 
 	_, _, err = st.Update(ctx, "alpha", func(r *storage.Record) error {
 		r.AccessToken = secret.Secret("at-alpha-2")
-		r.RefreshToken = secret.Secret("rt-alpha-2")
+		r.Rotate("rt-alpha-2")
 		return nil
 	})
 	if err != nil {

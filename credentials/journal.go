@@ -1,0 +1,159 @@
+package credentials
+
+import (
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tokencache/tokencache/storage"
+)
+
+// The recovery journal keeps a rotated refresh token that the store would
+// not take, on the local disk, until a process on this machine writes it
+// to the store. It is what makes "handed out only once durable" hold through
+// a store outage that outlasts the process: the token is in the store or in
+// the journal before any caller sees the access token it came with.
+//
+// One file per entry, named after a hash of the store and profile so that a
+// reader finds a profile's entries without opening the others, and a random
+// part so that two processes never write or delete each other's entry. An
+// entry is replayed under the lineage rule, so replaying it late, twice, or
+// after the store moved on is harmless: a superseded entry is dropped.
+
+// EnvJournalDir overrides the default journal directory.
+const EnvJournalDir = "TOKENCACHE_JOURNAL_DIR"
+
+// DefaultJournalDir returns $TOKENCACHE_JOURNAL_DIR, else tokencache/journal
+// under the user's configuration directory (~/.config on Linux).
+func DefaultJournalDir() string {
+	if d := os.Getenv(EnvJournalDir); d != "" {
+		return d
+	}
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "tokencache", "journal")
+}
+
+type journal struct {
+	dir    string // "" when disabled
+	prefix string // hash of store and profile
+}
+
+type journalEntry struct {
+	Store   string          `json:"store"`
+	Profile string          `json:"profile"`
+	Record  json.RawMessage `json:"record"`
+}
+
+func newJournal(dir, store, profile string) journal {
+	if dir == "" || dir == "-" || store == "" || strings.HasPrefix(store, "memory:") {
+		// An in-process store (memory://, or one made by storage.NewStore,
+		// which has no name) dies with the process; replaying its entries
+		// into another process's store of the same name would be wrong.
+		return journal{}
+	}
+	sum := sha256.Sum256([]byte(store + "\x00" + profile))
+	return journal{dir: dir, prefix: hex.EncodeToString(sum[:12])}
+}
+
+func (j journal) enabled() bool { return j.dir != "" }
+
+// save writes rec as a new entry, durably, and returns its path.
+func (j journal) save(store string, rec *storage.Record) (string, error) {
+	if !j.enabled() {
+		return "", errors.New("no recovery journal (the store has no name, or it is disabled)")
+	}
+	raw, err := storage.EncodeRecord(rec)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(journalEntry{Store: store, Profile: rec.Profile, Record: raw})
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return "", fmt.Errorf("recovery journal: %w", err)
+	}
+	rnd := make([]byte, 6)
+	crand.Read(rnd)
+	path := filepath.Join(j.dir, fmt.Sprintf("%s.%d.%s.json", j.prefix, rec.Lineage.Gen, hex.EncodeToString(rnd)))
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("recovery journal: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("recovery journal: %w", err)
+	}
+	return path, nil
+}
+
+// entries returns the paths of this profile's entries, oldest generation
+// first (the order does not matter for correctness: lineage decides).
+func (j journal) entries() []string {
+	if !j.enabled() {
+		return nil
+	}
+	des, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, de := range des {
+		if n := de.Name(); strings.HasPrefix(n, j.prefix+".") && strings.HasSuffix(n, ".json") {
+			out = append(out, filepath.Join(j.dir, n))
+		}
+	}
+	return out
+}
+
+// load reads an entry; a damaged one is an error, and is left for an
+// operator rather than deleted.
+func (j journal) load(path string) (*storage.Record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var e journalEntry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
+	}
+	return storage.DecodeRecord(e.Record)
+}
+
+func (j journal) remove(path string) {
+	if path != "" {
+		os.Remove(path)
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,276 @@
+package credentials_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/credentials/credentialstest"
+	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
+)
+
+// Regression tests for the ways a refresh token used to be replayed or
+// dropped (issue 11). Each ends by checking the grant: the stored refresh
+// token is the server's live one and the server saw no reuse.
+
+func (f *fixture) checkGrant(t *testing.T) {
+	t.Helper()
+	rec := f.record(t)
+	if !f.srv.ValidRefresh(rec.RefreshToken.Reveal()) {
+		t.Fatal("the stored refresh token is not the server's live one: the grant is lost")
+	}
+	if n := f.srv.Stats().ReuseDetections; n != 0 {
+		t.Fatalf("%d reuse detections: the grant was revoked", n)
+	}
+}
+
+// replica returns Credentials over a second connection to the fixture's
+// store: another process.
+func (f *fixture) replica(t *testing.T, mod func(*credentials.Config)) *credentials.Credentials {
+	t.Helper()
+	other := &fixture{srv: f.srv, store: storage.NewNamedStore(f.store.Name(), f.flaky.Adapter), journal: t.TempDir()}
+	return other.creds(t, mod)
+}
+
+// Case 1: a write that landed but was reported as failed leaves a pending
+// token; another replica then refreshes again. The late flush must not put
+// the spent token back over the newer one.
+func TestLateFlushDoesNotReplaceNewerToken(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.lostReply.Store(true)
+		hold.Release()
+	}()
+	if _, err := c1.Token(context.Background()); err != nil {
+		t.Fatalf("Token with the reply of the write lost: %v", err)
+	}
+	f.flaky.lostReply.Store(false)
+	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
+	c2 := f.replica(t, nil)
+	if _, err := c2.Refresh(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.flaky.down.Store(false)
+	if err := c1.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	f.checkGrant(t)
+	if _, err := c2.Refresh(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.checkGrant(t)
+}
+
+// Case 2: Close during a store outage used to cancel the pending write and
+// drop the rotated token. Now Close says where it is, and the next process
+// writes it to the store before refreshing.
+func TestCloseDuringOutageJournalsAndNextProcessReplays(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 400 * time.Millisecond })
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.down.Store(true)
+		hold.Release()
+	}()
+	tok, err := c1.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	err = c1.Close()
+	var ue *credentials.UnpersistedError
+	if !errors.As(err, &ue) || !errors.Is(err, credentials.ErrUnpersisted) || ue.Journal == "" {
+		t.Fatalf("Close during the outage: %v, want an UnpersistedError naming the journal", err)
+	}
+	if fi, err := os.Stat(ue.Journal); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("journal entry %s: %v, mode %v", ue.Journal, err, fi.Mode())
+	}
+	if strings.Contains(err.Error(), tok.AccessToken.Reveal()) {
+		t.Fatal("error leaks the access token")
+	}
+	f.flaky.down.Store(false)
+	// The next process: same store, same journal, access token expired.
+	c2 := f.creds(t, nil)
+	if _, err := c2.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.srv.Stats().RefreshCalls != 1 {
+		t.Fatalf("%d refresh calls: the journalled token should have been adopted", f.srv.Stats().RefreshCalls)
+	}
+	f.checkGrant(t)
+	if _, err := os.Stat(ue.Journal); !os.IsNotExist(err) {
+		t.Fatal("journal entry left after replay")
+	}
+	if _, err := c2.Refresh(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.checkGrant(t)
+}
+
+// Without a journal a rotated token the store did not take is not handed
+// out as if it were safe: Token reports it, and it is written when the
+// store answers again.
+func TestNoJournalReportsUnpersisted(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 400 * time.Millisecond; c.JournalDir = "-" })
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.down.Store(true)
+		hold.Release()
+	}()
+	_, err := c.Token(context.Background())
+	var ue *credentials.UnpersistedError
+	if !errors.As(err, &ue) || ue.Journal != "" {
+		t.Fatalf("Token: %v, want an UnpersistedError without a journal", err)
+	}
+	f.flaky.down.Store(false)
+	if err := c.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.checkGrant(t)
+}
+
+// Case 5: a replica with a short lease (a fleet mid-rollout) must not take
+// over a live lease written by one with a long lease.
+func TestShortLeaseHonoursHoldersLease(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	long := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 8 * time.Second })
+	short := f.replica(t, func(c *credentials.Config) { c.LeaseTTL = 500 * time.Millisecond })
+	hold := f.srv.HoldRefreshes(oauthtest.BeforeRotate)
+	first := make(chan error, 1)
+	go func() { _, err := long.Token(context.Background()); first <- err }()
+	<-hold.Arrived()
+	second := make(chan error, 1)
+	go func() { _, err := short.Token(context.Background()); second <- err }()
+	time.Sleep(1500 * time.Millisecond) // three of the short replica's leases
+	hold.Release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if n := f.srv.Stats().RefreshCalls; n != 1 {
+		t.Fatalf("%d refresh calls, want 1: the short lease took over a live one", n)
+	}
+	f.checkGrant(t)
+}
+
+func TestLeaseMustCoverCallAndWrite(t *testing.T) {
+	st := storage.NewStore(memory.New())
+	_, err := credentials.New(credentials.Config{Store: st, LeaseTTL: time.Second, RefreshTimeout: 700 * time.Millisecond, StoreTimeout: 400 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "StoreTimeout") {
+		t.Fatalf("LeaseTTL shorter than call plus write accepted: %v", err)
+	}
+}
+
+// Case 6: the profile vanishes while its refresh is at the server (an
+// evicting cache, a server restarted without persistence). The refreshed
+// record is restored whole instead of being dropped.
+func TestVanishedProfileIsRestored(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, nil)
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		if err := f.store.Delete(context.Background(), "p"); err != nil {
+			t.Error(err)
+		}
+		hold.Release()
+	}()
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.record(t)
+	if rec.AccessToken != tok.AccessToken || rec.ClientID == "" || rec.TokenURL == "" {
+		t.Fatal("the vanished profile was not restored whole")
+	}
+	f.checkGrant(t)
+}
+
+// conflicting answers every Put with ErrConflict, as a store holding a
+// dead writer's claim does.
+type conflicting struct {
+	storage.Adapter
+	puts atomic.Int64
+}
+
+func (c *conflicting) Put(ctx context.Context, k string, v []byte, cond storage.Condition) (storage.Revision, error) {
+	c.puts.Add(1)
+	return "", storage.ErrConflict
+}
+
+// Case 7: taking the lease against a store that keeps answering conflict
+// used to spin at ~170,000 conditional puts a second.
+func TestLeaseConflictsBackOff(t *testing.T) {
+	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
+	defer srv.Close()
+	srv.AddClient("storm-client", "storm-secret")
+	mem := memory.New()
+	credentialstest.Seed(t, storage.NewStore(mem), "p", srv)
+	ad := &conflicting{Adapter: mem}
+	c, err := credentials.New(credentials.Config{Store: storage.NewStore(ad), Profile: "p", LeaseTTL: 2 * time.Second, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.Token(ctx); err == nil {
+		t.Fatal("Token succeeded against a store that never takes a write")
+	}
+	if n := ad.puts.Load(); n > 300 {
+		t.Fatalf("%d conditional puts in one second of conflicts; want a backoff", n)
+	}
+}
+
+// Case 10: the developer-token flow on an empty store, and tokens that
+// live no longer than the skew.
+func TestDeveloperTokenOnEmptyStore(t *testing.T) {
+	srv := oauthtest.NewServer(oauthtest.Options{})
+	defer srv.Close()
+	st := storage.NewStore(memory.New())
+	c, err := credentials.New(credentials.Config{Store: st, Profile: "dev",
+		DeveloperToken: secret.Secret(srv.IssueDeveloperToken()), DeveloperTokenProvider: srv.DeveloperTokenURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tok, err := c.Token(context.Background())
+	if err != nil || !srv.Valid(tok.AccessToken.Reveal()) {
+		t.Fatalf("developer token on an empty store: %v", err)
+	}
+}
+
+func TestTokensShorterThanSkew(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true, AccessTTL: 4 * time.Second})
+	c := f.creds(t, func(c *credentials.Config) { c.Skew = 30 * time.Second })
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok.Valid(time.Now()) {
+		t.Fatal("a 4 s token with a 30 s skew was handed out already invalid")
+	}
+	again, err := c.Token(context.Background())
+	if err != nil || again != tok || f.srv.Stats().RefreshCalls != 1 {
+		t.Fatalf("second call refreshed again (%d calls)", f.srv.Stats().RefreshCalls)
+	}
+	f.checkGrant(t)
+}
