@@ -88,10 +88,12 @@ func (c *Credentials) persist(ctx context.Context, leased *storage.Record, lease
 	return false, err
 }
 
-// persistDurably writes rec, retrying while the store fails, until leaseEnd
-// (after which another refresher may act on the old token, and the record
-// had better be somewhere it can find) or until the flight is cancelled.
-// Then it journals rec. The error is nil once rec is durable.
+// persistDurably makes rec durable before its access token is handed out.
+// It writes rec to the store; if the store fails, the recovery journal
+// (when there is one) takes it at once and the store write is retried in
+// the background. Without a journal it keeps trying the store until
+// leaseEnd (after which another refresher may act on the old token) or
+// until the flight is cancelled. The error is nil once rec is durable.
 func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, leaseEnd time.Time) error {
 	keep := context.WithoutCancel(flightCtx)
 	var err error
@@ -103,7 +105,7 @@ func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.
 			return nil
 		}
 		d := backoff.Exponential(c.cfg.RetryBackoff, attempt)
-		if !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(flightCtx, d) != nil {
+		if c.journal.enabled() || !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(flightCtx, d) != nil {
 			break
 		}
 	}

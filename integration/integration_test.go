@@ -35,7 +35,14 @@ func TestMain(m *testing.M) {
 			os.Setenv(k, v)
 		}
 	}
+	// Recovery journal entries of these tests stay out of the user's home.
+	journal, err := os.MkdirTemp("", "tokencache-journal-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("TOKENCACHE_JOURNAL_DIR", journal)
 	code := m.Run()
+	os.RemoveAll(journal)
 	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer} {
 		s.Terminate()
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/backoff"
 )
 
 func (a *app) tokenCmd() *cobra.Command {
@@ -35,8 +36,9 @@ On failure stdout is empty, stderr has one line and the exit code says why.`,
 					return err
 				}
 				// The token is printed only once the refresh token it
-				// came with is in the store, not merely in the journal.
-				if err := c.Flush(ctx); err != nil {
+				// came with is in the store, not merely in the journal:
+				// wait for a store that is down, within --timeout.
+				if err := flushWithin(ctx, c); err != nil {
 					return err
 				}
 				return printToken(a.stdout, tok, asJSON)
@@ -77,4 +79,16 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// flushWithin writes a rotated refresh token that a store outage held back,
+// retrying until ctx ends; the error then names the recovery journal entry
+// that keeps it.
+func flushWithin(ctx context.Context, c *credentials.Credentials) error {
+	for attempt := 0; ; attempt++ {
+		err := c.Flush(context.WithoutCancel(ctx))
+		if err == nil || backoff.Sleep(ctx, backoff.Exponential(100*time.Millisecond, min(attempt, 4))) != nil {
+			return err
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tokencache/tokencache/oauthtest"
 )
@@ -79,5 +80,37 @@ func TestConcurrentTokenProcessesRefreshOnce(t *testing.T) {
 				t.Errorf("a valid stored token caused a token call (%d total)", got)
 			}
 		})
+	}
+}
+
+// TestMixedLeaseSettingsRefreshOnce: a fleet mid-rollout runs replicas with
+// different --lease-ttl. One with a long lease is at the token endpoint; one
+// with a short lease arrives and must wait for it, not take the lease over
+// and spend the refresh token a second time.
+func TestMixedLeaseSettingsRefreshOnce(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{Rotate: true})
+	store := sqliteURL(filepath.Join(t.TempDir(), "tokens.db"))
+	p.initExpired(t, store, "default")
+	p.ResetStats()
+	hold := p.HoldRefreshes(oauthtest.BeforeRotate)
+	var long, short result
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		long = cli(t, nil, "--store", store, "--lease-ttl", "20s", "--refresh-timeout", "15s", "token")
+	})
+	<-hold.Arrived()
+	wg.Go(func() {
+		short = cli(t, nil, "--store", store, "--lease-ttl", "1s", "--refresh-timeout", "500ms", "token")
+	})
+	time.Sleep(3 * time.Second) // three of the short replica's leases
+	hold.Release()
+	wg.Wait()
+	long.mustSucceed(t)
+	short.mustSucceed(t)
+	if long.stdout != short.stdout {
+		t.Fatal("the two replicas printed different tokens")
+	}
+	if st := p.Stats(); st.RefreshCalls != 1 || st.ReuseDetections != 0 {
+		t.Fatalf("%d refreshes, %d reuse detections; want 1 and 0", st.RefreshCalls, st.ReuseDetections)
 	}
 }
