@@ -1,25 +1,3 @@
-// Package credentials keeps the OAuth 2.0 credentials of one profile in a
-// shared storage.Store and hands out access tokens, so that every process
-// and replica sharing the store reuses one access token and exactly one of
-// them refreshes it per expiry.
-//
-// The refresh protocol (see DESIGN.md, "The refresh protocol"):
-//
-//  1. The token held in memory, while valid, is returned without a lock.
-//  2. Otherwise one goroutine per Credentials refreshes (a flight) and the
-//     others wait for it, each bounded by its own context.
-//  3. The flight reads the store first: a valid token another process
-//     stored is adopted.
-//  4. A live lease held by someone else means a refresh is in progress: the
-//     flight waits for the record to change, at most until the lease ends.
-//  5. Otherwise it takes the lease with a conditional put on the revision it
-//     read, so the refresh token in hand is the current one.
-//  6. It calls the token endpoint with a timeout shorter than the lease,
-//     writes the new access token and the rotated refresh token with the
-//     lease cleared, and only then hands the token out.
-//
-// Before a token expires a background flight renews it while callers keep
-// getting the current one, so callers rarely wait.
 package credentials
 
 import (

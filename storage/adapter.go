@@ -11,6 +11,11 @@
 //
 // The split follows database/sql/driver: a tiny interface for the backend
 // author, a concrete type with the conveniences for everyone else.
+//
+// Store also enforces the lineage rule on every write it makes: a stored
+// refresh token is replaced only by its successor from the server (Rotate)
+// or by an explicit new grant (Grant, or a Seed the profile has never held);
+// anything else fails with ErrLineage and writes nothing. See Lineage.
 package storage
 
 import "context"

@@ -1,0 +1,72 @@
+// Package credentials keeps the OAuth 2.0 credentials of one profile in a
+// shared storage.Store and hands out access tokens, so that every process
+// and replica sharing the store reuses one access token and exactly one of
+// them refreshes it per expiry, even when the server rotates refresh tokens
+// and revokes the whole grant when a spent one is presented again.
+//
+// # The refresh protocol
+//
+//  1. The token held in memory, while valid, is returned without a lock or
+//     an allocation (an atomic pointer load and a time comparison).
+//  2. Otherwise one goroutine per Credentials refreshes (a flight) and the
+//     others wait for it, each bounded by its own context; a caller that
+//     gives up does not cancel the flight the others wait for.
+//  3. The flight first writes any rotated refresh token a store outage held
+//     back (see Durability), then reads the store: a valid token another
+//     process stored is adopted.
+//  4. A lease held by someone else means a refresh is in progress: the
+//     flight waits for the record to change (storage.Watcher, or polling),
+//     at most until the lease ends, then reads again.
+//  5. Otherwise it takes the lease: a conditional write on the revision it
+//     read. Losing that race means someone moved first: read again, with a
+//     backoff once conflicts repeat.
+//  6. It calls the token endpoint (bounded by RefreshTimeout) and writes the
+//     new access token and the rotated refresh token with the lease cleared
+//     (bounded by StoreTimeout), then hands the token out.
+//
+// Before a token expires a background flight renews it while callers keep
+// getting the current one, so callers rarely wait.
+//
+// # Leases
+//
+// A lease names its holder and states how long it lasts (storage.Lease).
+// Clocks differ between machines, so a waiter does not compare the holder's
+// Until with its own clock: it counts the lease from when it first saw it,
+// on its own clock, for the longer of the holder's TTL and its own LeaseTTL.
+// A holder whose clock runs slow is therefore never overtaken, a replica
+// configured with a short lease never cuts a long one (a fleet mid-rollout),
+// and a crashed holder costs the others at most one lease. Config checks that
+// a lease covers the endpoint call plus the write of its result.
+//
+// # Lineage
+//
+// The store refuses any write that would replace a refresh token with
+// anything but its successor from the server or an explicit new grant (see
+// storage.Lineage). Every writer goes through that rule: this package's
+// refresh and its delayed writes, Profiles.Add, Exchange, Revoke, and the
+// resolver's and CLI's seeding. So a write that lands late (its reply was
+// lost, its process was partitioned while another replica refreshed again,
+// its journal entry was replayed after the store moved on) is dropped as
+// superseded instead of putting a spent token back.
+//
+// # Durability
+//
+// A token is handed out only once the refresh token it came with is
+// durable: in the store, or in the recovery journal, a directory of 0600
+// files (Config.JournalDir) that the next Credentials of the same store and
+// profile on the machine replays before it refreshes. While the store is
+// down a rotated token is retried in the background and by every flight;
+// Flush writes it on demand and Close reports, as an *UnpersistedError,
+// one it could not write and where it is kept.
+//
+// One loss no client can prevent: a process killed, or a reply lost, after
+// the server rotated the refresh token and before the client received it.
+// A failed call may have reached the server, so the retry presents the same
+// token: servers with a reuse grace period accept it and the grant goes on;
+// without one the next refresh gets invalid_grant, reported once as
+// ErrReauthRequired.
+//
+// Expiry comes from expires_in, or the JWT exp claim when the token is a
+// JWT (decoded without verification), less Skew, which is capped at a
+// quarter of the lifetime of tokens shorter than it.
+package credentials
