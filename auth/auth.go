@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
@@ -105,15 +106,17 @@ func (e Env) resolve(scheme string) (env Env, ownStore bool) {
 	return e, ownStore
 }
 
+// client is what token requests go through: it never follows a redirect,
+// which would send the credentials again to wherever it points.
 func (e Env) client() *http.Client {
 	if e.HTTPClient != nil {
-		return e.HTTPClient
+		return httpsafe.NoRedirects(e.HTTPClient)
 	}
 	return defaultClient
 }
 
 // defaultClient bounds a call the context does not bound.
-var defaultClient = &http.Client{Timeout: 30 * time.Second}
+var defaultClient = httpsafe.NoRedirects(&http.Client{Timeout: 30 * time.Second})
 
 // secrets registers one authorizer's secrets with a Masker under keys of
 // its own, so that two authorizers never replace each other's values.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 // lookup follows a dotted path through decoded JSON; nil when absent.
@@ -50,6 +51,14 @@ func getJSON(client *http.Client, req *http.Request) (any, error) {
 		return nil, &credentials.EndpointError{URL: redact(req.URL), Description: err.Error()}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		target := "nowhere"
+		if loc, err := resp.Location(); err == nil {
+			target = redact(loc)
+		}
+		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode,
+			Description: "redirected to " + target + "; credentials are not sent to a redirect target: check the endpoint URL"}
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
@@ -62,7 +71,8 @@ func getJSON(client *http.Client, req *http.Request) (any, error) {
 		ee := &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode}
 		if m, ok := doc.(map[string]any); ok {
 			// OAuth 2.0 style, else the usual "message" member.
-			ee.Code, _ = m["error"].(string)
+			code, _ := m["error"].(string)
+			ee.Code = truncate(code, 64)
 			for _, k := range []string{"error_description", "message"} {
 				if s, ok := m[k].(string); ok && ee.Description == "" {
 					ee.Description = truncate(s, 200)
@@ -90,8 +100,8 @@ func redact(u *url.URL) string {
 }
 
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if len(s) > n {
+		s = s[:n] + "…"
 	}
-	return s[:n] + "…"
+	return httpsafe.Printable(s)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 // Transport is an http.RoundTripper that authorizes each request just
@@ -14,13 +17,20 @@ import (
 // Renewer, it renews the credential once, if the one sent is still
 // current, and retries a request whose body can be replayed.
 //
-// Like golang.org/x/oauth2's Transport, it authorizes every request it
-// sends, including those a client follows redirects to: give it a client
-// whose CheckRedirect refuses other hosts if that matters.
+// It authorizes only requests for the origins it is meant for: Origins,
+// or when that is empty the origin of the first request it sends. A server
+// that redirects elsewhere, or a link the client follows, gets the request
+// without the credential.
 type Transport struct {
 	Authorizer Authorizer
 	// Base does the HTTP; default http.DefaultTransport.
 	Base http.RoundTripper
+	// Origins are the URLs (scheme, host and port count) whose requests
+	// are authorized; default: the first request's origin only.
+	Origins []string
+
+	once  sync.Once
+	guard *httpsafe.Origins
 }
 
 // Client returns an *http.Client whose requests a authorizes.
@@ -30,6 +40,10 @@ func Client(a Authorizer) *http.Client {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.once.Do(func() { t.guard = httpsafe.NewOrigins(t.Origins) })
+	if !t.guard.Allows(req.URL) {
+		return t.base().RoundTrip(req)
+	}
 	ctx := req.Context()
 	sent := req.Clone(ctx)
 	if err := t.Authorizer.Authorize(ctx, sent); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -160,7 +161,8 @@ type Credentials struct {
 	cur      atomic.Pointer[Token]
 	renewing atomic.Bool // a flight runs: spares the cached path the lock
 
-	journal journal
+	journal   journal
+	cleartext sync.Once // warned about a plain-http token endpoint
 
 	mu       sync.Mutex
 	flight   *flight
@@ -200,12 +202,26 @@ func New(cfg Config) (*Credentials, error) {
 	return &Credentials{
 		cfg:      cfg,
 		store:    cfg.Store,
-		endpoint: endpoint{client: cfg.HTTPClient, authStyle: cfg.AuthStyle},
+		endpoint: endpoint{client: httpsafe.NoRedirects(cfg.HTTPClient), authStyle: cfg.AuthStyle},
 		owner:    newOwnerID(),
 		journal:  newJournal(cfg.JournalDir, cfg.Store.Name(), cfg.Profile),
 		root:     root,
 		cancel:   cancel,
 	}, nil
+}
+
+// String describes c without its secrets (a developer token, say, which
+// fmt would otherwise print from the unexported configuration).
+func (c *Credentials) String() string {
+	return fmt.Sprintf("credentials.Credentials{profile: %q, store: %q}", c.cfg.Profile, c.store.Name())
+}
+
+// Format prints String for every verb, %+v and %#v included.
+func (c *Credentials) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
+// LogValue keeps slog from walking the configuration.
+func (c *Credentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("profile", c.cfg.Profile), slog.String("store", c.store.Name()))
 }
 
 // Profile returns the profile name.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -142,6 +143,17 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 		return nil, &EndpointError{URL: where, Description: err.Error()}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 3 {
+		// The client does not follow redirects (httpsafe.NoRedirects): the
+		// refresh token and client secret would go to wherever the answer
+		// points, and its tokens would be stored as ours.
+		target := "nowhere"
+		if loc, err := resp.Location(); err == nil {
+			target = redactURL(loc)
+		}
+		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode,
+			Description: "redirected to " + target + "; credentials are not sent to a redirect target: check the endpoint URL"}
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
@@ -214,10 +226,7 @@ func (tr *tokenResponse) result(sent time.Time) (*Tokens, error) {
 // grant_type and its parameters) and returns the tokens, for Grant
 // implementations. Errors are *EndpointError or the context's.
 func RequestToken(ctx context.Context, client *http.Client, style AuthStyle, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*Tokens, error) {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	e := endpoint{client: client, authStyle: style}
+	e := endpoint{client: httpsafe.NoRedirects(client), authStyle: style}
 	sent := time.Now()
 	tr, err := e.postForm(ctx, tokenURL, form, clientID, clientSecret)
 	if err != nil {
@@ -245,9 +254,12 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
+// truncate shortens a server-provided string for an error message, and
+// escapes its control characters, so that printing it cannot rewrite a
+// terminal.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if len(s) > n {
+		s = s[:n] + "…"
 	}
-	return s[:n] + "…"
+	return httpsafe.Printable(s)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/internal/backoff"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -249,6 +250,12 @@ func (c *Credentials) refreshable(rec *storage.Record) error {
 }
 
 func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record, sent time.Time) (*Tokens, error) {
+	if c.cfg.Grant == nil && httpsafe.Cleartext(rec.TokenURL) {
+		c.cleartext.Do(func() {
+			c.cfg.Logger.Warn("the token endpoint is plain http on another machine: the client secret and refresh token travel in clear",
+				"profile", c.cfg.Profile, "token_url", storage.Redact(rec.TokenURL))
+		})
+	}
 	var tr *tokenResponse
 	var err error
 	switch {

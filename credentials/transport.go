@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 // TokenSource returns an oauth2.TokenSource over c, for code built on
@@ -32,10 +35,21 @@ func (s tokenSource) Token() (*oauth2.Token, error) {
 // credentials' access token. On a 401 it refreshes once, and only if the
 // token it sent is still the current one (so a burst of 401s costs one
 // refresh), then retries a request whose body can be replayed.
+//
+// It adds the token only to requests for the origins it is meant for:
+// Origins, or when that is empty the origin of the first request it sends.
+// A resource server that redirects elsewhere, or a link the client follows,
+// gets the request without the token.
 type Transport struct {
 	Credentials *Credentials
 	// Base does the HTTP; default http.DefaultTransport.
 	Base http.RoundTripper
+	// Origins are the URLs (scheme, host and port count) whose requests
+	// get the token; default: the first request's origin only.
+	Origins []string
+
+	once  sync.Once
+	guard *httpsafe.Origins
 }
 
 // Client returns an *http.Client that uses a Transport over c.
@@ -45,6 +59,10 @@ func (c *Credentials) Client() *http.Client {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.once.Do(func() { t.guard = httpsafe.NewOrigins(t.Origins) })
+	if !t.guard.Allows(req.URL) {
+		return t.base().RoundTrip(req)
+	}
 	ctx := req.Context()
 	tok, err := t.Credentials.Token(ctx)
 	if err != nil {
