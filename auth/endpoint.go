@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -48,7 +49,7 @@ func getJSON(client *http.Client, req *http.Request) (any, error) {
 		if cerr := req.Context().Err(); cerr != nil {
 			return nil, cerr
 		}
-		return nil, &credentials.EndpointError{URL: redact(req.URL), Description: err.Error()}
+		return nil, &credentials.EndpointError{URL: redact(req.URL), Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 3 {
@@ -68,7 +69,7 @@ func getJSON(client *http.Client, req *http.Request) (any, error) {
 	dec.UseNumber()
 	jsonErr := dec.Decode(&doc)
 	if resp.StatusCode/100 != 2 {
-		ee := &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode}
+		ee := &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Response: resp}
 		if m, ok := doc.(map[string]any); ok {
 			// OAuth 2.0 style, else the usual "message" member.
 			code, _ := m["error"].(string)
@@ -82,15 +83,22 @@ func getJSON(client *http.Client, req *http.Request) (any, error) {
 		return nil, ee
 	}
 	if jsonErr != nil {
-		return nil, malformed(req, fmt.Sprintf("the %d response is not JSON", resp.StatusCode))
+		// Cut short, the server may have acted; a page that is not JSON
+		// at all is the wrong URL.
+		cause := credentials.ErrNotTokenEndpoint
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" || strings.HasSuffix(mt, "+json") {
+			cause = credentials.ErrMalformedResponse
+		}
+		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Response: resp, Err: cause,
+			ContentType: resp.Header.Get("Content-Type"), Description: fmt.Sprintf("the %d response is not JSON", resp.StatusCode)}
 	}
 	return doc, nil
 }
 
-// malformed is a bad gateway: a proxy's page or a broken body may be
-// followed by a good answer, so the protocol treats it as temporary.
+// malformed is a JSON answer without what the scheme needs from it: the
+// endpoint is not the one the scheme is configured for.
 func malformed(req *http.Request, desc string) error {
-	return &credentials.EndpointError{URL: redact(req.URL), StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: desc}
+	return &credentials.EndpointError{URL: redact(req.URL), StatusCode: http.StatusOK, Err: credentials.ErrNotTokenEndpoint, Description: desc}
 }
 
 func redact(u *url.URL) string {

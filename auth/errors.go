@@ -97,9 +97,11 @@ func mapError(scheme string, m *Masker, password bool, err error) error {
 	}
 	ae := &AuthorizationError{Scheme: scheme, StatusCode: ee.StatusCode, Code: ee.Code, Message: m.Mask(ee.Description), err: err}
 	switch {
+	case errors.Is(ee, credentials.ErrInvalidClient) && !password:
+		ae.kind = ErrInvalidClient
 	case ee.Code == "invalid_client":
 		ae.kind = ErrInvalidClient
-	case password && (ee.Code == "invalid_grant" || ee.Code == "" && (ee.StatusCode == 401 || ee.StatusCode == 403)):
+	case password && (errors.Is(ee, credentials.ErrInvalidGrant) || ee.Code == "" && (ee.StatusCode == 401 || ee.StatusCode == 403)):
 		ae.kind = ErrInvalidCredentials
 	}
 	return ae

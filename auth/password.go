@@ -60,8 +60,7 @@ func (g *passwordGrant) Obtain(ctx context.Context, rec *storage.Record) (*crede
 	if rec.RefreshToken != "" {
 		g.secrets.set("refresh_token", rec.RefreshToken) // another process may have rotated it
 		t, err := g.request(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rec.RefreshToken.Reveal()}})
-		var ee *credentials.EndpointError
-		if err == nil || !errors.As(err, &ee) || ee.Code != "invalid_grant" {
+		if !errors.Is(err, credentials.ErrInvalidGrant) {
 			return g.observe(t, err)
 		}
 	}

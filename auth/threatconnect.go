@@ -55,7 +55,7 @@ type tcRenewal struct {
 // (credentials.Config.RenewAhead), which is what the endpoint expects.
 func (g *tcRenewal) Obtain(ctx context.Context, rec *storage.Record) (*credentials.Tokens, error) {
 	if rec.AccessToken == "" {
-		return nil, &credentials.EndpointError{URL: g.url, StatusCode: http.StatusBadRequest, Code: "invalid_grant", Description: "no token to renew"}
+		return nil, fmt.Errorf("auth: %s: no token to renew: %w", tcTokenScheme, credentials.ErrInvalidGrant)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+"?"+url.Values{"expiredToken": {rec.AccessToken.Reveal()}}.Encode(), nil)
 	if err != nil {

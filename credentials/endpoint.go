@@ -51,6 +51,7 @@ type tokenResponse struct {
 	Scope        string     `json:"scope"`
 	Error        string     `json:"error"`
 	Description  string     `json:"error_description"`
+	ErrorURI     string     `json:"error_uri"`
 }
 
 // lenientInt accepts 3600 and "3600": both are seen in the wild.
@@ -140,7 +141,7 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
 			return nil, fmt.Errorf("credentials: %s: %w", where, ctxErr)
 		}
-		return nil, &EndpointError{URL: where, Description: err.Error()}
+		return nil, &EndpointError{URL: where, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 3 {
@@ -151,23 +152,29 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 		if loc, err := resp.Location(); err == nil {
 			target = redactURL(loc)
 		}
-		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode,
+		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp, Err: ErrNotTokenEndpoint,
 			Description: "redirected to " + target + "; credentials are not sent to a redirect target: check the endpoint URL"}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
+		// Cut off mid-body: the server answered, and may have rotated.
+		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp, Err: fmt.Errorf("%w: reading the body: %w", ErrMalformedResponse, err)}
 	}
-	return parseTokenResponse(where, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	tr, err := parseTokenResponse(where, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	if ee, ok := err.(*EndpointError); ok {
+		ee.Response = resp
+	}
+	return tr, err
 }
 
 // parseTokenResponse reads a token endpoint's answer: a token response
-// (RFC 6749 §5.1), an error response (§5.2) or something else, which is a
-// temporary *EndpointError.
+// (RFC 6749 §5.1), an error response (§5.2), or something else, which is
+// an *EndpointError that says what it was.
 func parseTokenResponse(where string, status int, contentType string, body []byte) (*tokenResponse, error) {
+	mt, _, _ := mime.ParseMediaType(contentType)
 	var tr tokenResponse
 	jsonErr := json.Unmarshal(body, &tr)
-	if jsonErr != nil && status/100 == 2 && isForm(contentType) {
+	if jsonErr != nil && status/100 == 2 && isForm(mt) {
 		// GitHub-style servers answer form-encoded bodies.
 		if v, err := url.ParseQuery(string(body)); err == nil {
 			exp, _ := strconv.ParseInt(v.Get("expires_in"), 10, 64)
@@ -176,23 +183,38 @@ func parseTokenResponse(where string, status int, contentType string, body []byt
 			jsonErr = nil
 		}
 	}
+	ee := &EndpointError{URL: where, StatusCode: status}
 	switch {
 	case status/100 == 2 && len(bytes.TrimSpace(body)) == 0:
 		// RFC 7009 revocation answers 200 with an empty body.
 		return &tokenResponse{}, nil
-	case status/100 != 2 || tr.Error != "":
-		return nil, &EndpointError{URL: where, StatusCode: status, Code: truncate(tr.Error, 64), Description: truncate(tr.Description, 200)}
-	case jsonErr != nil:
-		// A proxy's HTML page or a truncated body: the server may answer
-		// properly next time, so report it as a bad gateway, a temporary error.
-		return nil, &EndpointError{URL: where, StatusCode: http.StatusBadGateway, Code: "malformed_response",
-			Description: fmt.Sprintf("the %d response is not a token response (%d bytes)", status, len(body))}
+	case jsonErr == nil && tr.Error != "":
+		ee.Code, ee.Description, ee.ErrorURI = truncate(tr.Error, 64), truncate(tr.Description, 200), truncate(tr.ErrorURI, 200)
+	case jsonErr == nil && status/100 == 2:
+		return &tr, nil
+	case jsonErr == nil:
+		// A JSON answer with an error status and no OAuth error code.
+	case isJSON(mt) && status/100 == 2:
+		// A cut or broken JSON body: the server may have rotated.
+		ee.ContentType, ee.Err = mt, ErrMalformedResponse
+	case isJSON(mt) || status == 408 || status == 429 || status >= 500:
+		// An outage, maybe a proxy's error page: the status says it all.
+		ee.ContentType = mt
+	default:
+		// A web page, a 404 or 405: some URL that is not a token endpoint.
+		ee.ContentType, ee.Err = mt, ErrNotTokenEndpoint
+		if mt == "text/html" {
+			ee.Body = truncate(string(body), 64) // enough to recognise the page
+		}
 	}
-	return &tr, nil
+	return nil, ee
 }
 
-func isForm(ct string) bool {
-	mt, _, _ := mime.ParseMediaType(ct)
+func isJSON(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+func isForm(mt string) bool {
 	return mt == "application/x-www-form-urlencoded" || mt == "text/plain"
 }
 
@@ -206,8 +228,11 @@ type Tokens struct {
 
 // Grant obtains new tokens for a profile's record. Credentials calls it
 // while holding the profile's lease, so at most one call per profile is in
-// flight across all processes sharing the store. Errors that are an
-// *EndpointError with Code "invalid_grant" mean re-authorization is needed.
+// flight across all processes sharing the store. An error that matches
+// ErrInvalidGrant (an *EndpointError with invalid_grant does, or wrap the
+// sentinel) means re-authorization is needed; one that is an
+// *EndpointError reports whether it is Temporary, and any other error is
+// taken as temporary.
 type Grant interface {
 	Obtain(ctx context.Context, rec *storage.Record) (*Tokens, error)
 }
@@ -216,7 +241,7 @@ type Grant interface {
 // left, the conservative origin for expires_in.
 func (tr *tokenResponse) result(sent time.Time) (*Tokens, error) {
 	if tr.AccessToken == "" {
-		return nil, &EndpointError{StatusCode: http.StatusBadGateway, Code: "malformed_response", Description: "no access_token in the response"}
+		return nil, &EndpointError{StatusCode: http.StatusOK, Err: ErrNotTokenEndpoint, Description: "a success answer without access_token"}
 	}
 	return &Tokens{AccessToken: secret.Secret(tr.AccessToken), TokenType: tr.TokenType,
 		Expiry: tr.expiry(sent), RefreshToken: secret.Secret(tr.RefreshToken)}, nil

@@ -135,8 +135,7 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	rcancel()
 	if err != nil {
 		c.releaseLease(ctx, leased, leaseRev)
-		var ee *EndpointError
-		if errors.As(err, &ee) && (ee.Code == "invalid_grant" || ee.Code == "invalid_token") {
+		if errors.Is(err, ErrInvalidGrant) {
 			// Re-check before reporting: a refresher whose lease lapsed
 			// may have rotated the token under us.
 			lctx, lcancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
@@ -145,7 +144,7 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 			if lerr == nil && cur.RefreshToken != used {
 				return nil, true, nil
 			}
-			log.Warn("grant rejected: re-authorization required", "code", ee.Code)
+			log.Warn("grant rejected: re-authorization required", "err", err)
 			err = fmt.Errorf("%w: profile %q: %w", ErrReauthRequired, c.cfg.Profile, err)
 			if c.cfg.Grant != nil || used == "" {
 				// No refresh token to mark dead: hold off instead, so

@@ -40,4 +40,5 @@
 //	7  re-authorization required: the refresh token was revoked, expired or reused (invalid_grant)
 //	8  invalid client: the server rejected client_id/client_secret (invalid_client)
 //	9  partial credentials: the profile lacks what a refresh needs
+//	10 the token URL does not answer as a token endpoint (a web page, 404, a redirect)
 package main

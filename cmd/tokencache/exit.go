@@ -22,6 +22,7 @@ const (
 	exitReauth      = 7
 	exitBadClient   = 8
 	exitPartialCred = 9
+	exitNotEndpoint = 10
 )
 
 const exitCodeHelp = `Exit codes:
@@ -35,6 +36,7 @@ const exitCodeHelp = `Exit codes:
   7  re-authorization required (refresh token revoked or reused: invalid_grant)
   8  invalid client (client_id/client_secret rejected: invalid_client)
   9  partial credentials (the profile lacks what a refresh needs)
+ 10  the token URL does not answer as a token endpoint (a web page, 404, a redirect): check it
 `
 
 // usageError marks mistakes in how the command was called, found after
@@ -64,10 +66,12 @@ func exitCode(err error) int {
 		return exitPartialCred
 	case errors.Is(err, credentials.ErrReauthRequired):
 		return exitReauth
-	case errors.As(err, &ee) && (ee.Code == "invalid_grant" || ee.Code == "invalid_token"):
+	case errors.Is(err, credentials.ErrInvalidGrant):
 		return exitReauth
-	case errors.As(err, &ee) && ee.Code == "invalid_client":
+	case errors.Is(err, credentials.ErrInvalidClient):
 		return exitBadClient
+	case errors.Is(err, credentials.ErrNotTokenEndpoint):
+		return exitNotEndpoint
 	case errors.As(err, &ee) && ee.Temporary():
 		return exitTemporary
 	case errors.Is(err, storage.ErrNotFound):
@@ -104,6 +108,8 @@ func (a *app) errorLine(err error, code int) string {
 		msg = fmt.Sprintf("profile %q needs re-authorization: the server rejected its refresh token (run \"tokencache login\" or \"tokencache init --refresh-token\"): %s", a.profile, detail)
 	case exitBadClient:
 		msg = fmt.Sprintf("profile %q: the token endpoint rejected the client credentials (check client_id and client_secret): %s", a.profile, detail)
+	case exitNotEndpoint:
+		msg = fmt.Sprintf("profile %q: the token URL does not answer as an OAuth 2.0 token endpoint; check it (tokencache show): %s", a.profile, detail)
 	case exitTemporary:
 		msg = fmt.Sprintf("profile %q: token endpoint unreachable or failing, try again later: %s", a.profile, detail)
 	default:
