@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -62,46 +61,4 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		return nil, err
 	}
 	return NewNamedStore(Redact(rawURL), a), nil
-}
-
-// Redact returns rawURL with any password, and any query parameter whose
-// name suggests a secret, replaced by "*****", for logs and errors.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// Without structure we cannot tell the secret part; keep the scheme only.
-		if i := strings.Index(rawURL, "://"); i > 0 {
-			return rawURL[:i] + "://*****"
-		}
-		return "*****"
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "*****")
-	}
-	q := u.Query()
-	changed := false
-	for k := range q {
-		lk := strings.ToLower(k)
-		for _, s := range []string{"password", "secret", "token", "key"} {
-			if strings.Contains(lk, s) && !strings.HasSuffix(lk, "key_id") && lk != "prefix" {
-				q.Set(k, "*****")
-				changed = true
-			}
-		}
-	}
-	if changed {
-		keys := make([]string, 0, len(q))
-		for k := range q {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, 0, len(keys))
-		for _, k := range keys {
-			for _, v := range q[k] {
-				parts = append(parts, url.QueryEscape(k)+"="+strings.ReplaceAll(url.QueryEscape(v), "%2A", "*"))
-			}
-		}
-		u.RawQuery = strings.Join(parts, "&")
-	}
-	return strings.ReplaceAll(u.String(), "%2A", "*")
 }

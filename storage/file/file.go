@@ -30,8 +30,37 @@
 //     path and the byte offset, and is never overwritten: Put fails too.
 //   - A file or directory that cannot be written (read-only file system,
 //     permissions) makes writes fail with storage.ErrReadOnly; reads work.
-//   - The directory is created 0700 and the file is always 0600, also when
-//     it replaces a file another tool created with wider permissions.
+//   - A write that finds the sidecar lock held waits at most the lock
+//     timeout (DefaultLockTimeout, WithLockTimeout) and then fails with
+//     storage.ErrUnavailable, saying the file is locked and naming the lock
+//     file; the caller's ctx can end the wait sooner.
+//
+// At rest, on disk:
+//
+//   - The directory is created 0700 and the file is always written 0600,
+//     also when it replaces a file another tool created with wider
+//     permissions. A file found with access for group or others is changed
+//     to 0600 on the first read, before any write, and the logger given
+//     with WithLogger is warned once (what the file held may have been
+//     read already; without a logger the Adapter is silent). A directory
+//     that others can write is reported the same way but left alone: it
+//     may be shared, and only a directory the Adapter creates is its own.
+//   - The lock file is opened without following a symbolic link
+//     (O_NOFOLLOW), and one that is a link, not a regular file, or owned by
+//     another user is refused: writes fail with storage.ErrReadOnly and
+//     ErrUnsafeFile, reads go on. Whoever can write the directory could
+//     otherwise make us create or lock a file of their choosing.
+//   - The file is read only up to a bound (DefaultMaxSize, 64 MiB;
+//     WithMaxSize): a larger one is storage.ErrCorrupt and is not read into
+//     memory, and a write that would pass the bound is storage.ErrInvalid.
+//
+// What it does not protect: the tokens are plain JSON, as pancloud wrote
+// them (wrap the adapter with storage/kms to encrypt them), so anyone who
+// can read the file as the same user, or as root, reads them. Replaced
+// versions of the file are unlinked, not overwritten: their blocks stay on
+// the device until reused, and snapshots, backups and editors' copies keep
+// their own. The credentials file itself may be a symbolic link the user
+// made; it is followed.
 //
 // Load does not re-parse an unchanged file: see the cache in snapshot.
 //
@@ -48,6 +77,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -113,10 +143,64 @@ func PathFromURL(u *url.URL) (string, error) {
 	return p, nil
 }
 
+// DefaultMaxSize is the largest credentials file the Adapter reads, unless
+// WithMaxSize says otherwise: a file of many thousands of profiles is a
+// few megabytes, so a bigger one is not a credentials file, and reading
+// it whole into memory is what a bound is for.
+const DefaultMaxSize = 64 << 20
+
+// DefaultLockTimeout is how long a write waits for another process's
+// write lock, unless WithLockTimeout says otherwise. A write holds the
+// lock for a read, a compare and an fsynced replace: milliseconds. A
+// lock held for seconds belongs to a process that is stuck.
+const DefaultLockTimeout = 10 * time.Second
+
+// ErrUnsafeFile is matched, together with storage.ErrReadOnly, by the
+// error of a write that refused to use the lock file: one that is a
+// symbolic link, not a regular file, or owned by another user. Someone
+// else may have planted it; remove it once you know where it came from.
+var ErrUnsafeFile = errors.New("file: unsafe lock file")
+
+// An Option configures New.
+type Option func(*Adapter)
+
+// WithLogger gives the Adapter a logger for warnings: a credentials file
+// or directory that others can access (see the package documentation).
+// Without one the Adapter is silent.
+func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
+
+// WithMaxSize sets the largest file the Adapter reads (DefaultMaxSize when
+// n <= 0). A larger file is storage.ErrCorrupt, and a write that would
+// make the file larger is storage.ErrInvalid.
+func WithMaxSize(n int64) Option {
+	return func(a *Adapter) {
+		if n > 0 {
+			a.maxSize = n
+		}
+	}
+}
+
+// WithLockTimeout sets how long a write waits for another writer's lock
+// before it fails with storage.ErrUnavailable (DefaultLockTimeout when
+// d <= 0). The caller's ctx can end the wait sooner.
+func WithLockTimeout(d time.Duration) Option {
+	return func(a *Adapter) {
+		if d > 0 {
+			a.lockTimeout = d
+		}
+	}
+}
+
 // Adapter implements storage.Adapter over one credentials file. Several
 // Adapters, in one process or many, may share the file.
 type Adapter struct {
 	path, lockPath, dir string
+
+	log         *slog.Logger
+	maxSize     int64
+	lockTimeout time.Duration
+	// Each warning is given once per Adapter.
+	warnedFile, warnedDir atomic.Bool
 
 	// sem serialises this Adapter's writers, which share lockFile: flock
 	// excludes open file descriptions, not goroutines. A channel rather
@@ -131,17 +215,23 @@ type Adapter struct {
 
 // New returns an Adapter for the file at path. Nothing is created until the
 // first write.
-func New(path string) *Adapter {
+func New(path string, opts ...Option) *Adapter {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	return &Adapter{
-		path:     path,
-		lockPath: path + ".lock",
-		dir:      filepath.Dir(path),
-		sem:      make(chan struct{}, 1),
-		watch:    dirwatch.New(filepath.Dir(path), filepath.Base(path)),
+	a := &Adapter{
+		path:        path,
+		lockPath:    path + ".lock",
+		dir:         filepath.Dir(path),
+		maxSize:     DefaultMaxSize,
+		lockTimeout: DefaultLockTimeout,
+		sem:         make(chan struct{}, 1),
+		watch:       dirwatch.New(filepath.Dir(path), filepath.Base(path)),
 	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Path returns the file the Adapter uses.
@@ -224,6 +314,7 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 		return cached, id, nil
 	}
 	start := time.Now().UnixNano()
+	a.checkDir()
 	f, err := os.Open(a.path)
 	if notExist(err) {
 		p, _ := parse(a.path, nil)
@@ -242,11 +333,19 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 	// Identify what we read by the descriptor, not the path, which a
 	// writer may have renamed over since.
 	id = idOf(fi)
+	a.checkFileMode(f, fi)
+	if fi.Size() > a.maxSize {
+		return nil, id, a.tooBig()
+	}
 	// Size the buffer from the descriptor; one byte more lets the read see
-	// EOF at once, and the loop copes with a file that grew meanwhile.
+	// EOF at once, and the loop copes with a file that grew meanwhile, up
+	// to the bound.
 	data := make([]byte, 0, fi.Size()+1)
 	for {
 		if len(data) == cap(data) {
+			if int64(len(data)) > a.maxSize {
+				return nil, id, a.tooBig()
+			}
 			data = append(data, 0)[:len(data)]
 		}
 		n, err := f.Read(data[len(data):cap(data)])
@@ -257,6 +356,9 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 		if err != nil {
 			return nil, id, a.ioError("read", err)
 		}
+	}
+	if int64(len(data)) > a.maxSize {
+		return nil, id, a.tooBig()
 	}
 	if cached != nil && cached.id == id && string(cached.data) == string(data) {
 		cached.verifiedAt.Store(start)
@@ -387,46 +489,143 @@ func (a *Adapter) locked(ctx context.Context, op string, change func(*snapshot) 
 	if err != nil || data == nil {
 		return err
 	}
+	if int64(len(data)) > a.maxSize {
+		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: %s: %s would make the file %d bytes, more than the limit of %d", a.path, op, len(data), a.maxSize), nil)
+	}
 	// Past this point the write goes through even if ctx ends: stopping
 	// halfway would only leave a temporary file behind.
 	return a.replace(data)
 }
 
 // lock takes the exclusive flock on the sidecar file, opening it first if
-// need be. The caller holds sem.
+// need be. The caller holds sem. It waits for another holder at most
+// lockTimeout, and no longer than ctx allows.
 func (a *Adapter) lock(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, a.lockTimeout)
+	defer cancel()
 	for {
 		if a.lockFile == nil {
 			if err := os.MkdirAll(a.dir, 0o700); err != nil {
 				return a.writeError("create directory "+a.dir, err)
 			}
-			f, err := os.OpenFile(a.lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+			a.checkDir()
+			f, err := a.openLockFile()
 			if err != nil {
-				return a.writeError("open lock file", err)
+				return err
 			}
 			a.lockFile = f
 		}
 		f := a.lockFile
 		fd := int(f.Fd())
-		if err := flock(ctx, f); err != nil {
-			if err == ctx.Err() {
+		if err := flock(lctx, f); err != nil {
+			if err == lctx.Err() {
 				// flock handed f to the goroutine still waiting on it, and
 				// a lock granted to f later must not be mistaken for ours.
 				a.lockFile = nil
-				return ctx.Err()
+				if ctxErr := ctx.Err(); ctxErr != nil {
+					return storage.Wrap(ctxErr, "file: waiting for the write lock "+a.lockPath, ctxErr)
+				}
+				return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf(
+					"file: %s is locked: another writer has held the write lock %s for more than %v", a.path, a.lockPath, a.lockTimeout), nil)
 			}
 			return storage.Wrap(storage.ErrUnavailable, "file: lock "+a.lockPath, err)
 		}
 		// Someone may have removed or replaced the lock file while we
 		// waited; a lock on an unlinked inode excludes no one who opens
-		// the path now.
+		// the path now. Lstat: a symbolic link put in its place is not it.
 		var held, cur unix.Stat_t
-		if unix.Fstat(fd, &held) == nil && unix.Stat(a.lockPath, &cur) == nil && held.Ino == cur.Ino && held.Dev == cur.Dev {
+		if unix.Fstat(fd, &held) == nil && unix.Lstat(a.lockPath, &cur) == nil && held.Ino == cur.Ino && held.Dev == cur.Dev {
 			return nil
 		}
 		unix.Flock(fd, unix.LOCK_UN)
 		a.lockFile.Close()
 		a.lockFile = nil
+	}
+}
+
+// openLockFile opens (creating if need be) the lock file, and refuses one
+// that someone else may have planted. The lock file sits beside the
+// credentials, where anyone who can write the directory can put a
+// symbolic link: followed, O_CREAT would create (as us, perhaps as root)
+// whatever file the link names, and a lock on another user's file lets
+// that user block our writes. O_NOFOLLOW makes open fail on a link
+// instead; the descriptor's own stat settles the rest, with no window
+// between check and use.
+func (a *Adapter) openLockFile() (*os.File, error) {
+	// O_NONBLOCK: a FIFO or device put there must not hang the open.
+	fd, err := unix.Open(a.lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
+	switch err {
+	case unix.ELOOP:
+		return nil, a.unsafeLock("is a symbolic link")
+	case unix.EISDIR:
+		return nil, a.unsafeLock("is not a regular file")
+	}
+	if err != nil {
+		return nil, a.writeError("open lock file "+a.lockPath, &fs.PathError{Op: "open", Path: a.lockPath, Err: err})
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, a.ioError("stat lock file "+a.lockPath, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		unix.Close(fd)
+		return nil, a.unsafeLock("is not a regular file")
+	case int(st.Uid) != os.Geteuid():
+		unix.Close(fd)
+		return nil, a.unsafeLock(fmt.Sprintf("belongs to user %d, not to us (%d)", st.Uid, os.Geteuid()))
+	}
+	return os.NewFile(uintptr(fd), a.lockPath), nil
+}
+
+func (a *Adapter) unsafeLock(why string) error {
+	return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf(
+		"file: %s cannot be written: its lock file %s %s; remove it once you know who made it", a.path, a.lockPath, why), ErrUnsafeFile)
+}
+
+func (a *Adapter) tooBig() error {
+	return storage.Wrap(storage.ErrCorrupt, fmt.Sprintf(
+		"file: %s is larger than the limit of %d bytes, so it is not read (the file is left as is; see WithMaxSize)", a.path, a.maxSize), nil)
+}
+
+// checkFileMode makes the credentials file, open as f, private if others
+// can read or write it (another tool made it under a wider umask), and
+// warns once: what it held may have been read already. A write replaces
+// the file with a 0600 one anyway; this covers a store that is only read.
+func (a *Adapter) checkFileMode(f *os.File, fi fs.FileInfo) {
+	mode := fi.Mode().Perm()
+	if mode&0o077 == 0 || !fi.Mode().IsRegular() {
+		return
+	}
+	err := f.Chmod(0o600)
+	if a.log == nil || a.warnedFile.Swap(true) {
+		return
+	}
+	if err != nil {
+		a.log.Warn("file: credentials file is accessible by others and could not be made private",
+			"path", a.path, "mode", mode.String(), "err", err)
+		return
+	}
+	a.log.Warn("file: credentials file was accessible by others; changed to 0600 (rotate the secrets in it if others could read it)",
+		"path", a.path, "was", mode.String())
+}
+
+// checkDir warns once if others can write the file's directory: they can
+// then replace the credentials file, or put files beside it. The
+// directory is left alone: it may be shared, and only a directory we
+// create is ours to set (0700).
+func (a *Adapter) checkDir() {
+	if a.log == nil || a.warnedDir.Load() {
+		return
+	}
+	fi, err := os.Stat(a.dir)
+	if err != nil || fi.Mode().Perm()&0o022 == 0 {
+		return
+	}
+	if !a.warnedDir.Swap(true) {
+		a.log.Warn("file: others can write the credentials file's directory, and so replace the file; make it 0700",
+			"dir", a.dir, "mode", fi.Mode().Perm().String())
 	}
 }
 

@@ -43,7 +43,7 @@ func NewClientFromURL(u *url.URL) (*memcache.Client, Options, error) {
 	bare := *u
 	bare.User, bare.RawQuery, bare.Fragment = nil, "", ""
 	bad := func(why string) error {
-		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("memcached: store URL %q: %s", bare.String(), why), nil)
+		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("memcached: store URL %q: %s", storage.Redact(bare.String()), why), nil)
 	}
 	if u.User != nil {
 		return nil, opts, bad("memcached takes no user or password")

@@ -20,9 +20,31 @@
 //     refresh token lost to a power cut cannot be recovered.
 //   - Revisions are random 64-bit numbers (see newRev), so a deleted and
 //     re-created key never brings back a revision someone still holds.
+//
+// At rest, on disk:
+//
 //   - The database file is created 0600 before SQLite opens it (SQLite
 //     gives its -wal and -shm files the database file's mode), in a
-//     directory created 0700.
+//     directory created 0700. A database, -wal, -shm or -journal file that
+//     already exists with access for group or others (made by another tool
+//     under a wider umask) is changed to 0600 by Open before anything is
+//     written, and Options.Logger gets a warning, since what the file held
+//     may have been read already. Adapters opened from a URL have no
+//     logger and tighten silently.
+//   - secure_delete is on: SQLite overwrites the bytes of deleted and
+//     replaced rows with zeros instead of leaving them in the page's free
+//     space. After a Delete the adapter also runs a TRUNCATE checkpoint,
+//     so the deleted record is in neither the database file nor the WAL
+//     (best effort: a reader in another process can delay it to the next
+//     checkpoint).
+//
+// What it does not protect: values are stored as the Store gives them,
+// in plain text (wrap the adapter with storage/kms to encrypt them), so
+// anyone who can read the files as the same user, or as root, reads the
+// tokens. A value replaced by Put (an old refresh token) stays in older
+// frames of the WAL until SQLite's next checkpoint restarts the WAL, and
+// the file system may keep freed blocks, snapshots and backups of any of
+// the files; a directory that already exists keeps its permissions.
 //
 // SQLite has no change notification across processes, so the adapter's
 // storage.Watcher watches the files instead: see Wait.
@@ -34,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -69,6 +92,11 @@ func init() {
 type Options struct {
 	// Table names the table, created if missing; DefaultTable when empty.
 	Table string
+
+	// Logger receives warnings about files found readable by others (see
+	// the package documentation). Nil, and so for sqlite: URLs, means
+	// none: the library is silent unless given a logger.
+	Logger *slog.Logger
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
@@ -104,6 +132,7 @@ func parseURL(u *url.URL) (string, Options, error) {
 type Adapter struct {
 	db     *sql.DB
 	path   string
+	log    *slog.Logger
 	closed atomic.Bool
 	watch  *dirwatch.Watch
 
@@ -142,8 +171,18 @@ func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
 		return nil, fileError(abs, "open", err)
 	}
 	f.Close()
+	// SQLite gives the files it creates beside the database the
+	// database's mode, but leaves files that exist alone: a database made
+	// by a tool with a wider umask, and its -wal and -shm, stay readable
+	// by others unless we tighten them, before SQLite writes anything.
+	for _, p := range []string{abs, abs + "-wal", abs + "-shm", abs + "-journal"} {
+		tighten(opts.Logger, p)
+	}
 
-	dsn := abs + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"
+	// secure_delete: SQLite overwrites the bytes of deleted and replaced
+	// rows with zeros instead of leaving them in free space, where an old
+	// refresh token would outlive its record.
+	dsn := abs + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=secure_delete(ON)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, mapErr(ctx, "sqlite: open "+abs, err)
@@ -152,7 +191,7 @@ func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
 	// in rollback-journal mode (if WAL could not be set), writes the
 	// database file itself.
 	base := filepath.Base(abs)
-	a := &Adapter{db: db, path: abs, watch: dirwatch.New(filepath.Dir(abs), base, base+"-wal")}
+	a := &Adapter{db: db, path: abs, log: opts.Logger, watch: dirwatch.New(filepath.Dir(abs), base, base+"-wal")}
 	if err := a.prepare(ctx, table); err != nil {
 		db.Close()
 		return nil, err
@@ -302,13 +341,41 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		} else if n != 1 {
 			return a.conflict("delete", key, cond)
 		}
+		a.scrub(ctx)
 		return nil
 	default:
-		_, err := a.del.ExecContext(ctx, key)
+		res, err := a.del.ExecContext(ctx, key)
 		if err != nil {
 			return a.mapErr(ctx, "delete "+strconv.Quote(key), err)
 		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return nil // nothing was there, nothing to scrub
+		}
+		a.scrub(ctx)
 		return nil
+	}
+}
+
+// scrub runs after a delete, which secure_delete has already zeroed in
+// the page it wrote to the WAL. Earlier frames of the WAL still hold the
+// page as it was, the deleted value included, until a checkpoint lets the
+// WAL start over; a TRUNCATE checkpoint copies the WAL into the database
+// and empties it now. It is best effort: the delete has happened, and a
+// reader in another process that keeps the WAL busy only delays the
+// scrub to the next checkpoint.
+func (a *Adapter) scrub(ctx context.Context) {
+	var busy, logFrames, done int
+	err := a.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done)
+	if a.log == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		a.log.WarnContext(ctx, "sqlite: checkpoint after delete failed; the deleted value stays in the WAL until the next one",
+			"path", a.path, "err", err)
+	case busy != 0:
+		a.log.WarnContext(ctx, "sqlite: checkpoint after delete was blocked by a reader; the deleted value stays in the WAL until the next one",
+			"path", a.path)
 	}
 }
 
@@ -466,6 +533,29 @@ func mapErr(ctx context.Context, msg string, err error) error {
 		return storage.Wrap(storage.ErrClosed, msg, nil)
 	}
 	return storage.Wrap(storage.ErrUnavailable, msg, err)
+}
+
+// tighten makes the file at path 0600 if it exists with access for group
+// or others, and says so through log (if not nil): whatever it held may
+// have been read already. A file we do not own cannot be changed; that
+// is a warning too, not a failure, since SQLite may still be able to use
+// it and refusing would not make it private.
+func tighten(log *slog.Logger, path string) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	err = os.Chmod(path, 0o600)
+	if log == nil {
+		return
+	}
+	if err != nil {
+		log.Warn("sqlite: database file is readable by others and could not be made private",
+			"path", path, "mode", fi.Mode().Perm().String(), "err", err)
+		return
+	}
+	log.Warn("sqlite: database file was readable by others; changed to 0600 (rotate the secrets it held if others could read it)",
+		"path", path, "was", fi.Mode().Perm().String())
 }
 
 var (
