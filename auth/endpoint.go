@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/storage"
 )
 
 // lookup follows a dotted path through decoded JSON; nil when absent.
@@ -101,11 +102,9 @@ func malformed(req *http.Request, desc string) error {
 	return &credentials.EndpointError{URL: redact(req.URL), StatusCode: http.StatusOK, Err: credentials.ErrNotTokenEndpoint, Description: desc}
 }
 
-func redact(u *url.URL) string {
-	c := *u
-	c.User, c.RawQuery = nil, ""
-	return c.String()
-}
+// redact is storage.Redact, the one redaction of every URL printed or
+// logged.
+func redact(u *url.URL) string { return storage.Redact(u.String()) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {

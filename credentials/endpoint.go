@@ -272,12 +272,9 @@ func (tr *tokenResponse) expiry(now time.Time) time.Time {
 	return time.Time{}
 }
 
-func redactURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	c.RawQuery = ""
-	return c.String()
-}
+// redactURL is storage.Redact, the one redaction of every URL printed or
+// logged.
+func redactURL(u *url.URL) string { return storage.Redact(u.String()) }
 
 // truncate shortens a server-provided string for an error message, and
 // escapes its control characters, so that printing it cannot rewrite a
