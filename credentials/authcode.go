@@ -72,7 +72,9 @@ func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret
 	if err != nil {
 		return nil, err
 	}
-	saved, _, err := c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
+	var saved *storage.Record
+	err = c.update(ctx, func(r *storage.Record) error {
+		saved = r
 		r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = got.AccessToken, got.TokenType, got.Expiry, sent.UTC()
 		// An authorization is a new grant: it replaces whatever the
 		// profile held, whichever grant that was.
@@ -125,7 +127,7 @@ func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	_, _, err = c.store.Update(ctx, c.cfg.Profile, func(r *storage.Record) error {
+	err = c.update(ctx, func(r *storage.Record) error {
 		r.AccessToken, r.Expiry, r.Lease = "", time.Time{}, nil
 		r.Grant("") // the revoked grant is never taken back
 		return nil

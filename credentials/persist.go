@@ -75,7 +75,7 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record) {
 func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record) (superseded bool, err error) {
 	_, err = c.store.Replace(ctx, leased, leaseRev, rec)
 	if errors.Is(err, storage.ErrConflict) {
-		_, _, err = c.store.Update(ctx, c.cfg.Profile, func(cur *storage.Record) error {
+		err = c.update(ctx, func(cur *storage.Record) error {
 			c.applySuccessor(cur, rec)
 			return nil
 		})
@@ -83,6 +83,15 @@ func (c *Credentials) persist(ctx context.Context, leased *storage.Record, lease
 	if errors.Is(err, storage.ErrLineage) {
 		c.cfg.Logger.Warn("the store holds a newer refresh token than the one just refreshed; keeping the store's",
 			"profile", c.cfg.Profile)
+		// Our lease may still be there (a seed replaced the grant, and
+		// Store.Update keeps leases): do not make the others wait it out.
+		c.update(ctx, func(cur *storage.Record) error {
+			if cur.Lease == nil || cur.Lease.Owner != c.owner {
+				return storage.ErrAbort
+			}
+			cur.Lease = nil
+			return nil
+		})
 		return true, nil
 	}
 	return false, err
@@ -177,7 +186,7 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	_, _, err := c.store.Update(wctx, c.cfg.Profile, func(cur *storage.Record) error {
+	err := c.update(wctx, func(cur *storage.Record) error {
 		c.applySuccessor(cur, p.rec)
 		return nil
 	})
@@ -216,7 +225,7 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		_, _, err = c.store.Update(wctx, c.cfg.Profile, func(cur *storage.Record) error {
+		err = c.update(wctx, func(cur *storage.Record) error {
 			c.applySuccessor(cur, rec)
 			return nil
 		})
@@ -232,6 +241,35 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 		c.journal.remove(path)
 	}
 	return nil
+}
+
+// update is the protocol's read-modify-write: storage.Store.Update, but
+// free to change the lease (fn clears or keeps it), which Store.Update
+// keeps out of every other writer's hands. Lineage applies as always.
+func (c *Credentials) update(ctx context.Context, fn func(*storage.Record) error) error {
+	for attempt := 0; ; attempt++ {
+		cur, rev, err := c.store.Load(ctx, c.cfg.Profile)
+		next := &storage.Record{Profile: c.cfg.Profile}
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			cur = nil
+		case err != nil:
+			return err
+		default:
+			next = cur.Clone()
+		}
+		if err := fn(next); err != nil {
+			return err
+		}
+		if _, err = c.store.Replace(ctx, cur, rev, next); !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		if attempt >= 2 {
+			if err := backoff.Sleep(ctx, backoff.Exponential(time.Millisecond, attempt-2)); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // releaseLease clears our lease after a failed refresh so that another

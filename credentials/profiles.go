@@ -72,7 +72,7 @@ func (p *Profiles) List(ctx context.Context) ([]string, error) { return p.cfg.St
 // token the profile has held before is not put back (the stored one is its
 // successor) while every other field is updated, so that an app may Add
 // the same configuration on every start. A refresh in progress keeps its
-// lease.
+// lease (Store.Update never changes it).
 func (p *Profiles) Add(ctx context.Context, rec *storage.Record) error {
 	if rec.Profile == "" {
 		return errors.New("credentials: Add needs a record with a profile name")
@@ -80,7 +80,6 @@ func (p *Profiles) Add(ctx context.Context, rec *storage.Record) error {
 	_, _, err := p.cfg.Store.Update(ctx, rec.Profile, func(r *storage.Record) error {
 		stored := *r
 		*r = *rec.Clone()
-		r.Lease = stored.Lease
 		if rec.Lineage.Grant == "" {
 			r.Lineage, r.RefreshToken = stored.Lineage, stored.RefreshToken
 			if rec.RefreshToken != stored.RefreshToken && !r.Seed(rec.RefreshToken.Reveal()) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
@@ -174,5 +175,27 @@ func TestLineageLegacyRecord(t *testing.T) {
 	}
 	if got := stored(t, st); got != "rt-go" {
 		t.Fatalf("stored %q", got)
+	}
+}
+
+// Update leaves the lease as stored: it belongs to the refresh protocol,
+// and a writer that dropped it would let a second refresher spend the token.
+func TestUpdateKeepsLease(t *testing.T) {
+	ctx := context.Background()
+	st := seeded(t, 0)
+	cur, rev, _ := st.Load(ctx, "p")
+	leased := cur.Clone()
+	leased.Lease = &storage.Lease{Owner: "holder", Until: time.Now().Add(time.Minute), TTL: storage.Duration(30 * time.Second)}
+	if _, err := st.Replace(ctx, cur, rev, leased); err != nil {
+		t.Fatal(err)
+	}
+	st.Update(ctx, "p", func(r *storage.Record) error {
+		r.Lease = nil
+		r.ClientSecret = "rotated"
+		return nil
+	})
+	got, _, _ := st.Load(ctx, "p")
+	if got.Lease == nil || got.Lease.Owner != "holder" || got.Lease.TTL != storage.Duration(30*time.Second) || got.ClientSecret != "rotated" {
+		t.Fatalf("after Update: lease %+v, secret %v", got.Lease, got.ClientSecret)
 	}
 }

@@ -32,7 +32,7 @@ type Record struct {
 	Flavor       string    // "oauth2" (default) or "pancloud"
 	Scopes       []string
 	Scheme       string  // auth scheme that owns the record; empty for the refresh-token flow
-	Lease        *Lease  // set while one client refreshes
+	Lease        *Lease  // set while one client refreshes; Store.Update keeps it as stored
 	Lineage      Lineage // where RefreshToken comes from; see Rotate, Grant, Seed
 	UpdatedAt    time.Time
 

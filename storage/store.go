@@ -118,6 +118,10 @@ var ErrAbort = errors.New("storage: update aborted")
 // and Update returns that error. fn may run several times, so it must not
 // have side effects beyond the record. A result that breaks the lineage
 // rule (see Lineage) is not written: Update returns ErrLineage.
+//
+// Update never changes the record's Lease: it belongs to the refresh
+// protocol, which writes it with Replace, so that no other writer can drop
+// a lease a refresher holds and let a second refresher spend the token.
 func (s *Store) Update(ctx context.Context, profile string, fn func(*Record) error) (*Record, Revision, error) {
 	if err := s.check(profile); err != nil {
 		return nil, "", err
@@ -137,6 +141,10 @@ func (s *Store) Update(ctx context.Context, profile string, fn func(*Record) err
 			return nil, "", err
 		}
 		r.Profile = profile
+		r.Lease = nil
+		if cur != nil {
+			r.Lease = cur.Lease
+		}
 		newRev, err := s.Replace(ctx, cur, rev, r)
 		if err == nil {
 			return r, newRev, nil
