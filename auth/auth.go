@@ -4,10 +4,10 @@
 // token endpoints, ThreatConnect token renewal and HMAC signatures, and
 // ES512 self-signed JWTs.
 //
-// Every scheme is an Authorizer, one method in the style of
+// Every scheme is an httpauth.Authorizer, one method in the style of
 // database/sql/driver: it sets what the server needs on a request that is
-// about to leave. Transport runs it just before sending, which HMAC
-// signatures need, since they cover the final URL and a timestamp.
+// about to leave. httpauth.Transport runs it just before sending, which
+// HMAC signatures need, since they cover the final URL and a timestamp.
 //
 // Schemes that obtain tokens from an endpoint are credentials.Grant
 // implementations run by a credentials.Credentials, so their tokens are
@@ -21,7 +21,6 @@
 package auth
 
 import (
-	"context"
 	"crypto/rand"
 	"log/slog"
 	"net/http"
@@ -34,29 +33,6 @@ import (
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
 )
-
-// Authorizer adds credentials to an outgoing request. Implementations must
-// be safe for concurrent use. Authorize may change req's headers and URL,
-// so callers pass a request they own (Transport passes a clone).
-type Authorizer interface {
-	Authorize(ctx context.Context, req *http.Request) error
-}
-
-// AuthorizerFunc adapts a function to Authorizer.
-type AuthorizerFunc func(ctx context.Context, req *http.Request) error
-
-// Authorize calls f.
-func (f AuthorizerFunc) Authorize(ctx context.Context, req *http.Request) error { return f(ctx, req) }
-
-// Renewer is implemented by schemes whose credential can be renewed on
-// demand, such as bearer tokens from an endpoint. Transport calls Renew
-// with a request the server answered 401 and retries it when Renew reports
-// that a different credential is now current. Renew replaces the credential
-// only if refused still carries the current one, so a burst of 401s for
-// one token costs one renewal.
-type Renewer interface {
-	Renew(ctx context.Context, refused *http.Request) (retry bool, err error)
-}
 
 // Env is what schemes take from their surroundings. The zero value works:
 // tokens are cached in a private in-memory store, nothing is logged and no

@@ -14,25 +14,13 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
-// ClientAuth is how an OAuth 2.0 client authenticates to the token endpoint.
-type ClientAuth string
-
-const (
-	// ClientAuthBasic sends client_id and client_secret with HTTP Basic
-	// (RFC 6749 §2.3.1), the method every server must support. The default.
-	ClientAuthBasic ClientAuth = "basic"
-	// ClientAuthBody sends them as form parameters.
-	ClientAuthBody ClientAuth = "body"
-)
-
-func (c ClientAuth) style(scheme string) (credentials.AuthStyle, error) {
-	switch c {
-	case "", ClientAuthBasic, "basic_auth": // seed 004 spells them basic_auth and post_body
-		return credentials.AuthBasic, nil
-	case ClientAuthBody, "post_body":
-		return credentials.AuthInBody, nil
+// authStyle checks a scheme's client_auth option.
+func authStyle(scheme string, s credentials.AuthStyle) (credentials.AuthStyle, error) {
+	style, err := credentials.ParseAuthStyle(string(s))
+	if err != nil {
+		return "", &OptionError{Scheme: scheme, Option: "client_auth", Reason: `want "basic" or "body"`}
 	}
-	return 0, &OptionError{Scheme: scheme, Option: "client_auth", Reason: `want "basic" or "body"`}
+	return style, nil
 }
 
 // reservedParams are form parameters the grants set themselves; extra
@@ -50,7 +38,7 @@ type oauthClient struct {
 	params       map[string]string
 }
 
-func newOAuthClient(scheme string, client *http.Client, clientAuth ClientAuth, tokenURL, clientID string,
+func newOAuthClient(scheme string, client *http.Client, clientAuth credentials.AuthStyle, tokenURL, clientID string,
 	clientSecret secret.Secret, scopes []string, params map[string]string) (*oauthClient, error) {
 	if u, err := url.Parse(tokenURL); tokenURL == "" || err != nil || !u.IsAbs() {
 		return nil, &OptionError{Scheme: scheme, Option: "token_url", Reason: "want an absolute URL"}
@@ -58,7 +46,7 @@ func newOAuthClient(scheme string, client *http.Client, clientAuth ClientAuth, t
 	if clientID == "" {
 		return nil, &OptionError{Scheme: scheme, Option: "client_id", Reason: "required"}
 	}
-	style, err := clientAuth.style(scheme)
+	style, err := authStyle(scheme, clientAuth)
 	if err != nil {
 		return nil, err
 	}

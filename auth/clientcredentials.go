@@ -16,11 +16,11 @@ func init() { registerConfig("oauth2_client_credentials", NewClientCredentials) 
 // grant (RFC 6749 §4.4): the client acts for itself, as seed 003's
 // ServiceAccountAuthorizer does.
 type ClientCredentialsConfig struct {
-	TokenURL     string        `auth:"token_url"`
-	ClientID     string        `auth:"client_id"`
-	ClientSecret secret.Secret `auth:"client_secret"`
-	Scopes       []string      `auth:"scopes"`
-	ClientAuth   ClientAuth    `auth:"client_auth"`
+	TokenURL     string                `auth:"token_url"`
+	ClientID     string                `auth:"client_id"`
+	ClientSecret secret.Secret         `auth:"client_secret"`
+	Scopes       []string              `auth:"scopes"`
+	ClientAuth   credentials.AuthStyle `auth:"client_auth"`
 	// Params are extra form parameters, such as audience or resource.
 	Params map[string]string `auth:"params"`
 	// Header and Format place the token; default "Authorization" and the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/auth"
+	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
@@ -64,7 +65,7 @@ func ExampleNewClientCredentials() {
 	}
 	defer a.Close()
 
-	client := &http.Client{Transport: &auth.Transport{Authorizer: a}}
+	client := &http.Client{Transport: &httpauth.Transport{Authorizer: a}}
 	for range 3 {
 		resp, err := client.Get(srv.ResourceURL())
 		if err != nil {
@@ -96,7 +97,7 @@ func ExampleNewTCHMAC() {
 
 	a, _ := auth.NewTCHMAC(auth.TCHMACConfig{AccessID: "12345", SecretKey: "secret-key"},
 		auth.Env{Now: func() time.Time { return time.Unix(1700000000, 0) }})
-	resp, err := auth.Client(a).Get(api.URL + "/api/v2/owners?resultLimit=5")
+	resp, err := httpauth.Client(a).Get(api.URL + "/api/v2/owners?resultLimit=5")
 	if err == nil {
 		resp.Body.Close()
 	}

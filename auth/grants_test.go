@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokencache/tokencache/auth"
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
@@ -226,7 +227,7 @@ func TestRenewOn401(t *testing.T) {
 	})
 	a, _ := auth.New("oauth2_client_credentials", auth.Params{"token_url": srv.TokenURL(), "client_id": cid, "client_secret": csecret}, auth.Env{})
 	closeAuth(t, a)
-	client := auth.Client(a)
+	client := httpauth.Client(a)
 	post := func() int {
 		resp, err := client.Post(api.URL, "text/plain", bytes.NewBufferString("payload"))
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokencache/tokencache/auth"
+	"github.com/tokencache/tokencache/httpauth"
 )
 
 // recorder is an httptest server that keeps the requests it got and
@@ -66,14 +66,14 @@ func (r *recorder) count() int {
 	return len(r.reqs)
 }
 
-// send makes one request through an auth.Transport and returns its status.
-func send(t *testing.T, a auth.Authorizer, method, url string) int {
+// send makes one request through an httpauth.Transport and returns its status.
+func send(t *testing.T, a httpauth.Authorizer, method, url string) int {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Transport: &auth.Transport{Authorizer: a}}).Do(req)
+	resp, err := (&http.Client{Transport: &httpauth.Transport{Authorizer: a}}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/auth"
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
@@ -104,7 +106,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		{"api_key", auth.APIKeyConfig{Key: "api key/query&3", Query: "apikey"}, nil},
 		{"bearer", auth.BearerConfig{Token: "static-bearer-token-4"}, nil},
 		{"oauth2_client_credentials", auth.ClientCredentialsConfig{TokenURL: oauth.TokenURL(), ClientID: cid, ClientSecret: csecret, Scopes: []string{"a"}}, nil},
-		{"oauth2_password", auth.PasswordConfig{TokenURL: oauth.TokenURL(), ClientID: cid, ClientSecret: csecret, ClientAuth: auth.ClientAuthBody,
+		{"oauth2_password", auth.PasswordConfig{TokenURL: oauth.TokenURL(), ClientID: cid, ClientSecret: csecret, ClientAuth: credentials.AuthInBody,
 			Username: "alice", Password: "alice-password-42"}, nil},
 		{"oauth2_refresh_token", auth.RefreshTokenConfig{TokenURL: oauth.TokenURL(), ClientID: cid, ClientSecret: csecret, RefreshToken: secret.Secret(rt)}, nil},
 		{"token_endpoint", auth.TokenEndpointConfig{URL: login.URL, Username: "bob", Password: "endpoint-password-7"}, nil},
@@ -137,7 +139,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		closeAuth(t, a)
 		log.Debug("configured", "scheme", s.name, "config", s.config, "params", p, "authorizer", a)
 		textLog.Debug("configured", "scheme", s.name, "config", s.config, "params", p)
-		client := &http.Client{Transport: &auth.Transport{Authorizer: a, Base: loggingTransport{log: log, what: "api"}}}
+		client := &http.Client{Transport: &httpauth.Transport{Authorizer: a, Base: loggingTransport{log: log, what: "api"}}}
 		for range 2 {
 			resp, err := client.Get(api.URL + "/v1/things?x=1")
 			if err != nil {
@@ -254,7 +256,7 @@ func paramsOf(t *testing.T, cfg any) auth.Params {
 			p[name] = x.Reveal()
 		case time.Time:
 			p[name] = x.Unix()
-		case auth.ClientAuth:
+		case credentials.AuthStyle:
 			p[name] = string(x)
 		default:
 			p[name] = x

@@ -18,11 +18,11 @@ func init() { registerConfig("oauth2_refresh_token", NewRefreshToken) }
 // options, since the refresh token it holds may have rotated since the
 // configuration was written.
 type RefreshTokenConfig struct {
-	TokenURL     string        `auth:"token_url"`
-	ClientID     string        `auth:"client_id"`
-	ClientSecret secret.Secret `auth:"client_secret"`
-	RefreshToken secret.Secret `auth:"refresh_token"`
-	ClientAuth   ClientAuth    `auth:"client_auth"`
+	TokenURL     string                `auth:"token_url"`
+	ClientID     string                `auth:"client_id"`
+	ClientSecret secret.Secret         `auth:"client_secret"`
+	RefreshToken secret.Secret         `auth:"refresh_token"`
+	ClientAuth   credentials.AuthStyle `auth:"client_auth"`
 	// Flavor is credentials.FlavorOAuth2 (default) or FlavorPancloud.
 	Flavor string `auth:"flavor"`
 	Header string `auth:"header"`
@@ -35,7 +35,7 @@ const refreshTokenScheme = "oauth2_refresh_token"
 // env.Profile in env.Store, seeding the profile from c if it is missing.
 func NewRefreshToken(c RefreshTokenConfig, env Env) (*TokenAuthorizer, error) {
 	const scheme = refreshTokenScheme
-	style, err := c.ClientAuth.style(scheme)
+	style, err := authStyle(scheme, c.ClientAuth)
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,13 @@ package auth
 import (
 	"fmt"
 	"sync"
+
+	"github.com/tokencache/tokencache/httpauth"
 )
 
-// Factory makes an Authorizer from a scheme's options. It reports bad
+// Factory makes an httpauth.Authorizer from a scheme's options. It reports bad
 // options as *OptionError.
-type Factory func(p Params, env Env) (Authorizer, error)
+type Factory func(p Params, env Env) (httpauth.Authorizer, error)
 
 var (
 	registryMu sync.RWMutex
@@ -29,10 +31,10 @@ func Register(name string, f Factory) {
 	registry[name] = f
 }
 
-// New returns the Authorizer of the scheme called name, configured by p.
+// New returns the httpauth.Authorizer of the scheme called name, configured by p.
 // Authorizers that hold background work or a store of their own implement
 // io.Closer; close them when done.
-func New(name string, p Params, env Env) (Authorizer, error) {
+func New(name string, p Params, env Env) (httpauth.Authorizer, error) {
 	registryMu.RLock()
 	f, ok := registry[name]
 	registryMu.RUnlock()
@@ -51,8 +53,8 @@ func Schemes() []string {
 
 // registerConfig registers a scheme whose options decode into a Config
 // struct C before build validates them.
-func registerConfig[C any, A Authorizer](name string, build func(C, Env) (A, error)) {
-	Register(name, func(p Params, env Env) (Authorizer, error) {
+func registerConfig[C any, A httpauth.Authorizer](name string, build func(C, Env) (A, error)) {
+	Register(name, func(p Params, env Env) (httpauth.Authorizer, error) {
 		var c C
 		if err := decodeParams(name, p, &c); err != nil {
 			return nil, err

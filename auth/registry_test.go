@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/auth"
+	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/secret"
 )
 
@@ -45,17 +46,17 @@ func TestRegistry(t *testing.T) {
 			t.Error("registering a name twice did not panic")
 		}
 	}()
-	auth.Register("basic", func(auth.Params, auth.Env) (auth.Authorizer, error) { return auth.None{}, nil })
+	auth.Register("basic", func(auth.Params, auth.Env) (httpauth.Authorizer, error) { return auth.None{}, nil })
 }
 
 var registerOnce sync.Once
 
-func customFactory(p auth.Params, env auth.Env) (auth.Authorizer, error) {
+func customFactory(p auth.Params, env auth.Env) (httpauth.Authorizer, error) {
 	v, _ := p["value"].(string)
 	if v == "" {
 		return nil, &auth.OptionError{Scheme: "test_custom", Option: "value", Reason: "required"}
 	}
-	return auth.AuthorizerFunc(func(_ context.Context, r *http.Request) error {
+	return httpauth.AuthorizerFunc(func(_ context.Context, r *http.Request) error {
 		r.Header.Set("X-Custom", v)
 		return nil
 	}), nil
@@ -124,7 +125,7 @@ func TestTransportNoReplay(t *testing.T) {
 	renewed := 0
 	a := renewer{func(context.Context, *http.Request) (bool, error) { renewed++; return true, nil }}
 	req, _ := http.NewRequest("POST", api.URL, io.NopCloser(strings.NewReader("once"))) // no GetBody
-	resp, err := (&auth.Transport{Authorizer: a}).RoundTrip(req)
+	resp, err := (&httpauth.Transport{Authorizer: a}).RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +134,10 @@ func TestTransportNoReplay(t *testing.T) {
 		t.Errorf("status %d, %d requests, %d renewals; want 401, 1, 0", resp.StatusCode, api.count(), renewed)
 	}
 	// An authorization failure closes the body and sends nothing.
-	failing := auth.AuthorizerFunc(func(context.Context, *http.Request) error { return auth.ErrInvalidClient })
+	failing := httpauth.AuthorizerFunc(func(context.Context, *http.Request) error { return auth.ErrInvalidClient })
 	body := &closeRecorder{Reader: strings.NewReader("x")}
 	req, _ = http.NewRequest("POST", api.URL, body)
-	if _, err := (&auth.Transport{Authorizer: failing}).RoundTrip(req); !errors.Is(err, auth.ErrInvalidClient) || !body.closed || api.count() != 1 {
+	if _, err := (&httpauth.Transport{Authorizer: failing}).RoundTrip(req); !errors.Is(err, auth.ErrInvalidClient) || !body.closed || api.count() != 1 {
 		t.Errorf("err %v, closed %v, %d requests", err, body.closed, api.count())
 	}
 }

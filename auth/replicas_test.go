@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokencache/tokencache/auth"
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
@@ -40,7 +41,7 @@ func TestClientCredentialsReplicas(t *testing.T) {
 
 	params := auth.Params{"token_url": srv.TokenURL(), "client_id": cid, "client_secret": csecret, "scopes": "api"}
 	storeName := t.Name() + "/" + time.Now().Format(time.RFC3339Nano) // -count=N must not reuse a store
-	var authorizers []auth.Authorizer
+	var authorizers []httpauth.Authorizer
 	for range replicas {
 		st := storage.NewStore(memory.Shared(storeName)) // one connection per replica
 		t.Cleanup(func() { st.Close() })

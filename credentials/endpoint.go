@@ -28,16 +28,30 @@ const (
 	FlavorPancloud = "pancloud"
 )
 
-// AuthStyle says how a client authenticates to the token endpoint.
-type AuthStyle int
+// AuthStyle says how a client authenticates to the token endpoint. Its
+// values are the names configuration uses; the zero value is AuthBasic.
+type AuthStyle string
 
 const (
 	// AuthBasic sends client_id and client_secret with HTTP Basic
 	// (RFC 6749 §2.3.1), the method servers must support.
-	AuthBasic AuthStyle = iota
+	AuthBasic AuthStyle = "basic"
 	// AuthInBody sends them as form parameters.
-	AuthInBody
+	AuthInBody AuthStyle = "body"
 )
+
+// ParseAuthStyle reads a configured client authentication: "basic" or
+// "body", or the spellings of SL1 credentials, "basic_auth" and
+// "post_body"; "" is "basic".
+func ParseAuthStyle(s string) (AuthStyle, error) {
+	switch s {
+	case "", string(AuthBasic), "basic_auth":
+		return AuthBasic, nil
+	case string(AuthInBody), "post_body":
+		return AuthInBody, nil
+	}
+	return "", fmt.Errorf("credentials: client authentication %q: want %q or %q", s, AuthBasic, AuthInBody)
+}
 
 // maxResponse bounds what we read from an endpoint; token responses are small.
 const maxResponse = 1 << 20
@@ -104,7 +118,7 @@ func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Value
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if e.authStyle == AuthBasic {
+	if e.authStyle != AuthInBody {
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret.Reveal()))
 	}
 	return e.do(req)

@@ -2,13 +2,11 @@ package credentials
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"sync"
 
 	"golang.org/x/oauth2"
 
-	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/httpauth"
 )
 
 // TokenSource returns an oauth2.TokenSource over c, for code built on
@@ -31,88 +29,37 @@ func (s tokenSource) Token() (*oauth2.Token, error) {
 	return &oauth2.Token{AccessToken: t.AccessToken.Reveal(), TokenType: t.TokenType, Expiry: t.ValidUntil()}, nil
 }
 
-// Transport is an http.RoundTripper that authorizes requests with the
-// credentials' access token. On a 401 it refreshes once, and only if the
-// token it sent is still the current one (so a burst of 401s costs one
-// refresh), then retries a request whose body can be replayed.
-//
-// It adds the token only to requests for the origins it is meant for:
-// Origins, or when that is empty the origin of the first request it sends.
-// A resource server that redirects elsewhere, or a link the client follows,
-// gets the request without the token.
-type Transport struct {
-	Credentials *Credentials
-	// Base does the HTTP; default http.DefaultTransport.
-	Base http.RoundTripper
-	// Origins are the URLs (scheme, host and port count) whose requests
-	// get the token; default: the first request's origin only.
-	Origins []string
-
-	once  sync.Once
-	guard *httpsafe.Origins
-}
-
-// Client returns an *http.Client that uses a Transport over c.
-func (c *Credentials) Client() *http.Client {
-	return &http.Client{Transport: &Transport{Credentials: c}}
-}
-
-// RoundTrip implements http.RoundTripper.
-func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.once.Do(func() { t.guard = httpsafe.NewOrigins(t.Origins) })
-	if !t.guard.Allows(req.URL) {
-		return t.base().RoundTrip(req)
-	}
-	ctx := req.Context()
-	tok, err := t.Credentials.Token(ctx)
+// Authorize implements httpauth.Authorizer: it sets the Authorization
+// header to the current access token.
+func (c *Credentials) Authorize(ctx context.Context, req *http.Request) error {
+	tok, err := c.Token(ctx)
 	if err != nil {
-		closeBody(req)
-		return nil, err
+		return err
 	}
-	resp, err := t.base().RoundTrip(authorized(req, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !replayable(req) {
-		return resp, err
-	}
-	fresh, rerr := t.Credentials.Refresh(ctx, tok)
-	if rerr != nil || fresh.AccessToken == tok.AccessToken {
-		// Nothing better to send: hand back the server's answer.
-		return resp, nil
-	}
-	retry := authorized(req, fresh)
-	if req.GetBody != nil {
-		body, err := req.GetBody()
-		if err != nil {
-			return resp, nil
-		}
-		retry.Body = body
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	resp.Body.Close()
-	return t.base().RoundTrip(retry)
+	req.Header.Set("Authorization", tok.AuthorizationHeader())
+	return nil
 }
 
-func (t *Transport) base() http.RoundTripper {
-	if t.Base != nil {
-		return t.Base
+// Renew implements httpauth.Renewer: a server refused the token refused
+// carried. If that is still the current token it is refreshed (once for
+// any number of such reports, see Refresh); retry says whether a different
+// token is now current.
+func (c *Credentials) Renew(ctx context.Context, refused *http.Request) (retry bool, err error) {
+	cur, err := c.Token(ctx)
+	if err != nil {
+		return false, err
 	}
-	return http.DefaultTransport
-}
-
-// authorized returns a copy of req with the Authorization header set;
-// RoundTrippers must not modify the caller's request.
-func authorized(req *http.Request, tok *Token) *http.Request {
-	r := req.Clone(req.Context())
-	r.Header.Set("Authorization", tok.AuthorizationHeader())
-	return r
-}
-
-// replayable: a request without a body, or with GetBody to make it again.
-func replayable(req *http.Request) bool {
-	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-}
-
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
+	if refused.Header.Get("Authorization") != cur.AuthorizationHeader() {
+		return true, nil // already replaced since refused was sent
 	}
+	fresh, err := c.Refresh(ctx, cur)
+	if err != nil {
+		return false, err
+	}
+	return fresh.AccessToken != cur.AccessToken, nil
 }
+
+// Client returns an *http.Client that authorizes its requests with c's
+// token (httpauth.Client): on a 401 it refreshes once and retries, and it
+// sends the token only to the origin of its first request.
+func (c *Credentials) Client() *http.Client { return httpauth.Client(c) }

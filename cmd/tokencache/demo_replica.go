@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -106,7 +107,7 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 	defer toks.Close()
 	var client *http.Client
 	if toks.creds != nil {
-		client = &http.Client{Transport: &credentials.Transport{Credentials: toks.creds, Base: base}, Timeout: a.tune.httpTimeout}
+		client = &http.Client{Transport: &httpauth.Transport{Authorizer: toks.creds, Base: base}, Timeout: a.tune.httpTimeout}
 	} else {
 		client = &http.Client{Transport: &oauth2.Transport{Source: toks.src, Base: base}, Timeout: a.tune.httpTimeout}
 	}
