@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -34,7 +35,7 @@ redacted and control characters escaped.`,
 			slices.Sort(names)
 			if !asJSON && !long {
 				for _, n := range names {
-					fmt.Fprintln(a.stdout, escapeControl(n))
+					fmt.Fprintln(a.stdout, httpsafe.Printable(n))
 				}
 				return nil
 			}
@@ -53,7 +54,7 @@ redacted and control characters escaped.`,
 				if v.Error != "" {
 					state = "error: " + v.Error
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", escapeControl(v.Profile), escapeControl(v.ClientID), escapeControl(state), escapeControl(v.TokenURL))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", httpsafe.Printable(v.Profile), httpsafe.Printable(v.ClientID), httpsafe.Printable(state), httpsafe.Printable(v.TokenURL))
 			}
 			return tw.Flush()
 		}),

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 func (a *app) loginCmd() *cobra.Command {
@@ -130,7 +131,7 @@ func (a *app) login(ctx context.Context, c *credentials.Credentials, noBrowser b
 		srv.Shutdown(sctx)
 	}()
 
-	fmt.Fprintf(a.stderr, "Open this URL in a browser to authorize profile %q:\n\n  %s\n\nWaiting for the redirect to %s ...\n", a.profile, escapeControl(req.URL), redirectURI)
+	fmt.Fprintf(a.stderr, "Open this URL in a browser to authorize profile %q:\n\n  %s\n\nWaiting for the redirect to %s ...\n", a.profile, httpsafe.Printable(req.URL), redirectURI)
 	if !noBrowser {
 		a.openBrowser(req.URL)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -130,7 +131,7 @@ func (v *profileView) writeText(w io.Writer, store string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, val string) {
 		if val != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, escapeControl(val))
+			fmt.Fprintf(tw, "%s:\t%s\n", k, httpsafe.Printable(val))
 		}
 	}
 	orNone := func(s secret.Secret) string {

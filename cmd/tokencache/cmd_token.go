@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/backoff"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 func (a *app) tokenCmd() *cobra.Command {
@@ -64,7 +65,7 @@ func printToken(w io.Writer, tok *credentials.Token, asJSON bool) error {
 	// control characters is a server writing to the terminal, or to the
 	// shell line that embeds $(tokencache token), and no HTTP client
 	// would send it anyway.
-	if at := tok.AccessToken.Reveal(); escapeControl(at) != at {
+	if at := tok.AccessToken.Reveal(); httpsafe.Printable(at) != at {
 		return errors.New("the token endpoint returned an access token with control characters; not printing it")
 	}
 	if !asJSON {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -95,7 +96,7 @@ func exitCode(err error) int {
 // carry secrets and store URLs go through storage.Redact, so the line is
 // safe to log. The detail quotes servers (error_description) and stores,
 // so every URL in it is redacted again and control characters are escaped
-// (see escapeControl): a hostile server cannot write to the terminal.
+// (see httpsafe.Printable): a hostile server cannot write to the terminal.
 func (a *app) errorLine(err error, code int) string {
 	detail := redactURLs(oneLine(err.Error()))
 	store := storage.Redact(a.storeURL)
@@ -118,7 +119,7 @@ func (a *app) errorLine(err error, code int) string {
 	default:
 		msg = detail
 	}
-	return "tokencache: " + escapeControl(msg)
+	return "tokencache: " + httpsafe.Printable(msg)
 }
 
 // urlInText finds URLs in an error's text: a scheme, "://" and what

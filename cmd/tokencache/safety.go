@@ -4,56 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
-
-// escapeControl makes a string that came from a server or a store safe to
-// print on a terminal: C0 controls (tab excepted), DEL and C1 controls
-// become visible escapes (\x1b, \u009b) and bytes that are not UTF-8 become
-// \xNN, so that an error_description or a stored field cannot move the
-// cursor, recolour the screen, rewrite the line before it (CR) or set the
-// window title. Printable text, backslashes included, is left as it is.
-func escapeControl(s string) string {
-	clean := true
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if unsafeRune(r, n) {
-			clean = false
-			break
-		}
-		i += n
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r < 0x80 && unsafeRune(r, n):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafeRune(r, n):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
-}
-
-func unsafeRune(r rune, size int) bool {
-	return (r == utf8.RuneError && size == 1) || (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f)
-}
 
 // jsonSafe writes JSON to a terminal: encoding/json escapes C0 controls
 // but leaves DEL and the C1 controls raw, which some terminals obey. The
@@ -80,12 +38,13 @@ func (j jsonSafe) Write(p []byte) (int, error) {
 
 // displayURL is how every endpoint URL is printed: redacted (userinfo
 // password and secret-bearing query parameters masked, see storage.Redact)
-// and with control characters escaped.
+// and with control characters escaped (httpsafe.Printable, as the library
+// escapes what servers say).
 func displayURL(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	return escapeControl(storage.Redact(raw))
+	return httpsafe.Printable(storage.Redact(raw))
 }
 
 // checkEndpointURL accepts an absolute http or https URL with a host. The
@@ -113,20 +72,11 @@ func checkEndpointURL(flag, raw string) error {
 // risk, or returns "" for https and loopback ones (tests, local proxies).
 // what is the endpoint's name and exposed what crosses the network.
 func plainHTTPWarning(what, exposed, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || !strings.EqualFold(u.Scheme, "http") || isLoopback(u.Hostname()) {
+	if !httpsafe.Cleartext(raw) {
 		return ""
 	}
 	return fmt.Sprintf("warning: %s %s is plain http to a host that is not loopback: %s would travel in clear; use https",
 		what, displayURL(raw), exposed)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // readSecretFile reads one secret from a file, or from stdin for "-": the

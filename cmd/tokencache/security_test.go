@@ -268,7 +268,7 @@ func TestServerTextEscapedOnTerminal(t *testing.T) {
 		if bad := rawControls(r.stderr); len(bad) > 0 {
 			t.Errorf("stderr has raw control characters %q: %q", bad, r.stderr)
 		}
-		if !strings.Contains(r.stderr, `\x1b[31mred`) || !strings.Contains(r.stderr, `\u009b2J`) {
+		if !strings.Contains(r.stderr, `\x1b[31mred`) || !strings.Contains(r.stderr, `\x9b2J`) {
 			t.Errorf("stderr does not show the escapes visibly: %q", r.stderr)
 		}
 		t.Logf("stderr: %s", r.stderr)
@@ -345,16 +345,16 @@ func TestStoredFieldsEscapedInShowAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"default", "evil\u009b2J"} {
-		_, _, err = st.Update(context.Background(), name, func(r *storage.Record) error {
-			r.ClientID = "app\x1b[2J"
-			r.TokenURL = "https://idp.example/token\x1b]0;title\x07"
-			r.TokenType = "Bearer\r\u0085"
-			r.Scopes = []string{"read\x1b[8m", "write\x7f"}
-			r.AccessToken = "at"
-			r.Lease = &storage.Lease{Owner: "host\x1b[1A", Until: time.Now().Add(time.Minute)}
-			return r.SetExtra(extraRevokeURL, "https://idp.example/revoke\x1b[31m")
-		})
-		if err != nil {
+		r := &storage.Record{
+			Profile: name, ClientID: "app\x1b[2J", TokenURL: "https://idp.example/token\x1b]0;title\x07",
+			TokenType: "Bearer\r\u0085", Scopes: []string{"read\x1b[8m", "write\x7f"}, AccessToken: "at",
+			// Replace, not Update: Update keeps the stored lease.
+			Lease: &storage.Lease{Owner: "host\x1b[1A", Until: time.Now().Add(time.Minute)},
+		}
+		if err := r.SetExtra(extraRevokeURL, "https://idp.example/revoke\x1b[31m"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Replace(context.Background(), nil, "", r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -377,7 +377,7 @@ func TestStoredFieldsEscapedInShowAndList(t *testing.T) {
 		t.Errorf("show does not show the escapes visibly:\n%s", r.stdout)
 	}
 	r = cli(t, nil, "--store", store, "list").mustSucceed(t)
-	if !strings.Contains(r.stdout, `evil\u009b2J`) {
+	if !strings.Contains(r.stdout, `evil\x9b2J`) {
 		t.Errorf("list does not show the escaped name:\n%s", r.stdout)
 	}
 }
