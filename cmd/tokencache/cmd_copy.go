@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -12,10 +13,10 @@ import (
 )
 
 func (a *app) copyCmd() *cobra.Command {
-	var to string
+	var to, toEnv string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "copy --to URL",
+		Use:   "copy (--to URL | --to-env NAME)",
 		Short: "Copy profiles to another store",
 		Long: `Copy every profile of the store, or only the one named with --profile on
 the command line, to the store --to names: to migrate from pancloud's
@@ -26,13 +27,36 @@ Profiles that exist in the destination are left alone and reported unless
 
 Afterwards both stores hold the same refresh token. With a server that
 rotates refresh tokens, let only one store be used, or the other's next
-refresh presents a rotated token and the server revokes the grant.`,
+refresh presents a rotated token and the server revokes the grant.
+
+A destination URL with a password in it should not be given in argv, where
+other users can see it (ps, /proc): put it in an environment variable and
+name that with --to-env, or set TOKENCACHE_COPY_TO, which is used when
+neither --to nor --to-env is given.
+
+Copying from a kms+ store to one without kms+ writes the secrets in
+plaintext; copy warns on stderr when it does.`,
 		Example: `  tokencache copy --to sqlite:///var/lib/app/tokens.db
-  tokencache --profile prod copy --to redis://cache:6379/0`,
+  tokencache --profile prod copy --to redis://cache:6379/0
+  DEST='rediss://:pw@cache:6380/0' tokencache copy --to-env DEST`,
 		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, _ []string) error {
+			switch {
+			case toEnv != "":
+				if to = a.getenv(toEnv); to == "" {
+					return usagef("copy: --to-env %s: the variable is not set or empty", toEnv)
+				}
+			case to == "":
+				to = a.getenv("TOKENCACHE_COPY_TO")
+			}
 			if to == "" {
-				return usagef("copy: --to URL is required")
+				return usagef("copy: give the destination store URL: --to URL, --to-env NAME, or TOKENCACHE_COPY_TO")
+			}
+			// Said before anything is read: the decision to copy out of
+			// envelope encryption is the user's, and they should make it
+			// knowingly, whatever the stores hold.
+			if isKMS(a.storeURL) && !isKMS(to) {
+				fmt.Fprintf(a.stderr, "warning: copying from an encrypted kms+ store to %s, which will hold the secrets in plaintext (use a kms+ destination to keep them encrypted)\n", displayURL(to))
 			}
 			src, err := a.openStore(ctx)
 			if err != nil {
@@ -62,7 +86,7 @@ refresh presents a rotated token and the server revokes the grant.`,
 				return fmt.Errorf("--to: %w", err)
 			}
 			defer dst.Close()
-			dstName := storage.Redact(to)
+			dstName := displayURL(to)
 			if !force {
 				var exist []string
 				for _, r := range recs {
@@ -99,16 +123,23 @@ refresh presents a rotated token and the server revokes the grant.`,
 				fmt.Fprintf(a.stdout, "copied %q to %s\n", r.Profile, dstName)
 			}
 			if len(recs) == 0 {
-				fmt.Fprintf(a.stdout, "no profiles in %s\n", storage.Redact(a.storeURL))
+				fmt.Fprintf(a.stdout, "no profiles in %s\n", displayURL(a.storeURL))
 			} else {
 				fmt.Fprintln(a.stderr, "note: both stores now hold the same refresh tokens; with rotation, use only one of them")
 			}
 			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&to, "to", "", "destination store URL")
+	cmd.Flags().StringVar(&to, "to", "", "destination store URL (visible in ps: prefer --to-env or TOKENCACHE_COPY_TO when it holds a password)")
+	cmd.Flags().StringVar(&toEnv, "to-env", "", "name of an environment variable holding the destination store URL")
+	cmd.MarkFlagsMutuallyExclusive("to", "to-env")
 	cmd.Flags().BoolVar(&force, "force", false, "replace profiles that exist in the destination")
 	return cmd
+}
+
+// isKMS reports whether a store URL names the kms envelope wrapper.
+func isKMS(storeURL string) bool {
+	return strings.HasPrefix(strings.ToLower(storeURL), "kms+")
 }
 
 // copyOver replaces dst's contents with src's under the lineage rule: a

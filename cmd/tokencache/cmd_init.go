@@ -44,6 +44,7 @@ func (a *app) initCmd() *cobra.Command {
 	var fromFile string
 	var force bool
 	var clientSecret, refreshToken, accessToken string
+	var secretFiles [3]string // --client-secret-file, --refresh-token-file, --access-token-file
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create or update a profile",
@@ -52,8 +53,16 @@ func (a *app) initCmd() *cobra.Command {
 Each value comes from its flag, else from --from-file (seed 001's
 cred-init.json: {"client_id", "client_secret", "refresh_token"}; "-" reads
 stdin), else from the environment (PAN_CLIENT_ID, PAN_CLIENT_SECRET,
-PAN_REFRESH_TOKEN, PAN_ACCESS_TOKEN), so secrets need not appear in argv,
-where other users can see them.
+PAN_REFRESH_TOKEN, PAN_ACCESS_TOKEN). Secrets should not appear in argv,
+where other users can see them (ps, /proc): give them in the environment,
+in --from-file, or one per file with --client-secret-file,
+--refresh-token-file and --access-token-file (the file holds the secret
+alone, a trailing newline is ignored; "-" reads it from stdin, for one of
+them at a time).
+
+Endpoint URLs must be absolute http:// or https:// URLs. A plain http://
+endpoint on a host other than loopback gets a warning: the client secret
+and the refresh token would cross the network in clear.
 
 A new refresh token (or client) drops the stored access token, which
 belongs to the old grant, unless --access-token is given too.
@@ -65,10 +74,17 @@ stored refresh token with a different one, or to change the client of a
 profile that holds one: the stored token may be the newer, and a spent one
 makes a server that detects reuse revoke the whole grant.`,
 		Example: `  tokencache init --token-url https://idp.example/oauth2/token --from-file cred-init.json
+  vault read -field=secret kv/app | tokencache init --token-url https://idp.example/oauth2/token --client-id app --client-secret-file -
   PAN_CLIENT_ID=app PAN_CLIENT_SECRET=s PAN_REFRESH_TOKEN=r tokencache init --token-url https://idp.example/oauth2/token`,
 		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			in.clientSecret, in.refreshToken, in.accessToken = secret.Secret(clientSecret), secret.Secret(refreshToken), secret.Secret(accessToken)
+			if err := checkEndpoints(&in); err != nil {
+				return err
+			}
+			if err := a.readSecretFiles(cmd, secretFiles, fromFile, &in); err != nil {
+				return err
+			}
 			if fromFile != "" {
 				if err := a.readCredInit(fromFile, &in); err != nil {
 					return err
@@ -78,11 +94,12 @@ makes a server that detects reuse revoke the whole grant.`,
 			if in.empty() {
 				return usagef("init: nothing to store: give --token-url, --client-id, ... or --from-file, or set PAN_* variables")
 			}
+			a.warnPlainHTTP(in.tokenURL, in.revokeURL, in.authorizeURL)
 			rec, notes, err := a.saveProfile(ctx, in, force)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "profile %q saved in %s: %s\n", a.profile, storage.Redact(a.storeURL), strings.Join(notes, "; "))
+			fmt.Fprintf(a.stdout, "profile %q saved in %s: %s\n", a.profile, displayURL(a.storeURL), strings.Join(notes, "; "))
 			if missing := missingForRefresh(rec); len(missing) > 0 {
 				fmt.Fprintf(a.stderr, "note: profile %q cannot refresh yet: missing %v\n", a.profile, missing)
 			}
@@ -92,9 +109,15 @@ makes a server that detects reuse revoke the whole grant.`,
 	f := cmd.Flags()
 	f.StringVar(&in.tokenURL, "token-url", "", "token endpoint (RFC 6749), or pancloud's base URL with --flavor pancloud")
 	f.StringVar(&in.clientID, "client-id", "", "client id (or PAN_CLIENT_ID)")
-	f.StringVar(&clientSecret, "client-secret", "", "client secret (or PAN_CLIENT_SECRET; visible in ps, prefer the environment or --from-file)")
-	f.StringVar(&refreshToken, "refresh-token", "", "refresh token (or PAN_REFRESH_TOKEN)")
-	f.StringVar(&accessToken, "access-token", "", "current access token, if any (or PAN_ACCESS_TOKEN)")
+	f.StringVar(&clientSecret, "client-secret", "", "client secret (visible in ps: prefer --client-secret-file, PAN_CLIENT_SECRET or --from-file)")
+	f.StringVar(&secretFiles[0], "client-secret-file", "", `read the client secret from this file ("-": stdin)`)
+	f.StringVar(&refreshToken, "refresh-token", "", "refresh token (visible in ps: prefer --refresh-token-file, PAN_REFRESH_TOKEN or --from-file)")
+	f.StringVar(&secretFiles[1], "refresh-token-file", "", `read the refresh token from this file ("-": stdin)`)
+	f.StringVar(&accessToken, "access-token", "", "current access token, if any (visible in ps: prefer --access-token-file or PAN_ACCESS_TOKEN)")
+	f.StringVar(&secretFiles[2], "access-token-file", "", `read the current access token from this file ("-": stdin)`)
+	cmd.MarkFlagsMutuallyExclusive("client-secret", "client-secret-file")
+	cmd.MarkFlagsMutuallyExclusive("refresh-token", "refresh-token-file")
+	cmd.MarkFlagsMutuallyExclusive("access-token", "access-token-file")
 	f.DurationVar(&in.expiresIn, "expires-in", 0, "lifetime left of --access-token (default: its JWT exp claim, else unknown)")
 	f.StringVar(&in.flavor, "flavor", "", "token endpoint flavor: oauth2 (default) or pancloud")
 	f.StringVar(&in.revokeURL, "revoke-url", "", "revocation endpoint (RFC 7009), remembered for revoke")
@@ -103,6 +126,65 @@ makes a server that detects reuse revoke the whole grant.`,
 	f.BoolVar(&force, "force", false, "replace the stored refresh token or client: a new grant")
 	f.StringVar(&fromFile, "from-file", "", `read client_id, client_secret, refresh_token from a cred-init.json file ("-": stdin)`)
 	return cmd
+}
+
+// readSecretFiles reads the --*-file secrets into in. Stdin can be read
+// once, so at most one of them, or --from-file, may be "-".
+func (a *app) readSecretFiles(cmd *cobra.Command, paths [3]string, fromFile string, in *profileInput) error {
+	flags := [3]string{"--client-secret-file", "--refresh-token-file", "--access-token-file"}
+	dsts := [3]*secret.Secret{&in.clientSecret, &in.refreshToken, &in.accessToken}
+	stdinUsers := 0
+	if fromFile == "-" {
+		stdinUsers++
+	}
+	for _, p := range paths {
+		if p == "-" {
+			stdinUsers++
+		}
+	}
+	if stdinUsers > 1 {
+		return usagef(`init: only one of --from-file and the --*-file flags can read stdin ("-")`)
+	}
+	for i, p := range paths {
+		if !cmd.Flag(flags[i][2:]).Changed {
+			continue
+		}
+		if p == "" {
+			return usagef("%s: empty path", flags[i])
+		}
+		s, err := a.readSecretFile(flags[i], p)
+		if err != nil {
+			return err
+		}
+		*dsts[i] = s
+	}
+	return nil
+}
+
+// checkEndpoints validates the endpoint URLs init and login take.
+func checkEndpoints(in *profileInput) error {
+	for _, u := range []struct{ flag, v string }{
+		{"--token-url", in.tokenURL}, {"--revoke-url", in.revokeURL}, {"--authorize-url", in.authorizeURL},
+	} {
+		if err := checkEndpointURL(u.flag, u.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// warnPlainHTTP warns on stderr about each plain-http, non-loopback
+// endpoint among token, revoke and authorize URL (empty ones are skipped).
+func (a *app) warnPlainHTTP(tokenURL, revokeURL, authorizeURL string) {
+	for _, u := range []struct{ what, exposed, v string }{
+		{"token URL", "the client secret and the refresh token", tokenURL},
+		{"revocation URL", "the client secret and the tokens", revokeURL},
+		{"authorization URL", "the sign-in page and what the user types there", authorizeURL},
+	} {
+		if w := plainHTTPWarning(u.what, u.exposed, u.v); w != "" {
+			fmt.Fprintln(a.stderr, w)
+		}
+	}
 }
 
 // readCredInit fills the fields the flags left empty from a cred-init.json.

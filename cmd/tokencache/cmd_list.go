@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -17,8 +18,10 @@ func (a *app) listCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the profiles in the store",
-		Long:  "List the profile names, one a line; --long adds the client and token state, --json all of show's fields.",
-		Args:  cobra.NoArgs,
+		Long: `List the profile names, one a line; --long adds the client and token state,
+--json all of show's fields. As in show, secrets are masked, endpoint URLs
+redacted and control characters escaped.`,
+		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			st, err := a.openStore(ctx)
 			if err != nil {
@@ -32,7 +35,7 @@ func (a *app) listCmd() *cobra.Command {
 			slices.Sort(names)
 			if !asJSON && !long {
 				for _, n := range names {
-					fmt.Fprintln(a.stdout, n)
+					fmt.Fprintln(a.stdout, httpsafe.Printable(n))
 				}
 				return nil
 			}
@@ -51,7 +54,7 @@ func (a *app) listCmd() *cobra.Command {
 				if v.Error != "" {
 					state = "error: " + v.Error
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Profile, v.ClientID, state, v.TokenURL)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", httpsafe.Printable(v.Profile), httpsafe.Printable(v.ClientID), httpsafe.Printable(state), httpsafe.Printable(v.TokenURL))
 			}
 			return tw.Flush()
 		}),
@@ -66,7 +69,7 @@ func (a *app) listCmd() *cobra.Command {
 func loadView(ctx context.Context, st *storage.Store, name string, now time.Time) profileView {
 	rec, _, err := st.Load(ctx, name)
 	if err != nil {
-		return profileView{Profile: name, Error: oneLine(err.Error())}
+		return profileView{Profile: name, Error: redactURLs(oneLine(err.Error()))}
 	}
 	return summarize(rec, now)
 }

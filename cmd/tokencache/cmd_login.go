@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 func (a *app) loginCmd() *cobra.Command {
@@ -34,8 +35,17 @@ on 127.0.0.1 (RFC 8252 section 7.3):
   3. exchanges the code and stores the tokens in the profile.
 
 The profile needs a client id and token URL (from init, or the flags here);
-a confidential client's secret comes from the profile or PAN_CLIENT_SECRET.
-The authorization endpoint is remembered in the profile.`,
+a confidential client's secret comes from the profile or PAN_CLIENT_SECRET
+(never argv: see init's --client-secret-file). The authorization endpoint
+is remembered in the profile. Endpoint URLs must be absolute http:// or
+https:// URLs; plain http:// to a host other than loopback gets a warning.
+
+The browser is started with xdg-open (open on macOS), or with the program
+TOKENCACHE_BROWSER names, given the URL as its one argument. It runs with
+a reduced environment: PATH, HOME, USER, LOGNAME, SHELL, TMPDIR, DISPLAY,
+WAYLAND_DISPLAY, XAUTHORITY, DBUS_SESSION_BUS_ADDRESS, BROWSER, LANG,
+LANGUAGE, LC_* and XDG_* (and what Windows needs to start a program), never
+PAN_* secrets or TOKENCACHE_STORE.`,
 		Example: `  tokencache login --authorize-url https://idp.example/oauth2/authorize \
       --token-url https://idp.example/oauth2/token --client-id app --scope offline_access`,
 		Args: cobra.NoArgs,
@@ -46,6 +56,9 @@ The authorization endpoint is remembered in the profile.`,
 			}
 		},
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
+			if err := checkEndpoints(&in); err != nil {
+				return err
+			}
 			setSecretIfEmpty(&in.clientSecret, a.getenv("PAN_CLIENT_SECRET"))
 			if !in.empty() {
 				// A login is a new grant: it may change the client.
@@ -93,6 +106,7 @@ func (a *app) login(ctx context.Context, c *credentials.Credentials, noBrowser b
 	if len(missing) > 0 {
 		return &credentials.PartialCredentialsError{Profile: a.profile, Missing: missing}
 	}
+	a.warnPlainHTTP(rec.TokenURL, "", authorizeURL)
 	// Loopback only: the code must not be reachable from the network.
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
@@ -117,9 +131,9 @@ func (a *app) login(ctx context.Context, c *credentials.Credentials, noBrowser b
 		srv.Shutdown(sctx)
 	}()
 
-	fmt.Fprintf(a.stderr, "Open this URL in a browser to authorize profile %q:\n\n  %s\n\nWaiting for the redirect to %s ...\n", a.profile, req.URL, redirectURI)
+	fmt.Fprintf(a.stderr, "Open this URL in a browser to authorize profile %q:\n\n  %s\n\nWaiting for the redirect to %s ...\n", a.profile, httpsafe.Printable(req.URL), redirectURI)
 	if !noBrowser {
-		openBrowser(req.URL)
+		a.openBrowser(req.URL)
 	}
 	var cb callback
 	select {
@@ -190,17 +204,28 @@ func (a *app) callbackHandler(state string, got chan<- callback, outcome <-chan 
 	})
 }
 
-// openBrowser is best effort: the URL is printed anyway.
-func openBrowser(u string) {
+// openBrowser is best effort: the URL is printed anyway. The opener gets
+// the URL and a scrubbed environment (openerEnv): it and the browser it
+// starts are other programs, which must not inherit the client secret or
+// the store URL from ours.
+func (a *app) openBrowser(u string) {
 	var cmd *exec.Cmd
-	switch runtime.GOOS {
-	case "darwin":
+	switch prog := a.getenv("TOKENCACHE_BROWSER"); {
+	case prog != "":
+		cmd = exec.Command(prog, u)
+	case runtime.GOOS == "darwin":
 		cmd = exec.Command("open", u)
-	case "windows":
+	case runtime.GOOS == "windows":
 		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", u)
 	default:
 		cmd = exec.Command("xdg-open", u)
 	}
+	var environ []string
+	if a.environ != nil {
+		environ = a.environ()
+	}
+	// A non-nil empty Env: a nil one would mean "inherit everything".
+	cmd.Env = append([]string{}, openerEnv(environ)...)
 	if cmd.Start() == nil {
 		go cmd.Wait()
 	}

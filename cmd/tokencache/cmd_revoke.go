@@ -20,6 +20,9 @@ profile. The client id and secret stay, so "tokencache login" can
 authorize again.`,
 		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
+			if err := checkEndpointURL("--revoke-url", revokeURL); err != nil {
+				return err
+			}
 			return a.withCredentials(ctx, func(c *credentials.Credentials) error {
 				rec, _, err := c.Store().Load(ctx, a.profile)
 				if err != nil {
@@ -40,6 +43,6 @@ authorize again.`,
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&revokeURL, "revoke-url", "", "revocation endpoint (RFC 7009); default: the one init remembered")
+	cmd.Flags().StringVar(&revokeURL, "revoke-url", "", "revocation endpoint (RFC 7009), an http(s) URL; default: the one init remembered")
 	return cmd
 }

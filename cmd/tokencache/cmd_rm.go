@@ -32,7 +32,7 @@ run "tokencache revoke" first to end them.`,
 			if err := st.Delete(ctx, a.profile); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "profile %q removed from %s\n", a.profile, storage.Redact(a.storeURL))
+			fmt.Fprintf(a.stdout, "profile %q removed from %s\n", a.profile, displayURL(a.storeURL))
 			return nil
 		}),
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -20,7 +21,11 @@ func (a *app) showCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Show a profile, secrets masked",
-		Args:  cobra.NoArgs,
+		Long: `Show a profile's fields. Secrets are masked; endpoint URLs are shown with
+any password and secret-bearing query parameter masked (as store URLs are),
+and control characters in stored strings are escaped (\x1b), so that a
+shared store cannot write to your terminal.`,
+		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			st, err := a.openStore(ctx)
 			if err != nil {
@@ -43,8 +48,10 @@ func (a *app) showCmd() *cobra.Command {
 }
 
 // profileView is what show and list print. Secrets are secret.Secret,
-// which marshals and prints as "*****" (or "" when unset): the view can
-// never reveal one, whatever prints it.
+// which marshals and prints as "*****" (or "" when unset), and endpoint
+// URLs are redacted by summarize: the view can never reveal one, whatever
+// prints it. Its strings are raw otherwise; writeText escapes control
+// characters and JSON escapes them itself (see jsonSafe).
 type profileView struct {
 	Profile      string        `json:"profile"`
 	TokenURL     string        `json:"token_url,omitempty"`
@@ -76,10 +83,10 @@ type leaseView struct {
 
 func summarize(r *storage.Record, now time.Time) profileView {
 	v := profileView{
-		Profile: r.Profile, TokenURL: r.TokenURL, Flavor: r.Flavor, ClientID: r.ClientID,
+		Profile: r.Profile, TokenURL: redactURL(r.TokenURL), Flavor: r.Flavor, ClientID: r.ClientID,
 		ClientSecret: r.ClientSecret, RefreshToken: r.RefreshToken, AccessToken: r.AccessToken,
 		TokenType: r.TokenType, Scopes: r.Scopes,
-		RevokeURL: extraString(r, extraRevokeURL), AuthorizeURL: extraString(r, extraAuthorizeURL),
+		RevokeURL: redactURL(extraString(r, extraRevokeURL)), AuthorizeURL: redactURL(extraString(r, extraAuthorizeURL)),
 	}
 	if !r.Expiry.IsZero() {
 		e := r.Expiry.UTC()
@@ -95,6 +102,14 @@ func summarize(r *storage.Record, now time.Time) profileView {
 		v.UpdatedAt = &u
 	}
 	return v
+}
+
+// redactURL is storage.Redact that keeps "" as "" (for omitempty).
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return storage.Redact(raw)
 }
 
 // accessStatus says in words whether the access token can be used.
@@ -116,7 +131,7 @@ func (v *profileView) writeText(w io.Writer, store string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, val string) {
 		if val != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, val)
+			fmt.Fprintf(tw, "%s:\t%s\n", k, httpsafe.Printable(val))
 		}
 	}
 	orNone := func(s secret.Secret) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/backoff"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 )
 
 func (a *app) tokenCmd() *cobra.Command {
@@ -59,6 +61,13 @@ type tokenJSON struct {
 }
 
 func printToken(w io.Writer, tok *credentials.Token, asJSON bool) error {
+	// A bearer token is printable ASCII (RFC 6750's b64token); one with
+	// control characters is a server writing to the terminal, or to the
+	// shell line that embeds $(tokencache token), and no HTTP client
+	// would send it anyway.
+	if at := tok.AccessToken.Reveal(); httpsafe.Printable(at) != at {
+		return errors.New("the token endpoint returned an access token with control characters; not printing it")
+	}
 	if !asJSON {
 		_, err := fmt.Fprintln(w, tok.AccessToken.Reveal())
 		return err
@@ -76,7 +85,7 @@ func printToken(w io.Writer, tok *credentials.Token, asJSON bool) error {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(jsonSafe{w})
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -15,17 +15,29 @@
 //
 // Commands:
 //
-//	init      create or update a profile (flags, PAN_* environment, or --from-file cred-init.json)
+//	init      create or update a profile (flags, PAN_* environment, --*-file or --from-file cred-init.json)
 //	token     print a valid access token, refreshing it through the store when needed
 //	list      list the profiles in the store
 //	show      show a profile, secrets masked
 //	refresh   refresh the access token now, even if the stored one is valid
 //	revoke    revoke the profile's tokens at the server and drop them from the store
 //	rm        remove a profile
-//	copy      copy profiles to another store
+//	copy      copy profiles to another store (--to, --to-env NAME or TOKENCACHE_COPY_TO)
 //	login     authorization code flow with PKCE and a loopback redirect
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
 //	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
+//
+// Secrets and the terminal: every secret the CLI takes can come from the
+// environment, a file or stdin instead of argv, where other users see it
+// (init's --*-file flags and PAN_* variables, TOKENCACHE_STORE, copy's
+// --to-env and TOKENCACHE_COPY_TO). login starts the browser opener
+// (xdg-open, open, or TOKENCACHE_BROWSER) with an environment reduced to
+// what a desktop session needs, without PAN_* or TOKENCACHE_* variables.
+// What servers and stores say (error descriptions, profile fields) is
+// printed with control characters escaped, and endpoint and store URLs with
+// passwords and secret query parameters masked. init and login warn about
+// plain-http endpoints that are not loopback, and copy about copying out of
+// a kms+ store into a plaintext one.
 //
 // Exit codes, one per failure class so that scripts can react without
 // parsing messages (errors are one line on stderr and never contain secrets):

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -92,9 +94,11 @@ func exitCode(err error) int {
 // statement of what is wrong with this profile and store, the library's
 // detail, and for the classes a user can fix, how. Library errors never
 // carry secrets and store URLs go through storage.Redact, so the line is
-// safe to log.
+// safe to log. The detail quotes servers (error_description) and stores,
+// so every URL in it is redacted again and control characters are escaped
+// (see httpsafe.Printable): a hostile server cannot write to the terminal.
 func (a *app) errorLine(err error, code int) string {
-	detail := oneLine(err.Error())
+	detail := redactURLs(oneLine(err.Error()))
 	store := storage.Redact(a.storeURL)
 	var msg string
 	switch code {
@@ -115,7 +119,17 @@ func (a *app) errorLine(err error, code int) string {
 	default:
 		msg = detail
 	}
-	return "tokencache: " + msg
+	return "tokencache: " + httpsafe.Printable(msg)
+}
+
+// urlInText finds URLs in an error's text: a scheme, "://" and what
+// follows up to a space or a quote.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+
+// redactURLs masks the secret parts of every URL in s, for library errors
+// that quote an endpoint or store URL as they were given.
+func redactURLs(s string) string {
+	return urlInText.ReplaceAllStringFunc(s, storage.Redact)
 }
 
 // oneLine keeps multi-line errors (errors.Join) on one line for scripts

@@ -20,6 +20,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// environ lists the whole environment (os.Environ), for the child
+	// processes the CLI starts with a filtered copy of it; nil is empty.
+	environ func() []string
 }
 
 // app holds the global flags and the state one command run shares.
