@@ -69,7 +69,12 @@ func NewRefreshToken(c RefreshTokenConfig, env Env) (*TokenAuthorizer, error) {
 		fill(&rec.ClientID, c.ClientID)
 		fill(&rec.Flavor, c.Flavor)
 		fill((*string)(&rec.ClientSecret), string(c.ClientSecret))
-		fill((*string)(&rec.RefreshToken), string(c.RefreshToken))
+		// The configured refresh token is a seed: taken by a profile that
+		// has never held it, marked as seen by one that holds it now.
+		grant := rec.Lineage.Grant
+		if rec.Seed(c.RefreshToken.Reveal()) || rec.Lineage.Grant != grant {
+			write = true
+		}
 		return write, nil
 	}
 	return newTokenAuthorizer(env, tokenOptions{scheme: scheme, authStyle: style, header: header, format: format,

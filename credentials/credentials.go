@@ -15,10 +15,6 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
-// DefaultMaxClockSkew is Config.MaxClockSkew's default: every clock within
-// 5 minutes of the truth.
-const DefaultMaxClockSkew = 10 * time.Minute
-
 // Config configures Credentials. The zero value of every field but Store
 // is a sensible default.
 type Config struct {
@@ -70,10 +66,6 @@ type Config struct {
 	// stores opened by URL (storage.Open) are journalled: the URL tells a
 	// later process which store an entry belongs to.
 	JournalDir string
-	// MaxClockSkew is the largest clock difference between any two
-	// processes sharing the store that leases tolerate; default 10 minutes
-	// (every clock within 5 minutes of the truth). See leaseEnd.
-	MaxClockSkew time.Duration
 	// PollInterval is how often a waiter re-reads a store that cannot
 	// notify changes; default 100 ms.
 	PollInterval time.Duration
@@ -128,9 +120,6 @@ func (c *Config) setDefaults() error {
 	if c.JournalDir == "" {
 		c.JournalDir = DefaultJournalDir()
 	}
-	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 100 * time.Millisecond
 	}
@@ -169,7 +158,6 @@ type Credentials struct {
 	deadRT   secret.Secret // refresh token the server rejected: do not retry it
 	pending  *pendingWrite // a rotated token the store has not taken yet
 	flushing bool          // a background writer retries pending
-	replayed bool          // the journal was replayed
 	seen     leaseSighting // the other holder's lease we last waited for
 	failures int           // consecutive temporary failures, for backoff
 	holdOff  time.Time     // no new refresh before this, after failures

@@ -82,6 +82,9 @@ func (j journal) save(store string, rec *storage.Record) (string, error) {
 	if err := os.MkdirAll(j.dir, 0o700); err != nil {
 		return "", fmt.Errorf("recovery journal: %w", err)
 	}
+	if err := j.private(); err != nil {
+		return "", err
+	}
 	rnd := make([]byte, 6)
 	crand.Read(rnd)
 	path := filepath.Join(j.dir, fmt.Sprintf("%s.%d.%s.json", j.prefix, rec.Lineage.Gen, hex.EncodeToString(rnd)))
@@ -113,7 +116,7 @@ func (j journal) save(store string, rec *storage.Record) (string, error) {
 // entries returns the paths of this profile's entries, oldest generation
 // first (the order does not matter for correctness: lineage decides).
 func (j journal) entries() []string {
-	if !j.enabled() {
+	if !j.enabled() || j.private() != nil {
 		return nil
 	}
 	des, err := os.ReadDir(j.dir)
@@ -122,7 +125,12 @@ func (j journal) entries() []string {
 	}
 	var out []string
 	for _, de := range des {
-		if n := de.Name(); strings.HasPrefix(n, j.prefix+".") && strings.HasSuffix(n, ".json") {
+		n := de.Name()
+		if !strings.HasPrefix(n, j.prefix+".") || !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		// Only our own private files: anything else may be planted.
+		if fi, err := de.Info(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 == 0 && ownedByUs(fi) {
 			out = append(out, filepath.Join(j.dir, n))
 		}
 	}
@@ -141,6 +149,19 @@ func (j journal) load(path string) (*storage.Record, error) {
 		return nil, storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
 	}
 	return storage.DecodeRecord(e.Record)
+}
+
+// private checks that the journal directory is ours and closed to others,
+// so that no other user can plant, read or remove entries.
+func (j journal) private() error {
+	fi, err := os.Lstat(j.dir)
+	if err != nil {
+		return fmt.Errorf("recovery journal: %w", err)
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || !ownedByUs(fi) {
+		return fmt.Errorf("recovery journal: %s must be a directory of this user's, not writable by others", j.dir)
+	}
+	return nil
 }
 
 func (j journal) remove(path string) {

@@ -49,23 +49,49 @@ type pendingWrite struct {
 	err     error  // the last store error
 }
 
-// applySuccessor puts the tokens of ours, a record this process refreshed,
-// into cur, the stored record. The store's lineage check then decides: it
-// refuses the write when cur has moved past ours.
-func (c *Credentials) applySuccessor(cur, ours *storage.Record) {
-	if cur.ClientID == "" && cur.RefreshToken == "" && cur.AccessToken == "" {
-		// The store lost the profile (a server restarted empty, a cache
-		// evicted it): restore all of it, or the rotated token has no home.
+// Why a refreshed record was not written over the stored one.
+var (
+	// errSuperseded: the store holds a later token of the same grant.
+	errSuperseded = storage.Wrap(storage.ErrLineage, "the store holds a newer refresh token of the same grant", nil)
+	// errForeign: the store holds another grant (a new login, a re-seeded
+	// or re-created profile, or another store of the same name): ours
+	// does not belong there.
+	errForeign = storage.Wrap(storage.ErrLineage, "the store holds another grant", nil)
+)
+
+// applySuccessor puts ours, a record this process refreshed, into cur, the
+// stored record, when ours descends from it:
+//
+//   - cur is empty: the store lost the profile (a server restarted empty,
+//     a cache evicted it); ours is restored whole.
+//   - cur holds the token ours replaced: ours is its successor.
+//   - cur holds ours already: only the access token may be newer.
+//   - cur holds an older generation of the same grant: a store restored
+//     from an old snapshot; ours is the only live token.
+//
+// Otherwise it returns errSuperseded or errForeign and changes nothing.
+// The store's lineage check applies on top.
+func (c *Credentials) applySuccessor(cur, ours *storage.Record) error {
+	switch {
+	case cur.ClientID == "" && cur.RefreshToken == "" && cur.AccessToken == "":
 		*cur = *ours.Clone()
 		cur.Lease = nil
-		return
+		return nil
+	case cur.RefreshToken == ours.RefreshToken:
+	case ours.Succeeds(cur):
+		cur.Rotate(ours.RefreshToken.Reveal())
+	case cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant && ours.Lineage.Gen > cur.Lineage.Gen:
+		cur.RefreshToken, cur.Lineage.Gen, cur.Lineage.Spent = ours.RefreshToken, ours.Lineage.Gen, ours.Lineage.Spent
+	case cur.Lineage.Grant == ours.Lineage.Grant:
+		return errSuperseded
+	default:
+		return errForeign
 	}
 	cur.AccessToken, cur.TokenType, cur.Expiry, cur.IssuedAt = ours.AccessToken, ours.TokenType, ours.Expiry, ours.IssuedAt
-	cur.RefreshToken = ours.RefreshToken
-	cur.Lineage.Grant, cur.Lineage.Gen = ours.Lineage.Grant, ours.Lineage.Gen
 	if cur.Lease != nil && cur.Lease.Owner == c.owner {
 		cur.Lease = nil
 	}
+	return nil
 }
 
 // persist writes the refreshed record over the lease revision, or, if the
@@ -75,10 +101,7 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record) {
 func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record) (superseded bool, err error) {
 	_, err = c.store.Replace(ctx, leased, leaseRev, rec)
 	if errors.Is(err, storage.ErrConflict) {
-		err = c.update(ctx, func(cur *storage.Record) error {
-			c.applySuccessor(cur, rec)
-			return nil
-		})
+		err = c.update(ctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec) })
 	}
 	if errors.Is(err, storage.ErrLineage) {
 		c.cfg.Logger.Warn("the store holds a newer refresh token than the one just refreshed; keeping the store's",
@@ -99,12 +122,14 @@ func (c *Credentials) persist(ctx context.Context, leased *storage.Record, lease
 
 // persistDurably makes rec durable before its access token is handed out.
 // It writes rec to the store; if the store fails, the recovery journal
-// (when there is one) takes it at once and the store write is retried in
-// the background. Without a journal it keeps trying the store until
-// leaseEnd (after which another refresher may act on the old token) or
-// until the flight is cancelled. The error is nil once rec is durable.
+// takes it at once and the store write is retried in the background.
+// Without a journal (none configured, or it cannot be written) it keeps
+// trying the store until leaseEnd, after which another refresher may act
+// on the old token, or until the flight is cancelled. The error is nil
+// once rec is durable.
 func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, leaseEnd time.Time) error {
 	keep := context.WithoutCancel(flightCtx)
+	journalled, triedJournal := "", false
 	var err error
 	for attempt := 0; ; attempt++ {
 		wctx, cancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
@@ -113,12 +138,21 @@ func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.
 		if err == nil {
 			return nil
 		}
+		if !triedJournal && c.journal.enabled() {
+			triedJournal = true
+			if path, jerr := c.journal.save(c.store.Name(), rec); jerr == nil {
+				journalled = path
+				break
+			} else {
+				c.cfg.Logger.Error("cannot write the recovery journal; retrying the store while the lease lasts", "profile", c.cfg.Profile, "err", jerr)
+			}
+		}
 		d := backoff.Exponential(c.cfg.RetryBackoff, attempt)
-		if c.journal.enabled() || !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(flightCtx, d) != nil {
+		if !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(flightCtx, d) != nil {
 			break
 		}
 	}
-	return c.keepPending(rec, err)
+	return c.keepPending(rec, journalled, err)
 }
 
 // retryableStore reports whether a store error may go away by itself.
@@ -126,14 +160,13 @@ func retryableStore(err error) bool {
 	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, storage.ErrConflict)
 }
 
-// keepPending journals rec, holds it for the background writer and every
-// later flight, and returns nil when it is durable in the journal, or an
-// *UnpersistedError when it is only in memory.
-func (c *Credentials) keepPending(rec *storage.Record, cause error) error {
-	path, jerr := c.journal.save(c.store.Name(), rec)
+// keepPending holds rec, journalled at path ("" when it is not), for the
+// background writer and every later flight, and returns nil when it is
+// durable in the journal, or an *UnpersistedError when it is only in memory.
+func (c *Credentials) keepPending(rec *storage.Record, path string, cause error) error {
 	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", cause)
-	if jerr != nil {
-		log.Error("store unavailable and no recovery journal: the rotated refresh token is held in memory only", "journal_err", jerr)
+	if path == "" {
+		log.Error("store unavailable and no recovery journal: the rotated refresh token is held in memory only")
 	} else {
 		log.Warn("store unavailable: the rotated refresh token is in the recovery journal until the store takes it", "journal", path)
 	}
@@ -152,7 +185,7 @@ func (c *Credentials) keepPending(rec *storage.Record, cause error) error {
 		c.wg.Add(1)
 		go c.flushLoop()
 	}
-	if jerr != nil {
+	if path == "" {
 		return &UnpersistedError{Profile: c.cfg.Profile, Err: cause}
 	}
 	return nil
@@ -171,7 +204,9 @@ func (c *Credentials) flushLoop() {
 			return
 		}
 		c.mu.Unlock()
-		backoff.Sleep(c.root, backoff.Exponential(c.cfg.RetryBackoff, attempt))
+		// Capped well inside a lease: when the store answers again, the
+		// token must be there before another replica's lease wait ends.
+		backoff.Sleep(c.root, min(backoff.Exponential(c.cfg.RetryBackoff, attempt), c.cfg.LeaseTTL/4))
 	}
 }
 
@@ -186,12 +221,16 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	err := c.update(wctx, func(cur *storage.Record) error {
-		c.applySuccessor(cur, p.rec)
-		return nil
-	})
+	err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, p.rec) })
 	cancel()
+	keepEntry := false
 	switch {
+	case errors.Is(err, errForeign):
+		// Not ours to write, and not ours to delete: the entry stays for
+		// the store it belongs to, or an operator.
+		keepEntry = true
+		c.cfg.Logger.Warn("a pending refresh token belongs to another grant than the store's; left in the recovery journal",
+			"profile", c.cfg.Profile, "journal", p.journal)
 	case errors.Is(err, storage.ErrLineage):
 		c.cfg.Logger.Info("a pending refresh token was superseded by a newer one in the store; dropped", "profile", c.cfg.Profile)
 	case err != nil:
@@ -209,7 +248,9 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		c.failures, c.holdOff, c.lastErr = 0, time.Time{}, nil
 	}
 	c.mu.Unlock()
-	c.journal.remove(p.journal)
+	if !keepEntry {
+		c.journal.remove(p.journal)
+	}
 	return nil
 }
 
@@ -225,12 +266,11 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		err = c.update(wctx, func(cur *storage.Record) error {
-			c.applySuccessor(cur, rec)
-			return nil
-		})
+		err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec) })
 		cancel()
 		switch {
+		case errors.Is(err, errForeign):
+			continue // another grant's, or another store's of the same name: leave it
 		case err == nil:
 			c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
 		case errors.Is(err, storage.ErrLineage):

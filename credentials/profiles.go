@@ -2,9 +2,11 @@ package credentials
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tokencache/tokencache/storage"
 )
@@ -78,13 +80,28 @@ func (p *Profiles) Add(ctx context.Context, rec *storage.Record) error {
 		return errors.New("credentials: Add needs a record with a profile name")
 	}
 	_, _, err := p.cfg.Store.Update(ctx, rec.Profile, func(r *storage.Record) error {
-		stored := *r
+		stored := r.Clone()
 		*r = *rec.Clone()
+		if rec.AccessToken == "" {
+			// A configuration without a token: the cached one stays.
+			r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = stored.AccessToken, stored.TokenType, stored.Expiry, stored.IssuedAt
+		}
+		for k, v := range stored.Extra {
+			if _, given := r.Extra[k]; !given {
+				if r.Extra == nil {
+					r.Extra = map[string]json.RawMessage{}
+				}
+				r.Extra[k] = v
+			}
+		}
 		if rec.Lineage.Grant == "" {
 			r.Lineage, r.RefreshToken = stored.Lineage, stored.RefreshToken
 			if rec.RefreshToken != stored.RefreshToken && !r.Seed(rec.RefreshToken.Reveal()) {
 				// A seen seed: the stored token and its access token stay.
-				r.AccessToken, r.TokenType, r.Expiry = stored.AccessToken, stored.TokenType, stored.Expiry
+				r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = stored.AccessToken, stored.TokenType, stored.Expiry, stored.IssuedAt
+			} else if rec.RefreshToken != stored.RefreshToken && rec.AccessToken == "" {
+				// A new grant: the cached access token was the old one's.
+				r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = "", "", time.Time{}, time.Time{}
 			}
 		}
 		return nil

@@ -21,11 +21,14 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 	defer cancel()
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
 	attempt, conflicts := 0, 0
-	if err := c.replayOnce(ctx); err != nil {
-		return nil, err
-	}
 	for {
+		// A rotated token this process, or another on this machine, could
+		// not store goes first: refreshing with the stored one would
+		// spend a token the server has already rotated.
 		if err := c.flushPending(ctx); err != nil {
+			return nil, err
+		}
+		if err := c.replayJournal(ctx); err != nil {
 			return nil, err
 		}
 		rec, rev, err := c.store.Load(ctx, c.cfg.Profile)
@@ -36,6 +39,11 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			rec, rev, err = nil, "", nil
 		}
 		if err != nil {
+			// While the store cannot be read, a lease holder cannot write
+			// either: its lease is counted afresh once the store answers.
+			c.mu.Lock()
+			c.seen = leaseSighting{}
+			c.mu.Unlock()
 			return nil, fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
 		}
 		next := &storage.Record{Profile: c.cfg.Profile}
@@ -96,25 +104,6 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		}
 		return t, err
 	}
-}
-
-// replayOnce replays the recovery journal on this Credentials' first
-// flight: a process that exits with a rotated token only in the journal
-// hands it on to the next one that starts.
-func (c *Credentials) replayOnce(ctx context.Context) error {
-	c.mu.Lock()
-	done := c.replayed
-	c.mu.Unlock()
-	if done || !c.journal.enabled() {
-		return nil
-	}
-	if err := c.replayJournal(ctx); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.replayed = true
-	c.mu.Unlock()
-	return nil
 }
 
 // refreshUnderLease calls the endpoint while holding the lease taken at
@@ -199,17 +188,16 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 // that looks expired on arrival, and taking it over would spend the refresh
 // token twice. Instead a lease counts from when we first saw it and lasts
 // the longer of the holder's TTL and ours: a fleet mid-rollout mixes lease
-// settings, and a replica with a short lease must not cut a long one. Until
-// serves only to recognise a lease abandoned long ago, beyond any skew we
-// tolerate.
+// settings, and a replica with a short lease must not cut a long one (up to
+// maxHonouredLease, so that one misconfigured replica cannot stall the rest
+// for hours). The holder's Until is not used: even a lease that looks
+// abandoned long ago may be a holder whose clock is wrong, or one that
+// could not write during a store outage; it costs one lease to find out.
 func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
 	if l == nil || l.Owner == c.owner {
 		return time.Time{}
 	}
-	ttl := max(c.cfg.LeaseTTL, time.Duration(l.TTL))
-	if now.After(l.Until.Add(c.cfg.MaxClockSkew)) {
-		return time.Time{}
-	}
+	ttl := max(c.cfg.LeaseTTL, min(time.Duration(l.TTL), maxHonouredLease))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen.owner != l.Owner || !c.seen.until.Equal(l.Until) {
@@ -217,6 +205,9 @@ func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
 	}
 	return c.seen.at.Add(ttl)
 }
+
+// maxHonouredLease bounds how long a waiter honours a holder's lease TTL.
+const maxHonouredLease = 10 * time.Minute
 
 // refreshable checks that rec has what a refresh needs.
 func (c *Credentials) refreshable(rec *storage.Record) error {

@@ -187,9 +187,12 @@ func (r Result) Apply(ctx context.Context, st *storage.Store) error {
 		}
 		switch {
 		case seed.RefreshToken != "":
+			grant := rec.Lineage.Grant
 			if rec.Seed(seed.RefreshToken.Reveal()) {
 				rec.AccessToken, rec.TokenType, rec.Expiry = seed.AccessToken, "", time.Time{}
 				changed = true
+			} else if rec.Lineage.Grant != grant {
+				changed = true // a record without lineage learnt where its token came from
 			}
 		case seed.AccessToken != "" && rec.RefreshToken == "" && rec.AccessToken != seed.AccessToken:
 			// An access token alone: nothing refreshes it, so the seed is

@@ -68,6 +68,14 @@ type Watcher interface {
 	Wait(ctx context.Context, key string, rev Revision) error
 }
 
+// Namer is implemented by adapters that know a canonical name for the store
+// they reach, such as a file adapter's absolute path. Open names the Store
+// by it instead of the URL, so that two spellings of one store share a name
+// and two stores never do (the credentials recovery journal relies on it).
+type Namer interface {
+	StoreName() string
+}
+
 // ConditionKind says what a Condition requires.
 type ConditionKind uint8
 

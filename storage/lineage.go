@@ -56,10 +56,15 @@ type Lineage struct {
 	// Seen lists the grants the profile held before, newest first: their
 	// tokens are never taken back.
 	Seen []string `json:"seen,omitempty"`
+	// Spent lists hashes of the grant's refresh tokens that rotations
+	// replaced, newest first: the first names the token the current one
+	// succeeds, and none of them is taken back as a seed.
+	Spent []string `json:"spent,omitempty"`
 }
 
 func (l Lineage) clone() Lineage {
 	l.Seen = slices.Clone(l.Seen)
+	l.Spent = slices.Clone(l.Spent)
 	return l
 }
 
@@ -74,8 +79,17 @@ func (r *Record) Rotate(next string) {
 	if string(r.RefreshToken) == next {
 		return
 	}
+	if r.RefreshToken != "" {
+		r.Lineage.Spent = bounded(append([]string{tokenHash(r.RefreshToken.Reveal())}, r.Lineage.Spent...))
+	}
 	r.RefreshToken = secret.Secret(next)
 	r.Lineage.Gen++
+}
+
+// Succeeds reports whether r's refresh token is the successor the server
+// gave for prev's: the token r's rotation spent is the one prev holds.
+func (r *Record) Succeeds(prev *Record) bool {
+	return prev.RefreshToken != "" && len(r.Lineage.Spent) > 0 && r.Lineage.Spent[0] == tokenHash(prev.RefreshToken.Reveal())
 }
 
 // Grant installs a new grant: its refresh token (possibly empty, as after
@@ -90,12 +104,23 @@ func (r *Record) Grant(refreshToken string) {
 // environment) unless the profile already holds it or held it before, in
 // which case the stored token is its successor, or a newer grant's, and is
 // kept. It reports whether the seed was taken.
+//
+// A record without lineage (pancloud's, or an older version's) cannot say
+// where its token came from: one equal to the seed is marked as the seed's
+// grant, and one that differs is kept, since it may be the seed's rotated
+// successor. Replacing it takes an explicit Grant.
 func (r *Record) Seed(refreshToken string) bool {
-	if refreshToken == "" || string(r.RefreshToken) == refreshToken {
+	if refreshToken == "" {
 		return false
 	}
 	id := SeedGrant(refreshToken)
-	if r.Lineage.hasSeen(id) {
+	if r.Lineage.Grant == "" && r.RefreshToken != "" {
+		if string(r.RefreshToken) == refreshToken {
+			r.Lineage.Grant = id
+		}
+		return false
+	}
+	if r.HasSeen(refreshToken) {
 		return false
 	}
 	r.moveTo(id)
@@ -103,10 +128,11 @@ func (r *Record) Seed(refreshToken string) bool {
 	return true
 }
 
-// HasSeen reports whether refreshToken, as a seed, is the profile's
-// current grant or one it has moved past.
+// HasSeen reports whether the profile holds refreshToken, or held it
+// before: as a seed, or as a token of its grant that a rotation spent.
 func (r *Record) HasSeen(refreshToken string) bool {
-	return string(r.RefreshToken) == refreshToken || r.Lineage.hasSeen(SeedGrant(refreshToken))
+	return string(r.RefreshToken) == refreshToken || r.Lineage.hasSeen(SeedGrant(refreshToken)) ||
+		slices.Contains(r.Lineage.Spent, tokenHash(refreshToken))
 }
 
 func (r *Record) moveTo(grant string) {
@@ -118,7 +144,20 @@ func (r *Record) moveTo(grant string) {
 	if len(l.Seen) > maxSeen {
 		l.Seen = l.Seen[:maxSeen]
 	}
-	l.Grant, l.Gen = grant, 0
+	l.Grant, l.Gen, l.Spent = grant, 0, nil
+}
+
+// tokenHash identifies a refresh token without storing it.
+func tokenHash(refreshToken string) string {
+	sum := sha256.Sum256([]byte("tokencache token\x00" + refreshToken))
+	return "t:" + hex.EncodeToString(sum[:8])
+}
+
+func bounded(l []string) []string {
+	if len(l) > maxSeen {
+		return l[:maxSeen]
+	}
+	return l
 }
 
 // SeedGrant returns the grant id of a seeded refresh token. It is a hash,
@@ -143,6 +182,11 @@ func checkLineage(cur, next *Record) error {
 	}
 	if next.Lineage.Grant == cur.Lineage.Grant {
 		next.Lineage.Seen = mergeSeen(cur.Lineage.Seen, next.Lineage.Seen)
+		next.Lineage.Spent = mergeSeen(next.Lineage.Spent, cur.Lineage.Spent)
+		if next.RefreshToken == cur.RefreshToken {
+			// The same token: its generation cannot go back.
+			next.Lineage.Gen = max(next.Lineage.Gen, cur.Lineage.Gen)
+		}
 	} else {
 		seen := next.Lineage.Seen
 		if cur.Lineage.Grant != "" {

@@ -60,5 +60,9 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewNamedStore(Redact(rawURL), a), nil
+	name := Redact(rawURL)
+	if n, ok := a.(Namer); ok {
+		name = n.StoreName()
+	}
+	return NewNamedStore(name, a), nil
 }

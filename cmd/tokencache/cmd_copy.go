@@ -109,6 +109,11 @@ plaintext; copy warns on stderr when it does.`,
 						return copyOver(cur, r)
 					})
 				} else {
+					if r.Lineage.Grant == "" && r.RefreshToken != "" {
+						// pancloud's record: name its grant by its token,
+						// so that a later copy of the same token is known.
+						r.Seed(r.RefreshToken.Reveal())
+					}
 					_, err = dst.Replace(ctx, nil, "", r)
 				}
 				if err != nil {

@@ -271,11 +271,15 @@ func (a *app) saveProfile(ctx context.Context, in profileInput, force bool) (*st
 		newGrant := false
 		switch rt := in.refreshToken.Reveal(); {
 		case rt == "" || rt == r.RefreshToken.Reveal():
+		case r.HasSeen(rt) && r.RefreshToken == "":
+			// Even --force: the profile held this token and moved past it
+			// (rotation, revocation); the server would take it as theft.
+			return &initRefusal{fmt.Sprintf("init: profile %q held this refresh token before and has no refresh token now (revoked?); it is spent: run \"tokencache login\" or give a new one", a.profile)}
+		case r.HasSeen(rt):
+			notes = append(notes, "kept the stored refresh token: it is the successor of the one given (the given one was spent)")
 		case force:
 			r.Grant(rt)
 			newGrant = true
-		case r.HasSeen(rt):
-			notes = append(notes, "kept the stored refresh token: it is the successor of the one given (the given one was spent)")
 		case hasGrant:
 			return &initRefusal{fmt.Sprintf("init: profile %q already holds a refresh token, which may be newer than the one given and is the one that works after rotation; --force replaces it", a.profile)}
 		default:

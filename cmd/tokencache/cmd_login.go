@@ -21,7 +21,7 @@ import (
 
 func (a *app) loginCmd() *cobra.Command {
 	var in profileInput
-	var noBrowser bool
+	var noBrowser, force bool
 	var port int
 	cmd := &cobra.Command{
 		Use:   "login",
@@ -62,7 +62,7 @@ PAN_* secrets or TOKENCACHE_STORE.`,
 			setSecretIfEmpty(&in.clientSecret, a.getenv("PAN_CLIENT_SECRET"))
 			if !in.empty() {
 				// A login is a new grant: it may change the client.
-				if _, _, err := a.saveProfile(ctx, in, true); err != nil {
+				if _, _, err := a.saveProfile(ctx, in, force); err != nil {
 					return err
 				}
 			}
@@ -77,6 +77,7 @@ PAN_* secrets or TOKENCACHE_STORE.`,
 	f.StringVar(&in.clientID, "client-id", "", "client id, stored in the profile")
 	f.StringSliceVar(&in.scopes, "scope", nil, "scopes to request, stored in the profile")
 	f.BoolVar(&noBrowser, "no-browser", false, "only print the URL, do not start a browser")
+	f.BoolVar(&force, "force", false, "change the client of a profile that holds another client's refresh token")
 	f.IntVar(&port, "port", 0, "port of the redirect listener on 127.0.0.1 (default: any free port)")
 	return cmd
 }

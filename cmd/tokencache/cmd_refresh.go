@@ -35,6 +35,11 @@ instead of calling the endpoint twice.`,
 				if err != nil {
 					return err
 				}
+				// As token does: done only once the store has the rotated
+				// refresh token.
+				if err := flushWithin(ctx, c); err != nil {
+					return err
+				}
 				until := "with unknown expiry"
 				if !tok.Expiry.IsZero() {
 					until = "valid until " + tok.Expiry.UTC().Format(time.RFC3339)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
@@ -76,8 +75,8 @@ type leaseView struct {
 	Until time.Time     `json:"until"` // on the holder's clock
 	TTL   time.Duration `json:"ttl_ns,omitempty"`
 	// Live is the protocol's rule for a replica that first sees the lease
-	// now: it waits out the lease (counted on its own clock) unless the
-	// holder's Until is further in the past than any tolerated clock skew.
+	// now: it waits the lease out, counted on its own clock from now, for
+	// the longer of the holder's TTL and its own, whatever Until says.
 	Live bool `json:"live"`
 }
 
@@ -95,7 +94,7 @@ func summarize(r *storage.Record, now time.Time) profileView {
 	v.Valid = r.AccessToken != "" && (r.Expiry.IsZero() || now.Before(r.Expiry))
 	if r.Lease != nil {
 		v.Lease = &leaseView{Owner: r.Lease.Owner, Until: r.Lease.Until.UTC(), TTL: time.Duration(r.Lease.TTL),
-			Live: !now.After(r.Lease.Until.Add(credentials.DefaultMaxClockSkew))}
+			Live: true}
 	}
 	if !r.UpdatedAt.IsZero() {
 		u := r.UpdatedAt.UTC()

@@ -794,3 +794,14 @@ func (a *Adapter) Close() error {
 	}
 	return nil
 }
+
+// StoreName implements storage.Namer: the file's absolute path, its
+// directory's symbolic links resolved, whichever URL or environment
+// variable named it.
+func (a *Adapter) StoreName() string {
+	path := a.path
+	if dir, err := filepath.EvalSymlinks(a.dir); err == nil {
+		path = filepath.Join(dir, filepath.Base(a.path))
+	}
+	return (&url.URL{Scheme: "file", Path: path}).String()
+}

@@ -132,6 +132,7 @@ func parseURL(u *url.URL) (string, Options, error) {
 type Adapter struct {
 	db     *sql.DB
 	path   string
+	table  string
 	log    *slog.Logger
 	closed atomic.Bool
 	watch  *dirwatch.Watch
@@ -191,7 +192,7 @@ func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
 	// in rollback-journal mode (if WAL could not be set), writes the
 	// database file itself.
 	base := filepath.Base(abs)
-	a := &Adapter{db: db, path: abs, log: opts.Logger, watch: dirwatch.New(filepath.Dir(abs), base, base+"-wal")}
+	a := &Adapter{db: db, path: abs, table: table, log: opts.Logger, watch: dirwatch.New(filepath.Dir(abs), base, base+"-wal")}
 	if err := a.prepare(ctx, table); err != nil {
 		db.Close()
 		return nil, err
@@ -570,4 +571,21 @@ func fileError(path, op string, err error) error {
 		return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("sqlite: %s: %s", path, op), err)
 	}
 	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("sqlite: %s: %s", path, op), err)
+}
+
+// StoreName implements storage.Namer: the database's absolute path (its
+// directory's symbolic links resolved) and table, whichever URL named it.
+func (a *Adapter) StoreName() string {
+	u := url.URL{Scheme: "sqlite", Path: canonicalPath(a.path)}
+	if a.table != DefaultTable {
+		u.RawQuery = url.Values{"table": {a.table}}.Encode()
+	}
+	return u.String()
+}
+
+func canonicalPath(path string) string {
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(path)); err == nil {
+		return filepath.Join(dir, filepath.Base(path))
+	}
+	return path
 }

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package credentials
+
+import "os"
+
+func ownedByUs(os.FileInfo) bool { return true }
