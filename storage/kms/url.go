@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -93,7 +93,7 @@ func checkEndpoint(raw string) error {
 		return nil
 	case "http":
 		host := e.Hostname()
-		if ip, err := netip.ParseAddr(host); (err == nil && ip.IsLoopback()) || strings.EqualFold(host, "localhost") {
+		if httpsafe.Loopback(host) {
 			return nil
 		}
 		return fmt.Errorf("plain http to %q, which is not a loopback address: data keys would cross the network in the clear; use https", host)
