@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -46,7 +47,12 @@ var redisCommonArgs = []string{"--save", "", "--appendonly", "no"}
 
 // StartRedis starts a single Redis server in a container. Its URL is
 // "redis://127.0.0.1:PORT/0" and its Addr "127.0.0.1:PORT".
-func StartRedis(ctx context.Context) (*Server, error) {
+func StartRedis(ctx context.Context) (*Server, error) { return StartRedisArgs(ctx) }
+
+// StartRedisArgs is StartRedis with extra redis-server arguments, for tests
+// that need a server configured otherwise; say, "--rename-command",
+// "SPUBLISH", "" to play a server older than Redis 7.
+func StartRedisArgs(ctx context.Context, extra ...string) (*Server, error) {
 	image, err := redisImage(ctx)
 	if err != nil {
 		return nil, err
@@ -57,7 +63,7 @@ func StartRedis(ctx context.Context) (*Server, error) {
 		// Docker's port proxy connects from the bridge's address, which
 		// protected mode would refuse; the port is published on
 		// 127.0.0.1 only.
-		cmd: append([]string{"--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no"}, redisCommonArgs...),
+		cmd: slices.Concat([]string{"--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no"}, redisCommonArgs, extra),
 	}, probeRedis, func(addr string) string { return "redis://" + addr + "/0" })
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,7 +60,7 @@ func (f *fakeKMS) GenerateDataKey(_ context.Context, in *awskms.GenerateDataKeyI
 	aead, _ := newAEAD(f.master)
 	nonce := make([]byte, 12)
 	rand.Read(nonce)
-	id := "arn:fake:" + aws.ToString(in.KeyId)
+	id := fakeARN(aws.ToString(in.KeyId))
 	edk := append(nonce, aead.Seal(nil, nonce, key, []byte(id+fmt.Sprint(in.EncryptionContext)))...)
 	return &awskms.GenerateDataKeyOutput{KeyId: aws.String(id), Plaintext: key, CiphertextBlob: edk}, nil
 }
@@ -73,11 +74,20 @@ func (f *fakeKMS) Decrypt(_ context.Context, in *awskms.DecryptInput, _ ...func(
 	if len(in.CiphertextBlob) < 12 {
 		return nil, &smithy.GenericAPIError{Code: "InvalidCiphertextException", Fault: smithy.FaultClient}
 	}
-	key, err := aead.Open(nil, in.CiphertextBlob[:12], in.CiphertextBlob[12:], []byte(aws.ToString(in.KeyId)+fmt.Sprint(in.EncryptionContext)))
+	id := fakeARN(aws.ToString(in.KeyId))
+	key, err := aead.Open(nil, in.CiphertextBlob[:12], in.CiphertextBlob[12:], []byte(id+fmt.Sprint(in.EncryptionContext)))
 	if err != nil {
 		return nil, &smithy.GenericAPIError{Code: "InvalidCiphertextException", Fault: smithy.FaultClient}
 	}
-	return &awskms.DecryptOutput{Plaintext: key, KeyId: in.KeyId}, nil
+	return &awskms.DecryptOutput{Plaintext: key, KeyId: aws.String(id)}, nil
+}
+
+// fakeARN is the ARN KMS would report for key id (no aliases here).
+func fakeARN(id string) string {
+	if strings.HasPrefix(id, "arn:") {
+		return id
+	}
+	return "arn:aws:kms:eu-west-2:111122223333:key/" + id
 }
 
 func TestCachingSavesKMSCalls(t *testing.T) {

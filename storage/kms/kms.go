@@ -24,15 +24,33 @@
 //     A KMS that cannot be reached is storage.ErrUnavailable.
 //   - Revisions and conditions are the inner adapter's, unchanged, so the
 //     wrapper is exactly as atomic as what it wraps.
-//   - Rotation: the envelope records the KMS key that sealed it and Decrypt
-//     names that key, so values sealed under an old key still read after
-//     the adapter is configured with a new one; the next write of a
-//     profile seals it under the new key.
+//   - Pinned keys: a value is read only if its data key belongs to the
+//     configured KMS key or to one listed with WithAllowedKeyIDs
+//     (kms_allowed_key_ids). Without the pin, anyone who can write the
+//     store and use some other key that this process may also use could
+//     seal credentials of their choosing under that key and plant them.
+//     An envelope that names another key is ErrDecrypt (so
+//     storage.ErrCorrupt: reported, never overwritten by Store) with a
+//     message naming the key, refused before KMS is asked when the
+//     accepted keys are given as key ids or ARNs. Every Decrypt names the
+//     accepted key it expects (DecryptInput.KeyId), so KMS refuses a data
+//     key of any other key too, and the key that KMS reports having used
+//     must be the one the envelope names. Keys given by alias are resolved
+//     by KMS: an envelope that matches no listed key id or ARN is tried
+//     against each accepted alias in turn.
+//   - Rotation: the envelope records the ARN of the KMS key that sealed
+//     it. To move a store to a new key, configure the new key and list the
+//     old one with WithAllowedKeyIDs until every profile has been written
+//     again; the next write of a profile seals it under the new key.
 //
 // Not guaranteed: the profile name and the value's size are visible, and a
 // store writer can replace a value with an older envelope of the same
 // profile (a rollback); the revision, which the inner store makes, is what
 // protects against lost updates, not the encryption.
+//
+// Errors are the inner adapter's: where it can return an error for a
+// write that was applied (a timeout after the command was sent; see each
+// adapter's documentation), so can this one.
 //
 // # KMS calls and caching
 //
@@ -59,8 +77,13 @@
 //	kms+sqlite:///var/lib/app/tokens.db?kms_key_id=alias/tokencache&kms_region=eu-west-2
 //	kms+redis://host:6379/0?kms_key_id=arn:aws:kms:...&kms_endpoint=http://127.0.0.1:4599
 //
-// kms_key_id is required; kms_region and kms_endpoint (a KMS-compatible
-// endpoint such as local-kms) are optional. Credentials come from the AWS
+// kms_key_id is required; kms_region, kms_endpoint (a KMS-compatible
+// endpoint such as local-kms) and kms_allowed_key_ids (comma-separated key
+// ids, ARNs or aliases whose values may be read, see WithAllowedKeyIDs)
+// are optional. An http:// kms_endpoint is refused (storage.ErrInvalid)
+// unless its host is a loopback address or "localhost": data keys cross
+// it in the clear, and a host that could answer for KMS could hand out
+// keys of its own. Use https:// for anything else. Credentials come from the AWS
 // SDK's default chain (AWS_ACCESS_KEY_ID and friends, shared config, roles),
 // never from the URL. A scheme per inner scheme keeps URLs readable (no
 // nested escaping) at the price of a fixed list; an adapter outside it can
@@ -76,6 +99,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,16 +154,25 @@ func WithDataKeyUses(n int) Option { return func(a *Adapter) { a.maxUses = n } }
 // reading each.
 func WithCacheSize(n int) Option { return func(a *Adapter) { a.size = n } }
 
+// WithAllowedKeyIDs lets values sealed under other KMS keys (key ids, key
+// ARNs, alias names or alias ARNs) be read besides those of the key Wrap
+// writes with: the keys a store used before a rotation. Nothing is ever
+// written under them.
+func WithAllowedKeyIDs(ids ...string) Option {
+	return func(a *Adapter) { a.accepted = append(a.accepted, ids...) }
+}
+
 // Adapter is a storage.Adapter that encrypts values for an inner one. It
 // implements storage.Watcher when the inner adapter does.
 type Adapter struct {
-	inner   storage.Adapter
-	kms     API
-	keyID   string
-	ttl     time.Duration
-	maxUses int
-	size    int
-	now     func() time.Time
+	inner    storage.Adapter
+	kms      API
+	keyID    string
+	accepted []string // keyID, then WithAllowedKeyIDs
+	ttl      time.Duration
+	maxUses  int
+	size     int
+	now      func() time.Time
 
 	closed atomic.Bool
 
@@ -157,8 +190,9 @@ type writeKey struct {
 }
 
 type readKey struct {
-	aead cipher.AEAD
-	born time.Time
+	aead  cipher.AEAD
+	keyID string // the ARN of the KMS key the data key belongs to
+	born  time.Time
 }
 
 // Wrap returns an adapter that stores values in inner, encrypted under data
@@ -166,7 +200,7 @@ type readKey struct {
 // Close closes it.
 func Wrap(inner storage.Adapter, client API, keyID string, opts ...Option) *Adapter {
 	a := &Adapter{
-		inner: inner, kms: client, keyID: keyID,
+		inner: inner, kms: client, keyID: keyID, accepted: []string{keyID},
 		ttl: DefaultDataKeyTTL, maxUses: DefaultDataKeyUses, size: DefaultCacheSize,
 		now: time.Now,
 	}
@@ -240,21 +274,48 @@ func (a *Adapter) open(ctx context.Context, key string, raw []byte) ([]byte, err
 }
 
 func (a *Adapter) readKey(ctx context.Context, key string, s *sealed) (cipher.AEAD, error) {
+	what := "kms: get " + strconv.Quote(key)
+	exact, aliases := a.pins(s.KeyID)
+	if exact == "" && len(aliases) == 0 {
+		return nil, storage.Wrap(ErrDecrypt, fmt.Sprintf("%s: sealed under KMS key %q, which is neither kms_key_id nor in kms_allowed_key_ids; refused", what, s.KeyID), nil)
+	}
 	id := key + "\x00" + string(s.EDK)
 	now := a.now()
 	a.mu.Lock()
 	rk, ok := a.dec.get(id)
 	a.mu.Unlock()
-	if ok && now.Sub(rk.born) < a.ttl {
+	// Cached data keys came from accepted keys; the envelope must still
+	// name the one this data key belongs to.
+	if ok && now.Sub(rk.born) < a.ttl && rk.keyID == s.KeyID {
 		return rk.aead, nil
 	}
-	out, err := a.kms.Decrypt(ctx, &awskms.DecryptInput{
-		CiphertextBlob:    s.EDK,
-		KeyId:             aws.String(s.KeyID),
-		EncryptionContext: encContext(key),
-	})
+	pins := aliases
+	if exact != "" {
+		pins = []string{exact}
+	}
+	var out *awskms.DecryptOutput
+	var err error
+	for _, pin := range pins {
+		// Naming the key makes KMS refuse a data key of any other.
+		out, err = a.kms.Decrypt(ctx, &awskms.DecryptInput{
+			CiphertextBlob:    s.EDK,
+			KeyId:             aws.String(pin),
+			EncryptionContext: encContext(key),
+		})
+		if err == nil || !refused(ctx, err) {
+			// Done, or an outage or a cancellation, where the next alias
+			// would fare no better.
+			break
+		}
+	}
 	if err != nil {
+		if exact == "" && refused(ctx, err) {
+			return nil, storage.Wrap(ErrDecrypt, fmt.Sprintf("%s: sealed under KMS key %q, which KMS does not accept for kms_key_id or any alias in kms_allowed_key_ids; refused", what, s.KeyID), err)
+		}
 		return nil, kmsError(ctx, "kms: decrypt data key for "+strconv.Quote(key), err, ErrDecrypt)
+	}
+	if used := aws.ToString(out.KeyId); used != "" && used != s.KeyID {
+		return nil, storage.Wrap(ErrDecrypt, fmt.Sprintf("%s: the envelope names KMS key %q but its data key belongs to %q; refused", what, s.KeyID, used), nil)
 	}
 	aead, err := newAEAD(out.Plaintext)
 	if err != nil {
@@ -262,10 +323,40 @@ func (a *Adapter) readKey(ctx context.Context, key string, s *sealed) (cipher.AE
 	}
 	if a.ttl > 0 {
 		a.mu.Lock()
-		a.dec.put(id, &readKey{aead: aead, born: now})
+		a.dec.put(id, &readKey{aead: aead, keyID: s.KeyID, born: now})
 		a.mu.Unlock()
 	}
 	return aead, nil
+}
+
+// refused reports whether KMS answered a Decrypt with a refusal (wrong
+// key, bad ciphertext, access denied) rather than being unreachable.
+func refused(ctx context.Context, err error) bool {
+	return errors.Is(kmsError(ctx, "", err, ErrDecrypt), ErrDecrypt)
+}
+
+// pins says which accepted key an envelope naming the KMS key named may be
+// decrypted with. exact is an accepted key id or ARN that is that key;
+// failing that, aliases are the accepted aliases, which only KMS can
+// resolve. Neither means the envelope is refused without asking KMS.
+func (a *Adapter) pins(named string) (exact string, aliases []string) {
+	for _, id := range a.accepted {
+		switch {
+		case id == "":
+		case isAlias(id):
+			aliases = append(aliases, id)
+		case id == named, strings.HasSuffix(named, ":key/"+id):
+			// A key ARN, or the bare key id at the end of one.
+			return id, nil
+		}
+	}
+	return "", aliases
+}
+
+// isAlias reports whether a key id names an alias: "alias/NAME" or
+// "arn:aws:kms:REGION:ACCOUNT:alias/NAME".
+func isAlias(id string) bool {
+	return strings.HasPrefix(id, "alias/") || strings.Contains(id, ":alias/")
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -345,7 +436,7 @@ func (a *Adapter) writeKey(ctx context.Context, key string) (*writeKey, error) {
 		a.mu.Lock()
 		a.enc.put(key, wk)
 		// This process can read what it writes without asking KMS.
-		a.dec.put(key+"\x00"+string(wk.edk), &readKey{aead: aead, born: now})
+		a.dec.put(key+"\x00"+string(wk.edk), &readKey{aead: aead, keyID: keyID, born: now})
 		a.mu.Unlock()
 	}
 	return wk, nil

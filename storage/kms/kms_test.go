@@ -198,7 +198,11 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := kms.Wrap(mem, c, oldKey).Put(ctx, "p", []byte(`{"profile":"p","n":1}`), storage.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	rotated := kms.Wrap(mem, c, newKeyID)
+	// Not without saying so: the old key is another key.
+	if _, _, err := kms.Wrap(mem, c, newKeyID).Get(ctx, "p"); !errors.Is(err, kms.ErrDecrypt) {
+		t.Fatalf("reading a value sealed under a key not allowed: %v, want ErrDecrypt", err)
+	}
+	rotated := kms.Wrap(mem, c, newKeyID, kms.WithAllowedKeyIDs(oldKey))
 	v, rev, err := rotated.Get(ctx, "p")
 	if err != nil {
 		t.Fatalf("reading a value sealed under the old key: %v", err)
@@ -240,10 +244,23 @@ func TestOpenURL(t *testing.T) {
 		"kms+memory://x", // no key
 		"kms+memory://x?kms_key_id=k&kms_colour=1", // unknown kms_ parameter
 		"kms+nosuch://x?kms_key_id=k",              // not registered
+		// Plain http off the machine: data keys in the clear.
+		"kms+memory://x?kms_key_id=k&kms_endpoint=http://kms.example.com",
+		"kms+memory://x?kms_key_id=k&kms_endpoint=http://10.0.0.1:4599",
+		"kms+memory://x?kms_key_id=k&kms_endpoint=ftp://127.0.0.1",
+		"kms+memory://x?kms_key_id=k&kms_endpoint=127.0.0.1:4599",
 	} {
 		if _, err := storage.OpenAdapter(ctx, raw); !errors.Is(err, storage.ErrInvalid) {
 			t.Errorf("Open(%s) = %v, want ErrInvalid", raw, err)
 		}
+	}
+	for _, ep := range []string{"http://127.0.0.1:4599", "http://localhost:4599", "http://[::1]:4599", "https://kms.eu-west-2.amazonaws.com"} {
+		a, err := storage.OpenAdapter(ctx, "kms+memory://x?kms_key_id=k&kms_region=eu-west-2&kms_endpoint="+url.QueryEscape(ep))
+		if err != nil {
+			t.Errorf("kms_endpoint=%s: %v", ep, err)
+			continue
+		}
+		a.Close()
 	}
 	a, err := storage.OpenAdapter(ctx, "kms+memory://openurl?kms_key_id=k&kms_region=eu-west-2")
 	if err != nil {

@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -28,9 +30,17 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	redacted := storage.Redact(u.String())
 	q := u.Query()
 	keyID, region, endpoint := q.Get("kms_key_id"), q.Get("kms_region"), q.Get("kms_endpoint")
+	var allowed []string
+	for _, v := range q["kms_allowed_key_ids"] {
+		for id := range strings.SplitSeq(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				allowed = append(allowed, id)
+			}
+		}
+	}
 	for k := range q {
 		switch k {
-		case "kms_key_id", "kms_region", "kms_endpoint":
+		case "kms_key_id", "kms_region", "kms_endpoint", "kms_allowed_key_ids":
 			q.Del(k)
 		default:
 			if strings.HasPrefix(k, "kms_") {
@@ -40,6 +50,11 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	}
 	if keyID == "" {
 		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q has no kms_key_id", redacted), nil)
+	}
+	if endpoint != "" {
+		if err := checkEndpoint(endpoint); err != nil {
+			return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: kms_endpoint: %s", redacted, err), nil)
+		}
 	}
 	inner := *u
 	inner.Scheme = strings.TrimPrefix(u.Scheme, "kms+")
@@ -62,5 +77,27 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(a, client, keyID), nil
+	return Wrap(a, client, keyID, WithAllowedKeyIDs(allowed...)), nil
+}
+
+// checkEndpoint refuses a KMS endpoint that would carry data keys in the
+// clear off this machine: http:// is accepted only for a loopback host,
+// as local-kms in tests is.
+func checkEndpoint(raw string) error {
+	e, err := url.Parse(raw)
+	if err != nil || e.Host == "" {
+		return errors.New("not an http(s)://host[:port] URL")
+	}
+	switch e.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := e.Hostname()
+		if httpsafe.Loopback(host) {
+			return nil
+		}
+		return fmt.Errorf("plain http to %q, which is not a loopback address: data keys would cross the network in the clear; use https", host)
+	default:
+		return fmt.Errorf("scheme %q, want https (or http to a loopback address)", e.Scheme)
+	}
 }

@@ -23,14 +23,31 @@
 // memcached's CAS id, for two reasons. The text protocol does not return
 // the new CAS id from a store, so a revision that was the CAS id would need
 // a second, racy read after every write. And CAS ids restart from 1 when
-// memcached restarts, so a revision held across a restart could match a
+// memcached restarts, so a CAS id held across a restart can name a
 // different item (ABA); random revisions cannot. The CAS id still does the
-// atomic part: a conditional Put reads the item with gets, compares the
-// stored revision, and writes with cas on the CAS id it read, so the write
-// lands only if nothing changed in between. The adapter remembers the CAS
-// id of each profile's last Get, so the read-modify-write that Store.Update
-// does (Get, then Put on that revision) costs one round trip per step, the
-// same as a plain get and set. An absent condition is add.
+// atomic part: every conditional Put or Delete reads the item with gets,
+// compares the stored revision with the condition's, and writes with cas on
+// the CAS id that same gets returned, so the write lands only if nothing
+// changed in between. A CAS id is never kept from one call to the next
+// (an earlier version remembered the one from the last Get to save the
+// gets, and after a restart a stale revision could win with it), so a
+// conditional write costs two round trips. An absent condition is add.
+//
+// One window is left, inside a single call: if memcached restarts between
+// the gets and the cas, and within that round trip the restarted server
+// recreates the profile and counts up to the very CAS id that was read,
+// the cas lands on the new item. Both must happen in well under a
+// millisecond, and gomemcache sends the cas on the connection it idled
+// last, usually the one the gets used, which dies with the old server.
+//
+// # Errors after the write
+//
+// An error does not prove that nothing was written: when a store's reply
+// is lost (the client's Timeout, a connection cut after the command was
+// sent) the call returns ErrUnavailable, yet memcached may have applied it.
+// Callers treat such a write as possibly applied and re-read before
+// deciding, as the refresh protocol's lineage rule does. ErrConflict
+// always means that nothing changed.
 //
 // # Deletes: tombstones
 //
@@ -96,7 +113,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -124,7 +140,6 @@ const (
 	indexSuffix   = "!index" // '!' is not in base64url, so no profile key can equal it
 	hashedMarker  = "~"      // nor is '~'
 	maxCASRetries = 64
-	maxCacheSize  = 4096
 )
 
 // Options configure an Adapter. The zero value is ready to use.
@@ -147,17 +162,6 @@ type Adapter struct {
 	owned  bool
 
 	closed atomic.Bool
-
-	// cas remembers, per key, the CAS id that went with the revision Get
-	// last returned, so that a Put on that revision can cas at once
-	// instead of reading the item again.
-	mu  sync.Mutex
-	cas map[string]casEntry
-}
-
-type casEntry struct {
-	rev storage.Revision
-	id  uint64
 }
 
 // New returns an Adapter over client. The caller keeps ownership of
@@ -170,7 +174,7 @@ func New(client *memcache.Client, opts Options) (*Adapter, error) {
 	if len(prefix) > maxPrefixLen || strings.ContainsFunc(prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("memcached: prefix %q: at most %d bytes, no spaces or control characters", prefix, maxPrefixLen), nil)
 	}
-	return &Adapter{c: client, prefix: prefix, index: prefix + indexSuffix, log: opts.Logger, cas: map[string]casEntry{}}, nil
+	return &Adapter{c: client, prefix: prefix, index: prefix + indexSuffix, log: opts.Logger}, nil
 }
 
 // Client returns the gomemcache client the Adapter uses.
@@ -208,7 +212,6 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	if !live {
 		return nil, "", storage.Wrap(storage.ErrNotFound, "memcached: get "+strconv.Quote(key), nil)
 	}
-	a.remember(key, rev, it.CasID)
 	return value, rev, nil
 }
 
@@ -223,7 +226,6 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	conflict := func() (storage.Revision, error) {
 		return "", storage.Wrap(storage.ErrConflict, "memcached: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
-	defer a.forget(key) // the CAS id remembered for key is stale after any write
 	switch cond.Kind {
 	case storage.Any:
 		if err := a.step(ctx, "put", key); err != nil {
@@ -318,15 +320,10 @@ func (a *Adapter) create(ctx context.Context, key string, it *memcache.Item) (bo
 	return false, nil // churned throughout; a conflict is a fair answer
 }
 
-// casFor returns the CAS id of key's item if its revision is rev; ok is
-// false when it is not (or the profile is missing).
+// casFor reads key's item and returns its CAS id if its revision is rev;
+// ok is false when it is not (or the profile is missing). The CAS id is
+// only good for the cas that follows at once: see "Layout and revisions".
 func (a *Adapter) casFor(ctx context.Context, key string, rev storage.Revision) (id uint64, ok bool, err error) {
-	a.mu.Lock()
-	e, hit := a.cas[key]
-	a.mu.Unlock()
-	if hit && e.rev == rev {
-		return e.id, true, nil
-	}
 	if err := a.step(ctx, "put", key); err != nil {
 		return 0, false, err
 	}
@@ -348,7 +345,6 @@ func (a *Adapter) casFor(ctx context.Context, key string, rev storage.Revision) 
 func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
 	tomb := &memcache.Item{Key: a.key(key), Flags: flagTombstone, Expiration: tombstoneTTL}
 	conflict := storage.Wrap(storage.ErrConflict, "memcached: delete "+strconv.Quote(key)+" "+cond.String(), nil)
-	defer a.forget(key)
 	switch cond.Kind {
 	case storage.Any:
 		// A tombstone rather than delete, so that List can tell a deleted
@@ -480,21 +476,6 @@ func (a *Adapter) step(ctx context.Context, op, key string) error {
 		return storage.Wrap(storage.ErrClosed, "memcached: "+op+" "+strconv.Quote(key), nil)
 	}
 	return ctx.Err()
-}
-
-func (a *Adapter) remember(key string, rev storage.Revision, id uint64) {
-	a.mu.Lock()
-	if len(a.cas) >= maxCacheSize {
-		clear(a.cas) // crude, but a miss only costs one extra gets
-	}
-	a.cas[key] = casEntry{rev, id}
-	a.mu.Unlock()
-}
-
-func (a *Adapter) forget(key string) {
-	a.mu.Lock()
-	delete(a.cas, key)
-	a.mu.Unlock()
 }
 
 // lost reports whether a cas, add or delete lost to another client or

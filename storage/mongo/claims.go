@@ -111,18 +111,30 @@ func (a *Adapter) claimedWrite(ctx context.Context, key string, rev storage.Revi
 }
 
 // claim inserts a claim on key's revision rev and returns when it was
-// made and its generation, or the zero time when another writer holds it. A claim older than
-// ClaimTTL is presumed dead and taken over by inserting its next
-// generation: an insert again, so only one writer takes it over.
+// made (by this adapter's clock) and its generation, or the zero time when
+// another writer holds it or rev is superseded.
+//
+// A claim that another writer left is judged by the newest generation
+// only (an older one was taken over already), and only by how long this
+// adapter has itself seen that claim, unchanged: its "at" comes from
+// another machine's clock and is never compared with ours, so a writer
+// whose clock is slow cannot have a live claim taken from it, nor one
+// whose clock is fast block a revision for longer. Once this adapter has
+// seen the newest claim for ClaimTTL it takes it over by inserting the
+// next generation: an insert again, so only one writer takes it over.
+// Generations are not bounded: abandoned claims delay a revision by
+// ClaimTTL each round, but never block it for good.
 func (a *Adapter) claim(ctx context.Context, key string, rev storage.Revision) (time.Time, int, error) {
-	for gen := range maxClaimGenerations {
+	gen := 0
+	for range maxClaimRounds {
 		id := claimID(key, rev, gen)
 		at := a.now()
 		_, err := a.claimC.InsertOne(ctx, bson.D{
 			{Key: "_id", Value: id},
 			{Key: "k", Value: key},
 			{Key: "r", Value: string(rev)},
-			{Key: "at", Value: at},
+			{Key: "at", Value: at}, // for an operator's eyes only
+			{Key: "t", Value: string(newRevision())},
 		})
 		if err == nil {
 			return at, gen, nil
@@ -130,20 +142,85 @@ func (a *Adapter) claim(ctx context.Context, key string, rev storage.Revision) (
 		if !mongodriver.IsDuplicateKeyError(err) {
 			return time.Time{}, 0, a.fail(ctx, "claim "+strconv.Quote(key), err)
 		}
-		raw, err := a.claimC.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
-		if errors.Is(err, mongodriver.ErrNoDocuments) {
+		top, topID, token, err := a.newestClaim(ctx, key, rev, gen)
+		if err != nil {
+			return time.Time{}, 0, err
+		}
+		if top < 0 {
 			// Its holder finished and cleaned up: rev is superseded.
 			return time.Time{}, 0, nil
 		}
-		if err != nil {
-			return time.Time{}, 0, a.fail(ctx, "claim "+strconv.Quote(key), err)
-		}
-		held, ok := raw.Lookup("at").TimeOK()
-		if ok && a.now().Sub(held) < ClaimTTL {
+		if !a.abandoned(topID, token) {
 			return time.Time{}, 0, nil
 		}
+		gen = top + 1
 	}
+	// Another writer took the claim over at the same moment; it holds it.
 	return time.Time{}, 0, nil
+}
+
+// newestClaim finds the newest generation of the claims on key's revision
+// rev, starting from gen, which was there a moment ago; -1 when gen is
+// gone. It walks by _id, which FerretDB can look up without scanning.
+func (a *Adapter) newestClaim(ctx context.Context, key string, rev storage.Revision, gen int) (top int, id, token string, err error) {
+	top = -1
+	for g := gen; ; g++ {
+		gid := claimID(key, rev, g)
+		raw, err := a.claimC.FindOne(ctx, bson.D{{Key: "_id", Value: gid}}).Raw()
+		if errors.Is(err, mongodriver.ErrNoDocuments) {
+			return top, id, token, nil
+		}
+		if err != nil {
+			return 0, "", "", a.fail(ctx, "claim "+strconv.Quote(key), err)
+		}
+		// The token tells a claim from another under the same _id; a claim
+		// without one (an older version's) is told apart by its time.
+		top, id = g, gid
+		if t, ok := raw.Lookup("t").StringValueOK(); ok {
+			token = t
+		} else {
+			token = raw.Lookup("at").String()
+		}
+	}
+}
+
+// abandoned reports whether this adapter has seen the claim id, with the
+// same token, for ClaimTTL by its own clock; the first sighting starts
+// the count.
+func (a *Adapter) abandoned(id, token string) bool {
+	now := a.now()
+	a.seenMu.Lock()
+	defer a.seenMu.Unlock()
+	if s, ok := a.seen[id]; ok && s.token == token {
+		if now.Sub(s.first) < ClaimTTL {
+			return false
+		}
+		delete(a.seen, id) // taken over now; its successor is a new claim
+		return true
+	}
+	if len(a.seen) >= maxSeenClaims {
+		// Forgetting a sighting only restarts its count: it delays a take
+		// -over, never hastens one.
+		for k, s := range a.seen {
+			if now.Sub(s.first) > 4*ClaimTTL {
+				delete(a.seen, k)
+			}
+		}
+		if len(a.seen) >= maxSeenClaims {
+			clear(a.seen)
+		}
+	}
+	if a.seen == nil {
+		a.seen = map[string]sighting{}
+	}
+	a.seen[id] = sighting{token: token, first: now}
+	return false
+}
+
+// sighting is when this adapter first saw a claim that blocked it.
+type sighting struct {
+	token string
+	first time.Time
 }
 
 // dropClaims deletes the claims, generations 0 to gen, on a superseded

@@ -26,6 +26,14 @@
 // a conditional delete a delete filtered the same way. Exactly one of any
 // number of concurrent writers on one revision wins.
 //
+// An error does not prove that nothing was written: when the reply to an
+// update, insert or delete is lost (a timeout, the caller's ctx ending, a
+// connection cut after the command was sent) the call returns
+// ErrUnavailable or the ctx's error while the server may have applied it.
+// Callers treat such a write as possibly applied and re-read before
+// deciding, as the refresh protocol's lineage rule does. ErrConflict
+// always means that nothing changed.
+//
 // FerretDB 1.x is not atomic in that way: it answers an update or delete by
 // reading the matching documents, filtering them in its own process and
 // then writing by _id, so two updates filtered on the same revision can both
@@ -39,11 +47,20 @@
 // never reused, a claim for a revision that is no longer current is
 // harmless and is deleted in the background once the write is done. A
 // writer that dies between its claim and its write leaves the revision
-// claimed; after ClaimTTL another writer may take the claim over (a claim
-// has generations, and the next generation is again an insert, so exactly
-// one writer takes it over). A writer that finds its own claim older than
-// half of ClaimTTL before it writes gives up, so that a paused writer and
-// the one that took over do not both write. The claim protocol is chosen
+// claimed; another writer takes the claim over once it has itself seen
+// that claim, unchanged, for ClaimTTL (a claim has generations, and the
+// next generation is again an insert, so exactly one writer takes it
+// over). Both ends of that are measured on one machine's clock: the
+// observer's from when it first saw the claim, and the holder's from just
+// before its insert; a writer that finds its own claim older than half of
+// ClaimTTL before it writes gives up, so that a paused writer and the one
+// that took over do not both write. The time stamped in a claim is never
+// compared with another machine's clock, so clock skew between machines
+// can neither hand a live claim to someone else nor stretch an abandoned
+// one. Only the newest generation is judged and generations are not
+// bounded, so abandoned claims delay a revision by about ClaimTTL each but
+// never block it for good; a process that starts after a claim was
+// abandoned waits ClaimTTL from when it first meets it. The claim protocol is chosen
 // automatically from the server's buildInfo (it reports ferretdbVersion
 // v1.x); the "claims" URL parameter or WithClaims forces it either way.
 //
@@ -97,15 +114,19 @@ const (
 	DefaultDatabase   = "tokencache"
 	DefaultCollection = "tokencache"
 
-	// ClaimTTL is how long a claim protects a revision before another
-	// writer may take it over. Writes take milliseconds; the TTL only has
-	// to outlast a slow network and a paused process, and it is also how
-	// long a profile stays blocked when a writer dies mid-write.
+	// ClaimTTL is how long another writer must have seen a claim before
+	// it may take it over. Writes take milliseconds; the TTL only has to
+	// outlast a slow network and a paused process, and it is also about
+	// how long a profile stays blocked when a writer dies mid-write.
 	ClaimTTL = 15 * time.Second
 
-	// maxClaimGenerations bounds the take-over chain; reaching it means
-	// writers keep dying mid-write, and ErrConflict is the honest answer.
-	maxClaimGenerations = 8
+	// maxClaimRounds bounds one claim attempt's inserts; more than one
+	// happens only when another writer takes over the same abandoned
+	// claim at the same moment, and then it holds the revision.
+	maxClaimRounds = 4
+
+	// maxSeenClaims bounds the claims an adapter remembers having seen.
+	maxSeenClaims = 4096
 )
 
 func init() {
@@ -147,6 +168,11 @@ type Adapter struct {
 	bgMu   sync.Mutex     // orders bg.Add after Close's bg.Wait
 	bg     sync.WaitGroup // claim clean-ups still running
 	now    func() time.Time
+
+	// seen holds when this adapter first saw each claim that blocked it,
+	// by claim _id: a claim's age is judged by the observer's own clock.
+	seenMu sync.Mutex
+	seen   map[string]sighting
 }
 
 // New returns an adapter over db.collection through client, which the

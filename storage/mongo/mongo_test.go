@@ -220,8 +220,8 @@ func BenchmarkBaseline(b *testing.B) {
 }
 
 // TestClaimTakeover plants the claim of a writer that died between its
-// claim and its write: a fresh one blocks the revision, an expired one is
-// taken over.
+// claim and its write: it blocks the revision until this adapter has seen
+// it for ClaimTTL, however old its time stamp, and is then taken over.
 func TestClaimTakeover(t *testing.T) {
 	ctx := context.Background()
 	client, err := mongodriver.Connect(options.Client().ApplyURI(serverURL(t)))
@@ -232,6 +232,8 @@ func TestClaimTakeover(t *testing.T) {
 	db := fmt.Sprintf("tc_claim_%d", time.Now().UnixNano())
 	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn))
 	defer a.Close()
+	clock := &fakeClock{t: time.Now()}
+	mongo.SetClock(a, clock.now)
 	claims := client.Database(db).Collection("c_claims")
 	plant := func(key string, rev storage.Revision, at time.Time) {
 		t.Helper()
@@ -257,6 +259,14 @@ func TestClaimTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	plant("dead", rev, time.Now().Add(-2*mongo.ClaimTTL))
+	if _, err := a.Put(ctx, "dead", []byte(`{"n":2}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Put on a revision whose claim this adapter has just met: %v, want ErrConflict", err)
+	}
+	clock.advance(mongo.ClaimTTL / 2)
+	if _, err := a.Put(ctx, "dead", []byte(`{"n":2}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Put on a revision whose claim this adapter has seen for ClaimTTL/2: %v, want ErrConflict", err)
+	}
+	clock.advance(mongo.ClaimTTL/2 + time.Second)
 	next, err := a.Put(ctx, "dead", []byte(`{"n":2}`), storage.IfMatch(rev))
 	if err != nil {
 		t.Fatalf("Put on a revision whose claim expired: %v", err)

@@ -24,6 +24,14 @@
 // never come back with a revision someone still holds (no ABA), and nothing
 // depends on a counter surviving a restart or a failover.
 //
+// An error does not prove that nothing was written. A script that reached
+// the server may have run although its reply was lost (a timeout, the
+// caller's ctx ending, a connection cut after EVALSHA was sent); the call
+// then returns ErrUnavailable or the ctx's error while the write stands.
+// Callers treat such a write as possibly applied: re-read before deciding,
+// as the refresh protocol's lineage rule does. A conflict (ErrConflict), by
+// contrast, always means that nothing changed.
+//
 // Redis replication is asynchronous. After a failover (Sentinel or Cluster)
 // the new master can miss the last writes the old one acknowledged, so a
 // conditional write acknowledged just before a failover can be lost; that is
@@ -42,7 +50,14 @@
 // publishes the new revision on a channel named like the key: PUBLISH on a
 // single server or Sentinel group, SPUBLISH (a shard channel, Redis 7) on a
 // Cluster, where it hashes to the key's own slot and so stays on one shard
-// instead of being broadcast to every node. Wait subscribes, re-reads the
+// instead of being broadcast to every node. A Cluster older than Redis 7.0
+// has no SPUBLISH: the script then publishes with PUBLISH, which a Cluster
+// broadcasts, the adapter keeps to PUBLISH from then on, and Wait, which
+// asks the server once (COMMAND INFO), subscribes with SUBSCRIBE. The
+// notification is published inside the write's script but cannot fail it:
+// a write that landed is reported as done even if no waiter could be told
+// (a waiter not told wakes when its ctx ends; in the refresh protocol, by
+// the lease's end at the latest, and re-reads). Wait subscribes, re-reads the
 // revision once the subscription is confirmed, so that a change made
 // between the caller's read and the subscription is not missed, and then
 // sleeps until a message arrives. go-redis re-subscribes after a lost
@@ -100,11 +115,14 @@ type Options struct {
 
 // Adapter implements storage.Adapter and storage.Watcher over Redis.
 type Adapter struct {
-	c       goredis.UniversalClient
-	prefix  string
-	publish string // PUBLISH, or SPUBLISH on a Cluster
-	shard   bool   // subscribe with SSUBSCRIBE
-	owned   bool   // Close closes c
+	c      goredis.UniversalClient
+	prefix string
+	owned  bool // Close closes c
+
+	// shard is whether notifications travel on shard channels (SPUBLISH,
+	// SSUBSCRIBE): on a Cluster unless the servers turn out not to have
+	// them (before Redis 7.0), in which case plain PUBLISH and SUBSCRIBE.
+	shard atomic.Int32 // one of shardOff, shardUnknown, shardOn
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close, wakes every Wait
@@ -119,20 +137,92 @@ func New(client goredis.UniversalClient, opts Options) *Adapter {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	a := &Adapter{c: client, prefix: prefix, publish: "PUBLISH", done: make(chan struct{})}
+	a := &Adapter{c: client, prefix: prefix, done: make(chan struct{})}
 	if _, ok := client.(*goredis.ClusterClient); ok {
-		a.publish, a.shard = "SPUBLISH", true
+		a.shard.Store(shardUnknown)
 	}
 	return a
+}
+
+const (
+	shardOff     = 0 // PUBLISH and SUBSCRIBE
+	shardUnknown = 1 // a Cluster: SPUBLISH is tried, with PUBLISH as fallback
+	shardOn      = 2 // a Cluster whose servers have SPUBLISH
+)
+
+// publishCmd is the command the scripts notify with.
+func (a *Adapter) publishCmd() string {
+	if a.shard.Load() == shardOff {
+		return "PUBLISH"
+	}
+	return "SPUBLISH"
+}
+
+// notified records what a script reported about its notification: 2 means
+// that SPUBLISH is unknown to the server and PUBLISH did the job, so it is
+// used from now on.
+func (a *Adapter) notified(n int) {
+	if n == notifiedByPublish {
+		a.shard.Store(shardOff)
+	}
+}
+
+// shardChannels reports whether Wait should subscribe with SSUBSCRIBE.
+// On a Cluster it asks the server once whether it has the command: a
+// waiter may never write, and so never learn it from a script's reply.
+func (a *Adapter) shardChannels(ctx context.Context) bool {
+	switch a.shard.Load() {
+	case shardOff:
+		return false
+	case shardOn:
+		return true
+	}
+	info, err := a.c.Do(ctx, "COMMAND", "INFO", "SPUBLISH").Slice()
+	if err != nil {
+		// Not cached: ask again next time. Shard channels meanwhile, as
+		// on any Redis 7 Cluster.
+		return true
+	}
+	if len(info) == 1 && info[0] == nil {
+		a.shard.Store(shardOff)
+		return false
+	}
+	a.shard.CompareAndSwap(shardUnknown, shardOn)
+	return true
 }
 
 // Client returns the go-redis client the Adapter uses.
 func (a *Adapter) Client() goredis.UniversalClient { return a.c }
 
+// What the scripts return.
+const (
+	conflicted        = 0 // the condition did not hold; nothing changed
+	written           = 1 // written (or deleted) and notified
+	notifiedByPublish = 2 // written; SPUBLISH is unknown, PUBLISH notified
+	notNotified       = 3 // written; the notification failed
+)
+
+// notifyLua publishes the new revision after a write. The write has
+// landed by then, and a script's error does not undo it, so a failed
+// notification must not fail the script: the caller would be told of an
+// error and retry a write that happened. Redis Cluster before 7.0 has no
+// SPUBLISH; PUBLISH, which a Cluster broadcasts to every node, stands in.
+const notifyLua = `
+local function notify(cmd, key, rev)
+	local r = redis.pcall(cmd, key, rev)
+	if type(r) ~= 'table' or not r.err then return 1 end
+	if cmd ~= 'PUBLISH' then
+		r = redis.pcall('PUBLISH', key, rev)
+		if type(r) ~= 'table' or not r.err then return 2 end
+	end
+	return 3
+end
+`
+
 // putScript stores a value and its revision when the condition holds.
 // ARGV: mode ("any", "absent", "match"), expected revision, new revision,
-// value, publish command. Returns 1 when written, 0 on conflict.
-var putScript = goredis.NewScript(`
+// value, publish command. Returns conflicted, or one of the written codes.
+var putScript = goredis.NewScript(notifyLua + `
 local cur = redis.call('HGET', KEYS[1], 'r')
 if ARGV[1] == 'absent' then
 	if cur then return 0 end
@@ -140,13 +230,12 @@ elseif ARGV[1] == 'match' then
 	if cur ~= ARGV[2] then return 0 end
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[4], 'r', ARGV[3])
-redis.call(ARGV[5], KEYS[1], ARGV[3])
-return 1
+return notify(ARGV[5], KEYS[1], ARGV[3])
 `)
 
 // deleteScript removes the key when the condition holds; ARGV as for
-// putScript without the value and new revision. Returns 1 or 0 on conflict.
-var deleteScript = goredis.NewScript(`
+// putScript without the value and new revision.
+var deleteScript = goredis.NewScript(notifyLua + `
 local cur = redis.call('HGET', KEYS[1], 'r')
 if ARGV[1] == 'absent' then
 	if cur then return 0 end
@@ -155,7 +244,7 @@ elseif ARGV[1] == 'match' then
 end
 if cur then
 	redis.call('DEL', KEYS[1])
-	redis.call(ARGV[3], KEYS[1], '')
+	return notify(ARGV[3], KEYS[1], '')
 end
 return 1
 `)
@@ -195,11 +284,12 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	}
 	rev := newRevision()
 	n, err := putScript.Run(ctx, a.c, []string{a.key(key)},
-		mode(cond), string(cond.Revision), string(rev), value, a.publish).Int()
+		mode(cond), string(cond.Revision), string(rev), value, a.publishCmd()).Int()
 	if err != nil {
 		return "", a.fail(ctx, "put", key, err)
 	}
-	if n == 0 {
+	a.notified(n)
+	if n == conflicted {
 		return "", storage.Wrap(storage.ErrConflict, "redis: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	return rev, nil
@@ -211,11 +301,12 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		return err
 	}
 	n, err := deleteScript.Run(ctx, a.c, []string{a.key(key)},
-		mode(cond), string(cond.Revision), a.publish).Int()
+		mode(cond), string(cond.Revision), a.publishCmd()).Int()
 	if err != nil {
 		return a.fail(ctx, "delete", key, err)
 	}
-	if n == 0 {
+	a.notified(n)
+	if n == conflicted {
 		return storage.Wrap(storage.ErrConflict, "redis: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	return nil
@@ -271,7 +362,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	}
 	k := a.key(key)
 	var ps *goredis.PubSub
-	if a.shard {
+	if a.shardChannels(ctx) {
 		ps = a.c.SSubscribe(ctx, k)
 	} else {
 		ps = a.c.Subscribe(ctx, k)

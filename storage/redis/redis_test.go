@@ -14,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/redis"
 	"github.com/tokencache/tokencache/storage/storagetest"
@@ -367,5 +368,80 @@ func TestCorruptKey(t *testing.T) {
 	}
 	if v, _ := c.Get(ctx, prefix+"str").Result(); v != "not a hash" {
 		t.Fatalf("foreign key overwritten: %q", v)
+	}
+}
+
+// oldClusterAdapter returns adapters over a Redis that lacks SPUBLISH, as
+// Redis Cluster before 7.0 does, reached through a ClusterClient (whose
+// adapters notify on shard channels). The server is a single Redis 7 with
+// SPUBLISH renamed away, presented to go-redis as a one-node cluster that
+// serves every slot.
+func oldClusterAdapter(t *testing.T) func() *redis.Adapter {
+	t.Helper()
+	ctx := context.Background()
+	srv, err := servers.StartRedisArgs(ctx, "--rename-command", "SPUBLISH", "")
+	if err != nil {
+		t.Fatalf("redis without SPUBLISH: %v", err)
+	}
+	t.Cleanup(func() { srv.Terminate(context.Background()) })
+	prefix := uniquePrefix(t)
+	return func() *redis.Adapter {
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{
+			ClusterSlots: func(context.Context) ([]goredis.ClusterSlot, error) {
+				return []goredis.ClusterSlot{{Start: 0, End: 16383, Nodes: []goredis.ClusterNode{{Addr: srv.Addr}}}}, nil
+			},
+		})
+		t.Cleanup(func() { c.Close() })
+		a := redis.New(c, redis.Options{Prefix: prefix})
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+}
+
+// TestNoShardedPubSub: on a server without SPUBLISH a write still lands
+// and is reported as done (its notification is what failed, and an error
+// would make the caller retry a write that happened), and waiters still
+// wake, through plain PUBLISH.
+func TestNoShardedPubSub(t *testing.T) {
+	newAdapter := oldClusterAdapter(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, waiter := newAdapter(), newAdapter()
+	if err := a.Client().Do(ctx, "SPUBLISH", "x", "y").Err(); err == nil {
+		t.Fatal("the test server knows SPUBLISH")
+	}
+
+	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	if err != nil {
+		t.Fatalf("Put if absent: %v", err)
+	}
+	if v, r, err := a.Get(ctx, "p"); err != nil || r != r1 || string(v) != `{"n":1}` {
+		t.Fatalf("Get = %s, %q, %v; want the value written at %q", v, r, err, r1)
+	}
+	// A waiter that has never written must not depend on SSUBSCRIBE either.
+	woke := make(chan error, 1)
+	go func() { woke <- waiter.Wait(ctx, "p", r1) }()
+	time.Sleep(100 * time.Millisecond)
+	r2, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(r1))
+	if err != nil {
+		t.Fatalf("Put if match: %v", err)
+	}
+	select {
+	case err := <-woke:
+		if err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not wake on a write")
+	}
+	if err := a.Delete(ctx, "p", storage.IfMatch(r2)); err != nil {
+		t.Fatalf("Delete if match: %v", err)
+	}
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+	// A fresh adapter, which has not learnt anything yet, writes too.
+	if _, err := newAdapter().Put(ctx, "q", []byte(`{}`), storage.Condition{}); err != nil {
+		t.Fatalf("Put from a fresh adapter: %v", err)
 	}
 }
