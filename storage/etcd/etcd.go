@@ -1,0 +1,554 @@
+// Package etcd stores tokencache profiles in etcd v3 through
+// go.etcd.io/etcd/client/v3.
+//
+// # Layout
+//
+// Each profile is one etcd key, PREFIX+NAME (the default prefix is
+// "tokencache/"), whose value is the profile's bytes as given. The name is
+// used as it is: etcd keys are arbitrary bytes, so no escaping is needed,
+// and a name may contain "/". Everything under the prefix belongs to the
+// store, so give each independent store its own prefix.
+//
+// # Guarantees
+//
+// The revision of a profile is the ModRevision etcd gives its key, in
+// decimal. etcd makes it, not the client: it is the cluster-wide revision
+// of the write that last changed the key, strictly increasing, never
+// reused, so a profile deleted and created again can never come back with
+// a revision someone still holds (no ABA). A conditional Put or Delete is
+// one transaction: Txn(If(ModRevision(key) = R)).Then(Put) for a revision,
+// If(CreateRevision(key) = 0) for "absent". etcd applies transactions in
+// one total order through Raft, so of N concurrent writers on one revision
+// exactly one wins, and an acknowledged write is on a majority of members'
+// disks: it survives the loss of any minority, the leader included.
+// Reads are linearizable (a quorum read), so a Get after a write that
+// returned sees it, from any member.
+//
+// What etcd cannot promise, and what the adapter does about it: a request
+// that fails on the way (a member killed, a leader change, a timeout) may
+// still have been applied. Returning ErrUnavailable then would make a
+// caller that has in fact won believe it lost, so after such a failure the
+// adapter reads the key back: if it holds the value just written under a
+// revision that the condition did not name, the write applied and Put
+// returns that revision; if the condition still holds, the write did not
+// apply (the revision would have moved), and the transaction is sent again;
+// otherwise someone else wrote, and it is ErrConflict. Both attempts are
+// conditioned on the same revision, so at most one of them can apply.
+// Only when the cluster does not answer within the request timeout (no
+// quorum) is the result ErrUnavailable, and then the write may still apply
+// later, once a leader is elected: callers must treat it as "unknown", as
+// tokencache's refresh protocol does.
+//
+// A revision means something only to the cluster that made it: after a
+// restore from a snapshot into a new cluster, or an etcd data directory
+// lost and recreated, a revision held from before can name a different
+// write. The values a client wrote are bounded by etcd's
+// --max-request-bytes (1.5 MiB by default).
+//
+// List reads the keys under the prefix (keys only, not values), in pages
+// of 1000, all at the revision of the first page, so it is a snapshot of
+// one moment even when profiles change meanwhile.
+//
+// # Change notification
+//
+// The Adapter implements storage.Watcher with etcd's Watch. Wait(key, R)
+// watches the key from revision R+1: etcd replays every change after R
+// from its history, so a change made between the caller's read and the
+// watch is not missed, and a Wait on a revision that is no longer current
+// returns at once. For a missing key it reads once and watches from the
+// revision after that read. A watch whose history was compacted away
+// returns at once too (the key may have changed). Watches require a
+// leader: on a member cut off from the quorum the watch ends and Wait
+// returns ErrUnavailable instead of sleeping on a stale member. The client
+// moves a watch to another member when its member fails, resuming after
+// the last revision it saw.
+//
+// # URLs
+//
+// Importing the package registers the "etcd" and "etcds" (TLS) schemes with
+// storage.Open:
+//
+//	etcd://[user:password@]host1:port1[,host2:port2,...][/prefix/][?options]
+//	etcds://...                          TLS, same forms; or etcd://...?tls=true
+//
+// The path is the key prefix, with a "/" added when it does not end in one;
+// without a path the prefix is DefaultPrefix, and the prefix option sets
+// it verbatim. Options: tls (true or false), ca_file, cert_file and
+// key_file (PEM files: the CA that signed the members' certificates, and a
+// client certificate and key), server_name (to verify the members'
+// certificates against), dial_timeout (bounds authenticating with a
+// username and password, 5s by default) and timeout (bounds each call,
+// including its retries across members, 5s by default). Opening does not
+// connect, except to authenticate when the URL has a username; calls
+// connect and fail with ErrUnavailable while no member answers.
+//
+// Passwords are never part of an error: use storage.Redact to log a URL.
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tokencache/tokencache/internal/backoff"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// DefaultPrefix is where profiles live when Options.Prefix is empty.
+const DefaultPrefix = "tokencache/"
+
+// DefaultTimeout bounds a call when Options.Timeout is zero: long enough for
+// a three-member cluster on one network to elect a new leader (about two
+// election timeouts, one second each by default) and still answer.
+const DefaultTimeout = 5 * time.Second
+
+// listPage is how many keys one range request of List returns.
+const listPage = 1000
+
+// Options configure an Adapter. The zero value is ready to use.
+type Options struct {
+	// Prefix is put in front of every key; DefaultPrefix when empty.
+	Prefix string
+	// Timeout bounds each call, retries included, when the caller's ctx
+	// does not end sooner; DefaultTimeout when zero. A call that reaches
+	// it fails with ErrUnavailable. Wait is not bounded by it.
+	Timeout time.Duration
+}
+
+// Adapter implements storage.Adapter and storage.Watcher over etcd.
+type Adapter struct {
+	c       *clientv3.Client
+	prefix  string
+	timeout time.Duration
+	owned   bool // Close closes c
+
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close, wakes every Wait
+	closeOnce sync.Once
+}
+
+// New returns an Adapter over client. The caller keeps ownership of client:
+// Close stops the Adapter but leaves client open, since it may serve other
+// uses.
+func New(client *clientv3.Client, opts Options) *Adapter {
+	a := &Adapter{c: client, prefix: opts.Prefix, timeout: opts.Timeout, done: make(chan struct{})}
+	if a.prefix == "" {
+		a.prefix = DefaultPrefix
+	}
+	if a.timeout <= 0 {
+		a.timeout = DefaultTimeout
+	}
+	return a
+}
+
+// Client returns the etcd client the Adapter uses.
+func (a *Adapter) Client() *clientv3.Client { return a.c }
+
+// Get implements storage.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+	if err := a.alive(ctx, "get", key); err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := a.bound(ctx)
+	defer cancel()
+	kv, _, err := a.read(ctx, "get", key)
+	if err != nil {
+		return nil, "", err
+	}
+	if kv == nil {
+		return nil, "", storage.Wrap(storage.ErrNotFound, "etcd: get "+strconv.Quote(key), nil)
+	}
+	return kv.Value, revision(kv.ModRevision), nil
+}
+
+// Put implements storage.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+	if err := a.alive(ctx, "put", key); err != nil {
+		return "", err
+	}
+	op := "put " + strconv.Quote(key)
+	cmp, ok := a.compare(key, cond)
+	if !ok {
+		return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+	}
+	ctx, cancel := a.bound(ctx)
+	defer cancel()
+	k := a.prefix + key
+	for attempt := 0; ; attempt++ {
+		txn := a.c.Txn(ctx)
+		if cmp != nil {
+			txn = txn.If(*cmp)
+		}
+		resp, err := txn.Then(clientv3.OpPut(k, string(value))).Commit()
+		if err == nil {
+			if !resp.Succeeded {
+				return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			}
+			// The transaction's revision is the one it gave the key.
+			return revision(resp.Header.Revision), nil
+		}
+		if err := a.definite(ctx, "put", key, err); err != nil {
+			return "", err
+		}
+		// The outcome is unknown: read what is there to learn it.
+		kv, _, err := a.read(ctx, "put", key)
+		if err != nil {
+			return "", err
+		}
+		if kv != nil && bytes.Equal(kv.Value, value) && (cond.Kind != storage.Match || revision(kv.ModRevision) != cond.Revision) {
+			return revision(kv.ModRevision), nil // it applied
+		}
+		if !cond.Holds(current(kv)) {
+			return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		}
+		if err := a.pause(ctx, "put", key, attempt); err != nil {
+			return "", err
+		}
+	}
+}
+
+// Delete implements storage.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+	if err := a.alive(ctx, "delete", key); err != nil {
+		return err
+	}
+	op := "delete " + strconv.Quote(key)
+	cmp, ok := a.compare(key, cond)
+	if !ok {
+		return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+	}
+	ctx, cancel := a.bound(ctx)
+	defer cancel()
+	k := a.prefix + key
+	for attempt := 0; ; attempt++ {
+		txn := a.c.Txn(ctx)
+		if cmp != nil {
+			txn = txn.If(*cmp)
+		}
+		// "If absent" deletes nothing: it only succeeds or conflicts.
+		var then []clientv3.Op
+		if cond.Kind != storage.Absent {
+			then = append(then, clientv3.OpDelete(k))
+		}
+		resp, err := txn.Then(then...).Commit()
+		if err == nil {
+			if !resp.Succeeded {
+				return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			}
+			return nil
+		}
+		if err := a.definite(ctx, "delete", key, err); err != nil {
+			return err
+		}
+		kv, _, err := a.read(ctx, "delete", key)
+		if err != nil {
+			return err
+		}
+		if kv == nil && cond.Kind != storage.Absent {
+			return nil // gone: the state the caller asked for
+		}
+		if !cond.Holds(current(kv)) {
+			return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		}
+		if err := a.pause(ctx, "delete", key, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// List implements storage.Adapter.
+func (a *Adapter) List(ctx context.Context) ([]string, error) {
+	if err := a.alive(ctx, "list", ""); err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.bound(ctx)
+	defer cancel()
+	end := clientv3.GetPrefixRangeEnd(a.prefix)
+	from := a.prefix
+	var (
+		names []string
+		rev   int64 // every page at the first page's revision
+	)
+	for attempt := 0; ; {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(),
+			clientv3.WithLimit(listPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := a.c.Get(ctx, from, opts...)
+		if err != nil {
+			if err := a.definite(ctx, "list", "", err); err != nil {
+				return nil, err
+			}
+			if err := a.pause(ctx, "list", "", attempt); err != nil {
+				return nil, err
+			}
+			attempt++
+			continue
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			names = append(names, string(kv.Key[len(a.prefix):]))
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return names, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// Wait implements storage.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+	if err := a.alive(ctx, "wait", key); err != nil {
+		return err
+	}
+	var from int64
+	if rev == "" {
+		// Absent: watch from just after a read that found it absent.
+		rctx, cancel := a.bound(ctx)
+		kv, header, err := a.read(rctx, "wait", key)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if kv != nil {
+			return nil
+		}
+		from = header + 1
+	} else {
+		r, ok := parseRevision(rev)
+		if !ok {
+			return nil // not a revision etcd made: the key's differs
+		}
+		from = r + 1
+	}
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	ch := a.c.Watch(wctx, a.prefix+key, clientv3.WithRev(from))
+	for {
+		select {
+		case resp, ok := <-ch:
+			switch {
+			case !ok && a.closed.Load():
+				return storage.Wrap(storage.ErrClosed, "etcd: wait "+strconv.Quote(key), nil)
+			case !ok || ctx.Err() != nil:
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				return storage.Wrap(storage.ErrUnavailable, "etcd: wait "+strconv.Quote(key)+": watch ended", nil)
+			case resp.CompactRevision != 0, len(resp.Events) > 0:
+				// A change, or history compacted past from: may have changed.
+				return nil
+			case resp.Err() != nil:
+				return a.fail(ctx, "wait", key, resp.Err())
+			}
+			// Created or progress notifications: keep waiting.
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.done:
+			return storage.Wrap(storage.ErrClosed, "etcd: wait "+strconv.Quote(key), nil)
+		}
+	}
+}
+
+// Close implements storage.Adapter. It closes the client only when the
+// Adapter made it (storage.Open); see New.
+func (a *Adapter) Close() error {
+	var err error
+	a.closeOnce.Do(func() {
+		a.closed.Store(true)
+		close(a.done)
+		if a.owned {
+			if cerr := a.c.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
+				err = storage.Wrap(storage.ErrUnavailable, "etcd: close", cerr)
+			}
+		}
+	})
+	return err
+}
+
+// compare is the transaction guard for cond: nil for an unconditional
+// write; ok is false when cond names a revision etcd cannot have made,
+// which therefore cannot match.
+func (a *Adapter) compare(key string, cond storage.Condition) (cmp *clientv3.Cmp, ok bool) {
+	k := a.prefix + key
+	switch cond.Kind {
+	case storage.Absent:
+		c := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+		return &c, true
+	case storage.Match:
+		r, ok := parseRevision(cond.Revision)
+		if !ok {
+			return nil, false
+		}
+		c := clientv3.Compare(clientv3.ModRevision(k), "=", r)
+		return &c, true
+	default:
+		return nil, true
+	}
+}
+
+// read gets key with retries, returning nil for a missing key, and the
+// revision of the store at the read.
+func (a *Adapter) read(ctx context.Context, op, key string) (*kvPair, int64, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := a.c.Get(ctx, a.prefix+key)
+		if err == nil {
+			if len(resp.Kvs) == 0 {
+				return nil, resp.Header.Revision, nil
+			}
+			kv := resp.Kvs[0]
+			return &kvPair{Value: kv.Value, ModRevision: kv.ModRevision}, resp.Header.Revision, nil
+		}
+		if err := a.definite(ctx, op, key, err); err != nil {
+			return nil, 0, err
+		}
+		if err := a.pause(ctx, op, key, attempt); err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+type kvPair struct {
+	Value       []byte
+	ModRevision int64
+}
+
+func current(kv *kvPair) storage.Revision {
+	if kv == nil {
+		return ""
+	}
+	return revision(kv.ModRevision)
+}
+
+// bound gives a call the adapter's timeout unless ctx ends sooner.
+func (a *Adapter) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, a.timeout, errTimeout)
+}
+
+// errTimeout is the cause of a call that ran out of the adapter's own time,
+// as opposed to the caller's.
+var errTimeout = errors.New("no etcd member answered in time")
+
+// pause waits before retry attempt, or reports why there is no time left.
+func (a *Adapter) pause(ctx context.Context, op, key string, attempt int) error {
+	if err := backoff.Sleep(ctx, backoff.Exponential(20*time.Millisecond, attempt)); err != nil {
+		return a.fail(ctx, op, key, err)
+	}
+	return nil
+}
+
+// definite returns nil when err leaves the outcome of a call unknown and a
+// retry (after a read, for writes) may succeed: the member or the network
+// failed, a leader election is in progress, the request timed out. Every
+// other error, mapped to a sentinel, is returned as it is.
+func (a *Adapter) definite(ctx context.Context, op, key string, err error) error {
+	if ctx.Err() != nil || a.closed.Load() {
+		return a.fail(ctx, op, key, err)
+	}
+	if retryable(err) {
+		return nil
+	}
+	return a.fail(ctx, op, key, err)
+}
+
+func retryable(err error) bool {
+	code := status.Code(err) // of the gRPC error; rpctypes.Error drops it
+	err = rpctypes.Error(err)
+	switch {
+	case errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrLeaderChanged),
+		errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost), errors.Is(err, rpctypes.ErrTimeoutWaitAppliedIndex),
+		errors.Is(err, rpctypes.ErrStopped), errors.Is(err, rpctypes.ErrNotCapable),
+		errors.Is(err, rpctypes.ErrTooManyRequests), errors.Is(err, rpctypes.ErrUnhealthy):
+		return true
+	}
+	switch code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+func (a *Adapter) alive(ctx context.Context, op, key string) error {
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, "etcd: "+op+" "+strconv.Quote(key), nil)
+	}
+	return ctx.Err()
+}
+
+// fail maps a client error to the storage sentinels. The messages name
+// the operation and the profile, never a value; the client's own errors
+// name at most a member's address.
+func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
+	msg := "etcd: " + op
+	if key != "" {
+		msg += " " + strconv.Quote(key)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(context.Cause(ctx), errTimeout) {
+			// Our own bound, not the caller's: the store did not answer.
+			return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("%s: no answer within %v", msg, a.timeout), lastCause(err))
+		}
+		return storage.Wrap(cerr, msg, cerr)
+	}
+	if a.closed.Load() {
+		return storage.Wrap(storage.ErrClosed, msg, nil)
+	}
+	why, kind := classify(err)
+	return storage.Wrap(kind, msg+why, rpctypes.Error(err))
+}
+
+// classify picks the sentinel for an error of the client that is not a
+// context's, with a note for the message.
+func classify(err error) (why string, kind error) {
+	code := status.Code(err)
+	err = rpctypes.Error(err)
+	switch {
+	case errors.Is(err, rpctypes.ErrRequestTooLarge) || code == codes.ResourceExhausted:
+		return ": value too large for etcd (--max-request-bytes)", storage.ErrInvalid
+	case errors.Is(err, rpctypes.ErrNoSpace):
+		// The NOSPACE alarm: the cluster refuses writes until defragmented.
+		return "", storage.ErrReadOnly
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		return ": permission denied", storage.ErrReadOnly
+	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrUserEmpty),
+		errors.Is(err, rpctypes.ErrInvalidAuthToken), errors.Is(err, rpctypes.ErrAuthNotEnabled):
+		return ": credentials", storage.ErrInvalid
+	case errors.Is(err, context.Canceled) || code == codes.Canceled:
+		// The client was closed under the call.
+		return "", storage.ErrClosed
+	default:
+		return "", storage.ErrUnavailable
+	}
+}
+
+// lastCause keeps the server's or the network's error that preceded a
+// timeout, but not the timeout itself: storage.Wrap would turn a
+// DeadlineExceeded cause into the caller's deadline.
+func lastCause(err error) error {
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Canceled {
+		return nil
+	}
+	return err
+}
+
+func revision(r int64) storage.Revision { return storage.Revision(strconv.FormatInt(r, 10)) }
+
+func parseRevision(rev storage.Revision) (int64, bool) {
+	r, err := strconv.ParseInt(string(rev), 10, 64)
+	return r, err == nil && r > 0
+}
