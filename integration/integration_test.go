@@ -21,6 +21,7 @@ import (
 	"github.com/tokencache/tokencache/credentials/credentialstest"
 	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/storage"
+	_ "github.com/tokencache/tokencache/storage/etcd"
 	_ "github.com/tokencache/tokencache/storage/kms"
 	_ "github.com/tokencache/tokencache/storage/memcached"
 	_ "github.com/tokencache/tokencache/storage/mongo"
@@ -46,6 +47,7 @@ func TestMain(m *testing.M) {
 	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer} {
 		s.Terminate()
 	}
+	etcdServer.Terminate()
 	os.Exit(code)
 }
 
@@ -58,6 +60,7 @@ var (
 	memcachedServer = servers.SharedMemcached()
 	mongoServer     = servers.SharedFerretDB()
 	kmsServer       = servers.SharedLocalKMS()
+	etcdServer      = servers.SharedEtcd()
 )
 
 // backend names a store URL built on a server started for the test.
@@ -73,6 +76,8 @@ var backends = []backend{
 	{"memcached", func(t *testing.T) string { return memcachedServer.Get(t).URL }},
 	{"mongo", func(t *testing.T) string { return mongoServer.Get(t).URL }},
 	{"kms+redis", func(t *testing.T) string { return kmsURL(t, redisServer.Get(t).URL) }},
+	{"etcd", func(t *testing.T) string { return etcdServer.Get(t).URL }},
+	{"kms+etcd", func(t *testing.T) string { return kmsURL(t, etcdServer.Get(t).URL) }},
 }
 
 // kmsURL wraps a store URL in KMS envelope encryption under a new key of a

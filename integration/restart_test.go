@@ -40,7 +40,14 @@ func TestServerRestart(t *testing.T) {
 	}
 }
 
-func restart(t *testing.T, srv *servers.Server, storeURL string) {
+// stopper is a store's server that a test can stop and start again: a
+// *servers.Server or a *servers.EtcdCluster.
+type stopper interface {
+	Stop(context.Context) error
+	Start(context.Context) error
+}
+
+func restart(t *testing.T, srv stopper, storeURL string) {
 	ctx := context.Background()
 	tokens := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	defer tokens.Close()

@@ -185,11 +185,13 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	defer cancel()
 	k := a.prefix + key
 	for attempt := 0; ; attempt++ {
-		txn := a.c.Txn(ctx)
+		actx, acancel := a.attempt(ctx)
+		txn := a.c.Txn(actx)
 		if cmp != nil {
 			txn = txn.If(*cmp)
 		}
 		resp, err := txn.Then(clientv3.OpPut(k, string(value))).Commit()
+		acancel()
 		if err == nil {
 			if !resp.Succeeded {
 				return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
@@ -231,7 +233,8 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	defer cancel()
 	k := a.prefix + key
 	for attempt := 0; ; attempt++ {
-		txn := a.c.Txn(ctx)
+		actx, acancel := a.attempt(ctx)
+		txn := a.c.Txn(actx)
 		if cmp != nil {
 			txn = txn.If(*cmp)
 		}
@@ -241,6 +244,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 			then = append(then, clientv3.OpDelete(k))
 		}
 		resp, err := txn.Then(then...).Commit()
+		acancel()
 		if err == nil {
 			if !resp.Succeeded {
 				return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
@@ -285,7 +289,9 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := a.c.Get(ctx, from, opts...)
+		actx, acancel := a.attempt(ctx)
+		resp, err := a.c.Get(actx, from, opts...)
+		acancel()
 		if err != nil {
 			if err := a.definite(ctx, "list", "", err); err != nil {
 				return nil, err
@@ -404,7 +410,9 @@ func (a *Adapter) compare(key string, cond storage.Condition) (cmp *clientv3.Cmp
 // revision of the store at the read.
 func (a *Adapter) read(ctx context.Context, op, key string) (*kvPair, int64, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := a.c.Get(ctx, a.prefix+key)
+		actx, acancel := a.attempt(ctx)
+		resp, err := a.c.Get(actx, a.prefix+key)
+		acancel()
 		if err == nil {
 			if len(resp.Kvs) == 0 {
 				return nil, resp.Header.Revision, nil
@@ -438,6 +446,14 @@ func (a *Adapter) bound(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeoutCause(ctx, a.timeout, errTimeout)
 }
 
+// attempt bounds one request of a call, so that a request stuck on a
+// member that lost its leader (a follower holds a forwarded proposal until
+// its own request timeout, 7 s by default) is given up and sent again,
+// most likely to another member, while the call still has time.
+func (a *Adapter) attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(a.timeout/5, 500*time.Millisecond))
+}
+
 // errTimeout is the cause of a call that ran out of the adapter's own time,
 // as opposed to the caller's.
 var errTimeout = errors.New("no etcd member answered in time")
@@ -458,7 +474,8 @@ func (a *Adapter) definite(ctx context.Context, op, key string, err error) error
 	if ctx.Err() != nil || a.closed.Load() {
 		return a.fail(ctx, op, key, err)
 	}
-	if retryable(err) {
+	if retryable(err) || errors.Is(err, context.DeadlineExceeded) {
+		// The latter is an attempt's own bound: ctx has time left.
 		return nil
 	}
 	return a.fail(ctx, op, key, err)

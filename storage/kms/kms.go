@@ -71,7 +71,7 @@
 //
 // The wrapper has one scheme per inner scheme, "kms+<scheme>", registered
 // for the adapters in this module (memory, file, sqlite, redis, rediss,
-// memcached, mongodb, mongodb+srv). The inner URL is the same URL without
+// memcached, mongodb, mongodb+srv, etcd, etcds). The inner URL is the same URL without
 // the "kms+" and without the kms_* parameters:
 //
 //	kms+sqlite:///var/lib/app/tokens.db?kms_key_id=alias/tokencache&kms_region=eu-west-2
