@@ -52,12 +52,16 @@
 // # Change notification
 //
 // The Adapter implements storage.Watcher with etcd's Watch. Wait(key, R)
-// watches the key from revision R+1: etcd replays every change after R
-// from its history, so a change made between the caller's read and the
-// watch is not missed, and a Wait on a revision that is no longer current
-// returns at once. For a missing key it reads once and watches from the
-// revision after that read. A watch whose history was compacted away
-// returns at once too (the key may have changed). Watches require a
+// reads the key (one linearizable read) and returns at once if its
+// revision is no longer R; otherwise it watches the key from the revision
+// after that read, S+1. etcd replays every change after S from its
+// history, so a change made between the read and the watch is not missed.
+// Reading first rather than watching from R+1 matters for latency, not
+// correctness: etcd serves a watch that starts in the past from a catch-up
+// loop that runs every 100 ms, and on a busy cluster the revision is
+// always past R; a watch from the current revision + 1 is notified as
+// writes apply. A watch whose history was compacted away returns at once
+// (the key may have changed). Watches require a
 // leader: on a member cut off from the quorum the watch ends and Wait
 // returns ErrUnavailable instead of sleeping on a stale member. The client
 // moves a watch to another member when its member fails, resuming after
@@ -320,26 +324,24 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	if err := a.alive(ctx, "wait", key); err != nil {
 		return err
 	}
-	var from int64
-	if rev == "" {
-		// Absent: watch from just after a read that found it absent.
-		rctx, cancel := a.bound(ctx)
-		kv, header, err := a.read(rctx, "wait", key)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if kv != nil {
-			return nil
-		}
-		from = header + 1
-	} else {
-		r, ok := parseRevision(rev)
-		if !ok {
-			return nil // not a revision etcd made: the key's differs
-		}
-		from = r + 1
+	if _, ok := parseRevision(rev); !ok && rev != "" {
+		return nil // not a revision etcd made: the key's differs
 	}
+	// Read first, then watch from just after the read. Watching from rev+1
+	// straight away would miss nothing either, but etcd serves a watch
+	// that starts in the past from a catch-up loop that runs every 100 ms,
+	// and a busy cluster's revision is always past rev; one that starts
+	// at the current revision + 1 is notified as writes apply.
+	rctx, rcancel := a.bound(ctx)
+	kv, header, err := a.read(rctx, "wait", key)
+	rcancel()
+	if err != nil {
+		return err
+	}
+	if current(kv) != rev {
+		return nil
+	}
+	from := header + 1
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	ch := a.c.Watch(wctx, a.prefix+key, clientv3.WithRev(from))
