@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +60,8 @@ type EtcdCluster struct {
 	bin     string
 	dir     string // data directories and logs; removed by Terminate
 	members []*etcdMember
+	scheme  string       // of the client URLs: http, or https with TLS
+	http    *http.Client // for the health and status probes
 
 	mu         sync.Mutex
 	terminated bool
@@ -80,6 +85,30 @@ type etcdMember struct {
 // directory, fsynced as in production, so a member that is killed and
 // started again keeps what it acknowledged.
 func StartEtcdCluster(ctx context.Context) (*EtcdCluster, error) {
+	return StartEtcdClusterWith(ctx, EtcdOptions{})
+}
+
+// EtcdOptions configure StartEtcdClusterWith; the zero value makes
+// StartEtcdCluster's cluster.
+type EtcdOptions struct {
+	// TLS, when set, makes the members serve clients over TLS only and
+	// require a client certificate signed by TLS.CAFile. Peers still talk
+	// plain HTTP to each other on loopback.
+	TLS *EtcdTLS
+}
+
+// EtcdTLS names the PEM files of a TLS cluster.
+type EtcdTLS struct {
+	CAFile            string // the CA that signed every certificate below
+	CertFile, KeyFile string // the members' certificate, valid for 127.0.0.1
+	// A client certificate and key, which this package's probes present.
+	ClientCertFile, ClientKeyFile string
+}
+
+// StartEtcdClusterWith is StartEtcdCluster with options. With TLS the URL
+// is "etcds://127.0.0.1:P1,.../?ca_file=...&cert_file=...&key_file=..."
+// with the client certificate.
+func StartEtcdClusterWith(ctx context.Context, opts EtcdOptions) (*EtcdCluster, error) {
 	bin, err := etcdBinary(ctx)
 	if err != nil {
 		return nil, err
@@ -88,7 +117,7 @@ func StartEtcdCluster(ctx context.Context) (*EtcdCluster, error) {
 	for range 3 {
 		// A port taken between freePorts and the member's bind is the only
 		// failure worth another attempt, on fresh ports.
-		c, err = startEtcdCluster(ctx, bin)
+		c, err = startEtcdCluster(ctx, bin, opts)
 		if err == nil || ctx.Err() != nil || !portConflict(err) {
 			break
 		}
@@ -96,16 +125,28 @@ func StartEtcdCluster(ctx context.Context) (*EtcdCluster, error) {
 	return c, err
 }
 
-func startEtcdCluster(ctx context.Context, bin string) (*EtcdCluster, error) {
+func startEtcdCluster(ctx context.Context, bin string, opts EtcdOptions) (*EtcdCluster, error) {
 	ports, err := freePorts(2 * etcdMembers)
 	if err != nil {
 		return nil, err
+	}
+	c := &EtcdCluster{bin: bin, scheme: "http", http: http.DefaultClient}
+	var tlsArgs []string
+	if t := opts.TLS; t != nil {
+		tc, err := etcdProbeTLS(t)
+		if err != nil {
+			return nil, err
+		}
+		c.scheme = "https"
+		c.http = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		tlsArgs = []string{"--cert-file", t.CertFile, "--key-file", t.KeyFile,
+			"--client-cert-auth", "--trusted-ca-file", t.CAFile}
 	}
 	dir, err := os.MkdirTemp("", "tokencache-etcd-")
 	if err != nil {
 		return nil, err
 	}
-	c := &EtcdCluster{bin: bin, dir: dir}
+	c.dir = dir
 	var initial []string
 	for i := range etcdMembers {
 		initial = append(initial, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[etcdMembers+i]))
@@ -120,23 +161,27 @@ func startEtcdCluster(ctx context.Context, bin string) (*EtcdCluster, error) {
 			name:   name,
 			client: client,
 			log:    filepath.Join(dir, name+".log"),
-			args: []string{
+			args: append([]string{
 				"--name", name,
 				"--data-dir", filepath.Join(dir, name),
-				"--listen-client-urls", "http://" + client,
-				"--advertise-client-urls", "http://" + client,
+				"--listen-client-urls", c.scheme + "://" + client,
+				"--advertise-client-urls", c.scheme + "://" + client,
 				"--listen-peer-urls", peer,
 				"--initial-advertise-peer-urls", peer,
 				"--initial-cluster", strings.Join(initial, ","),
 				"--initial-cluster-token", "tokencache-" + hex.EncodeToString(token),
 				"--initial-cluster-state", "new",
 				"--log-level", "warn",
-			},
+			}, tlsArgs...),
 		}
 		c.members = append(c.members, m)
 		c.Endpoints = append(c.Endpoints, client)
 	}
 	c.URL = "etcd://" + strings.Join(c.Endpoints, ",") + "/"
+	if t := opts.TLS; t != nil {
+		q := url.Values{"ca_file": {t.CAFile}, "cert_file": {t.ClientCertFile}, "key_file": {t.ClientKeyFile}}
+		c.URL = "etcds://" + strings.Join(c.Endpoints, ",") + "/?" + q.Encode()
+	}
 	for i := range c.members {
 		if err := c.spawn(i); err != nil {
 			return nil, c.fail(err)
@@ -246,7 +291,7 @@ func (c *EtcdCluster) Leader(ctx context.Context) (int, error) {
 		if m.cmd == nil {
 			continue
 		}
-		st, err := etcdStatus(ctx, m.client)
+		st, err := c.status(ctx, m.client)
 		if err != nil {
 			last = err
 			continue
@@ -325,7 +370,7 @@ func (c *EtcdCluster) waitHealthy(ctx context.Context) error {
 		}
 		var last error
 		for {
-			if last = etcdHealthy(ctx, m.client); last == nil {
+			if last = c.healthy(ctx, m.client); last == nil {
 				break
 			}
 			select {
@@ -340,13 +385,13 @@ func (c *EtcdCluster) waitHealthy(ctx context.Context) error {
 	return nil
 }
 
-// etcdHealthy asks a member's /health endpoint.
-func etcdHealthy(ctx context.Context, addr string) error {
+// healthy asks a member's /health endpoint.
+func (c *EtcdCluster) healthy(ctx context.Context, addr string) error {
 	var h struct {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
 	}
-	if err := etcdHTTP(ctx, http.MethodGet, "http://"+addr+"/health", nil, &h); err != nil {
+	if err := c.call(ctx, http.MethodGet, addr, "/health", nil, &h); err != nil {
 		return err
 	}
 	if h.Health != "true" {
@@ -362,22 +407,23 @@ type etcdStatusReply struct {
 	Leader string `json:"leader"`
 }
 
-// etcdStatus calls Maintenance.Status through the member's JSON gateway,
+// status calls Maintenance.Status through the member's JSON gateway,
 // which reports the member's own id and the leader's.
-func etcdStatus(ctx context.Context, addr string) (etcdStatusReply, error) {
+func (c *EtcdCluster) status(ctx context.Context, addr string) (etcdStatusReply, error) {
 	var st etcdStatusReply
-	err := etcdHTTP(ctx, http.MethodPost, "http://"+addr+"/v3/maintenance/status", []byte("{}"), &st)
+	err := c.call(ctx, http.MethodPost, addr, "/v3/maintenance/status", []byte("{}"), &st)
 	return st, err
 }
 
-func etcdHTTP(ctx context.Context, method, url string, body []byte, into any) error {
+func (c *EtcdCluster) call(ctx context.Context, method, addr, path string, body []byte, into any) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	target := c.scheme + "://" + addr + path
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return err
 	}
@@ -387,9 +433,27 @@ func etcdHTTP(ctx context.Context, method, url string, body []byte, into any) er
 		return err
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
-		return fmt.Errorf("etcd %s: %s", url, resp.Status)
+		return fmt.Errorf("etcd %s: %s", target, resp.Status)
 	}
 	return json.Unmarshal(b, into)
+}
+
+// etcdProbeTLS is the probes' TLS configuration: the cluster's CA and the
+// client certificate.
+func etcdProbeTLS(t *EtcdTLS) (*tls.Config, error) {
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("etcd: %s holds no PEM certificate", t.CAFile)
+	}
+	cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func tail(path string) string {
