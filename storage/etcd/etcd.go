@@ -26,14 +26,19 @@
 //
 // What etcd cannot promise, and what the adapter does about it: a request
 // that fails on the way (a member killed, a leader change, a timeout) may
-// still have been applied. Returning ErrUnavailable then would make a
-// caller that has in fact won believe it lost, so after such a failure the
-// adapter reads the key back: if it holds the value just written under a
-// revision that the condition did not name, the write applied and Put
-// returns that revision; if the condition still holds, the write did not
-// apply (the revision would have moved), and the transaction is sent again;
-// otherwise someone else wrote, and it is ErrConflict. Both attempts are
-// conditioned on the same revision, so at most one of them can apply.
+// still have been applied, or may apply later. Returning ErrUnavailable
+// then would make a caller that has in fact won believe it lost, so after
+// such a failure the adapter reads the key back: if it holds the value
+// just written under a revision that the condition did not name, Put
+// returns that revision (the write applied; or another writer stored the
+// very same bytes, which leaves the caller in the state it asked for); if
+// the condition still holds, the write has not applied (the revision would
+// have moved), and the transaction is sent again; otherwise someone else
+// wrote, and it is ErrConflict. Every attempt is conditioned on the same
+// revision, so at most one of them can apply, and an attempt that loses to
+// a late-applied earlier one is resolved by the same read. Each request is
+// given a fifth of the call's timeout, so that one stuck on a member that
+// lost its leader is sent again, most likely to another member.
 // Only when the cluster does not answer within the request timeout (no
 // quorum) is the result ErrUnavailable, and then the write may still apply
 // later, once a leader is elected: callers must treat it as "unknown", as
@@ -188,6 +193,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	ctx, cancel := a.bound(ctx)
 	defer cancel()
 	k := a.prefix + key
+	unknown := false // an attempt failed on the way: it may have applied
 	for attempt := 0; ; attempt++ {
 		actx, acancel := a.attempt(ctx)
 		txn := a.c.Txn(actx)
@@ -196,17 +202,20 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		}
 		resp, err := txn.Then(clientv3.OpPut(k, string(value))).Commit()
 		acancel()
-		if err == nil {
-			if !resp.Succeeded {
-				return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
-			}
+		switch {
+		case err == nil && resp.Succeeded:
 			// The transaction's revision is the one it gave the key.
 			return revision(resp.Header.Revision), nil
+		case err == nil && !unknown:
+			return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		case err != nil:
+			if err := a.definite(ctx, "put", key, err); err != nil {
+				return "", err
+			}
+			unknown = true
 		}
-		if err := a.definite(ctx, "put", key, err); err != nil {
-			return "", err
-		}
-		// The outcome is unknown: read what is there to learn it.
+		// The outcome of an earlier attempt is unknown (it may have
+		// applied late, and made this one fail): read what is there.
 		kv, _, err := a.read(ctx, "put", key)
 		if err != nil {
 			return "", err
@@ -236,6 +245,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	ctx, cancel := a.bound(ctx)
 	defer cancel()
 	k := a.prefix + key
+	unknown := false
 	for attempt := 0; ; attempt++ {
 		actx, acancel := a.attempt(ctx)
 		txn := a.c.Txn(actx)
@@ -249,14 +259,16 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		}
 		resp, err := txn.Then(then...).Commit()
 		acancel()
-		if err == nil {
-			if !resp.Succeeded {
-				return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
-			}
+		switch {
+		case err == nil && resp.Succeeded:
 			return nil
-		}
-		if err := a.definite(ctx, "delete", key, err); err != nil {
-			return err
+		case err == nil && !unknown:
+			return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		case err != nil:
+			if err := a.definite(ctx, "delete", key, err); err != nil {
+				return err
+			}
+			unknown = true
 		}
 		kv, _, err := a.read(ctx, "delete", key)
 		if err != nil {

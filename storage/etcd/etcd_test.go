@@ -15,6 +15,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/storage"
@@ -46,7 +47,7 @@ func openAdapter(t testing.TB, u string) storage.Adapter {
 // for baselines and for setting up what the adapter must cope with.
 func plainClient(tb testing.TB) *clientv3.Client {
 	tb.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: cluster.Get(tb).Endpoints})
+	c, err := clientv3.New(clientv3.Config{Endpoints: cluster.Get(tb).Endpoints, Logger: zap.NewNop()})
 	if err != nil {
 		tb.Fatal(err)
 	}
