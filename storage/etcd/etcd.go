@@ -300,8 +300,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 		rev   int64 // every page at the first page's revision
 	)
 	for attempt := 0; ; {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(),
-			clientv3.WithLimit(listPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+		// Ranges come in key order, so a page ends where the next begins.
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(listPage)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
