@@ -91,6 +91,17 @@
 // connect, except to authenticate when the URL has a username; calls
 // connect and fail with ErrUnavailable while no member answers.
 //
+// # Errors
+//
+// A call that no member answers within the adapter's timeout fails with
+// ErrUnavailable. One that runs into the caller's deadline first matches
+// both context.DeadlineExceeded and ErrUnavailable: etcd's client waits for
+// a member to answer where other clients fail at once on a refused
+// connection, so a cluster that is down shows up as a deadline. A
+// cancelled context is only the caller's error. Authentication failures
+// are ErrInvalid, a permission denied or etcd's NOSPACE alarm ErrReadOnly,
+// a value over the request limit ErrInvalid.
+//
 // Passwords are never part of an error: use storage.Redact to log a URL.
 package etcd
 
@@ -532,6 +543,14 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 		if errors.Is(context.Cause(ctx), errTimeout) {
 			// Our own bound, not the caller's: the store did not answer.
 			return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("%s: no answer within %v", msg, a.timeout), lastCause(err))
+		}
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			// The caller's deadline. etcd's client waits for a member to
+			// answer where other clients fail at once on a refused
+			// connection, so a cluster that is down shows up here: the
+			// error is both the caller's deadline and ErrUnavailable.
+			unavailable := storage.Wrap(storage.ErrUnavailable, msg+": no answer before the caller's deadline", lastCause(err))
+			return fmt.Errorf("%w (%w)", unavailable, cerr)
 		}
 		return storage.Wrap(cerr, msg, cerr)
 	}

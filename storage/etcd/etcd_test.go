@@ -240,8 +240,8 @@ func TestAuth(t *testing.T) {
 }
 
 // TestUnavailable: a cluster that does not answer is ErrUnavailable within
-// the timeout, for every call; a deadline the caller set stays the
-// caller's error.
+// the timeout, for every call; the caller's deadline is both that and
+// DeadlineExceeded, the caller's cancellation only Canceled.
 func TestUnavailable(t *testing.T) {
 	a := openAdapter(t, "etcd://127.0.0.1:1,127.0.0.1:2/?timeout=500ms")
 	defer a.Close()
@@ -268,8 +268,13 @@ func TestUnavailable(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, _, err := a.Get(short, "p"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Get with the caller's deadline: %v, want DeadlineExceeded", err)
+	if _, _, err := a.Get(short, "p"); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Get with the caller's deadline: %v, want DeadlineExceeded and ErrUnavailable", err)
+	}
+	cancelled, cancel2 := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel2)
+	if _, _, err := a.Get(cancelled, "p"); !errors.Is(err, context.Canceled) || errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Get cancelled by the caller: %v, want Canceled only", err)
 	}
 }
 
