@@ -53,9 +53,11 @@
 //	TOKENCACHE_TEST_MEMCACHED_ADDR      host:port
 //	TOKENCACHE_TEST_MONGO_URI           mongodb://host:port/
 //	TOKENCACHE_TEST_KMS_ENDPOINT        http://host:port
+//	TOKENCACHE_TEST_ETCD_ENDPOINTS      host:port,host:port,host:port
 //
 // Such a Server has no container: Stop and Start return ErrExternal, and
-// Terminate does nothing. Tests that stop a server on purpose should skip
+// Terminate does nothing. etcd is the exception to containers: see
+// EtcdCluster, whose members run as processes. Tests that stop a server on purpose should skip
 // that part (or the test) when Server.External reports true.
 //
 // # Docker
