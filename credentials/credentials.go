@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,22 @@ type Config struct {
 	// capped at half the remaining lifetime of a token, so short-lived
 	// tokens are not renewed the moment they arrive.
 	RenewAhead time.Duration
+	// RenewSpread is the fraction of the renewal window (from RenewAhead
+	// to Skew before expiry) over which each process picks, per token, the
+	// point where it starts renewing: tokens issued together (a batch
+	// import, a restart) then renew spread out instead of all at once,
+	// and the lease still makes the earliest replica do the work. Default
+	// 0.5; negative means none.
+	RenewSpread float64
+	// Rand returns the random fractions in [0, 1) that RenewSpread uses;
+	// default math/rand/v2's Float64. Tests seed it.
+	Rand func() float64
+	// Limiter bounds the concurrent refreshes per token endpoint and
+	// holds them all off when the endpoint answers 429 or 503 with
+	// Retry-After. Share one between the Credentials of a process
+	// (Profiles does); nil means no bound, and Retry-After paces only the
+	// Credentials that received it.
+	Limiter *EndpointLimiter
 	// LeaseTTL bounds how long a refresher may hold the lease, and so how
 	// long a crashed refresher delays the others; default 30 s.
 	LeaseTTL time.Duration
@@ -103,6 +120,17 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 30 * time.Second
+	}
+	switch {
+	case c.RenewSpread == 0:
+		c.RenewSpread = 0.5
+	case c.RenewSpread < 0:
+		c.RenewSpread = 0
+	case c.RenewSpread > 1:
+		c.RenewSpread = 1
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
 	}
 	if c.RefreshTimeout == 0 {
 		c.RefreshTimeout = c.LeaseTTL / 3

@@ -314,7 +314,8 @@ func TestRotatedTokenSurvivesStoreOutage(t *testing.T) {
 
 func TestProactiveRenewalServesCurrentToken(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true, AccessTTL: 2 * time.Second})
-	c := f.creds(t, func(c *credentials.Config) { c.RenewAhead = time.Second })
+	// No spread: the renewal must start at the first call in the window.
+	c := f.creds(t, func(c *credentials.Config) { c.RenewAhead = time.Second; c.RenewSpread = -1 })
 	first, err := c.Token(context.Background())
 	if err != nil {
 		t.Fatal(err)

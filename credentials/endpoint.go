@@ -177,8 +177,28 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 	tr, err := parseTokenResponse(where, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	if ee, ok := err.(*EndpointError); ok {
 		ee.Response = resp
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			ee.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
 	}
 	return tr, err
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
 }
 
 // parseTokenResponse reads a token endpoint's answer: a token response

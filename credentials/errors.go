@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tokencache/tokencache/storage"
 )
@@ -67,6 +68,9 @@ type EndpointError struct {
 	// Response is the HTTP response (its body already read and closed);
 	// nil when none arrived.
 	Response *http.Response
+	// RetryAfter is how long a 429 or 503 answer asked clients to wait
+	// (its Retry-After header); zero when it did not say.
+	RetryAfter time.Duration
 	// Err is the cause: the transport's error when no response arrived,
 	// else one of ErrNotTokenEndpoint or ErrMalformedResponse, or nil.
 	Err error

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/storage"
@@ -109,5 +110,65 @@ func TestEndpointErrorUnwrapsTransportCause(t *testing.T) {
 	var opErr *net.OpError
 	if !errors.As(err, &ee) || ee.StatusCode != 0 || !ee.Temporary() || !errors.As(err, &opErr) {
 		t.Fatalf("got %v; want an EndpointError without status whose cause is the *net.OpError", err)
+	}
+}
+
+// An endpoint that answers 429 with Retry-After is paused by every profile
+// of the process, and each profile retries at most once (issue 19); the
+// number of refreshes in flight per endpoint is bounded.
+func TestThrottledEndpointIsPaused(t *testing.T) {
+	var calls, throttled, inFlight, maxInFlight atomic.Int64
+	var until atomic.Int64
+	until.Store(time.Now().Add(700 * time.Millisecond).UnixNano())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		if time.Now().UnixNano() < until.Load() {
+			throttled.Add(1)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"error":"slow_down"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"access_token":"at-%d","token_type":"Bearer","expires_in":3600}`, calls.Load())
+	}))
+	defer srv.Close()
+	st := storage.NewStore(memory.New())
+	const profiles = 20
+	for i := range profiles {
+		rec := &storage.Record{Profile: fmt.Sprintf("p%d", i), ClientID: "cid", ClientSecret: "cs", TokenURL: srv.URL + "/token"}
+		rec.Grant(fmt.Sprintf("rt-%d", i))
+		st.Replace(context.Background(), nil, "", rec)
+	}
+	ps, err := credentials.NewProfiles(credentials.Config{Store: st, RetryBackoff: 10 * time.Millisecond,
+		Limiter: &credentials.EndpointLimiter{MaxConcurrent: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	errs := make(chan error, profiles)
+	for i := range profiles {
+		go func() { _, err := ps.Token(context.Background(), fmt.Sprintf("p%d", i)); errs <- err }()
+	}
+	for range profiles {
+		if err := <-errs; err != nil {
+			t.Errorf("Token: %v", err)
+		}
+	}
+	if m := maxInFlight.Load(); m > 3 {
+		t.Errorf("%d refreshes in flight at once, limit 3", m)
+	}
+	// Before the first 429 came back at most 3 requests were out; after it
+	// every profile waited for the pause.
+	if n := throttled.Load(); n > 3 {
+		t.Errorf("%d requests answered 429: the pause was not shared", n)
+	}
+	if n := calls.Load(); n > profiles+3 {
+		t.Errorf("%d endpoint calls for %d profiles", n, profiles)
 	}
 }

@@ -29,6 +29,10 @@ func NewProfiles(cfg Config) (*Profiles, error) {
 	if err := probe.setDefaults(); err != nil {
 		return nil, err
 	}
+	if cfg.Limiter == nil {
+		// One pace per token endpoint for all the profiles served here.
+		cfg.Limiter = &EndpointLimiter{}
+	}
 	return &Profiles{cfg: cfg, creds: map[string]*Credentials{}}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
@@ -20,7 +21,8 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 	ctx, cancel := context.WithTimeout(c.root, 2*c.cfg.LeaseTTL+time.Duration(c.cfg.MaxRetries+2)*c.cfg.RefreshTimeout)
 	defer cancel()
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
-	attempt, conflicts := 0, 0
+	var tries tries
+	conflicts := 0
 	for {
 		// A rotated token this process, or another on this machine, could
 		// not store goes first: refreshing with the stored one would
@@ -79,8 +81,23 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			}
 			continue
 		}
+		// The endpoint's pace: a pause it asked for, a bound on refreshes
+		// in flight. Having waited, read again: another replica may have
+		// refreshed meanwhile.
+		release, waited, err := c.cfg.Limiter.acquire(ctx, next.TokenURL, c.cfg.Now)
+		if err != nil {
+			return nil, fmt.Errorf("credentials: profile %q: waiting for the token endpoint: %w", c.cfg.Profile, err)
+		}
+		if waited {
+			release()
+			continue
+		}
+		now = c.cfg.Now()
 		next.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL), TTL: storage.Duration(c.cfg.LeaseTTL)}
 		leaseRev, err := c.store.Replace(ctx, rec, rev, next)
+		if err != nil {
+			release()
+		}
 		if errors.Is(err, storage.ErrConflict) {
 			// Someone moved first: read again. A store that keeps
 			// answering conflict (a claim a dead writer left) must not
@@ -97,8 +114,9 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			return nil, fmt.Errorf("credentials: profile %q: taking the refresh lease: %w", c.cfg.Profile, err)
 		}
 		conflicts = 0
-		log.Debug("lease taken, calling token endpoint", "attempt", attempt)
-		t, again, err := c.refreshUnderLease(ctx, next, leaseRev, now, stale, &attempt)
+		log.Debug("lease taken, calling token endpoint", "attempt", tries.attempt)
+		t, again, err := c.refreshUnderLease(ctx, next, leaseRev, now, stale, &tries)
+		release()
 		if again {
 			continue
 		}
@@ -110,7 +128,7 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 // leaseRev on leased (the record as written with our lease), and stores
 // what it gets. again means: go back and read the store, the situation
 // changed or a temporary failure is worth a retry.
-func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, takenAt time.Time, stale *Token, attempt *int) (t *Token, again bool, err error) {
+func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, takenAt time.Time, stale *Token, tries *tries) (t *Token, again bool, err error) {
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
 	used := leased.RefreshToken
 	// From here on the server may rotate the refresh token: Close must not
@@ -150,15 +168,29 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 		// retry below presents the same token again: with a reuse grace
 		// period that recovers the grant, without one the grant was lost
 		// with the reply and the retry only learns it sooner.
-		if temporary(err) && *attempt < c.cfg.MaxRetries && ctx.Err() == nil {
-			d := backoff.Exponential(c.cfg.RetryBackoff, *attempt)
+		//
+		// An endpoint that asks for a pause (429 or 503 with Retry-After)
+		// gets it from every profile of the process (Limiter), and one
+		// retry per flight at most: a throttled endpoint must not see a
+		// storm of retries.
+		var ee *EndpointError
+		pause := time.Duration(0)
+		if errors.As(err, &ee) && ee.RetryAfter > 0 {
+			pause = min(ee.RetryAfter, c.cfg.Limiter.maxHoldOff())
+			c.cfg.Limiter.holdOff(leased.TokenURL, pause, c.cfg.Now())
+			if ee.StatusCode == http.StatusTooManyRequests {
+				tries.throttled++
+			}
+		}
+		if temporary(err) && tries.attempt < c.cfg.MaxRetries && tries.throttled < 2 && ctx.Err() == nil {
+			d := max(backoff.Exponential(c.cfg.RetryBackoff, tries.attempt), pause)
 			log.Debug("temporary token endpoint failure; backing off", "err", err, "backoff", d)
-			*attempt++
+			tries.attempt++
 			if backoff.Sleep(ctx, d) == nil {
 				return nil, true, nil
 			}
 		}
-		return nil, false, c.failed(err, stale)
+		return nil, false, c.failedFor(err, stale, pause)
 	}
 
 	rec := leased.Clone()
@@ -204,6 +236,12 @@ func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
 		c.seen = leaseSighting{owner: l.Owner, until: l.Until, at: now}
 	}
 	return c.seen.at.Add(ttl)
+}
+
+// tries counts one flight's retries of the token endpoint.
+type tries struct {
+	attempt   int // temporary failures retried
+	throttled int // 429 answers: a second one ends the flight
 }
 
 // maxHonouredLease bounds how long a waiter honours a holder's lease TTL.
@@ -284,7 +322,7 @@ func (c *Credentials) tokenFrom(rec *storage.Record, now time.Time) *Token {
 		}
 		ahead = min(ahead, max(expiry.Sub(now), 0)/2)
 	}
-	return newToken(rec.AccessToken, rec.TokenType, expiry, skew, ahead)
+	return newToken(rec.AccessToken, rec.TokenType, expiry, skew, ahead, c.cfg.RenewSpread*c.cfg.Rand())
 }
 
 func (c *Credentials) succeeded() {
@@ -295,12 +333,16 @@ func (c *Credentials) succeeded() {
 
 // failed records a temporary failure and sets a jittered hold-off before
 // the next attempt.
-func (c *Credentials) failed(err error, stale *Token) error {
+func (c *Credentials) failed(err error, stale *Token) error { return c.failedFor(err, stale, 0) }
+
+// failedFor is failed with a hold-off of at least pause, as an endpoint
+// that answered Retry-After asked.
+func (c *Credentials) failedFor(err error, stale *Token, pause time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failures++
 	c.lastErr = err
-	c.holdOff = c.cfg.Now().Add(backoff.Exponential(c.cfg.RetryBackoff, c.failures))
+	c.holdOff = c.cfg.Now().Add(max(backoff.Exponential(c.cfg.RetryBackoff, c.failures), pause))
 	if stale.Valid(c.cfg.Now()) {
 		c.cfg.Logger.Warn("background refresh failed; still serving the current token", "profile", c.cfg.Profile, "err", err)
 	}

@@ -44,11 +44,17 @@ func (t *Token) AuthorizationHeader() string {
 	return typ + " " + t.AccessToken.Reveal()
 }
 
-func newToken(access secret.Secret, typ string, expiry time.Time, skew, ahead time.Duration) *Token {
+// newToken makes a Token that stops being handed out skew before expiry
+// and is renewed in the background from ahead before expiry, plus spread
+// (a fraction in [0, 1)) of the window between the two: each process picks
+// its own point, so that the renewals of many tokens issued together spread
+// over the window instead of falling on one instant.
+func newToken(access secret.Secret, typ string, expiry time.Time, skew, ahead time.Duration, spread float64) *Token {
 	t := &Token{AccessToken: access, TokenType: typ, Expiry: expiry}
 	if !expiry.IsZero() {
 		t.validUntil = expiry.Add(-skew)
-		t.renewAt = expiry.Add(-max(ahead, skew))
+		start := max(ahead, skew)
+		t.renewAt = expiry.Add(-start + time.Duration(spread*float64(start-skew)))
 	}
 	return t
 }
