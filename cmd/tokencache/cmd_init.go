@@ -356,7 +356,13 @@ func missingForRefresh(r *storage.Record) []string {
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"client_id", r.ClientID != ""}, {"client_secret", r.ClientSecret != ""}, {"refresh_token", r.RefreshToken != ""}, {"token_url", r.TokenURL != ""}} {
+	}{
+		{"client_id", r.ClientID != ""},
+		// A public client refreshes without a secret; pancloud needs one.
+		{"client_secret", r.ClientSecret != "" || r.Flavor != credentials.FlavorPancloud},
+		{"refresh_token", r.RefreshToken != ""},
+		{"token_url", r.TokenURL != ""},
+	} {
 		if !f.set {
 			m = append(m, f.name)
 		}

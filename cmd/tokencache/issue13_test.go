@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/oauthtest"
+)
+
+// loginSession is a running "tokencache login --no-browser": its printed
+// authorization URL and redirect URI, and a way to wait for it.
+type loginSession struct {
+	cmd               *exec.Cmd
+	authURL, redirect string
+	stdout, stderr    *bytes.Buffer
+	done              chan struct{}
+}
+
+func startLogin(t *testing.T, env []string, args ...string) *loginSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, binary, append(args, "login", "--no-browser")...)
+	cmd.Env = append(cleanEnv(), env...)
+	s := &loginSession{cmd: cmd, stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout = s.stdout
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		line := sc.Text()
+		s.stderr.WriteString(line + "\n")
+		if u := strings.TrimSpace(line); strings.Contains(u, "?response_type=") || strings.Contains(u, "&response_type=") {
+			s.authURL = u
+		}
+		if _, after, ok := strings.Cut(line, "Waiting for the redirect to "); ok {
+			s.redirect = strings.TrimSuffix(after, " ...")
+			break
+		}
+	}
+	var mu sync.Mutex
+	go func() {
+		defer close(s.done)
+		mu.Lock()
+		defer mu.Unlock()
+		io.Copy(s.stderr, pipe)
+	}()
+	if s.redirect == "" || s.authURL == "" {
+		cmd.Wait()
+		t.Fatalf("login printed no authorization URL or redirect:\n%s", s.stderr)
+	}
+	return s
+}
+
+// wait ends the login and returns its exit code.
+func (s *loginSession) wait(t *testing.T) int {
+	t.Helper()
+	<-s.done
+	err := s.cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+func browse(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestPublicClientEndToEnd (issue 13, 1): a public client (no secret, RFC
+// 6749 §2.1) logs in with PKCE, then token refreshes with client_id in the
+// body; before, token exited 9 "missing client_secret".
+func TestPublicClientEndToEnd(t *testing.T) {
+	s := oauthtest.NewServer(oauthtest.Options{Rotate: true})
+	t.Cleanup(s.Close)
+	s.AddClient("app", "")
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+
+	l := startLogin(t, nil, "--store", store, "--authorize-url", s.AuthorizeURL(), "--token-url", s.TokenURL(), "--client-id", "app")
+	if code, page := browse(t, l.authURL); code != http.StatusOK {
+		t.Fatalf("callback page %d: %s", code, page)
+	}
+	if code := l.wait(t); code != 0 {
+		t.Fatalf("login exit %d: %s", code, l.stderr)
+	}
+	rec := loadRecord(t, store, "default")
+	if rec.ClientSecret != "" || !s.ValidRefresh(rec.RefreshToken.Reveal()) {
+		t.Fatal("login did not store a public client's grant")
+	}
+	// Force a refresh: the stored token must be replaced.
+	r := cli(t, nil, "--store", store, "refresh")
+	if r.code != 0 {
+		t.Fatalf("refresh of a public client: exit %d: %s", r.code, r.stderr)
+	}
+	tok := strings.TrimSpace(cli(t, nil, "--store", store, "token").mustSucceed(t).stdout)
+	if tok == rec.AccessToken.Reveal() || !s.Valid(tok) {
+		t.Fatal("token after refresh is not a new, valid token")
+	}
+	if st := s.Stats(); st.RefreshCalls != 1 {
+		t.Errorf("%d refresh calls, want 1", st.RefreshCalls)
+	}
+}
+
+// TestPublicClientInitAndStorm: init without a secret gives no "cannot
+// refresh" note, and 16 token processes on the public profile cost one
+// refresh.
+func TestPublicClientInitAndStorm(t *testing.T) {
+	s := oauthtest.NewServer(oauthtest.Options{Rotate: true})
+	t.Cleanup(s.Close)
+	s.AddClient("app", "")
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	rt := s.IssueRefreshToken("app")
+	r := cli(t, []string{"PAN_REFRESH_TOKEN=" + rt}, "--store", store, "init", "--token-url", s.TokenURL(), "--client-id", "app",
+		"--access-token", "expired", "--expires-in", "-1m").mustSucceed(t)
+	if strings.Contains(r.stderr, "cannot refresh") {
+		t.Errorf("init of a public client warns: %s", r.stderr)
+	}
+	const n = 16
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = cli(t, nil, "--store", store, "token") })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 || strings.TrimSpace(r.stdout) != strings.TrimSpace(results[0].stdout) {
+			t.Fatalf("process %d: exit %d, stdout %q, stderr %q", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	if st := s.Stats(); st.RefreshCalls != 1 || st.ReuseDetections != 0 {
+		t.Errorf("%d refresh calls, %d reuse detections; want 1, 0", st.RefreshCalls, st.ReuseDetections)
+	}
+}
