@@ -72,7 +72,7 @@ func exitCode(err error) int {
 		return exitReauth
 	case errors.Is(err, credentials.ErrInvalidClient):
 		return exitBadClient
-	case errors.Is(err, credentials.ErrNotTokenEndpoint):
+	case errors.Is(err, credentials.ErrNotTokenEndpoint), wrongURL(err):
 		return exitNotEndpoint
 	case errors.As(err, &ee) && ee.Temporary():
 		return exitTemporary
@@ -90,6 +90,22 @@ func exitCode(err error) int {
 	return exitOther
 }
 
+// wrongURL reports an endpoint answer that says the URL is wrong rather
+// than the request: 403, 404, 405 or 410 without an OAuth error code,
+// whatever the content type (a JSON 404 from an API gateway is no token
+// endpoint either).
+func wrongURL(err error) bool {
+	var ee *credentials.EndpointError
+	if !errors.As(err, &ee) || ee.Code != "" {
+		return false
+	}
+	switch ee.StatusCode {
+	case 403, 404, 405, 410:
+		return true
+	}
+	return false
+}
+
 // errorLine renders err as the one line a user reads on stderr: a plain
 // statement of what is wrong with this profile and store, the library's
 // detail, and for the classes a user can fix, how. Library errors never
@@ -100,6 +116,10 @@ func exitCode(err error) int {
 func (a *app) errorLine(err error, code int) string {
 	detail := redactURLs(oneLine(err.Error()))
 	store := storage.Redact(a.storeURL)
+	ep := "token endpoint"
+	if a.revoking {
+		ep = "revocation endpoint"
+	}
 	var msg string
 	switch code {
 	case exitNotFound:
@@ -111,11 +131,15 @@ func (a *app) errorLine(err error, code int) string {
 	case exitReauth:
 		msg = fmt.Sprintf("profile %q needs re-authorization: the server rejected its refresh token (run \"tokencache login\" or \"tokencache init --refresh-token\"): %s", a.profile, detail)
 	case exitBadClient:
-		msg = fmt.Sprintf("profile %q: the token endpoint rejected the client credentials (check client_id and client_secret): %s", a.profile, detail)
+		msg = fmt.Sprintf("profile %q: the %s rejected the client credentials (check client_id and client_secret): %s", a.profile, ep, detail)
 	case exitNotEndpoint:
-		msg = fmt.Sprintf("profile %q: the token URL does not answer as an OAuth 2.0 token endpoint; check it (tokencache show): %s", a.profile, detail)
+		what := "token URL"
+		if a.revoking {
+			what = "revocation URL"
+		}
+		msg = fmt.Sprintf("profile %q: the %s does not answer as an OAuth 2.0 endpoint (a web page, 403, 404, a redirect); check the %s (tokencache show): %s", a.profile, what, what, detail)
 	case exitTemporary:
-		msg = fmt.Sprintf("profile %q: token endpoint unreachable or failing, try again later: %s", a.profile, detail)
+		msg = fmt.Sprintf("profile %q: %s unreachable or failing, try again later: %s", a.profile, ep, detail)
 	default:
 		msg = detail
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -152,5 +153,41 @@ func TestPublicClientInitAndStorm(t *testing.T) {
 	}
 	if st := s.Stats(); st.RefreshCalls != 1 || st.ReuseDetections != 0 {
 		t.Errorf("%d refresh calls, %d reuse detections; want 1, 0", st.RefreshCalls, st.ReuseDetections)
+	}
+}
+
+// wrongURLServer answers every request with status and a JSON body
+// without an OAuth error code, as an API gateway does for a wrong path.
+func wrongURLServer(t *testing.T, status int) string {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, `{"message":"no route"}`)
+	}))
+	t.Cleanup(s.Close)
+	return s.URL + "/oauth2/token"
+}
+
+// TestWrongURLHints (issue 13, 3): 403 and 404 from the token URL say to
+// check it and exit 10 (before: exit 1 and "answered 404"); revoke's errors
+// are printed once and name the revocation URL.
+func TestWrongURLHints(t *testing.T) {
+	for _, status := range []int{403, 404} {
+		u := wrongURLServer(t, status)
+		store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+		cli(t, []string{"PAN_CLIENT_ID=a", "PAN_CLIENT_SECRET=b", "PAN_REFRESH_TOKEN=r", "PAN_ACCESS_TOKEN=x"},
+			"--store", store, "init", "--token-url", u, "--revoke-url", u, "--expires-in", "-1m").mustSucceed(t)
+		r := cli(t, nil, "--store", store, "token")
+		if r.code != exitNotEndpoint || !strings.Contains(r.stderr, "check the token URL") {
+			t.Errorf("token, %d: exit %d, %s", status, r.code, r.stderr)
+		}
+		r = cli(t, nil, "--store", store, "revoke")
+		if r.code != exitNotEndpoint || !strings.Contains(r.stderr, "check the revocation URL") || strings.Contains(r.stderr, "token URL") {
+			t.Errorf("revoke, %d: exit %d, %s", status, r.code, r.stderr)
+		}
+		if n := strings.Count(r.stderr, "answered"); n != 1 {
+			t.Errorf("revoke, %d: the error is printed %d times: %s", status, n, r.stderr)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type app struct {
 	profile  string
 	timeout  time.Duration
 	tune     tuning
+	// revoking says that endpoint errors come from the revocation
+	// endpoint, so that errorLine names it rather than the token URL.
+	revoking bool
 	// started is set once a command's own code runs: errors before that
 	// are cobra's parsing and validation, that is, usage errors.
 	started bool
