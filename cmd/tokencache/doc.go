@@ -24,6 +24,7 @@
 //	rm        remove a profile
 //	copy      copy profiles to another store (--to, --to-env NAME or TOKENCACHE_COPY_TO)
 //	login     authorization code flow with PKCE and a loopback redirect
+//	lease     show the refresh lease; "lease clear" removes one whose holder is dead
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
 //	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
 //
@@ -52,5 +53,6 @@
 //	7  re-authorization required: the refresh token was revoked, expired or reused (invalid_grant)
 //	8  invalid client: the server rejected client_id/client_secret (invalid_client)
 //	9  partial credentials: the profile lacks what a refresh needs
-//	10 the token URL does not answer as a token endpoint (a web page, 404, a redirect)
+//	10 the token URL does not answer as a token endpoint (a web page, 403, 404, a redirect)
+//	11 conflict: the store changed under the command, or the target exists: look again
 package main

@@ -25,6 +25,7 @@ const (
 	exitBadClient   = 8
 	exitPartialCred = 9
 	exitNotEndpoint = 10
+	exitConflict    = 11
 )
 
 const exitCodeHelp = `Exit codes:
@@ -39,6 +40,7 @@ const exitCodeHelp = `Exit codes:
   8  invalid client (client_id/client_secret rejected: invalid_client)
   9  partial credentials (the profile lacks what a refresh needs)
  10  the token URL does not answer as a token endpoint (a web page, 404, a redirect): check it
+ 11  conflict: the store changed under the command, or the target exists: look again
 `
 
 // usageError marks mistakes in how the command was called, found after
@@ -76,6 +78,8 @@ func exitCode(err error) int {
 		return exitNotEndpoint
 	case errors.As(err, &ee) && ee.Temporary():
 		return exitTemporary
+	case errors.Is(err, storage.ErrConflict):
+		return exitConflict
 	case errors.Is(err, storage.ErrNotFound):
 		return exitNotFound
 	case errors.Is(err, storage.ErrCorrupt):

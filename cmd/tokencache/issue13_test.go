@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/storage"
 )
 
 // loginSession is a running "tokencache login --no-browser": its printed
@@ -189,5 +190,103 @@ func TestWrongURLHints(t *testing.T) {
 		if n := strings.Count(r.stderr, "answered"); n != 1 {
 			t.Errorf("revoke, %d: the error is printed %d times: %s", status, n, r.stderr)
 		}
+	}
+}
+
+// plantLease writes a lease as a refresher on another machine would, through
+// storage.Store (Replace: Update keeps leases).
+func plantLease(t *testing.T, storeURL, profile, owner string, ttl time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storage.Open(ctx, storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec, rev, err := st.Load(ctx, profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := rec.Clone()
+	next.Lease = &storage.Lease{Owner: owner, Until: time.Now().Add(ttl), TTL: storage.Duration(ttl)}
+	if _, err := st.Replace(ctx, rec, rev, next); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLeaseWaitIsAnnounced (issue 13, 4): token waiting on a dead holder's
+// lease says once who holds it and for how long at most, then takes over.
+func TestLeaseWaitIsAnnounced(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{Rotate: true})
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	p.initExpired(t, store, "default")
+	plantLease(t, store, "default", "deadhost/4242/0011223344556677", 3*time.Second)
+	// A waiter honours the longer of its own lease TTL and the holder's.
+	r := cli(t, nil, "--store", store, "--lease-ttl", "3s", "--refresh-timeout", "1s", "token").mustSucceed(t)
+	t.Logf("stderr: %s", r.stderr)
+	if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "pid 4242 on host deadhost") || !strings.Contains(r.stderr, "at most") {
+		t.Errorf("stderr while waiting on a lease: %q", r.stderr)
+	}
+	if p.Stats().RefreshCalls != 1 {
+		t.Errorf("%d refresh calls, want 1", p.Stats().RefreshCalls)
+	}
+}
+
+// TestTimeoutBoundsHungEndpoint (issue 13, 4): --timeout 2s ends the command
+// within about 2 s against an endpoint that never answers (before: 10 s, the
+// refresh timeout) and the lease is released.
+func TestTimeoutBoundsHungEndpoint(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); hung.Close() })
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	cli(t, []string{"PAN_CLIENT_ID=a", "PAN_CLIENT_SECRET=b", "PAN_REFRESH_TOKEN=r"}, "--store", store, "init", "--token-url", hung.URL).mustSucceed(t)
+	start := time.Now()
+	r := cli(t, nil, "--store", store, "--timeout", "2s", "token")
+	took := time.Since(start)
+	if r.code != exitTemporary || took > 4*time.Second {
+		t.Errorf("token --timeout 2s against a hung endpoint: exit %d after %v: %s", r.code, took, r.stderr)
+	}
+	if rec := loadRecord(t, store, "default"); rec.Lease != nil {
+		t.Errorf("lease left behind: %+v", rec.Lease)
+	}
+}
+
+// TestLeaseClear (issue 13, 4): an operator clears a dead holder's lease
+// and the next token refreshes at once; a lease that changed between read
+// and write is not cleared.
+func TestLeaseClear(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{Rotate: true})
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	p.initExpired(t, store, "default")
+	plantLease(t, store, "default", "deadhost/4242/0011223344556677", 10*time.Minute)
+	if r := cli(t, nil, "--store", store, "lease").mustSucceed(t); !strings.Contains(r.stdout, "pid 4242 on host deadhost") {
+		t.Errorf("lease: %q", r.stdout)
+	}
+	if r := cli(t, nil, "--store", store, "--timeout", "1500ms", "token"); r.code == 0 {
+		t.Fatal("token succeeded under a live lease")
+	}
+	r := cli(t, nil, "--store", store, "lease", "clear").mustSucceed(t)
+	if !strings.Contains(r.stdout, "cleared") {
+		t.Errorf("lease clear: %q", r.stdout)
+	}
+	if rec := loadRecord(t, store, "default"); rec.Lease != nil || rec.ClientSecret.Reveal() != p.secret {
+		t.Fatalf("after lease clear: lease %+v, or the record changed", rec.Lease)
+	}
+	start := time.Now()
+	cli(t, nil, "--store", store, "token").mustSucceed(t)
+	if time.Since(start) > 5*time.Second {
+		t.Error("token after lease clear still waited")
+	}
+	if r := cli(t, nil, "--store", store, "unlock"); r.code != exitUsage {
+		t.Errorf("unknown top-level unlock: exit %d", r.code)
+	}
+	if r := cli(t, nil, "--store", store, "lease", "unlock").mustSucceed(t); !strings.Contains(r.stdout, "no refresh lease") {
+		t.Errorf("lease unlock without a lease: %q", r.stdout)
 	}
 }

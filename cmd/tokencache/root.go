@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -35,6 +36,10 @@ type app struct {
 	// revoking says that endpoint errors come from the revocation
 	// endpoint, so that errorLine names it rather than the token URL.
 	revoking bool
+	// deadline is when --timeout ends the command (zero: no timeout).
+	deadline time.Time
+	// notice says once on stderr whom a long lease wait waits for.
+	notice *leaseNotice
 	// started is set once a command's own code runs: errors before that
 	// are cobra's parsing and validation, that is, usage errors.
 	started bool
@@ -102,7 +107,7 @@ Try it: tokencache demo`,
 
 	root.AddCommand(
 		a.initCmd(), a.tokenCmd(), a.listCmd(), a.showCmd(), a.refreshCmd(), a.revokeCmd(),
-		a.rmCmd(), a.copyCmd(), a.loginCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
+		a.rmCmd(), a.copyCmd(), a.loginCmd(), a.leaseCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
 	)
 	return root
 }
@@ -124,6 +129,7 @@ func (a *app) runE(fn func(ctx context.Context, cmd *cobra.Command, args []strin
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, a.timeout)
 			defer cancel()
+			a.deadline, _ = ctx.Deadline()
 		}
 		return fn(ctx, cmd, args)
 	}
@@ -146,10 +152,22 @@ func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 
 // credConfig is the library configuration for a one-shot CLI process.
 func (a *app) credConfig(st *storage.Store) credentials.Config {
+	// The library runs a token endpoint call detached from the caller's
+	// context, so that a rotated refresh token is not lost to a cancel,
+	// and Close waits for it. --timeout bounds the whole command: the call
+	// gets at most what is left of it, so that a hung endpoint ends the
+	// command on time, and the failed call releases the lease.
+	refreshTimeout, httpTimeout := a.tune.refreshTimeout, a.tune.httpTimeout
+	if !a.deadline.IsZero() {
+		left := max(time.Until(a.deadline), time.Millisecond)
+		refreshTimeout, httpTimeout = min(refreshTimeout, left), min(httpTimeout, left)
+	}
+	a.notice = &leaseNotice{w: a.stderr, deadline: a.deadline}
 	return credentials.Config{
 		Store:      st,
 		Profile:    a.profile,
-		HTTPClient: &http.Client{Timeout: a.tune.httpTimeout},
+		Logger:     slog.New(a.notice.handler()),
+		HTTPClient: &http.Client{Timeout: httpTimeout},
 		Skew:       a.tune.skew,
 		// A process that exits right after printing must not start a
 		// background renewal: cancelled mid-call, it could lose a rotated
@@ -157,7 +175,7 @@ func (a *app) credConfig(st *storage.Store) credentials.Config {
 		// when the token stops being handed out, that is, in the foreground.
 		RenewAhead:     a.tune.skew,
 		LeaseTTL:       a.tune.leaseTTL,
-		RefreshTimeout: a.tune.refreshTimeout,
+		RefreshTimeout: refreshTimeout,
 		PollInterval:   a.tune.pollInterval,
 		MaxRetries:     a.tune.maxRetries,
 	}
@@ -176,6 +194,7 @@ func (a *app) withCredentials(ctx context.Context, fn func(*credentials.Credenti
 		return usagef("%v", err)
 	}
 	err = fn(c)
+	a.notice.stop()
 	// Close writes a rotated refresh token a store outage held back, or
 	// says which recovery journal entry keeps it: the command must not
 	// exit 0 while the only valid refresh token is in its memory.
