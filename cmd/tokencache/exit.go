@@ -118,7 +118,7 @@ func wrongURL(err error) bool {
 // so every URL in it is redacted again and control characters are escaped
 // (see httpsafe.Printable): a hostile server cannot write to the terminal.
 func (a *app) errorLine(err error, code int) string {
-	detail := redactURLs(oneLine(err.Error()))
+	detail := redactURLs(condenseDriverErrors(oneLine(err.Error())))
 	store := storage.Redact(a.storeURL)
 	ep := "token endpoint"
 	if a.revoking {
@@ -143,6 +143,13 @@ func (a *app) errorLine(err error, code int) string {
 		}
 		msg = fmt.Sprintf("profile %q: the %s does not answer as an OAuth 2.0 endpoint (a web page, 403, 404, a redirect); check the %s (tokencache show): %s", a.profile, what, what, detail)
 	case exitTemporary:
+		var ee *credentials.EndpointError
+		if !errors.As(err, &ee) && errors.Is(err, context.DeadlineExceeded) {
+			// No endpoint answer to blame: the command ran out of time,
+			// waiting for a store, a lease holder or the endpoint.
+			msg = fmt.Sprintf("profile %q: gave up after --timeout %s (the store, another process's refresh or the token endpoint took longer): %s", a.profile, a.timeout, detail)
+			break
+		}
 		msg = fmt.Sprintf("profile %q: %s unreachable or failing, try again later: %s", a.profile, ep, detail)
 	default:
 		msg = detail

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -288,5 +289,51 @@ func TestLeaseClear(t *testing.T) {
 	}
 	if r := cli(t, nil, "--store", store, "lease", "unlock").mustSucceed(t); !strings.Contains(r.stdout, "no refresh lease") {
 		t.Errorf("lease unlock without a lease: %q", r.stdout)
+	}
+}
+
+// closedPort is a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestOneLineOnStderr (issue 13, 5): unreachable stores say so in one line
+// of ours: no go-redis pool.go lines (before: four of them), no AWS SDK
+// warnings (AWS_EC2_METADATA_DISABLED is set by cleanEnv, so the SDK never
+// dials the instance metadata address), and MongoDB's server selection
+// bounded by --timeout, reported as the store being down (before: exit 6
+// "token endpoint unreachable" at the deadline).
+func TestOneLineOnStderr(t *testing.T) {
+	addr := closedPort(t)
+	for _, tc := range []struct {
+		name, store string
+		args        []string
+	}{
+		{"redis", "redis://" + addr + "/0", []string{"list"}},
+		{"mongodb", "mongodb://" + addr + "/db", []string{"list"}},
+		{"kms", "kms+" + fileURL(filepath.Join(t.TempDir(), "k.json")) + "?kms_key_id=alias/x&kms_region=us-east-1&kms_endpoint=http://" + addr,
+			[]string{"init", "--token-url", "https://idp.example/token", "--client-id", "app"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := cli(t, nil, append([]string{"--store", tc.store, "--timeout", "3s"}, tc.args...)...)
+			took := time.Since(start)
+			if r.code != exitStoreDown || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "tokencache: store ") {
+				t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+			if strings.Contains(r.stderr, "current topology") {
+				t.Errorf("the driver's server list on stderr: %s", r.stderr)
+			}
+			if took > 3500*time.Millisecond {
+				t.Errorf("took %v with --timeout 3s", took)
+			}
+		})
 	}
 }

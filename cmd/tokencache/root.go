@@ -147,7 +147,11 @@ func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 	if err := storage.CheckKey(a.profile); err != nil {
 		return nil, usagef("bad --profile: %v", err)
 	}
-	return storage.Open(ctx, a.storeURL)
+	var left time.Duration
+	if !a.deadline.IsZero() {
+		left = max(time.Until(a.deadline), time.Millisecond)
+	}
+	return storage.Open(ctx, boundStoreURL(a.storeURL, left))
 }
 
 // credConfig is the library configuration for a one-shot CLI process.
