@@ -46,7 +46,7 @@ already rotated.`,
 			return nil
 		}),
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(profileArg(&cobra.Command{
 		Use:     "clear",
 		Aliases: []string{"unlock"},
 		Short:   "Remove a refresh lease whose holder is dead",
@@ -58,8 +58,8 @@ command fails, so that look again.`,
 		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
 			return a.clearLease(ctx)
 		}),
-	})
-	return cmd
+	}))
+	return profileArg(cmd)
 }
 
 // clearLease goes through storage.Store like every writer: Update keeps
@@ -82,7 +82,7 @@ func (a *app) clearLease(ctx context.Context) error {
 	next := rec.Clone()
 	next.Lease = nil
 	if _, err := st.Replace(ctx, rec, rev, next); errors.Is(err, storage.ErrConflict) {
-		return &leaseChangedError{}
+		return &conflictError{`the lease changed meanwhile (its holder finished or another took it); nothing was cleared: look again with "tokencache lease"`}
 	} else if err != nil {
 		return err
 	}
@@ -90,10 +90,9 @@ func (a *app) clearLease(ctx context.Context) error {
 	return nil
 }
 
-// leaseChangedError is a conflict an operator resolves by looking again.
-type leaseChangedError struct{}
+// conflictError is a conflict the user resolves by looking again (exit
+// 11): the store changed under the command, or the target exists.
+type conflictError struct{ msg string }
 
-func (*leaseChangedError) Error() string {
-	return `the lease changed meanwhile (its holder finished or another took it); nothing was cleared: look again with "tokencache lease"`
-}
-func (*leaseChangedError) Unwrap() error { return storage.ErrConflict }
+func (e *conflictError) Error() string { return e.msg }
+func (e *conflictError) Unwrap() error { return storage.ErrConflict }

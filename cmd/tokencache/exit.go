@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
@@ -127,6 +128,11 @@ func (a *app) errorLine(err error, code int) string {
 	var msg string
 	switch code {
 	case exitNotFound:
+		var missing *storeMissingError
+		if errors.As(err, &missing) {
+			msg = missing.Error()
+			break
+		}
 		msg = fmt.Sprintf("profile %q not found in store %s (create it with \"tokencache init\")", a.profile, store)
 	case exitCorrupt:
 		msg = fmt.Sprintf("store %s is corrupt, nothing was written: %s", store, detail)
@@ -142,6 +148,13 @@ func (a *app) errorLine(err error, code int) string {
 			what = "revocation URL"
 		}
 		msg = fmt.Sprintf("profile %q: the %s does not answer as an OAuth 2.0 endpoint (a web page, 403, 404, a redirect); check the %s (tokencache show): %s", a.profile, what, what, detail)
+	case exitPartialCred:
+		var pe *credentials.PartialCredentialsError
+		if errors.As(err, &pe) && slices.Contains(pe.Missing, "refresh_token") {
+			msg = fmt.Sprintf("profile %q has no refresh token (revoked, or never authorized): run \"tokencache login\", or \"tokencache init --refresh-token-file FILE\": %s", a.profile, detail)
+			break
+		}
+		msg = detail
 	case exitTemporary:
 		var ee *credentials.EndpointError
 		if !errors.As(err, &ee) && errors.Is(err, context.DeadlineExceeded) {

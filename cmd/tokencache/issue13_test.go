@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -335,5 +336,184 @@ func TestOneLineOnStderr(t *testing.T) {
 				t.Errorf("took %v with --timeout 3s", took)
 			}
 		})
+	}
+}
+
+// cliIn runs the binary in dir.
+func cliIn(t *testing.T, dir string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestDailyPapercuts (issue 13, 6), each subtest one item of the issue.
+func TestDailyPapercuts(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{Rotate: true})
+	secrets := []string{"PAN_CLIENT_ID=" + p.clientID, "PAN_CLIENT_SECRET=" + p.secret}
+
+	t.Run("profile as argument and -p", func(t *testing.T) {
+		store := fileURL(filepath.Join(t.TempDir(), "c.json"))
+		cli(t, append(secrets, "PAN_REFRESH_TOKEN="+p.IssueRefreshToken(p.clientID)), "--store", store, "init", "work", "--token-url", p.TokenURL()).mustSucceed(t)
+		tok := strings.TrimSpace(cli(t, nil, "--store", store, "token", "work").mustSucceed(t).stdout)
+		if !p.Valid(tok) {
+			t.Error("token work: not a valid token")
+		}
+		if r := cli(t, nil, "--store", store, "show", "-p", "work").mustSucceed(t); !strings.Contains(r.stdout, "work") {
+			t.Errorf("show -p work: %s", r.stdout)
+		}
+		if r := cli(t, nil, "--store", store, "-p", "work", "token", "other"); r.code != exitUsage {
+			t.Errorf("two different profiles: exit %d", r.code)
+		}
+	})
+	t.Run("memory store refused by init", func(t *testing.T) {
+		r := cli(t, secrets, "--store", "memory://x", "init", "--token-url", p.TokenURL())
+		if r.code != exitUsage || !strings.Contains(r.stderr, "memory://") {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+	t.Run("profile name limit in bytes", func(t *testing.T) {
+		r := cli(t, nil, "--store", fileURL(filepath.Join(t.TempDir(), "c.json")), "-p", strings.Repeat("é", 150), "init", "--client-id", "x")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "300 bytes") || !strings.Contains(r.stderr, "limit is 200 bytes") {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+	t.Run("read-only commands never create a store", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, store := range []string{sqliteURL(filepath.Join(dir, "typo", "t.db")), fileURL(filepath.Join(dir, "typo.json"))} {
+			for _, args := range [][]string{{"list"}, {"show"}, {"token"}, {"lease"}} {
+				r := cli(t, nil, append([]string{"--store", store}, args...)...)
+				if r.code != exitNotFound || !strings.Contains(r.stderr, "does not exist") {
+					t.Errorf("%s %v: exit %d: %s", store, args, r.code, r.stderr)
+				}
+			}
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("read-only commands created %v", entries)
+		}
+	})
+	t.Run("relative PAN_CREDENTIALS_DBFILE", func(t *testing.T) {
+		dir := t.TempDir()
+		cliIn(t, dir, append(secrets, "PAN_CREDENTIALS_DBFILE=rel.json"), "init", "--token-url", p.TokenURL()).mustSucceed(t)
+		r := cliIn(t, dir, []string{"PAN_CREDENTIALS_DBFILE=rel.json"}, "show").mustSucceed(t)
+		if !strings.Contains(r.stdout, fileURL(filepath.Join(dir, "rel.json"))) {
+			t.Errorf("show: %s", r.stdout)
+		}
+	})
+	t.Run("show --store file: prints the resolved path", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "c.json")
+		env := []string{"PAN_CREDENTIALS_DBFILE=" + path}
+		cli(t, append(env, secrets...), "--store", "file:", "init", "--token-url", p.TokenURL()).mustSucceed(t)
+		if r := cli(t, env, "--store", "file:", "show").mustSucceed(t); !strings.Contains(r.stdout, "store:          "+fileURL(path)) {
+			t.Errorf("show: %s", r.stdout)
+		}
+	})
+	t.Run("--from-file names unknown keys", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "cred-init.json")
+		os.WriteFile(f, []byte(`{"client_id":"a","clientsecret":"hidden-value","refreshtoken":"r"}`), 0o600)
+		r := cli(t, nil, "--store", fileURL(filepath.Join(t.TempDir(), "c.json")), "init", "--from-file", f)
+		if r.code != exitUsage || !strings.Contains(r.stderr, `"clientsecret", "refreshtoken"`) || strings.Contains(r.stderr, "hidden-value") {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+	t.Run("token after revoke suggests login", func(t *testing.T) {
+		store := fileURL(filepath.Join(t.TempDir(), "c.json"))
+		p.initExpired(t, store, "default")
+		cli(t, nil, "--store", store, "revoke").mustSucceed(t)
+		r := cli(t, nil, "--store", store, "token")
+		if r.code != exitPartialCred || !strings.Contains(r.stderr, `run "tokencache login"`) {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+	t.Run("did you mean", func(t *testing.T) {
+		r := cli(t, nil, "tokn")
+		if r.code != exitUsage || !strings.Contains(r.stderr, `did you mean "token"?`) || strings.Contains(r.stderr, "; ;") {
+			t.Errorf("exit %d: %q", r.code, r.stderr)
+		}
+	})
+	t.Run("init help", func(t *testing.T) {
+		if r := cli(t, nil, "init", "--help").mustSucceed(t); strings.Contains(r.stdout, "seed 001") {
+			t.Error("init --help mentions seed 001")
+		}
+	})
+	t.Run("copy conflict exit code", func(t *testing.T) {
+		dir := t.TempDir()
+		src, dst := fileURL(filepath.Join(dir, "a.json")), fileURL(filepath.Join(dir, "b.json"))
+		p.initExpired(t, src, "default")
+		p.initExpired(t, dst, "default")
+		if r := cli(t, nil, "--store", src, "copy", "--to", dst); r.code != exitConflict || !strings.Contains(r.stderr, "already has") {
+			t.Errorf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+}
+
+// TestLoginToleratesOneStrayRedirect (issue 13, 6): a redirect with another
+// state (a stale tab) is answered 400 and ignored; the real one completes
+// the login.
+func TestLoginToleratesOneStrayRedirect(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{})
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	l := startLogin(t, []string{"PAN_CLIENT_SECRET=" + p.secret}, "--store", store, "--authorize-url", p.AuthorizeURL(),
+		"--token-url", p.TokenURL(), "--client-id", p.clientID)
+	if code, _ := browse(t, l.redirect+"?code=stale&state=stale"); code != http.StatusBadRequest {
+		t.Errorf("stray redirect answered %d", code)
+	}
+	if code, page := browse(t, l.authURL); code != http.StatusOK {
+		t.Fatalf("callback page %d: %s", code, page)
+	}
+	if code := l.wait(t); code != 0 {
+		t.Fatalf("login exit %d: %s", code, l.stderr)
+	}
+	if !strings.Contains(l.stderr.String(), "ignored a redirect") {
+		t.Errorf("stderr: %s", l.stderr)
+	}
+	if p.Stats().TokenCalls != 1 {
+		t.Errorf("%d token calls, want 1 (the stray code must not be exchanged)", p.Stats().TokenCalls)
+	}
+}
+
+// TestSQLiteUnwritableDirectory (issue 13, 6): a database that cannot be
+// created says why (before: "no such file or directory"). Root writes
+// anywhere, so as root the command runs as nobody (setpriv, util-linux).
+func TestSQLiteUnwritableDirectory(t *testing.T) {
+	base, err := os.MkdirTemp("", "tokencache-ro-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(base, "ro"), 0o755); os.RemoveAll(base) })
+	bin := filepath.Join(base, "tokencache")
+	b, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(base, "ro")
+	os.Mkdir(ro, 0o555)
+	os.Chmod(ro, 0o555)
+	os.Chmod(base, 0o755)
+	args := []string{bin, "--store", sqliteURL(filepath.Join(ro, "t.db")), "init", "--client-id", "x"}
+	if os.Geteuid() == 0 {
+		args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(cleanEnv(), "HOME="+base)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitStoreDown {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "directory "+ro+": permission denied") {
+		t.Errorf("stderr: %s", out)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,6 +42,10 @@ type app struct {
 	deadline time.Time
 	// notice says once on stderr whom a long lease wait waits for.
 	notice *leaseNotice
+	// creates is set for the commands that may create the store (init,
+	// login); command is the running command's name.
+	creates bool
+	command string
 	// started is set once a command's own code runs: errors before that
 	// are cobra's parsing and validation, that is, usage errors.
 	started bool
@@ -68,8 +74,27 @@ func run(ctx context.Context, args []string, e env) int {
 	if !a.started {
 		code = exitUsage
 	}
+	if !a.started {
+		err = errors.New(suggestion(err.Error()))
+	}
 	fmt.Fprintln(e.stderr, a.errorLine(err, code))
 	return code
+}
+
+// suggestion rewrites cobra's multi-line "Did you mean this?" block into
+// one line that reads as a sentence.
+func suggestion(msg string) string {
+	head, tail, ok := strings.Cut(msg, "\n\nDid you mean this?\n")
+	if !ok {
+		return msg
+	}
+	var names []string
+	for _, l := range strings.Split(tail, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			names = append(names, strconv.Quote(l))
+		}
+	}
+	return head + "; did you mean " + strings.Join(names, " or ") + "?"
 }
 
 func (a *app) newRoot() *cobra.Command {
@@ -93,7 +118,7 @@ Try it: tokencache demo`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.storeURL, "store", a.envOr("TOKENCACHE_STORE", ""),
 		"store URL: file:///path, sqlite:///path, ... (env TOKENCACHE_STORE; default: pancloud's credentials.json, or $PAN_CREDENTIALS_DBFILE)")
-	pf.StringVar(&a.profile, "profile", a.envOr("TOKENCACHE_PROFILE", "default"), "profile name (env TOKENCACHE_PROFILE)")
+	pf.StringVarP(&a.profile, "profile", "p", a.envOr("TOKENCACHE_PROFILE", "default"), "profile name, or the command's argument (env TOKENCACHE_PROFILE)")
 	pf.DurationVar(&a.timeout, "timeout", time.Minute, "give up after this long")
 	pf.DurationVar(&a.tune.skew, "skew", 30*time.Second, "hand out only tokens valid at least this much longer")
 	pf.DurationVar(&a.tune.leaseTTL, "lease-ttl", 30*time.Second, "how long a refresher may hold the refresh lease")
@@ -106,8 +131,9 @@ Try it: tokencache demo`,
 	}
 
 	root.AddCommand(
-		a.initCmd(), a.tokenCmd(), a.listCmd(), a.showCmd(), a.refreshCmd(), a.revokeCmd(),
-		a.rmCmd(), a.copyCmd(), a.loginCmd(), a.leaseCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
+		createsStore(profileArg(a.initCmd())), profileArg(a.tokenCmd()), a.listCmd(), profileArg(a.showCmd()),
+		profileArg(a.refreshCmd()), profileArg(a.revokeCmd()), profileArg(a.rmCmd()), a.copyCmd(),
+		createsStore(profileArg(a.loginCmd())), a.leaseCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
 	)
 	return root
 }
@@ -119,11 +145,46 @@ func (a *app) envOr(name, def string) string {
 	return def
 }
 
+// Command annotations runE reads.
+const (
+	annCreates    = "tokencache/creates-store" // the command may create the store
+	annProfileArg = "tokencache/profile-arg"   // [PROFILE] may be given as the argument
+)
+
+// profileArg lets cmd take the profile as its one optional argument, as
+// well as by --profile/-p or TOKENCACHE_PROFILE.
+func profileArg(cmd *cobra.Command) *cobra.Command {
+	cmd.Use += " [PROFILE]"
+	cmd.Args = cobra.MaximumNArgs(1)
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[annProfileArg] = "true"
+	return cmd
+}
+
+// createsStore marks cmd as one that may create the store.
+func createsStore(cmd *cobra.Command) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[annCreates] = "true"
+	return cmd
+}
+
 // runE wraps a command body: it marks the run as started (see app.started)
 // and applies the global timeout.
 func (a *app) runE(fn func(ctx context.Context, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		a.started = true
+		a.command = cmd.Name()
+		a.creates = cmd.Annotations[annCreates] == "true"
+		if cmd.Annotations[annProfileArg] == "true" && len(args) == 1 {
+			if f := cmd.Flag("profile"); f.Changed && f.Value.String() != args[0] {
+				return usagef("the profile is given twice: %q as an argument and %q by --profile", args[0], f.Value.String())
+			}
+			a.profile = args[0]
+		}
 		ctx := cmd.Context()
 		if a.timeout > 0 {
 			var cancel context.CancelFunc
@@ -135,7 +196,10 @@ func (a *app) runE(fn func(ctx context.Context, cmd *cobra.Command, args []strin
 	}
 }
 
-// openStore opens the global store, defaulting to pancloud's file.
+// openStore opens the global store, defaulting to pancloud's file. Only
+// commands annotated as creating the store (init, login) may open a local
+// store file that does not exist: the others would leave an empty
+// database at a mistyped path.
 func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 	if a.storeURL == "" {
 		u, err := defaultStoreURL()
@@ -144,14 +208,33 @@ func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 		}
 		a.storeURL = u
 	}
-	if err := storage.CheckKey(a.profile); err != nil {
-		return nil, usagef("bad --profile: %v", err)
+	if err := checkProfileName(a.profile); err != nil {
+		return nil, err
+	}
+	ls, err := resolveStore(a.storeURL)
+	if err != nil {
+		return nil, err
+	}
+	a.storeURL = ls.url
+	switch {
+	case a.creates && ls.memory:
+		return nil, usagef("a memory:// store lives only as long as this process: nothing %s saves would remain; give a file://, sqlite:// or shared store", a.command)
+	case !a.creates:
+		if err := ls.checkExists(); err != nil {
+			return nil, err
+		}
 	}
 	var left time.Duration
 	if !a.deadline.IsZero() {
 		left = max(time.Until(a.deadline), time.Millisecond)
 	}
-	return storage.Open(ctx, boundStoreURL(a.storeURL, left))
+	st, err := storage.Open(ctx, boundStoreURL(a.storeURL, left))
+	if err != nil && a.creates {
+		if why := ls.whyNotCreatable(); why != "" {
+			err = fmt.Errorf("%s: %w", why, err)
+		}
+	}
+	return st, err
 }
 
 // credConfig is the library configuration for a one-shot CLI process.
