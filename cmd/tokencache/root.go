@@ -70,6 +70,13 @@ func run(ctx context.Context, args []string, e env) int {
 	if err == nil {
 		return exitOK
 	}
+	var ce *childExit
+	if errors.As(err, &ce) {
+		if ce.code < 0 {
+			return exitOther // killed by a signal
+		}
+		return ce.code
+	}
 	code := exitCode(err)
 	if !a.started {
 		code = exitUsage
@@ -112,8 +119,10 @@ Try it: tokencache demo`,
 	}
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodeHelp)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
-	// Without this cobra adds a "completion" command, which is noise here.
-	root.CompletionOptions.DisableDefaultCmd = true
+	// cobra's "completion" command writes bash, zsh, fish and PowerShell
+	// scripts; profile arguments and --profile complete from the store.
+	root.Version = version()
+	root.SetVersionTemplate("tokencache {{.Version}}\n")
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.storeURL, "store", a.envOr("TOKENCACHE_STORE", ""),
@@ -133,8 +142,17 @@ Try it: tokencache demo`,
 	root.AddCommand(
 		createsStore(profileArg(a.initCmd())), profileArg(a.tokenCmd()), a.listCmd(), profileArg(a.showCmd()),
 		profileArg(a.refreshCmd()), profileArg(a.revokeCmd()), profileArg(a.rmCmd()), a.copyCmd(),
-		createsStore(profileArg(a.loginCmd())), a.leaseCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
+		createsStore(profileArg(a.loginCmd())), a.leaseCmd(), a.execCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
 	)
+	for _, c := range root.Commands() {
+		cmds := append([]*cobra.Command{c}, c.Commands()...)
+		for _, c := range cmds {
+			if c.Annotations[annProfileArg] == "true" {
+				c.ValidArgsFunction = a.completeProfiles
+			}
+		}
+	}
+	root.RegisterFlagCompletionFunc("profile", a.completeProfiles)
 	return root
 }
 
