@@ -517,3 +517,30 @@ func TestSQLiteUnwritableDirectory(t *testing.T) {
 		t.Errorf("stderr: %s", out)
 	}
 }
+
+// TestPublicClientWireFormat (issue 13, 1): a public client's refresh sends
+// client_id in the body and no Authorization header (RFC 6749 §2.3, §3.2.1),
+// which oauthtest accepts either way; a recorder shows what was sent.
+func TestPublicClientWireFormat(t *testing.T) {
+	var mu sync.Mutex
+	var auth, clientID, secretSent string
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		mu.Lock()
+		auth, clientID, secretSent = r.Header.Get("Authorization"), r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"new-access","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(rec.Close)
+	store := fileURL(filepath.Join(t.TempDir(), "c.json"))
+	cli(t, []string{"PAN_REFRESH_TOKEN=r"}, "--store", store, "init", "--token-url", rec.URL, "--client-id", "app").mustSucceed(t)
+	if tok := strings.TrimSpace(cli(t, nil, "--store", store, "token").mustSucceed(t).stdout); tok != "new-access" {
+		t.Fatalf("token: %q", tok)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if auth != "" || clientID != "app" || secretSent != "" {
+		t.Errorf("public client sent Authorization %q, client_id %q, client_secret %q; want none, app, none", auth, clientID, secretSent)
+	}
+}
