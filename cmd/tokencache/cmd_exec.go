@@ -65,6 +65,9 @@ longer should call "tokencache token" itself.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flag("min-valid").Changed {
+				a.warnShortToken(tok, minValid)
+			}
 			// Not CommandContext: --timeout was for the token, and a
 			// signal reaches the child from the terminal by itself.
 			child := exec.Command(args[dash], args[dash+1:]...)

@@ -76,6 +76,9 @@ On failure stdout is empty, stderr has one line and the exit code says why.`,
 				if err := flushWithin(ctx, c); err != nil {
 					return err
 				}
+				if cmd.Flag("min-valid").Changed {
+					a.warnShortToken(tok, minValid)
+				}
 				return printToken(a.stdout, tok, format)
 			})
 		}),
@@ -180,5 +183,16 @@ func flushWithin(ctx context.Context, c *credentials.Credentials) error {
 		if err == nil || backoff.Sleep(ctx, backoff.Exponential(100*time.Millisecond, min(attempt, 4))) != nil {
 			return err
 		}
+	}
+}
+
+// warnShortToken says when even a fresh token is valid for less than
+// --min-valid asked: the server's tokens do not live that long.
+func (a *app) warnShortToken(tok *credentials.Token, minValid time.Duration) {
+	if tok.Expiry.IsZero() {
+		return
+	}
+	if left := time.Until(tok.Expiry); left < minValid {
+		fmt.Fprintf(a.stderr, "note: the access token is valid for %s, less than --min-valid %s: the server issues shorter-lived tokens\n", left.Round(time.Second), minValid)
 	}
 }

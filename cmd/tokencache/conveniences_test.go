@@ -68,6 +68,11 @@ func TestTokenMinValid(t *testing.T) {
 	if got == "five-minutes-left" || !p.Valid(got) || p.Stats().RefreshCalls != 1 {
 		t.Errorf("token --min-valid 10m: %q, %d refresh calls", got, p.Stats().RefreshCalls)
 	}
+	// Longer than the server's tokens live: the fresh token, and a note.
+	r := cli(t, nil, "--store", store, "token", "--min-valid", "2h").mustSucceed(t)
+	if !p.Valid(strings.TrimSpace(r.stdout)) || !strings.Contains(r.stderr, "less than --min-valid 2h0m0s") {
+		t.Errorf("token --min-valid 2h: %q, stderr %q", r.stdout, r.stderr)
+	}
 }
 
 // TestExec: exec runs the command with the token in its environment and
