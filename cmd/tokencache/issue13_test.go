@@ -270,10 +270,12 @@ func TestLeaseClear(t *testing.T) {
 	if r := cli(t, nil, "--store", store, "lease").mustSucceed(t); !strings.Contains(r.stdout, "pid 4242 on host deadhost") {
 		t.Errorf("lease: %q", r.stdout)
 	}
-	if r := cli(t, nil, "--store", store, "--timeout", "1500ms", "token"); r.code == 0 {
-		t.Fatal("token succeeded under a live lease")
+	r := cli(t, nil, "--store", store, "--timeout", "1500ms", "token")
+	t.Logf("under a live lease: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.code != exitTemporary || !strings.Contains(r.stderr, "pid 4242 on host deadhost") || !strings.Contains(r.stderr, "gave up after --timeout 1.5s") {
+		t.Fatalf("token under a live lease with --timeout 1.5s: exit %d, stderr %q", r.code, r.stderr)
 	}
-	r := cli(t, nil, "--store", store, "lease", "clear").mustSucceed(t)
+	r = cli(t, nil, "--store", store, "lease", "clear").mustSucceed(t)
 	if !strings.Contains(r.stdout, "cleared") {
 		t.Errorf("lease clear: %q", r.stdout)
 	}

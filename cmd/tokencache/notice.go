@@ -57,12 +57,13 @@ func (n *leaseNotice) waiting(owner string, wait time.Duration) {
 			return
 		}
 		n.done = true
-		end := seen.Add(wait)
+		end, why := seen.Add(wait), "when its lease ends"
 		if !n.deadline.IsZero() && n.deadline.Before(end) {
-			end = n.deadline
+			end, why = n.deadline, "when --timeout ends"
 		}
-		fmt.Fprintf(n.w, "tokencache: waiting for %s, which holds the refresh lease, at most %s more (until %s); if it is dead, \"tokencache lease clear\" ends the wait\n",
-			httpsafe.Printable(describeOwner(owner)), time.Until(end).Round(time.Second), end.UTC().Format(time.TimeOnly+"Z"))
+		left := (time.Until(end) + time.Second - 1).Truncate(time.Second) // rounded up: never "0s"
+		fmt.Fprintf(n.w, "tokencache: waiting for %s, which holds the refresh lease: at most %s more, until %s (%s); if it is dead, \"tokencache lease clear\" ends the wait\n",
+			httpsafe.Printable(describeOwner(owner)), left, end.UTC().Format(time.TimeOnly+"Z"), why)
 	})
 }
 
