@@ -366,7 +366,7 @@ func TestPartialCredentials(t *testing.T) {
 	defer c.Close()
 	_, err := c.Token(context.Background())
 	var pe *credentials.PartialCredentialsError
-	if !errors.As(err, &pe) || strings.Join(pe.Missing, ",") != "client_secret,refresh_token,token_url" {
+	if !errors.As(err, &pe) || strings.Join(pe.Missing, ",") != "refresh_token,token_url" {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -106,9 +106,15 @@ func (e *endpoint) refreshGrant(ctx context.Context, rec *storage.Record) (*toke
 
 // postForm makes an RFC 6749 token request.
 func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*tokenResponse, error) {
-	if e.authStyle == AuthInBody {
+	// A public client (RFC 6749 §2.1: a native app, a CLI) has no secret
+	// to authenticate with; it identifies itself with client_id in the body
+	// (§3.2.1) and sends no Authorization header, whatever the style: an
+	// empty Basic password is a confidential client's failed login to
+	// servers that check it.
+	public := clientSecret == ""
+	if e.authStyle == AuthInBody || public {
 		form.Set("client_id", clientID)
-		if clientSecret != "" {
+		if !public {
 			form.Set("client_secret", clientSecret.Reveal())
 		}
 	}
@@ -118,7 +124,7 @@ func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Value
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if e.authStyle != AuthInBody {
+	if e.authStyle != AuthInBody && !public {
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret.Reveal()))
 	}
 	return e.do(req)

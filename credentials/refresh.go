@@ -256,7 +256,9 @@ func (c *Credentials) refreshable(rec *storage.Record) error {
 	if rec.ClientID == "" {
 		missing = append(missing, "client_id")
 	}
-	if rec.ClientSecret == "" {
+	// A public client (no secret, RFC 6749 §2.1) refreshes with client_id
+	// alone (§6, §3.2.1); pancloud's endpoint knows only confidential ones.
+	if rec.ClientSecret == "" && rec.Flavor == FlavorPancloud {
 		missing = append(missing, "client_secret")
 	}
 	if rec.RefreshToken == "" {

@@ -35,7 +35,7 @@ const benchPollInterval = 10 * time.Millisecond
 type benchOpts struct {
 	replicas, goroutines, expiries    int
 	ttl, latency, think, pollInterval time.Duration
-	json                              bool
+	json, strict                      bool
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -71,7 +71,9 @@ The report ends with targets for tokencache, each PASS or FAIL:
   - between refreshes, Token p50 at most 2x the atomic.Pointer baseline's
   - during a refresh, waiters' p99 at most the endpoint round trip plus two
     store round trips
-The exit status is 1 when a target fails.`,
+The first three are correctness: the exit status is 1 when one fails. The
+latency targets depend on how busy the machine is: they are reported, and
+fail the run only with --strict.`,
 		Args: cobra.NoArgs,
 		PreRun: func(cmd *cobra.Command, _ []string) {
 			if !cmd.Flag("timeout").Changed {
@@ -94,6 +96,7 @@ The exit status is 1 when a target fails.`,
 	f.DurationVar(&o.latency, "latency", 100*time.Millisecond, "token endpoint latency")
 	f.DurationVar(&o.think, "think", 0, "pause between one goroutine's Token calls (0: back to back)")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.BoolVar(&o.strict, "strict", false, "exit 1 when a latency target is missed too")
 	return cmd
 }
 
@@ -165,13 +168,13 @@ func (a *app) bench(ctx context.Context, o benchOpts, storeGiven bool) error {
 	if r := rep.Runs[0]; r.FailedReplicas > 0 {
 		return fmt.Errorf("bench: %d tokencache replicas failed", r.FailedReplicas)
 	}
-	if !rep.Pass {
-		failed := 0
-		for _, t := range rep.Targets {
-			if !t.Pass {
-				failed++
-			}
+	failed := 0
+	for _, t := range rep.Targets {
+		if !t.Pass && (!t.Timing || o.strict) {
+			failed++
 		}
+	}
+	if failed > 0 {
 		return fmt.Errorf("bench: %d of %d targets failed", failed, len(rep.Targets))
 	}
 	return nil
@@ -243,6 +246,9 @@ type benchTarget struct {
 	Name string `json:"name"`
 	Pass bool   `json:"pass"`
 	Line string `json:"line"`
+	// Timing targets depend on the machine's load: they fail the run
+	// only with --strict.
+	Timing bool `json:"timing,omitempty"`
 }
 
 func (a *app) runBenchPhase(ctx context.Context, o benchOpts, p benchPhase, storeURL string, storeGiven bool) (benchRun, error) {
@@ -388,7 +394,11 @@ func benchTargets(o benchOpts, r benchRun) []benchTarget {
 		if pass {
 			verdict = "PASS"
 		}
-		ts = append(ts, benchTarget{Name: name, Pass: pass, Line: verdict + "  " + fmt.Sprintf(format, args...)})
+		timing := name == "cached_p50" || name == "waiter_p99"
+		if timing && !pass && !o.strict {
+			verdict = "MISS" // reported, not failing: see --strict
+		}
+		ts = append(ts, benchTarget{Name: name, Pass: pass, Line: verdict + "  " + fmt.Sprintf(format, args...), Timing: timing})
 	}
 	add("calls_per_expiry", r.TokenEndpoint == int64(o.expiries),
 		"token endpoint calls per expiry: %.2f (%d calls for %d expiries; want exactly 1)", r.CallsPerExpiry, r.TokenEndpoint, o.expiries)

@@ -46,16 +46,18 @@ func TestBenchSmall(t *testing.T) {
 	}
 }
 
-// benchExit accepts the bench's two outcomes: all targets met (0), or a
-// target missed (1); anything else is a failure to run it.
+// benchExit requires a normal run to exit 0 (issue 13: it exited 1
+// whenever a latency target was missed on a busy machine): latency
+// targets only fail the run with --strict, and are logged here.
 func benchExit(t *testing.T, r result) result {
 	t.Helper()
-	switch {
-	case r.code == 0:
-	case r.code == exitOther && strings.Contains(r.stderr, "targets failed"):
-		t.Logf("bench missed a target: %s", strings.TrimSpace(r.stderr))
-	default:
+	if r.code != 0 {
 		t.Fatalf("bench exit %d, stderr: %s\nstdout: %s", r.code, r.stderr, r.stdout)
+	}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, "MISS  ") {
+			t.Logf("bench missed a latency target: %s", strings.TrimSpace(l))
+		}
 	}
 	return r
 }

@@ -99,7 +99,7 @@ plaintext; copy warns on stderr when it does.`,
 					}
 				}
 				if len(exist) > 0 {
-					return fmt.Errorf("copy: %s already has profile(s) %q; nothing copied (--force replaces them)", dstName, exist)
+					return &conflictError{fmt.Sprintf("copy: %s already has profile(s) %q; nothing copied (--force replaces them)", dstName, exist)}
 				}
 			}
 			for _, r := range recs {
@@ -118,7 +118,7 @@ plaintext; copy warns on stderr when it does.`,
 				}
 				if err != nil {
 					if errors.Is(err, storage.ErrConflict) {
-						return fmt.Errorf("copy: profile %q appeared in %s meanwhile; copy stopped there", r.Profile, dstName)
+						return &conflictError{fmt.Sprintf("copy: profile %q appeared in %s meanwhile; copy stopped there", r.Profile, dstName)}
 					}
 					if errors.Is(err, storage.ErrLineage) {
 						return fmt.Errorf("copy: profile %q: %s holds a newer refresh token of the same grant, or a later grant; copying would replay a spent one: copy stopped there", r.Profile, dstName)

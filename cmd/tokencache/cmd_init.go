@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -50,9 +52,9 @@ func (a *app) initCmd() *cobra.Command {
 		Short: "Create or update a profile",
 		Long: `Create the profile, or update the fields given in an existing one.
 
-Each value comes from its flag, else from --from-file (seed 001's
-cred-init.json: {"client_id", "client_secret", "refresh_token"}; "-" reads
-stdin), else from the environment (PAN_CLIENT_ID, PAN_CLIENT_SECRET,
+Each value comes from its flag, else from --from-file (a cred-init.json
+file, as pancloud reads: {"client_id", "client_secret", "refresh_token"},
+optionally "access_token"; "-" reads stdin), else from the environment (PAN_CLIENT_ID, PAN_CLIENT_SECRET,
 PAN_REFRESH_TOKEN, PAN_ACCESS_TOKEN). Secrets should not appear in argv,
 where other users can see them (ps, /proc): give them in the environment,
 in --from-file, or one per file with --client-secret-file,
@@ -204,10 +206,30 @@ func (a *app) readCredInit(path string, in *profileInput) error {
 		RefreshToken string `json:"refresh_token"`
 		AccessToken  string `json:"access_token"`
 	}
+	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
-	if err := dec.Decode(&v); err != nil {
+	if err := dec.Decode(&raw); err != nil {
 		// The decoder's message may quote the input, which holds secrets.
 		return usagef("--from-file %s: not a cred-init.json object", path)
+	}
+	// A misspelt key would otherwise be dropped silently, and init would
+	// store less than the file says (or "nothing to store"). Keys are
+	// named, values never (they are secrets).
+	var unknown []string
+	for k := range raw {
+		switch k {
+		case "client_id", "client_secret", "refresh_token", "access_token":
+		default:
+			unknown = append(unknown, strconv.Quote(httpsafe.Printable(k)))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return usagef("--from-file %s: unknown key(s) %s; a cred-init.json has client_id, client_secret, refresh_token and optionally access_token", path, strings.Join(unknown, ", "))
+	}
+	b, _ := json.Marshal(raw)
+	if err := json.Unmarshal(b, &v); err != nil {
+		return usagef("--from-file %s: client_id, client_secret, refresh_token and access_token must be strings", path)
 	}
 	setIfEmpty(&in.clientID, v.ClientID)
 	setSecretIfEmpty(&in.clientSecret, v.ClientSecret)
@@ -356,7 +378,13 @@ func missingForRefresh(r *storage.Record) []string {
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"client_id", r.ClientID != ""}, {"client_secret", r.ClientSecret != ""}, {"refresh_token", r.RefreshToken != ""}, {"token_url", r.TokenURL != ""}} {
+	}{
+		{"client_id", r.ClientID != ""},
+		// A public client refreshes without a secret; pancloud needs one.
+		{"client_secret", r.ClientSecret != "" || r.Flavor != credentials.FlavorPancloud},
+		{"refresh_token", r.RefreshToken != ""},
+		{"token_url", r.TokenURL != ""},
+	} {
 		if !f.set {
 			m = append(m, f.name)
 		}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -163,10 +164,29 @@ func (a *app) login(ctx context.Context, c *credentials.Credentials, noBrowser b
 // and shows the browser how the exchange went.
 func (a *app) callbackHandler(state string, got chan<- callback, outcome <-chan error) http.Handler {
 	taken := make(chan struct{}, 1)
+	var mu sync.Mutex
+	strays := 0
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/callback" {
 			http.NotFound(w, r)
 			return
+		}
+		// One redirect with another state is tolerated: a stale tab, or
+		// a second login started from the same browser, is not an attack
+		// worth giving up the login for. Its code is never exchanged; a
+		// second such redirect ends the login.
+		// An error redirect still ends the login: the user may have
+		// denied it, and should not wait for the timeout.
+		if q := r.URL.Query(); q.Get("error") == "" && subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+			mu.Lock()
+			strays++
+			tolerate := strays == 1
+			mu.Unlock()
+			if tolerate {
+				fmt.Fprintln(a.stderr, "tokencache: ignored a redirect whose state is not this login's (a stale tab?); still waiting")
+				http.Error(w, "tokencache: this redirect is not the answer to the login in progress; it was ignored", http.StatusBadRequest)
+				return
+			}
 		}
 		select {
 		case taken <- struct{}{}:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -35,9 +36,11 @@ authorize again.`,
 				if u == "" && rec.Flavor != credentials.FlavorPancloud {
 					return usagef("revoke: profile %q has no revocation URL: give --revoke-url (init --revoke-url remembers it)", a.profile)
 				}
+				a.revoking = true
 				if err := c.Revoke(ctx, u); err != nil {
-					return err
+					return distinct(err)
 				}
+				a.revoking = false
 				fmt.Fprintf(a.stdout, "profile %q: tokens revoked and removed from the store\n", a.profile)
 				return nil
 			})
@@ -45,4 +48,26 @@ authorize again.`,
 	}
 	cmd.Flags().StringVar(&revokeURL, "revoke-url", "", "revocation endpoint (RFC 7009), an http(s) URL; default: the one init remembered")
 	return cmd
+}
+
+// distinct drops repeats from a joined error: revoking the refresh and the
+// access token at an endpoint that is down fails twice alike, and the
+// user needs to read it once.
+func distinct(err error) error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	var keep []error
+	seen := map[string]bool{}
+	for _, e := range j.Unwrap() {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 1 {
+		return keep[0]
+	}
+	return errors.Join(keep...)
 }

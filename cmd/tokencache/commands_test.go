@@ -112,7 +112,7 @@ func TestCopyBetweenFileAndSQLite(t *testing.T) {
 
 	// Existing profiles are not overwritten, and nothing is written.
 	before, _ := os.ReadFile(filepath.Join(dir, "credentials.json"))
-	if r := cli(t, nil, "--store", dst, "copy", "--to", src); r.code != exitOther || !strings.Contains(r.stderr, "--force") {
+	if r := cli(t, nil, "--store", dst, "copy", "--to", src); r.code != exitConflict || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("copy onto existing profiles: exit %d, stderr %q", r.code, r.stderr)
 	}
 	after, _ := os.ReadFile(filepath.Join(dir, "credentials.json"))

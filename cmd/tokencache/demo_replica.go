@@ -179,6 +179,7 @@ func (a *app) openReplicaTokens(ctx context.Context, mode, tokenURL, clientID st
 		}
 		cfg := a.credConfig(st)
 		cfg.HTTPClient = hc
+		cfg.Logger = nil // a replica's output is the demo's: no lease notices
 		c, err := credentials.New(cfg)
 		if err != nil {
 			st.Close()

@@ -5,18 +5,23 @@
 //
 // Usage:
 //
-//	tokencache [--store URL] [--profile NAME] <command> [flags]
+//	tokencache [--store URL] [-p|--profile NAME] <command> [PROFILE] [flags]
 //
 // The store is the embedded file store (pancloud's credentials.json, or the
 // file PAN_CREDENTIALS_DBFILE names) unless --store or TOKENCACHE_STORE
 // names another: file:///path, sqlite:///path, memory://name and the
 // schemes of the other adapters compiled in (see stores.go). The profile is
-// "default" unless --profile or TOKENCACHE_PROFILE names another.
+// "default" unless the command's argument, --profile (-p) or
+// TOKENCACHE_PROFILE names another. Commands that only read (all but init
+// and login) never create a store: a local store file that does not exist
+// is an error (exit 3), not an empty database at a mistyped path.
 //
 // Commands:
 //
 //	init      create or update a profile (flags, PAN_* environment, --*-file or --from-file cred-init.json)
 //	token     print a valid access token, refreshing it through the store when needed
+//	          (--format value|header|json|env|k8s, --min-valid DURATION)
+//	exec      run a command with the access token in its environment (exec [PROFILE] -- CMD ...)
 //	list      list the profiles in the store
 //	show      show a profile, secrets masked
 //	refresh   refresh the access token now, even if the stored one is valid
@@ -24,8 +29,12 @@
 //	rm        remove a profile
 //	copy      copy profiles to another store (--to, --to-env NAME or TOKENCACHE_COPY_TO)
 //	login     authorization code flow with PKCE and a loopback redirect
+//	lease     show the refresh lease; "lease clear" removes one whose holder is dead
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
 //	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
+//	completion  shell completion scripts (bash, zsh, fish, powershell); profiles complete from the store
+//
+// --version prints the build's version.
 //
 // Secrets and the terminal: every secret the CLI takes can come from the
 // environment, a file or stdin instead of argv, where other users see it
@@ -52,5 +61,6 @@
 //	7  re-authorization required: the refresh token was revoked, expired or reused (invalid_grant)
 //	8  invalid client: the server rejected client_id/client_secret (invalid_client)
 //	9  partial credentials: the profile lacks what a refresh needs
-//	10 the token URL does not answer as a token endpoint (a web page, 404, a redirect)
+//	10 the token URL does not answer as a token endpoint (a web page, 403, 404, a redirect)
+//	11 conflict: the store changed under the command, or the target exists: look again
 package main

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
@@ -25,6 +26,7 @@ const (
 	exitBadClient   = 8
 	exitPartialCred = 9
 	exitNotEndpoint = 10
+	exitConflict    = 11
 )
 
 const exitCodeHelp = `Exit codes:
@@ -39,6 +41,7 @@ const exitCodeHelp = `Exit codes:
   8  invalid client (client_id/client_secret rejected: invalid_client)
   9  partial credentials (the profile lacks what a refresh needs)
  10  the token URL does not answer as a token endpoint (a web page, 404, a redirect): check it
+ 11  conflict: the store changed under the command, or the target exists: look again
 `
 
 // usageError marks mistakes in how the command was called, found after
@@ -72,10 +75,12 @@ func exitCode(err error) int {
 		return exitReauth
 	case errors.Is(err, credentials.ErrInvalidClient):
 		return exitBadClient
-	case errors.Is(err, credentials.ErrNotTokenEndpoint):
+	case errors.Is(err, credentials.ErrNotTokenEndpoint), wrongURL(err):
 		return exitNotEndpoint
 	case errors.As(err, &ee) && ee.Temporary():
 		return exitTemporary
+	case errors.Is(err, storage.ErrConflict):
+		return exitConflict
 	case errors.Is(err, storage.ErrNotFound):
 		return exitNotFound
 	case errors.Is(err, storage.ErrCorrupt):
@@ -90,6 +95,22 @@ func exitCode(err error) int {
 	return exitOther
 }
 
+// wrongURL reports an endpoint answer that says the URL is wrong rather
+// than the request: 403, 404, 405 or 410 without an OAuth error code,
+// whatever the content type (a JSON 404 from an API gateway is no token
+// endpoint either).
+func wrongURL(err error) bool {
+	var ee *credentials.EndpointError
+	if !errors.As(err, &ee) || ee.Code != "" {
+		return false
+	}
+	switch ee.StatusCode {
+	case 403, 404, 405, 410:
+		return true
+	}
+	return false
+}
+
 // errorLine renders err as the one line a user reads on stderr: a plain
 // statement of what is wrong with this profile and store, the library's
 // detail, and for the classes a user can fix, how. Library errors never
@@ -98,11 +119,20 @@ func exitCode(err error) int {
 // so every URL in it is redacted again and control characters are escaped
 // (see httpsafe.Printable): a hostile server cannot write to the terminal.
 func (a *app) errorLine(err error, code int) string {
-	detail := redactURLs(oneLine(err.Error()))
+	detail := redactURLs(condenseDriverErrors(oneLine(err.Error())))
 	store := storage.Redact(a.storeURL)
+	ep := "token endpoint"
+	if a.revoking {
+		ep = "revocation endpoint"
+	}
 	var msg string
 	switch code {
 	case exitNotFound:
+		var missing *storeMissingError
+		if errors.As(err, &missing) {
+			msg = missing.Error()
+			break
+		}
 		msg = fmt.Sprintf("profile %q not found in store %s (create it with \"tokencache init\")", a.profile, store)
 	case exitCorrupt:
 		msg = fmt.Sprintf("store %s is corrupt, nothing was written: %s", store, detail)
@@ -111,11 +141,29 @@ func (a *app) errorLine(err error, code int) string {
 	case exitReauth:
 		msg = fmt.Sprintf("profile %q needs re-authorization: the server rejected its refresh token (run \"tokencache login\" or \"tokencache init --refresh-token\"): %s", a.profile, detail)
 	case exitBadClient:
-		msg = fmt.Sprintf("profile %q: the token endpoint rejected the client credentials (check client_id and client_secret): %s", a.profile, detail)
+		msg = fmt.Sprintf("profile %q: the %s rejected the client credentials (check client_id and client_secret): %s", a.profile, ep, detail)
 	case exitNotEndpoint:
-		msg = fmt.Sprintf("profile %q: the token URL does not answer as an OAuth 2.0 token endpoint; check it (tokencache show): %s", a.profile, detail)
+		what := "token URL"
+		if a.revoking {
+			what = "revocation URL"
+		}
+		msg = fmt.Sprintf("profile %q: the %s does not answer as an OAuth 2.0 endpoint (a web page, 403, 404, a redirect); check the %s (tokencache show): %s", a.profile, what, what, detail)
+	case exitPartialCred:
+		var pe *credentials.PartialCredentialsError
+		if errors.As(err, &pe) && slices.Contains(pe.Missing, "refresh_token") {
+			msg = fmt.Sprintf("profile %q has no refresh token (revoked, or never authorized): run \"tokencache login\", or \"tokencache init --refresh-token-file FILE\": %s", a.profile, detail)
+			break
+		}
+		msg = detail
 	case exitTemporary:
-		msg = fmt.Sprintf("profile %q: token endpoint unreachable or failing, try again later: %s", a.profile, detail)
+		var ee *credentials.EndpointError
+		if !errors.As(err, &ee) && errors.Is(err, context.DeadlineExceeded) {
+			// No endpoint answer to blame: the command ran out of time,
+			// waiting for a store, a lease holder or the endpoint.
+			msg = fmt.Sprintf("profile %q: gave up after --timeout %s (the store, another process's refresh or the token endpoint took longer): %s", a.profile, a.timeout, detail)
+			break
+		}
+		msg = fmt.Sprintf("profile %q: %s unreachable or failing, try again later: %s", a.profile, ep, detail)
 	default:
 		msg = detail
 	}

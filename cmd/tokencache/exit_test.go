@@ -64,8 +64,8 @@ func TestRunInProcess(t *testing.T) {
 	if _, _, code := call(map[string]string{"TOKENCACHE_STORE": store, "TOKENCACHE_PROFILE": "other"}, "show"); code != exitNotFound {
 		t.Errorf("show of a missing profile by TOKENCACHE_PROFILE: exit %d", code)
 	}
-	if _, stderr, code := call(nil, "token", "extra-arg"); code != exitUsage || strings.Count(stderr, "\n") != 1 {
-		t.Errorf("token with an argument: exit %d, stderr %q", code, stderr)
+	if _, stderr, code := call(nil, "token", "profile", "extra-arg"); code != exitUsage || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("token with two arguments: exit %d, stderr %q", code, stderr)
 	}
 	if _, _, code := call(nil, "--store", store, "init", "--flavor", "bogus", "--client-id", "x"); code != exitUsage {
 		t.Errorf("init --flavor bogus: exit %d", code)

@@ -72,8 +72,9 @@ func cleanEnv() []string {
 			env = append(env, kv)
 		}
 	}
-	// Never the developer's own credentials.json.
-	return append(env, "HOME="+os.TempDir()+"/tokencache-test-nohome")
+	// Never the developer's own credentials.json, and never the EC2
+	// instance metadata address (the AWS SDK dials it for credentials).
+	return append(env, "HOME="+os.TempDir()+"/tokencache-test-nohome", "AWS_EC2_METADATA_DISABLED=true")
 }
 
 func (r result) mustSucceed(t *testing.T) result {

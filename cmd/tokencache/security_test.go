@@ -458,6 +458,11 @@ func TestPlainHTTPAndPlaintextWarnings(t *testing.T) {
 		t.Errorf("login with an http token URL: no warning; stderr %q", r.stderr)
 	}
 
+	// An empty file store: copy's source must exist (read-only commands
+	// never create a store).
+	if err := os.WriteFile(filepath.Join(dir, "enc.json"), []byte(`{"profiles":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	kmsSrc := "kms+" + fileURL(filepath.Join(dir, "enc.json")) + "?kms_key_id=alias/test&kms_region=us-east-1&kms_endpoint=http://127.0.0.1:1"
 	awsEnv := []string{"AWS_EC2_METADATA_DISABLED=true"}
 	r = cli(t, awsEnv, "--store", kmsSrc, "copy", "--to", fileURL(filepath.Join(dir, "plain.json"))).mustSucceed(t)
