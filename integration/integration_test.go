@@ -25,6 +25,7 @@ import (
 	_ "github.com/tokencache/tokencache/storage/kms"
 	_ "github.com/tokencache/tokencache/storage/memcached"
 	_ "github.com/tokencache/tokencache/storage/mongo"
+	_ "github.com/tokencache/tokencache/storage/postgres"
 	_ "github.com/tokencache/tokencache/storage/redis"
 )
 
@@ -44,7 +45,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("TOKENCACHE_JOURNAL_DIR", journal)
 	code := m.Run()
 	os.RemoveAll(journal)
-	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer} {
+	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer, postgresServer} {
 		s.Terminate()
 	}
 	etcdServer.Terminate()
@@ -61,6 +62,7 @@ var (
 	mongoServer     = servers.SharedFerretDB()
 	kmsServer       = servers.SharedLocalKMS()
 	etcdServer      = servers.SharedEtcd()
+	postgresServer  = servers.SharedPostgres()
 )
 
 // backend names a store URL built on a server started for the test.
@@ -78,6 +80,8 @@ var backends = []backend{
 	{"kms+redis", func(t *testing.T) string { return kmsURL(t, redisServer.Get(t).URL) }},
 	{"etcd", func(t *testing.T) string { return etcdServer.Get(t).URL }},
 	{"kms+etcd", func(t *testing.T) string { return kmsURL(t, etcdServer.Get(t).URL) }},
+	{"postgres", func(t *testing.T) string { return postgresServer.Get(t).URL }},
+	{"kms+postgres", func(t *testing.T) string { return kmsURL(t, postgresServer.Get(t).URL) }},
 }
 
 // kmsURL wraps a store URL in KMS envelope encryption under a new key of a
