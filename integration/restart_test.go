@@ -29,6 +29,7 @@ func TestServerRestart(t *testing.T) {
 		{"mongo", servers.StartFerretDB, func(s *servers.Server) string { return s.URL + "?serverSelectionTimeoutMS=1500" }},
 		// Unlike the others, PostgreSQL keeps its data across the restart.
 		{"postgres", servers.StartPostgres, func(s *servers.Server) string { return s.URL + "&connect_timeout=2" }},
+		{"dynamodb", servers.StartDynamoDB, dynamoURL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

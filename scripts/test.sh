@@ -43,6 +43,14 @@ if ((${#hostpkgs[@]})); then
 	apt-get update -qq
 	apt-get install -y -qq "${hostpkgs[@]}" >/dev/null
 fi
+# dynalite, storage/dynamodb's test server, from npm into the cache
+# directory where integration/servers looks for it (which installs it the
+# same way when missing; the version is servers.DynaliteVersion).
+dynalite_dir="${XDG_CACHE_HOME:-$HOME/.cache}/tokencache-servers/dynalite-3.2.2"
+if [[ ! -f $dynalite_dir/node_modules/dynalite/package.json ]]; then
+	log "npm install dynalite@3.2.2"
+	npm install --prefix "$dynalite_dir" --no-audit --no-fund --loglevel=error dynalite@3.2.2 >/dev/null
+fi
 # The packages' own services are not needed (tests run their own copies in
 # containers) and may not start here anyway; nothing to do about them.
 
