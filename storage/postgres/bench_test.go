@@ -53,8 +53,12 @@ func BenchmarkBaseline(b *testing.B) {
 			return v, err
 		},
 		func(val []byte) error {
-			_, err := p.Exec(ctx, "INSERT INTO "+t+" (key, value) VALUES ('baseline', $1) "+
-				"ON CONFLICT (key) DO UPDATE SET value = excluded.value", val)
+			// An UPDATE, as the adapter's conditional write is, and an
+			// INSERT the first time.
+			tag, err := p.Exec(ctx, "UPDATE "+t+" SET value = $1 WHERE key = 'baseline'", val)
+			if err == nil && tag.RowsAffected() == 0 {
+				_, err = p.Exec(ctx, "INSERT INTO "+t+" (key, value) VALUES ('baseline', $1)", val)
+			}
 			return err
 		})
 }

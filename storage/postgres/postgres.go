@@ -268,6 +268,9 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	if err := a.ready(ctx, "put", key); err != nil {
 		return "", err
 	}
+	if value == nil {
+		value = []byte{} // pgx sends a nil slice as NULL
+	}
 	rev := newRevision()
 	var (
 		tag pgconn.CommandTag
