@@ -75,7 +75,8 @@
 // SDK's default chain (environment, shared config and credentials files,
 // SSO, web identity, container and instance metadata); secrets never go in
 // the URL. endpoint replaces the service endpoint, for DynamoDB Local,
-// dynalite or a VPC endpoint. Opening does not connect unless
+// dynalite or a VPC endpoint; plain http is accepted for a loopback host
+// only, since the items hold tokens. Opening does not connect unless
 // create_table=true; the first call does.
 package dynamodb
 

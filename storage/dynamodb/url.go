@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -57,6 +58,11 @@ func ParseURL(u *url.URL) (URLOptions, error) {
 			e, err := url.Parse(v)
 			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
 				return o, bad("endpoint must be an http:// or https:// URL")
+			}
+			if httpsafe.Cleartext(v) {
+				// SigV4 keeps the credentials off the wire, not the
+				// tokens in the items.
+				return o, bad("endpoint: plain http to a host that is not loopback would carry tokens in the clear; use https")
 			}
 			o.Endpoint = v
 		case "prefix":

@@ -74,7 +74,9 @@
 //
 // Every parameter that pgx.ParseConfig and pgxpool.ParseConfig accept
 // works as they document it: sslmode, sslrootcert, sslcert and sslkey for
-// TLS (pgx's default sslmode is prefer: TLS when the server offers it),
+// TLS (pgx's default sslmode is prefer: TLS when the server offers it,
+// with no check of its certificate, and plain text when it does not; the
+// rows hold tokens, so across a network use sslmode=verify-full),
 // connect_timeout, target_session_attrs, application_name, pool_max_conns,
 // pool_min_conns, pool_max_conn_lifetime, pool_max_conn_idle_time,
 // pool_health_check_period, and so on; the PG* environment variables and
