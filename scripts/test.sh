@@ -44,9 +44,13 @@ if ((${#hostpkgs[@]})); then
 	apt-get install -y -qq "${hostpkgs[@]}" >/dev/null
 fi
 # dynalite, storage/dynamodb's test server, from npm into the cache
-# directory where integration/servers looks for it (which installs it the
-# same way when missing; the version is servers.DynaliteVersion).
-dynalite_dir="${XDG_CACHE_HOME:-$HOME/.cache}/tokencache-servers/dynalite-3.2.2"
+# directory where integration/servers looks for it: os.UserCacheDir, or the
+# temporary directory without one. integration/servers installs it the same
+# way when it is missing; the version is servers.DynaliteVersion.
+if [[ -n ${XDG_CACHE_HOME:-} ]]; then cache=$XDG_CACHE_HOME
+elif [[ -n ${HOME:-} ]]; then cache=$HOME/.cache
+else cache=${TMPDIR:-/tmp}; fi
+dynalite_dir=$cache/tokencache-servers/dynalite-3.2.2
 if [[ ! -f $dynalite_dir/node_modules/dynalite/package.json ]]; then
 	log "npm install dynalite@3.2.2"
 	npm install --prefix "$dynalite_dir" --no-audit --no-fund --loglevel=error dynalite@3.2.2 >/dev/null

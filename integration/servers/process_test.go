@@ -1,6 +1,9 @@
 package servers_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -90,5 +93,18 @@ func TestDynamoDB(t *testing.T) {
 	out, err := c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("kept"), Key: key, ConsistentRead: aws.Bool(true)})
 	if err != nil || out.Item == nil {
 		t.Fatalf("after restart: %v, %v; want the item", out, err)
+	}
+}
+
+// TestDynaliteVersionInTestScript: scripts/test.sh installs the dynalite
+// that StartDynamoDB runs, not another one that would be installed in vain.
+func TestDynaliteVersionInTestScript(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "..", "scripts", "test.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := servers.DynalitePackage + "@" + servers.DynaliteVersion
+	if !strings.Contains(string(script), want) || !strings.Contains(string(script), "dynalite-"+servers.DynaliteVersion) {
+		t.Fatalf("scripts/test.sh does not install %s", want)
 	}
 }
