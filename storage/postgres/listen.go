@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	if err := a.ready(ctx, "wait", key); err != nil {
 		return err
 	}
-	ch, unregister := a.lis.add(key)
+	ch, unregister := a.lis.add(key, rev)
 	defer unregister()
 	if err := a.lis.listening(ctx, key); err != nil {
 		return err
@@ -61,7 +62,7 @@ type listener struct {
 	a *Adapter
 
 	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{}
+	waiters map[string]map[chan struct{}]storage.Revision // by key: each waiter's revision
 	running bool
 	state   listenState
 	err     error         // why the last connection attempt failed, when down
@@ -71,18 +72,19 @@ type listener struct {
 }
 
 func newListener(a *Adapter) *listener {
-	return &listener{a: a, waiters: map[string]map[chan struct{}]struct{}{}, changed: make(chan struct{})}
+	return &listener{a: a, waiters: map[string]map[chan struct{}]storage.Revision{}, changed: make(chan struct{})}
 }
 
-// add registers a waiter for key; the returned func removes it.
-func (l *listener) add(key string) (chan struct{}, func()) {
+// add registers a waiter for key at revision rev; the returned func
+// removes it.
+func (l *listener) add(key string, rev storage.Revision) (chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.waiters[key] == nil {
-		l.waiters[key] = map[chan struct{}]struct{}{}
+		l.waiters[key] = map[chan struct{}]storage.Revision{}
 	}
-	l.waiters[key][ch] = struct{}{}
+	l.waiters[key][ch] = rev
 	return ch, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -150,12 +152,15 @@ func (l *listener) set(s listenState, err error) {
 	}
 }
 
-// wake wakes the waiters of key, or everyone for "" (a key too long for a
-// payload).
-func (l *listener) wake(key string) {
+// wake handles a notification's payload, "REV:KEY": it wakes the waiters
+// of KEY that hold another revision than REV. Anything else ("" for a key
+// too long for a payload, or a payload some other program sent on the
+// channel) wakes everyone.
+func (l *listener) wake(payload string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if key == "" {
+	rev, key, ok := strings.Cut(payload, ":")
+	if !ok {
 		for _, chs := range l.waiters {
 			for ch := range chs {
 				poke(ch)
@@ -163,8 +168,10 @@ func (l *listener) wake(key string) {
 		}
 		return
 	}
-	for ch := range l.waiters[key] {
-		poke(ch)
+	for ch, held := range l.waiters[key] {
+		if held != storage.Revision(rev) {
+			poke(ch)
+		}
 	}
 }
 

@@ -33,7 +33,9 @@
 // held. Of N concurrent writers on one revision exactly one wins: the
 // losers' UPDATEs wait on the winner's row lock, re-check the WHERE clause
 // against the committed row (READ COMMITTED's rule for UPDATE) and match
-// nothing. Revisions are 16 random bytes from crypto/rand, made by the
+// nothing. Under REPEATABLE READ or SERIALIZABLE as the session's default
+// the losers fail with a serialization failure instead, which is the same
+// lost race and also storage.ErrConflict. Revisions are 16 random bytes from crypto/rand, made by the
 // client, so a profile deleted and created again never comes back with a
 // revision someone still holds (no ABA).
 //
@@ -52,9 +54,12 @@
 //
 // The Adapter implements storage.Watcher with LISTEN/NOTIFY. Each write
 // and delete calls pg_notify in the same statement (a data-modifying WITH
-// feeding a SELECT), on a channel named after the table, with the profile
-// name as the payload. PostgreSQL delivers a notification only when the
-// transaction commits, and never for a write that lost its condition.
+// feeding a SELECT), on a channel named after the table, with the new
+// revision and the profile name as the payload. PostgreSQL delivers a
+// notification only when the transaction commits, and never for a write
+// that lost its condition. A notification wakes the waiters of its
+// profile that hold another revision, so one that arrives late, after a
+// waiter has read the revision it announces, does not wake that waiter.
 // One connection per Adapter, made on the first Wait and kept until Close,
 // listens outside the pool. Wait registers, makes sure the connection is
 // listening, and only then re-reads the revision, so a change made between
@@ -174,13 +179,17 @@ func New(pool *pgxpool.Pool, opts Options) (*Adapter, error) {
 		channel = "tokencache." + hex.EncodeToString(sum[:16])
 	}
 	t := ident.Sanitize()
-	// notify is appended to a data-modifying statement that RETURNS key.
-	// A key too long for a payload (8000 bytes) is announced as "", which
-	// wakes every waiter: a spurious wake-up, never a lost one.
-	notify := func(write string) string {
-		return "WITH w AS (" + write + " RETURNING key) " +
-			"SELECT pg_notify('" + channel + "', CASE WHEN octet_length(key) < 4000 THEN key ELSE '' END) FROM w"
+	// notify wraps a data-modifying statement so that it announces each
+	// row it writes as "REV:KEY", REV being the row's new revision, empty
+	// after a delete. A key too long for a payload (8000 bytes) is
+	// announced as "", which wakes every waiter: a spurious wake-up, never
+	// a lost one.
+	notify := func(write, rev string) string {
+		return "WITH w AS (" + write + " RETURNING key, " + rev + " AS rev) " +
+			"SELECT pg_notify('" + channel + "', CASE WHEN octet_length(key) < 4000 THEN rev || ':' || key ELSE '' END) FROM w"
 	}
+	written := func(write string) string { return notify(write, "rev") }
+	deleted := func(write string) string { return notify(write, "''") }
 	a := &Adapter{
 		pool:    pool,
 		table:   t,
@@ -190,12 +199,12 @@ func New(pool *pgxpool.Pool, opts Options) (*Adapter, error) {
 		sqlCreate: "CREATE TABLE IF NOT EXISTS " + t + " (key text PRIMARY KEY, value bytea NOT NULL, rev text NOT NULL)",
 		sqlGet:    "SELECT value, rev FROM " + t + " WHERE key = $1",
 		sqlList:   "SELECT key FROM " + t,
-		sqlPutAny: notify("INSERT INTO " + t + " (key, value, rev) VALUES ($1, $2, $3) " +
+		sqlPutAny: written("INSERT INTO " + t + " (key, value, rev) VALUES ($1, $2, $3) " +
 			"ON CONFLICT (key) DO UPDATE SET value = excluded.value, rev = excluded.rev"),
-		sqlPutAbsent:   notify("INSERT INTO " + t + " (key, value, rev) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING"),
-		sqlPutMatch:    notify("UPDATE " + t + " SET value = $2, rev = $3 WHERE key = $1 AND rev = $4"),
-		sqlDeleteAny:   notify("DELETE FROM " + t + " WHERE key = $1"),
-		sqlDeleteMatch: notify("DELETE FROM " + t + " WHERE key = $1 AND rev = $2"),
+		sqlPutAbsent:   written("INSERT INTO " + t + " (key, value, rev) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING"),
+		sqlPutMatch:    written("UPDATE " + t + " SET value = $2, rev = $3 WHERE key = $1 AND rev = $4"),
+		sqlDeleteAny:   deleted("DELETE FROM " + t + " WHERE key = $1"),
+		sqlDeleteMatch: deleted("DELETE FROM " + t + " WHERE key = $1 AND rev = $2"),
 		sqlDeleteHas:   "SELECT EXISTS (SELECT 1 FROM " + t + " WHERE key = $1)",
 	}
 	a.lis = newListener(a)
@@ -286,11 +295,14 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	default:
 		tag, err = a.pool.Exec(ctx, a.sqlPutAny, key, value, string(rev))
 	}
-	if err != nil {
+	if err != nil && !(cond.Kind != storage.Any && isCode(err, serializationFailure)) {
 		return "", a.fail(ctx, "put", key, err)
 	}
-	// The tag is the final SELECT's: one row per row written.
-	if tag.RowsAffected() == 0 {
+	// The tag is the final SELECT's: one row per row written. Under
+	// REPEATABLE READ or SERIALIZABLE (a server or role default) a
+	// concurrent writer's commit is a serialization failure instead of a
+	// changed row: for a conditional write, the same lost race.
+	if err != nil || tag.RowsAffected() == 0 {
 		return "", storage.Wrap(storage.ErrConflict, "postgres: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	return rev, nil
@@ -318,10 +330,10 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		return nil
 	case storage.Match:
 		tag, err := a.pool.Exec(ctx, a.sqlDeleteMatch, key, string(cond.Revision))
-		if err != nil {
+		if err != nil && !isCode(err, serializationFailure) {
 			return a.fail(ctx, "delete", key, err)
 		}
-		if tag.RowsAffected() == 0 {
+		if err != nil || tag.RowsAffected() == 0 {
 			return conflict()
 		}
 		return nil
@@ -422,6 +434,9 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	// serialization failures, a closed pool: all may pass.
 	return storage.Wrap(storage.ErrUnavailable, msg, err)
 }
+
+// serializationFailure is SQLSTATE 40001.
+const serializationFailure = "40001"
 
 func isCode(err error, codes ...string) bool {
 	var pgErr *pgconn.PgError

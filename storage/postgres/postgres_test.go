@@ -69,6 +69,14 @@ func TestConformanceSchema(t *testing.T) {
 	}
 }
 
+// TestConformanceSerializable runs the suite in sessions whose default
+// isolation is SERIALIZABLE, where a lost race is a serialization failure
+// rather than an UPDATE that matches nothing.
+func TestConformanceSerializable(t *testing.T) {
+	u := storeURL(t, "default_transaction_isolation", "serializable")
+	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+}
+
 // TestProcesses: exactly one winner per revision across OS processes, each
 // with its own pool.
 func TestProcesses(t *testing.T) {
@@ -370,5 +378,50 @@ func TestReadOnly(t *testing.T) {
 	}
 	if _, err := ro.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrReadOnly) {
 		t.Fatalf("Put to a read-only session: %v, want ErrReadOnly", err)
+	}
+}
+
+// TestWaitFiltersByRevision: a notification that announces the revision a
+// waiter holds (one that arrives late, after the waiter read it) does not
+// wake it; one that announces another revision does.
+func TestWaitFiltersByRevision(t *testing.T) {
+	table := uniqueTable()
+	u, _ := url.Parse(serverURL(t))
+	q := u.Query()
+	q.Set("table", table)
+	u.RawQuery = q.Encode()
+	a := openURL(t, u.String())
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", rev) }()
+	time.Sleep(200 * time.Millisecond)
+	p := plainPool(t)
+	notify := func(payload string) {
+		t.Helper()
+		if _, err := p.Exec(ctx, "SELECT pg_notify($1, $2)", "tokencache."+table, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notify(string(rev) + ":p")
+	notify("otherrev:q")
+	select {
+	case err := <-done:
+		t.Fatalf("Wait woke on a notification of its own revision or another key: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	notify("otherrev:p")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not wake on a notification of another revision")
 	}
 }
