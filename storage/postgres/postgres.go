@@ -60,6 +60,10 @@
 // that lost its condition. A notification wakes the waiters of its
 // profile that hold another revision, so one that arrives late, after a
 // waiter has read the revision it announces, does not wake that waiter.
+// NOTIFY has a price: PostgreSQL serializes the commits of transactions
+// that notify (a database-wide lock held while the notification is
+// queued), which a token cache, writing a few times per profile per token
+// lifetime, does not feel.
 // One connection per Adapter, made on the first Wait and kept until Close,
 // listens outside the pool. Wait registers, makes sure the connection is
 // listening, and only then re-reads the revision, so a change made between
