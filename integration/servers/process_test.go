@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -72,6 +73,10 @@ func TestDynamoDB(t *testing.T) {
 		BillingMode:          types.BillingModePayPerRequest,
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A new table is CREATING for a moment, even with createTableMs 0.
+	if err := dynamodb.NewTableExistsWaiter(c, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond }).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("kept")}, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	key := map[string]types.AttributeValue{"k": &types.AttributeValueMemberS{Value: "a"}}
