@@ -88,6 +88,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 
@@ -129,10 +130,11 @@ type Options struct {
 
 // Adapter implements storage.Adapter over DynamoDB.
 type Adapter struct {
-	c      *dynamodb.Client
-	table  string
-	prefix string
-	closed atomic.Bool
+	c         *dynamodb.Client
+	table     string
+	prefix    string
+	transport *atomic.Pointer[http.Transport] // the client's, when the Adapter made it (storage.Open)
+	closed    atomic.Bool
 }
 
 // New returns an Adapter over client. The table must exist (see the
@@ -288,10 +290,15 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Close implements storage.Adapter. The SDK client holds no connections
-// that need closing beyond the HTTP client's idle ones.
+// Close implements storage.Adapter. It closes the idle connections of the
+// client only when the Adapter made it (storage.Open); a client passed to
+// New stays the caller's.
 func (a *Adapter) Close() error {
-	a.closed.Store(true)
+	if !a.closed.Swap(true) && a.transport != nil {
+		if tr := a.transport.Load(); tr != nil {
+			tr.CloseIdleConnections()
+		}
+	}
 	return nil
 }
 

@@ -292,3 +292,17 @@ func TestNoWatcher(t *testing.T) {
 		t.Fatal("the adapter claims to be a Watcher")
 	}
 }
+
+// TestCloseReleasesConnections: an adapter made from a URL owns its HTTP
+// transport (the SDK's, so AWS_CA_BUNDLE still applies) and Close frees
+// its idle connections; the SDK builds it on the first request.
+func TestCloseReleasesConnections(t *testing.T) {
+	a := openURL(t, tableURL(t, unique("close")))
+	if _, err := a.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if dynamodb.TransportOf(a.(*dynamodb.Adapter)) == nil {
+		t.Fatal("the transport the client built was not noted")
+	}
+	a.Close()
+}

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -85,7 +88,12 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lo []func(*config.LoadOptions) error
+	// The SDK's own HTTP client (AWS_CA_BUNDLE and the like apply to it),
+	// whose transport is noted when the client builds it, so that Close
+	// can release its connections.
+	var tr atomic.Pointer[http.Transport]
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { tr.Store(t) })
+	lo := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
 	if o.Region != "" {
 		lo = append(lo, config.WithRegion(o.Region))
 	}
@@ -102,6 +110,7 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.transport = &tr
 	if o.CreateTable {
 		if err := a.CreateTable(ctx); err != nil {
 			return nil, err
