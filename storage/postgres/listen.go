@@ -19,6 +19,9 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	if err := a.ready(ctx, "wait", key); err != nil {
 		return err
 	}
+	if a.noListen {
+		return storage.Wrap(storage.ErrUnavailable, opMsg("wait", key)+": listen=false, poll instead", errors.ErrUnsupported)
+	}
 	ch, unregister := a.lis.add(key, rev)
 	defer unregister()
 	if err := a.lis.listening(ctx, key); err != nil {

@@ -46,7 +46,7 @@
 // only here, use synchronous replication (synchronous_standby_names) or
 // accept that a failover may cost a re-authorization. Behind a
 // transaction-mode pooler (PgBouncer) the writes work, since each is one
-// statement, but LISTEN does not: see below.
+// statement, but LISTEN does not: open such a store with listen=false.
 //
 // List is one SELECT of every key, a consistent snapshot of the table.
 //
@@ -71,7 +71,10 @@
 // the adapter reconnects and wakes every waiter, which re-read. While it
 // cannot listen at all, Wait returns an error that matches both
 // storage.ErrUnavailable and errors.ErrUnsupported, and storage.Store
-// polls instead.
+// polls instead. Options.NoListen (listen=false in a URL) makes that the
+// rule, for servers reached through a pooler that does not keep a session
+// (PgBouncer in transaction mode), where LISTEN is accepted and then
+// hears nothing.
 //
 // # URLs
 //
@@ -95,6 +98,7 @@
 //
 //	table=NAME    the table, DefaultTable when absent
 //	schema=NAME   the schema of the table, the search_path's when absent
+//	listen=false  no LISTEN: waiters poll (see Change notification)
 //
 // Opening makes the pool but does not connect; the first call does.
 // Passwords never appear in errors; log a URL through storage.Redact.
@@ -130,6 +134,9 @@ type Options struct {
 	Table string
 	// Schema names the table's schema; empty leaves it to search_path.
 	Schema string
+	// NoListen turns LISTEN off: Wait reports errors.ErrUnsupported and
+	// storage.Store polls. Writes still notify, for other adapters.
+	NoListen bool
 }
 
 // Adapter implements storage.Adapter and storage.Watcher over PostgreSQL.
@@ -148,7 +155,8 @@ type Adapter struct {
 	migrateMu sync.Mutex
 	migrated  atomic.Bool
 
-	lis *listener
+	lis      *listener
+	noListen bool
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close, wakes every Wait
@@ -212,6 +220,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Adapter, error) {
 		sqlDeleteHas:   "SELECT EXISTS (SELECT 1 FROM " + t + " WHERE key = $1)",
 	}
 	a.lis = newListener(a)
+	a.noListen = opts.NoListen
 	return a, nil
 }
 

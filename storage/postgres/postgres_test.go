@@ -122,6 +122,7 @@ func TestOpenURLForms(t *testing.T) {
 		{url: "postgres://h1:5432,h2:5433/db?pool_max_conns=7&sslmode=disable", table: postgres.DefaultTable, maxConns: 7},
 		{url: "postgres://localhost/db?sslmode=require", table: postgres.DefaultTable, tls: true},
 		{url: "postgres://localhost/db?table=bad-name", wantErr: true},
+		{url: "postgres://localhost/db?listen=maybe", wantErr: true},
 		{url: "postgres://localhost/db?schema=1x", wantErr: true},
 		{url: "postgres://localhost/db?pool_max_conns=lots", wantErr: true},
 		{url: "postgres://localhost/db?sslmode=sometimes", wantErr: true},
@@ -423,5 +424,33 @@ func TestWaitFiltersByRevision(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Wait did not wake on a notification of another revision")
+	}
+}
+
+// TestNoListen: with listen=false the adapter reports that it cannot watch,
+// the suite's Watch case is skipped for it, and a Store polls instead.
+func TestNoListen(t *testing.T) {
+	u := storeURL(t, "listen", "false")
+	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+	a := openURL(t, u)
+	defer a.Close()
+	err := a.(storage.Watcher).Wait(context.Background(), "p", "")
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Wait with listen=false: %v, want ErrUnsupported", err)
+	}
+	// The Store polls: a change by another adapter is seen after a poll.
+	st := storage.NewStore(a)
+	b := openURL(t, u)
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := st.Wait(ctx, "p", "", 20*time.Millisecond); err != nil {
+		t.Fatalf("Store.Wait polls: %v", err)
+	}
+	pu, _ := url.Parse(u)
+	var n int
+	if err := plainPool(t).QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+		"LISTEN "+pgx.Identifier{"tokencache." + pu.Query().Get("table")}.Sanitize()).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d LISTEN connections with listen=false (%v)", n, err)
 	}
 }

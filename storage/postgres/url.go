@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,8 +44,16 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 func ParseURL(u *url.URL) (*pgxpool.Config, Options, error) {
 	q := u.Query()
 	opts := Options{Table: q.Get("table"), Schema: q.Get("schema")}
+	if q.Has("listen") {
+		listen, err := strconv.ParseBool(q.Get("listen"))
+		if err != nil {
+			return nil, opts, urlError(u, "listen must be true or false", nil)
+		}
+		opts.NoListen = !listen
+	}
 	q.Del("table")
 	q.Del("schema")
+	q.Del("listen")
 	rest := *u
 	rest.RawQuery = q.Encode()
 	rest.Fragment = ""
