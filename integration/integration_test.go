@@ -10,6 +10,7 @@ package integration_test
 
 import (
 	"context"
+	"crypto/rand"
 	"net/url"
 	"os"
 	"testing"
@@ -21,10 +22,12 @@ import (
 	"github.com/tokencache/tokencache/credentials/credentialstest"
 	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/storage"
+	_ "github.com/tokencache/tokencache/storage/dynamodb"
 	_ "github.com/tokencache/tokencache/storage/etcd"
 	_ "github.com/tokencache/tokencache/storage/kms"
 	_ "github.com/tokencache/tokencache/storage/memcached"
 	_ "github.com/tokencache/tokencache/storage/mongo"
+	_ "github.com/tokencache/tokencache/storage/postgres"
 	_ "github.com/tokencache/tokencache/storage/redis"
 )
 
@@ -44,7 +47,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("TOKENCACHE_JOURNAL_DIR", journal)
 	code := m.Run()
 	os.RemoveAll(journal)
-	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer} {
+	for _, s := range []*servers.Shared{redisServer, clusterServer, sentinelServer, memcachedServer, mongoServer, kmsServer, postgresServer, dynamoServer} {
 		s.Terminate()
 	}
 	etcdServer.Terminate()
@@ -61,6 +64,8 @@ var (
 	mongoServer     = servers.SharedFerretDB()
 	kmsServer       = servers.SharedLocalKMS()
 	etcdServer      = servers.SharedEtcd()
+	postgresServer  = servers.SharedPostgres()
+	dynamoServer    = servers.SharedDynamoDB()
 )
 
 // backend names a store URL built on a server started for the test.
@@ -78,6 +83,16 @@ var backends = []backend{
 	{"kms+redis", func(t *testing.T) string { return kmsURL(t, redisServer.Get(t).URL) }},
 	{"etcd", func(t *testing.T) string { return etcdServer.Get(t).URL }},
 	{"kms+etcd", func(t *testing.T) string { return kmsURL(t, etcdServer.Get(t).URL) }},
+	{"postgres", func(t *testing.T) string { return postgresServer.Get(t).URL }},
+	{"kms+postgres", func(t *testing.T) string { return kmsURL(t, postgresServer.Get(t).URL) }},
+	{"dynamodb", func(t *testing.T) string { return dynamoURL(dynamoServer.Get(t)) }},
+	{"kms+dynamodb", func(t *testing.T) string { return kmsURL(t, dynamoURL(dynamoServer.Get(t))) }},
+}
+
+// dynamoURL is a store URL for a new table on a DynamoDB endpoint.
+func dynamoURL(s *servers.Server) string {
+	q := url.Values{"region": {servers.DynamoDBRegion}, "endpoint": {s.URL}, "create_table": {"true"}}
+	return "dynamodb://tokencache-" + rand.Text()[:8] + "?" + q.Encode()
 }
 
 // kmsURL wraps a store URL in KMS envelope encryption under a new key of a

@@ -27,6 +27,9 @@ func TestServerRestart(t *testing.T) {
 		{"redis", servers.StartRedis, func(s *servers.Server) string { return s.URL }},
 		// The driver's server selection otherwise waits 30 s for a server.
 		{"mongo", servers.StartFerretDB, func(s *servers.Server) string { return s.URL + "?serverSelectionTimeoutMS=1500" }},
+		// Unlike the others, PostgreSQL keeps its data across the restart.
+		{"postgres", servers.StartPostgres, func(s *servers.Server) string { return s.URL + "&connect_timeout=2" }},
+		{"dynamodb", servers.StartDynamoDB, dynamoURL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

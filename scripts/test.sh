@@ -27,6 +27,34 @@ if ((${#missing[@]})); then
 	apt-get update -qq
 	apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Servers that the tests run as processes on this host rather than in
+# containers: PostgreSQL (storage/postgres; Debian keeps its programs in
+# /usr/lib/postgresql/VERSION/bin), and node with npm for dynalite
+# (storage/dynamodb). A node that is already installed from elsewhere is
+# kept: Debian's npm would conflict with its bundled one.
+hostpkgs=()
+dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q 'install ok installed' || hostpkgs+=(postgresql)
+command -v node >/dev/null || hostpkgs+=(nodejs)
+command -v npm >/dev/null || hostpkgs+=(npm)
+if ((${#hostpkgs[@]})); then
+	[[ $(id -u) -eq 0 ]] || die "missing packages ${hostpkgs[*]}; run as root or install them"
+	log "installing ${hostpkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${hostpkgs[@]}" >/dev/null
+fi
+# dynalite, storage/dynamodb's test server, from npm into the cache
+# directory where integration/servers looks for it: os.UserCacheDir, or the
+# temporary directory without one. integration/servers installs it the same
+# way when it is missing; the version is servers.DynaliteVersion.
+if [[ -n ${XDG_CACHE_HOME:-} ]]; then cache=$XDG_CACHE_HOME
+elif [[ -n ${HOME:-} ]]; then cache=$HOME/.cache
+else cache=${TMPDIR:-/tmp}; fi
+dynalite_dir=$cache/tokencache-servers/dynalite-3.2.2
+if [[ ! -f $dynalite_dir/node_modules/dynalite/package.json ]]; then
+	log "npm install dynalite@3.2.2"
+	npm install --prefix "$dynalite_dir" --no-audit --no-fund --loglevel=error dynalite@3.2.2 >/dev/null
+fi
 # The packages' own services are not needed (tests run their own copies in
 # containers) and may not start here anyway; nothing to do about them.
 

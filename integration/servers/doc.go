@@ -39,6 +39,13 @@
 // StartMemcached, StartFerretDB and StartLocalKMS do the same and hand the
 // cleanup to the caller (Server.Terminate).
 //
+// Two servers run as processes on this host instead of containers (see
+// StartPostgres and StartDynamoDB): PostgreSQL from Debian's postgresql
+// package, which refuses to run as root and so runs as the postgres user,
+// and dynalite (DynamoDB's API on LevelDB) from npm under Debian's node.
+// They listen on 127.0.0.1, die with the test binary, and keep their data
+// across Stop and Start.
+//
 // A missing server is always a failure, never a skip: CI (CI=true) must not
 // pass by running nothing.
 //
@@ -54,6 +61,8 @@
 //	TOKENCACHE_TEST_MONGO_URI           mongodb://host:port/
 //	TOKENCACHE_TEST_KMS_ENDPOINT        http://host:port
 //	TOKENCACHE_TEST_ETCD_ENDPOINTS      host:port,host:port,host:port
+//	TOKENCACHE_TEST_POSTGRES_URL        postgres://user:password@host:port/dbname
+//	TOKENCACHE_TEST_DYNAMODB_ENDPOINT   http://host:port
 //
 // Such a Server has no container: Stop and Start return ErrExternal, and
 // Terminate does nothing. etcd is the exception to containers: see

@@ -52,6 +52,9 @@ type Server struct {
 	// ready blocks until the server answers its protocol again, used after
 	// Start.
 	ready func(ctx context.Context) error
+	// proc is set for a server run as a process on this host instead of
+	// in a container (see process.go); Stop, Start and Terminate act on it.
+	proc *hostProcess
 
 	mu         sync.Mutex
 	terminated bool
@@ -59,7 +62,7 @@ type Server struct {
 
 // External reports whether the server came from an environment variable
 // instead of a container started by this package.
-func (s *Server) External() bool { return len(s.Containers) == 0 }
+func (s *Server) External() bool { return len(s.Containers) == 0 && s.proc == nil }
 
 // Stop stops the server's containers, keeping them (and their data) so that
 // Start can bring the server back on the same address. Tests use it to see
@@ -67,6 +70,9 @@ func (s *Server) External() bool { return len(s.Containers) == 0 }
 func (s *Server) Stop(ctx context.Context) error {
 	if s.External() {
 		return ErrExternal
+	}
+	if s.proc != nil {
+		return s.proc.stop(ctx)
 	}
 	// A short stop timeout: these servers keep nothing worth a clean
 	// shutdown, and a test waiting on Stop should not wait long.
@@ -85,6 +91,11 @@ func (s *Server) Stop(ctx context.Context) error {
 func (s *Server) Start(ctx context.Context) error {
 	if s.External() {
 		return ErrExternal
+	}
+	if s.proc != nil {
+		if err := s.proc.start(); err != nil {
+			return err
+		}
 	}
 	for _, c := range s.Containers {
 		if err := c.Start(ctx); err != nil {
@@ -108,6 +119,9 @@ func (s *Server) Terminate(ctx context.Context) error {
 		return nil
 	}
 	s.terminated = true
+	if s.proc != nil {
+		return s.proc.terminate(ctx)
+	}
 	return terminateAll(ctx, s.Containers)
 }
 

@@ -76,7 +76,11 @@ func forTest(t testing.TB, name string, fromEnv func() (*Server, error), start f
 	if s.External() {
 		return s
 	}
-	t.Logf("%s: %s started in %s", name, s.URL, time.Since(began).Round(time.Millisecond))
+	shown := s.URL
+	if u, err := url.Parse(shown); err == nil {
+		shown = u.Redacted() // StartPostgres's URL holds a password
+	}
+	t.Logf("%s: %s started in %s", name, shown, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

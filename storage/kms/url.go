@@ -18,7 +18,7 @@ import (
 // InnerSchemes are the schemes "kms+<scheme>" is registered for: those of
 // the adapters in this module. The inner adapter's package must still be
 // imported for its scheme to open.
-var InnerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memcached", "mongodb", "mongodb+srv", "etcd", "etcds"}
+var InnerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memcached", "mongodb", "mongodb+srv", "etcd", "etcds", "postgres", "postgresql", "dynamodb"}
 
 func init() {
 	for _, s := range InnerSchemes {

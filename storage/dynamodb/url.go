@@ -1,0 +1,151 @@
+package dynamodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/storage"
+)
+
+func init() { storage.Register("dynamodb", open) }
+
+// URLOptions is what a dynamodb:// URL says besides Options.
+type URLOptions struct {
+	Options
+	Region      string
+	Endpoint    string
+	CreateTable bool
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
+
+// ParseURL reads a dynamodb:// URL (see the package documentation).
+func ParseURL(u *url.URL) (URLOptions, error) {
+	bad := func(why string) error {
+		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: %s", storage.Redact(u.String()), why), nil)
+	}
+	var o URLOptions
+	o.Table = u.Host
+	if o.Table == "" {
+		o.Table = strings.TrimPrefix(u.Path, "/") // dynamodb:///TABLE
+	} else if u.Path != "" && u.Path != "/" {
+		return o, bad("a path after the table name")
+	}
+	if !tableName.MatchString(o.Table) {
+		return o, bad("table name must be 3 to 255 of [A-Za-z0-9_.-]")
+	}
+	if u.User != nil {
+		return o, bad("credentials do not go in the URL; the AWS SDK's default chain provides them")
+	}
+	for k, vs := range u.Query() {
+		v := vs[len(vs)-1]
+		switch k {
+		case "region":
+			o.Region = v
+		case "endpoint":
+			e, err := url.Parse(v)
+			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+				return o, bad("endpoint must be an http:// or https:// URL")
+			}
+			if httpsafe.Cleartext(v) {
+				// SigV4 keeps the credentials off the wire, not the
+				// tokens in the items.
+				return o, bad("endpoint: plain http to a host that is not loopback would carry tokens in the clear; use https")
+			}
+			o.Endpoint = v
+		case "prefix":
+			o.Prefix = v
+		case "create_table":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, bad("create_table must be true or false")
+			}
+			o.CreateTable = b
+		default:
+			return o, bad(fmt.Sprintf("unknown parameter %q", k))
+		}
+	}
+	return o, nil
+}
+
+func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
+	o, err := ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	// The SDK's own HTTP client (AWS_CA_BUNDLE and the like apply to it),
+	// whose transport is noted when the client builds it, so that Close
+	// can release its connections.
+	var tr atomic.Pointer[http.Transport]
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { tr.Store(t) })
+	lo := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
+	if o.Region != "" {
+		lo = append(lo, config.WithRegion(o.Region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, lo...)
+	if err != nil {
+		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: AWS configuration", storage.Redact(u.String())), err)
+	}
+	client := dynamodb.NewFromConfig(cfg, func(opt *dynamodb.Options) {
+		if o.Endpoint != "" {
+			opt.BaseEndpoint = aws.String(o.Endpoint)
+		}
+	})
+	a, err := New(client, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	a.transport = &tr
+	if o.CreateTable {
+		if err := a.CreateTable(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// CreateTable creates the Adapter's table, with the key schema the package
+// documentation shows and on-demand capacity, unless it exists, and waits
+// until it is active. It is meant for tests and development; production
+// tables are better made where the account's infrastructure is managed.
+func (a *Adapter) CreateTable(ctx context.Context) error {
+	_, err := a.c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName: aws.String(a.table),
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
+		},
+		BillingMode: types.BillingModePayPerRequest,
+	})
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		// ResourceInUse: it exists, or another process is creating it.
+		return a.fail(ctx, "create table "+strconv.Quote(a.table), "", err)
+	}
+	w := dynamodb.NewTableExistsWaiter(a.c, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 100*time.Millisecond, 2*time.Second
+	})
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(a.table)}, 2*time.Minute); err != nil {
+		return a.fail(ctx, "create table "+strconv.Quote(a.table), "", err)
+	}
+	return nil
+}
