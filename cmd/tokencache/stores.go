@@ -16,11 +16,13 @@ import (
 	// Each adapter registers its URL scheme with storage.Open; importing
 	// it is all the CLI needs to accept its URLs. kms registers
 	// kms+<scheme> for the others: envelope encryption around any of them.
+	_ "github.com/tokencache/tokencache/storage/dynamodb"
 	_ "github.com/tokencache/tokencache/storage/etcd"
 	_ "github.com/tokencache/tokencache/storage/kms"
 	_ "github.com/tokencache/tokencache/storage/memcached"
 	_ "github.com/tokencache/tokencache/storage/memory"
 	_ "github.com/tokencache/tokencache/storage/mongo"
+	_ "github.com/tokencache/tokencache/storage/postgres"
 	_ "github.com/tokencache/tokencache/storage/redis"
 	_ "github.com/tokencache/tokencache/storage/sqlite"
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -93,7 +94,8 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	// can release its connections.
 	var tr atomic.Pointer[http.Transport]
 	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { tr.Store(t) })
-	lo := []func(*config.LoadOptions) error{config.WithHTTPClient(hc)}
+	// Silent, as a library is: errors carry what matters.
+	lo := []func(*config.LoadOptions) error{config.WithHTTPClient(hc), config.WithLogger(logging.Nop{})}
 	if o.Region != "" {
 		lo = append(lo, config.WithRegion(o.Region))
 	}

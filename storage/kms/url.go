@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
@@ -60,7 +61,10 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	inner.Scheme = strings.TrimPrefix(u.Scheme, "kms+")
 	inner.RawQuery = q.Encode()
 
-	var opts []func(*config.LoadOptions) error
+	// The SDK writes warnings (an unreachable instance metadata service,
+	// say) straight to stderr; a library stays silent, and errors carry
+	// what matters.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
