@@ -101,6 +101,7 @@ Try it: tokencache demo`,
 		a.initCmd(), a.tokenCmd(), a.listCmd(), a.showCmd(), a.refreshCmd(), a.revokeCmd(),
 		a.rmCmd(), a.copyCmd(), a.loginCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
 	)
+	root.AddCommand(a.serveCmd())
 	return root
 }
 
