@@ -55,7 +55,7 @@ type fixtureOpts struct {
 	headerTimeout time.Duration
 }
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{key: o.key, refresh: map[string]string{}}
@@ -125,7 +125,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 
 // do sends a request with the agent header and key (unless hdr overrides
 // them: a nil value deletes a header) and returns status and body.
-func (f *fixture) do(t *testing.T, method, path, body string, hdr map[string]*string) (int, string) {
+func (f *fixture) do(t testing.TB, method, path, body string, hdr map[string]*string) (int, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
