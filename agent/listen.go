@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -21,6 +22,11 @@ const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
 	MaxHeaderBytes           = 16 << 10
+	// MaxConns bounds the connections a listener from ListenUnix or
+	// ListenLoopback holds open at once; beyond it Accept waits for one to
+	// close, so a flood of idle connections (each closed within
+	// ReadHeaderTimeout) delays clients instead of exhausting descriptors.
+	MaxConns = 4096
 )
 
 // NewServer returns an http.Server for h with the agent's bounds: headers
@@ -68,7 +74,11 @@ func ListenLoopback(addr string) (net.Listener, error) {
 	if err != nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("agent: listen address %q: only loopback addresses (127.0.0.1, [::1]) are allowed", addr)
 	}
-	return net.Listen("tcp", net.JoinHostPort(ip.String(), port))
+	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), port))
+	if err != nil {
+		return nil, err
+	}
+	return LimitListener(l, MaxConns), nil
 }
 
 // ListenUnix listens on a Unix socket at path that only this user can
@@ -127,7 +137,7 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &unixListener{UnixListener: l, path: path, fi: fi}, nil
+	return LimitListener(&unixListener{UnixListener: l, path: path, fi: fi}, MaxConns), nil
 }
 
 // checkDir refuses a socket directory someone else could write to.
@@ -165,5 +175,50 @@ func (l *unixListener) Close() error {
 	if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.fi) {
 		os.Remove(l.path)
 	}
+	return err
+}
+
+// LimitListener returns a listener that holds at most n accepted
+// connections open: beyond that Accept waits for one to close. ListenUnix
+// and ListenLoopback use it with MaxConns.
+func LimitListener(l net.Listener, n int) net.Listener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limitListener struct {
+	net.Listener
+	sem  chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tokencache/tokencache/agent"
 )
@@ -160,5 +161,59 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnectionLimit: beyond its limit of open connections the listener
+// accepts no more until one closes.
+func TestConnectionLimit(t *testing.T) {
+	const max = 8
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := agent.LimitListener(inner, max)
+	defer l.Close()
+	accepted := make(chan net.Conn, max+1)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for range max + 1 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	var held []net.Conn
+	for range max {
+		held = append(held, <-accepted)
+	}
+	select {
+	case <-accepted:
+		t.Fatal("accepted a connection beyond the limit")
+	case <-time.After(200 * time.Millisecond):
+	}
+	held[0].Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection accepted after one closed")
+	}
+	for _, c := range held[1:] {
+		c.Close()
 	}
 }
