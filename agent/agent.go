@@ -288,8 +288,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (route, code int
 	if s == nil {
 		return route, code
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.wait)
-	defer cancel()
+	ctx := &waitCtx{Context: r.Context(), d: h.wait}
+	defer ctx.release()
 	if route == routeRejected {
 		return route, h.rejected(ctx, w, r, s)
 	}
@@ -319,8 +319,8 @@ func loopbackHost(r *http.Request) bool {
 		return true
 	}
 	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
+		host = host[:i] // the port (net.SplitHostPort allocates an error without one)
 	}
 	if strings.EqualFold(host, "localhost") {
 		return true
@@ -610,4 +610,30 @@ func unrefreshable(rec *storage.Record) string {
 		}
 	}
 	return strings.Join(missing, ", ")
+}
+
+// waitCtx bounds a request's wait for a token by WaitTimeout, but makes
+// its timer only when something waits: serving a cached token reads no
+// context, and context.WithTimeout on every request would be most of the
+// agent's allocations.
+type waitCtx struct {
+	context.Context // the request's
+	d               time.Duration
+	once            sync.Once
+	ctx             context.Context
+	cancel          context.CancelFunc
+}
+
+func (w *waitCtx) init()                       { w.ctx, w.cancel = context.WithTimeout(w.Context, w.d) }
+func (w *waitCtx) Done() <-chan struct{}       { w.once.Do(w.init); return w.ctx.Done() }
+func (w *waitCtx) Err() error                  { w.once.Do(w.init); return w.ctx.Err() }
+func (w *waitCtx) Deadline() (time.Time, bool) { w.once.Do(w.init); return w.ctx.Deadline() }
+
+// release ends the wait: it stops a timer that was made, and none is made
+// after it.
+func (w *waitCtx) release() {
+	w.once.Do(func() {})
+	if w.cancel != nil {
+		w.cancel()
+	}
 }

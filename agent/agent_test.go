@@ -53,6 +53,7 @@ type fixtureOpts struct {
 	expired bool // stored access tokens expired: the first request refreshes
 	// headerTimeout, when set, replaces the server's ReadHeaderTimeout.
 	headerTimeout time.Duration
+	wait          time.Duration // Config.WaitTimeout; default 10 s
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -87,7 +88,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if allow == nil {
 		allow = []string{"default"}
 	}
-	f.h, err = agent.New(agent.Config{Profiles: f.profiles, Allow: allow, Key: secret.Secret(o.key), WaitTimeout: 10 * time.Second})
+	if o.wait == 0 {
+		o.wait = 10 * time.Second
+	}
+	f.h, err = agent.New(agent.Config{Profiles: f.profiles, Allow: allow, Key: secret.Secret(o.key), WaitTimeout: o.wait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,9 +271,24 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 	t.Run("oversized header", func(t *testing.T) {
-		code, _ := f.do(t, "GET", "/v1/token/default", "", map[string]*string{"X-Big": ptr(strings.Repeat("a", 2*agent.MaxHeaderBytes))})
-		if code != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("oversized header: %d, want 431", code)
+		// The agent answers 431 and closes the connection with the rest of
+		// the header unread, which the kernel may turn into a reset that
+		// overtakes the answer: either way the request was refused.
+		req, _ := http.NewRequest("GET", f.base+"/v1/token/default", nil)
+		req.Header.Set(agent.HeaderName, "1")
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("X-Big", strings.Repeat("a", 2*agent.MaxHeaderBytes))
+		resp, err := f.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("oversized header: %d, want 431", resp.StatusCode)
+			}
+		} else if !strings.Contains(err.Error(), "connection reset") {
+			t.Errorf("oversized header: %v", err)
+		}
+		if code, body := f.do(t, "GET", "/v1/token/default", "", nil); code != 200 {
+			t.Errorf("after an oversized header: %d %s", code, body)
 		}
 	})
 	t.Run("healthz needs nothing", func(t *testing.T) {
@@ -436,6 +455,38 @@ func TestClientDisconnectMidRefresh(t *testing.T) {
 	rec, _, err := f.store.Load(context.Background(), "default")
 	if err != nil || rec.AccessToken.Reveal() != first || rec.Lease != nil {
 		t.Errorf("store after the refresh: %v, lease %v", err, rec.Lease)
+	}
+}
+
+// TestWaitTimeout: a request that waits for a refresh longer than
+// WaitTimeout gets 504; the refresh goes on and the next request gets its
+// token.
+func TestWaitTimeout(t *testing.T) {
+	f := newFixture(t, fixtureOpts{opts: oauthtest.Options{Rotate: true}, expired: true, wait: 300 * time.Millisecond})
+	hold := f.idp.HoldRefreshes(oauthtest.BeforeRotate)
+	start := time.Now()
+	code, body := f.do(t, "GET", "/v1/token/default", "", nil)
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, `"timeout"`) {
+		t.Errorf("a wait beyond WaitTimeout: %d %s, want 504 timeout", code, body)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("answered after %v, want about 300 ms", d)
+	}
+	<-hold.Arrived()
+	hold.Release()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body = f.do(t, "GET", "/v1/token/default", "", nil)
+		if code == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != 200 || !f.idp.Valid(decodeToken(t, body).AccessToken) {
+		t.Fatalf("after the refresh: %d %s", code, body)
+	}
+	if st := f.idp.Stats(); st.RefreshCalls != 1 {
+		t.Errorf("%d refreshes, want 1", st.RefreshCalls)
 	}
 }
 

@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokencache/tokencache/agent"
 	"github.com/tokencache/tokencache/oauthtest"
@@ -25,9 +28,125 @@ import (
 // by Content-Length) on one connection per worker, so that on a small
 // machine the cores go to the servers rather than to the client.
 func BenchmarkServe(b *testing.B) {
+	agentAddr, baselineAddr, req, size := benchServers(b)
+	for _, tc := range []struct {
+		name string
+		addr string
+	}{
+		{"baseline", baselineAddr},
+		{"agent", agentAddr},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", tc.addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				r := bufio.NewReaderSize(c, 4096)
+				body := make([]byte, 0, 1024)
+				for pb.Next() {
+					if _, err := io.WriteString(c, req); err != nil {
+						b.Error(err)
+						return
+					}
+					n, err := readResponse(r, &body)
+					if err != nil || n != size {
+						b.Errorf("response: %d bytes, %v", n, err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
+
+// BenchmarkServePaired drives the agent and the baseline in alternating
+// rounds of a few thousand requests each, so that a machine shared with
+// other work slows both alike, and reports each one's rate and the ratio
+// of the agent's time to the baseline's (the bound: 1.5).
+//
+//	go test -run '^$' -bench BenchmarkServePaired -benchtime 200000x ./agent/
+func BenchmarkServePaired(b *testing.B) {
+	agentAddr, baselineAddr, req, size := benchServers(b)
+	const workers, round = 16, 4000
+	type client struct {
+		c    net.Conn
+		r    *bufio.Reader
+		body []byte
+	}
+	dial := func(addr string) []*client {
+		var cs []*client
+		for range workers {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { c.Close() })
+			cs = append(cs, &client{c: c, r: bufio.NewReaderSize(c, 4096), body: make([]byte, 0, 1024)})
+		}
+		return cs
+	}
+	agents, baselines := dial(agentAddr), dial(baselineAddr)
+	var failed atomic.Bool
+	burst := func(cs []*client, n int) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i, cl := range cs {
+			k := n / workers
+			if i < n%workers {
+				k++
+			}
+			wg.Go(func() {
+				for range k {
+					if _, err := io.WriteString(cl.c, req); err != nil {
+						failed.Store(true)
+						return
+					}
+					if m, err := readResponse(cl.r, &cl.body); err != nil || m != size {
+						failed.Store(true)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	var tAgent, tBase time.Duration
+	b.ResetTimer()
+	for done, i := 0, 0; done < b.N; i++ {
+		n := min(round, b.N-done)
+		if i%2 == 0 {
+			tBase += burst(baselines, n)
+			tAgent += burst(agents, n)
+		} else {
+			tAgent += burst(agents, n)
+			tBase += burst(baselines, n)
+		}
+		done += n
+	}
+	b.StopTimer()
+	if failed.Load() {
+		b.Fatal("a request failed")
+	}
+	b.ReportMetric(float64(b.N)/tAgent.Seconds(), "agent-req/s")
+	b.ReportMetric(float64(b.N)/tBase.Seconds(), "baseline-req/s")
+	b.ReportMetric(tAgent.Seconds()/tBase.Seconds(), "agent/baseline")
+}
+
+// benchServers starts an agent over a memory store with a cached token,
+// and a static baseline answering a body of the same size with the same
+// headers, both with NewServer's settings on loopback TCP. It returns
+// their addresses, the agent request and the body size.
+func benchServers(b *testing.B) (agentAddr, baselineAddr, req string, size int) {
 	const key = "0123456789abcdef-bench-key"
 	f := newFixture(b, fixtureOpts{tcp: true, key: key, opts: oauthtest.Options{Rotate: true}})
-	req := "GET /v1/token/default HTTP/1.1\r\nHost: 127.0.0.1\r\n" + agent.HeaderName + ": 1\r\nAuthorization: Bearer " + key + "\r\n\r\n"
+	req = "GET /v1/token/default HTTP/1.1\r\nHost: 127.0.0.1\r\n" + agent.HeaderName + ": 1\r\nAuthorization: Bearer " + key + "\r\n\r\n"
 	// Warm the cache: the benchmark measures the cached path.
 	if code, body := f.do(b, "GET", "/v1/token/default", "", nil); code != 200 {
 		b.Fatalf("warm-up: %d %s", code, body)
@@ -50,42 +169,8 @@ func BenchmarkServe(b *testing.B) {
 	}
 	bsrv := agent.NewServer(baseline, 0, nil)
 	go bsrv.Serve(bl)
-	defer bsrv.Close()
-
-	for _, tc := range []struct {
-		name string
-		addr string
-	}{
-		{"baseline", bl.Addr().String()},
-		{"agent", f.base[len("http://"):]},
-	} {
-		b.Run(tc.name, func(b *testing.B) {
-			b.SetParallelism(16)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				c, err := net.Dial("tcp", tc.addr)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer c.Close()
-				r := bufio.NewReaderSize(c, 4096)
-				body := make([]byte, 0, 1024)
-				for pb.Next() {
-					if _, err := io.WriteString(c, req); err != nil {
-						b.Error(err)
-						return
-					}
-					n, err := readResponse(r, &body)
-					if err != nil || n != len(static) {
-						b.Errorf("response: %d bytes, %v", n, err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-		})
-	}
+	b.Cleanup(func() { bsrv.Close() })
+	return f.base[len("http://"):], bl.Addr().String(), req, len(static)
 }
 
 // readResponse reads one 200 response and returns its body length.
