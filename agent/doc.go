@@ -21,7 +21,9 @@
 //	GET  /metrics                      the agent's counters, Prometheus text format
 //	GET  /healthz                      200 "ok" while the process serves (no header needed)
 //
-// expires_in and expiry are omitted when the server gave no lifetime. A
+// The bare token has no trailing newline. expires_in (whole seconds) and
+// expiry (RFC 3339, UTC) are omitted when the server gave no lifetime. A
+// profile is one path segment: names with "/" cannot be served. A
 // report refreshes only when it names the token the agent currently hands
 // out, and many reports of that token, to this agent or to any other
 // sharing the store, make one refresh (credentials.Credentials.Refresh);
@@ -33,6 +35,14 @@
 // profile_not_found; 405 method_not_allowed; 413 too_large; 502
 // token_endpoint_failed; 503 reauth_required, invalid_client,
 // profile_not_refreshable, store_unavailable, shutting_down; 504 timeout.
+//
+// /metrics has tokencache_agent_requests_total{route,code} (requests
+// refused before their route was read count as route="other"),
+// tokencache_agent_requests_in_flight, and per profile
+// tokencache_agent_tokens_served_total,
+// tokencache_agent_rejected_reports_total{outcome="current"|"superseded"},
+// tokencache_agent_token_errors_total{error} and
+// tokencache_agent_token_expiry_timestamp_seconds.
 //
 // # Guarantees
 //

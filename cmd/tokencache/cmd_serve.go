@@ -49,6 +49,8 @@ sharing a store make one refresh per expiry between them.
 Every request but /healthz needs the header "Tokencache-Agent: 1", and over
 TCP "Authorization: Bearer KEY" with the key in --key-file (mode 0600).
 Only the --allow profiles are served (default: --profile; "*" for all).
+--timeout bounds how long one request waits for a refresh (504 after it;
+the refresh goes on for the others).
 The first line on stdout says where the agent listens. SIGTERM or SIGINT
 stops it gracefully; it exits non-zero if a rotated refresh token could
 not be written to the store (the error names the recovery journal entry).`,

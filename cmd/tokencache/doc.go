@@ -24,6 +24,7 @@
 //	rm        remove a profile
 //	copy      copy profiles to another store (--to, --to-env NAME or TOKENCACHE_COPY_TO)
 //	login     authorization code flow with PKCE and a loopback redirect
+//	serve     an agent: serve the profiles' tokens to local programs over a Unix socket or loopback TCP
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
 //	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
 //
