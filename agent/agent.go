@@ -472,11 +472,12 @@ func errorClass(err error) (int, string) {
 		return http.StatusNotFound, "profile_not_found"
 	case errors.As(err, &pe):
 		return http.StatusServiceUnavailable, "profile_not_refreshable"
-	case errors.Is(err, credentials.ErrReauthRequired),
-		errors.As(err, &ee) && (ee.Code == "invalid_grant" || ee.Code == "invalid_token"):
+	case errors.Is(err, credentials.ErrReauthRequired), errors.Is(err, credentials.ErrInvalidGrant):
 		return http.StatusServiceUnavailable, "reauth_required"
-	case errors.As(err, &ee) && ee.Code == "invalid_client":
+	case errors.Is(err, credentials.ErrInvalidClient):
 		return http.StatusServiceUnavailable, "invalid_client"
+	case errors.Is(err, credentials.ErrNotTokenEndpoint):
+		return http.StatusServiceUnavailable, "not_token_endpoint"
 	case errors.As(err, &ee):
 		return http.StatusBadGateway, "token_endpoint_failed"
 	case errors.Is(err, storage.ErrClosed):
@@ -496,7 +497,7 @@ func (h *Handler) tokenError(w http.ResponseWriter, r *http.Request, s *profileS
 	if s != nil {
 		s.pm.countError(class)
 		switch class {
-		case "reauth_required", "invalid_client", "profile_not_refreshable":
+		case "reauth_required", "invalid_client", "not_token_endpoint", "profile_not_refreshable":
 			msg := class + ": " + err.Error()
 			s.fatal.Store(&msg)
 		}

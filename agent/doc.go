@@ -34,7 +34,8 @@
 // 403 forwarded, origin, host, profile_not_allowed; 404 not_found,
 // profile_not_found; 405 method_not_allowed; 413 too_large; 502
 // token_endpoint_failed; 503 reauth_required, invalid_client,
-// profile_not_refreshable, store_unavailable, shutting_down; 504 timeout.
+// not_token_endpoint, profile_not_refreshable, store_unavailable,
+// shutting_down; 504 timeout.
 //
 // /metrics has tokencache_agent_requests_total{route,code} (requests
 // refused before their route was read count as route="other"),

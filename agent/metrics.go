@@ -20,7 +20,7 @@ var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 413, 499, 500, 502, 503
 // errorClasses are errorClass's codes, in the order counted.
 var errorClasses = [...]string{
 	"timeout", "canceled", "profile_not_found", "profile_not_refreshable", "reauth_required",
-	"invalid_client", "token_endpoint_failed", "shutting_down", "store_unavailable", "store_corrupt", "internal",
+	"invalid_client", "not_token_endpoint", "token_endpoint_failed", "shutting_down", "store_unavailable", "store_corrupt", "internal",
 }
 
 type metrics struct {
