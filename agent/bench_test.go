@@ -154,12 +154,15 @@ func benchServers(b *testing.B) (agentAddr, baselineAddr, req string, size int) 
 	_, sample := f.do(b, "GET", "/v1/token/default", "", nil)
 
 	// The baseline answers a body of the same size with the same headers.
+	// Its header values are shared slices, as the agent's are: the
+	// baseline is the leanest net/http handler for this answer.
 	static := []byte(sample)
+	ct, cc, nosniff := []string{"application/json"}, []string{"no-store"}, []string{"nosniff"}
 	baseline := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h["Content-Type"] = []string{"application/json"}
-		h["Cache-Control"] = []string{"no-store"}
-		h["X-Content-Type-Options"] = []string{"nosniff"}
+		h["Content-Type"] = ct
+		h["Cache-Control"] = cc
+		h["X-Content-Type-Options"] = nosniff
 		w.WriteHeader(http.StatusOK)
 		w.Write(static)
 	})
