@@ -622,3 +622,70 @@ func TestServeSIGTERMDuringRefreshStoreDown(t *testing.T) {
 		t.Errorf("journal entry left after the replay: %d", len(ents))
 	}
 }
+
+// TestServeClientDisconnectMidRefresh: the client whose request started
+// the refresh hangs up while the token endpoint works; the refresh
+// completes, the clients still waiting get its token, and the agent stays
+// up.
+func TestServeClientDisconnectMidRefresh(t *testing.T) {
+	p := newIDP(t, oauthtest.Options{Rotate: true})
+	dir := t.TempDir()
+	store := sqliteURL(filepath.Join(dir, "tokens.db"))
+	p.initExpired(t, store, "default")
+	p.ResetStats()
+	a := startAgent(t, journalEnv(t), "--store", store, "serve", "--socket", filepath.Join(dir, "run", "agent.sock"))
+	hold := p.HoldRefreshes(oauthtest.BeforeRotate)
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/v1/token/default", nil)
+		req.Header.Set("Tokencache-Agent", "1")
+		resp, err := a.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		left <- err
+	}()
+	<-hold.Arrived()
+	type res struct {
+		code int
+		body string
+	}
+	waiting := make(chan res, 10)
+	for range 10 {
+		go func() {
+			c, b := a.do(t, "GET", "/v1/token/default", "", nil)
+			waiting <- res{c, b}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-left; err == nil {
+		t.Fatal("the client that hung up got an answer")
+	}
+	time.Sleep(200 * time.Millisecond)
+	hold.Release()
+	var first string
+	for range 10 {
+		r := <-waiting
+		if r.code != 200 {
+			t.Fatalf("a waiting client: %d %s", r.code, r.body)
+		}
+		tok := accessToken(t, r.body)
+		if first == "" {
+			first = tok
+		}
+		if tok != first || !p.Valid(tok) {
+			t.Fatal("waiting clients got different or invalid tokens")
+		}
+	}
+	if st := p.Stats(); st.RefreshCalls != 1 || st.ReuseDetections != 0 {
+		t.Errorf("%d refreshes, %d reuse detections; want 1 and 0", st.RefreshCalls, st.ReuseDetections)
+	}
+	if rec := loadRecord(t, store, "default"); rec.AccessToken.Reveal() != first || rec.Lease != nil {
+		t.Error("the store does not hold the refreshed token with the lease cleared")
+	}
+	if code := a.stop(t); code != 0 {
+		t.Errorf("exit %d; stderr: %s", code, a.stderr)
+	}
+}
