@@ -263,13 +263,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (route, code int
 	if !ok {
 		return route, h.fail(w, r, http.StatusNotFound, "not_found", "no such endpoint")
 	}
-	name, suffix, _ := strings.Cut(rest, "/")
-	switch suffix {
-	case "":
+	name, suffix, sub := strings.Cut(rest, "/")
+	switch {
+	case suffix == "" && !sub:
 		route = routeToken
-	case "raw":
+	case suffix == "raw":
 		route = routeRaw
-	case "rejected":
+	case suffix == "rejected":
 		route = routeRejected
 	default:
 		return route, h.fail(w, r, http.StatusNotFound, "not_found", "no such endpoint")

@@ -236,6 +236,8 @@ func TestRefusals(t *testing.T) {
 		{"double slash", "GET", "/v1/token//default", "", nil, 400, "bad_path"},
 		{"unknown endpoint", "GET", "/v1/tokens/default", "", nil, 404, "not_found"},
 		{"unknown suffix", "GET", "/v1/token/default/refresh_token", "", nil, 404, "not_found"},
+		{"trailing slash", "GET", "/v1/token/default/", "", nil, 404, "not_found"},
+		{"no profile", "GET", "/v1/token/", "", nil, 400, "bad_profile"},
 		{"POST to token", "POST", "/v1/token/default", "x", nil, 405, "method_not_allowed"},
 		{"GET to rejected", "GET", "/v1/token/default/rejected", "", nil, 405, "method_not_allowed"},
 		{"empty report", "POST", "/v1/token/default/rejected", "", nil, 400, "bad_body"},
