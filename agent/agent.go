@@ -187,6 +187,8 @@ var (
 	hdrProm    = []string{"text/plain; version=0.0.4; charset=utf-8"}
 )
 
+// ServeHTTP answers one request; see the package documentation for the
+// endpoints and the order of the checks.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.m.inFlight.Add(1)
 	route, code := h.serve(w, r)
