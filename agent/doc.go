@@ -37,6 +37,12 @@
 // not_token_endpoint, profile_not_refreshable, store_unavailable,
 // shutting_down; 504 timeout.
 //
+// Checks run in this order, so that a request without the header and key
+// learns nothing about routes or profiles: X-Forwarded-For, Forwarded,
+// Origin and a non-loopback Host over TCP (403); the path's spelling (400);
+// /healthz answers here; the agent header (400); the key (401); the route
+// (404, 405); the profile name (400); the allow-list (403).
+//
 // /metrics has tokencache_agent_requests_total{route,code} (requests
 // refused before their route was read count as route="other"),
 // tokencache_agent_requests_in_flight, and per profile
