@@ -30,6 +30,7 @@
 //	copy      copy profiles to another store (--to, --to-env NAME or TOKENCACHE_COPY_TO)
 //	login     authorization code flow with PKCE and a loopback redirect
 //	lease     show the refresh lease; "lease clear" removes one whose holder is dead
+//	serve     an agent: serve the profiles' tokens to local programs over a Unix socket or loopback TCP
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
 //	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
 //	completion  shell completion scripts (bash, zsh, fish, powershell); profiles complete from the store
