@@ -129,22 +129,26 @@ func (p *Profiles) Remove(ctx context.Context, profile string) error {
 	c := p.creds[profile]
 	delete(p.creds, profile)
 	p.mu.Unlock()
+	var closeErr error
 	if c != nil {
-		c.Close()
+		closeErr = c.Close() // an *UnpersistedError is worth knowing even here
 	}
-	return p.cfg.Store.Delete(ctx, profile)
+	return errors.Join(closeErr, p.cfg.Store.Delete(ctx, profile))
 }
 
-// Close closes every Credentials handed out and the store.
+// Close closes every Credentials handed out and the store. It returns
+// their errors joined: an *UnpersistedError names a rotated refresh token
+// that is only in the recovery journal.
 func (p *Profiles) Close() error {
 	p.mu.Lock()
 	creds := p.creds
 	p.creds, p.closed = nil, true
 	p.mu.Unlock()
+	var errs []error
 	for _, c := range creds {
-		c.Close()
+		errs = append(errs, c.Close())
 	}
-	return p.cfg.Store.Close()
+	return errors.Join(append(errs, p.cfg.Store.Close())...)
 }
 
 // forget drops the cached token, so the next Token reads the store.

@@ -36,6 +36,10 @@ hostpkgs=()
 dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q 'install ok installed' || hostpkgs+=(postgresql)
 command -v node >/dev/null || hostpkgs+=(nodejs)
 command -v npm >/dev/null || hostpkgs+=(npm)
+# The agent's documented clients (curl, Python's standard library, node)
+# run in its tests; none may be skipped for want of a tool.
+command -v curl >/dev/null || hostpkgs+=(curl)
+command -v python3 >/dev/null || hostpkgs+=(python3)
 if ((${#hostpkgs[@]})); then
 	[[ $(id -u) -eq 0 ]] || die "missing packages ${hostpkgs[*]}; run as root or install them"
 	log "installing ${hostpkgs[*]}"
