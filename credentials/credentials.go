@@ -51,11 +51,13 @@ type Config struct {
 	// tokens are not renewed the moment they arrive.
 	RenewAhead time.Duration
 	// RenewSpread is the fraction of the renewal window (from RenewAhead
-	// to Skew before expiry) over which each process picks, per token, the
-	// point where it starts renewing: tokens issued together (a batch
-	// import, a restart) then renew spread out instead of all at once,
-	// and the lease still makes the earliest replica do the work. Default
-	// 0.5; negative means none.
+	// to Skew before expiry) over which renewals are spread: each token's
+	// point in it comes from the token itself, so that every replica
+	// agrees on it and tokens issued together (a batch import, a restart)
+	// renew spread out instead of all at once, with a little of each
+	// process's own randomness so that replicas do not race for one lease.
+	// Default 0.5; negative means none. For a fleet whose endpoint must
+	// not see bursts, make RenewAhead a good part of the token lifetime.
 	RenewSpread float64
 	// Rand returns the random fractions in [0, 1) that RenewSpread uses;
 	// default math/rand/v2's Float64. Tests seed it.

@@ -23,6 +23,12 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
 	var tries tries
 	conflicts := 0
+	var slot func() // held from the limiter until the flight ends
+	defer func() {
+		if slot != nil {
+			slot()
+		}
+	}()
 	for {
 		// A rotated token this process, or another on this machine, could
 		// not store goes first: refreshing with the stored one would
@@ -73,6 +79,10 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			// Someone is refreshing: wait for their write, at most until
 			// their lease ends (then it is theirs no more and we take over).
 			log.Debug("waiting for lease holder", "owner", next.Lease.Owner, "for", end.Sub(now))
+			if slot != nil {
+				slot() // another process is at the endpoint: our slot is not needed
+				slot = nil
+			}
 			wctx, wcancel := context.WithTimeout(ctx, end.Sub(now)+backoff.Jitter(c.cfg.PollInterval))
 			err := c.store.Wait(wctx, c.cfg.Profile, rev, c.cfg.PollInterval)
 			wcancel()
@@ -82,22 +92,22 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			continue
 		}
 		// The endpoint's pace: a pause it asked for, a bound on refreshes
-		// in flight. Having waited, read again: another replica may have
-		// refreshed meanwhile.
-		release, waited, err := c.cfg.Limiter.acquire(ctx, next.TokenURL, c.cfg.Now)
-		if err != nil {
-			return nil, fmt.Errorf("credentials: profile %q: waiting for the token endpoint: %w", c.cfg.Profile, err)
-		}
-		if waited {
-			release()
-			continue
+		// in flight. Having waited for it, read again (another replica may
+		// have refreshed meanwhile) but keep the slot: giving it up would
+		// let a crowd of flights wait for each other for ever.
+		if slot == nil {
+			release, waited, err := c.cfg.Limiter.acquire(ctx, next.TokenURL, c.cfg.Now)
+			if err != nil {
+				return nil, fmt.Errorf("credentials: profile %q: waiting for the token endpoint: %w", c.cfg.Profile, err)
+			}
+			slot = release
+			if waited {
+				continue
+			}
 		}
 		now = c.cfg.Now()
 		next.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL), TTL: storage.Duration(c.cfg.LeaseTTL)}
 		leaseRev, err := c.store.Replace(ctx, rec, rev, next)
-		if err != nil {
-			release()
-		}
 		if errors.Is(err, storage.ErrConflict) {
 			// Someone moved first: read again. A store that keeps
 			// answering conflict (a claim a dead writer left) must not
@@ -116,7 +126,6 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		conflicts = 0
 		log.Debug("lease taken, calling token endpoint", "attempt", tries.attempt)
 		t, again, err := c.refreshUnderLease(ctx, next, leaseRev, now, stale, &tries)
-		release()
 		if again {
 			continue
 		}
@@ -324,7 +333,7 @@ func (c *Credentials) tokenFrom(rec *storage.Record, now time.Time) *Token {
 		}
 		ahead = min(ahead, max(expiry.Sub(now), 0)/2)
 	}
-	return newToken(rec.AccessToken, rec.TokenType, expiry, skew, ahead, c.cfg.RenewSpread*c.cfg.Rand())
+	return newToken(rec.AccessToken, rec.TokenType, expiry, skew, ahead, c.cfg.RenewSpread*renewalPoint(rec.AccessToken, c.cfg.Rand()))
 }
 
 func (c *Credentials) succeeded() {

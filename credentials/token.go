@@ -1,7 +1,9 @@
 package credentials
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"time"
@@ -45,10 +47,8 @@ func (t *Token) AuthorizationHeader() string {
 }
 
 // newToken makes a Token that stops being handed out skew before expiry
-// and is renewed in the background from ahead before expiry, plus spread
-// (a fraction in [0, 1)) of the window between the two: each process picks
-// its own point, so that the renewals of many tokens issued together spread
-// over the window instead of falling on one instant.
+// and is renewed in the background from ahead before expiry, moved later
+// by spread (a fraction in [0, 1)) of the window between the two.
 func newToken(access secret.Secret, typ string, expiry time.Time, skew, ahead time.Duration, spread float64) *Token {
 	t := &Token{AccessToken: access, TokenType: typ, Expiry: expiry}
 	if !expiry.IsZero() {
@@ -57,6 +57,19 @@ func newToken(access secret.Secret, typ string, expiry time.Time, skew, ahead ti
 		t.renewAt = expiry.Add(-start + time.Duration(spread*float64(start-skew)))
 	}
 	return t
+}
+
+// renewalPoint returns where in its renewal window a token is renewed, as
+// a fraction: mostly fixed by the token itself, so that every replica
+// agrees and the renewals of tokens issued together spread evenly over the
+// window (if each replica drew its own point, the earliest of R draws
+// would do the work, and those crowd the window's start); plus this
+// process's draw r over the last twentieth, so that replicas reach one
+// token at slightly different moments and the first one's lease is there
+// for the others to find instead of a race for it.
+func renewalPoint(access secret.Secret, r float64) float64 {
+	sum := sha256.Sum256([]byte(access))
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11)/(1<<53)*0.95 + r*0.05
 }
 
 // JWTExpiry returns the exp claim of a JWT without verifying it: the
