@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
@@ -17,9 +19,15 @@ import (
 type Profiles struct {
 	cfg Config // template: Profile is set per profile
 
+	// read is a snapshot of creds that lookups use without a lock, so that
+	// many goroutines asking for tokens do not queue on mu; it is replaced
+	// after enough misses that copying it costs O(1) per new profile.
+	read   atomic.Pointer[map[string]*Credentials]
+	closed atomic.Bool
+
 	mu     sync.Mutex
-	creds  map[string]*Credentials
-	closed bool
+	creds  map[string]*Credentials // every profile's, written under mu
+	misses int
 }
 
 // NewProfiles returns Profiles over cfg.Store; every Credentials it makes
@@ -33,18 +41,34 @@ func NewProfiles(cfg Config) (*Profiles, error) {
 		// One pace per token endpoint for all the profiles served here.
 		cfg.Limiter = &EndpointLimiter{}
 	}
-	return &Profiles{cfg: cfg, creds: map[string]*Credentials{}}, nil
+	p := &Profiles{cfg: cfg, creds: map[string]*Credentials{}}
+	p.read.Store(&map[string]*Credentials{})
+	return p, nil
+}
+
+// publish makes the lock-free snapshot catch up with creds; mu is held.
+func (p *Profiles) publish(now bool) {
+	p.misses++
+	if now || p.misses > len(*p.read.Load())/4 {
+		snap := maps.Clone(p.creds)
+		p.read.Store(&snap)
+		p.misses = 0
+	}
 }
 
 // Get returns the Credentials of profile, creating it on first use. It
 // does not check that the profile exists: its first Token call does.
 func (p *Profiles) Get(profile string) (*Credentials, error) {
+	if c, ok := (*p.read.Load())[profile]; ok && !p.closed.Load() {
+		return c, nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return nil, storage.Wrap(storage.ErrClosed, "credentials: profiles", nil)
 	}
 	if c, ok := p.creds[profile]; ok {
+		p.publish(false)
 		return c, nil
 	}
 	cfg := p.cfg
@@ -54,6 +78,7 @@ func (p *Profiles) Get(profile string) (*Credentials, error) {
 		return nil, err
 	}
 	p.creds[profile] = c
+	p.publish(false)
 	return c, nil
 }
 
@@ -128,6 +153,7 @@ func (p *Profiles) Remove(ctx context.Context, profile string) error {
 	p.mu.Lock()
 	c := p.creds[profile]
 	delete(p.creds, profile)
+	p.publish(true)
 	p.mu.Unlock()
 	var closeErr error
 	if c != nil {
@@ -142,7 +168,9 @@ func (p *Profiles) Remove(ctx context.Context, profile string) error {
 func (p *Profiles) Close() error {
 	p.mu.Lock()
 	creds := p.creds
-	p.creds, p.closed = nil, true
+	p.creds = map[string]*Credentials{}
+	p.closed.Store(true)
+	p.publish(true)
 	p.mu.Unlock()
 	var errs []error
 	for _, c := range creds {
