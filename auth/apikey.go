@@ -11,11 +11,11 @@ import (
 func init() { registerConfig("api_key", NewAPIKey) }
 
 // DefaultAPIKeyHeader is the header an API key goes in unless configured,
-// as seed 003's ClientInfo sends it.
+// as en_auth's ClientInfo sends it.
 const DefaultAPIKeyHeader = "X-Api-Key"
 
 // APIKeyConfig configures a static API key sent in a header or a query
-// parameter, with an optional prefix and suffix (seed 004's AuthApiKey).
+// parameter, with an optional prefix and suffix (SL1's AuthApiKey).
 type APIKeyConfig struct {
 	Key secret.Secret `auth:"key"`
 	// Header is the header to set; default X-Api-Key unless Query is set.

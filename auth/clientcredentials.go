@@ -13,7 +13,7 @@ import (
 func init() { registerConfig("oauth2_client_credentials", NewClientCredentials) }
 
 // ClientCredentialsConfig configures the OAuth 2.0 client credentials
-// grant (RFC 6749 §4.4): the client acts for itself, as seed 003's
+// grant (RFC 6749 §4.4): the client acts for itself, as en_auth's
 // ServiceAccountAuthorizer does.
 type ClientCredentialsConfig struct {
 	TokenURL     string                `auth:"token_url"`

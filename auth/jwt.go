@@ -24,7 +24,7 @@ import (
 
 func init() { registerConfig("jwt_es512", NewJWT) }
 
-// JWTConfig configures self-signed ES512 JWTs (seed 002): the client signs
+// JWTConfig configures self-signed ES512 JWTs: the client signs
 // a short-lived token with its own P-521 key, whose public half the server
 // holds, and sends it as a bearer token.
 type JWTConfig struct {

@@ -9,7 +9,7 @@ func init() {
 	registerConfig("none", func(struct{}, Env) (None, error) { return None{}, nil })
 }
 
-// None leaves requests as they are: seed 004's AuthNone, for endpoints
+// None leaves requests as they are: SL1's AuthNone, for endpoints
 // that need no authorization but share configuration with those that do.
 type None struct{}
 

@@ -21,7 +21,7 @@ type Params map[string]any
 // not silently leave the secret unset. Conversions are lenient where
 // configuration formats differ: a duration is seconds or "90s", a list is
 // a list or one space- or comma-separated string, a map may be given as a
-// JSON string (as seed 004's credential fields carry them).
+// JSON string (as SL1 credentials carry them).
 func decodeParams(scheme string, p Params, dst any) error {
 	v := reflect.ValueOf(dst).Elem()
 	t := v.Type()

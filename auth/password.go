@@ -14,7 +14,7 @@ import (
 func init() { registerConfig("oauth2_password", NewPassword) }
 
 // PasswordConfig configures the OAuth 2.0 resource-owner password grant
-// (RFC 6749 §4.3), seed 004's ResourceOwner type: a trusted client logs a
+// (RFC 6749 §4.3), SL1's ResourceOwner type: a trusted client logs a
 // user in with the user's own credentials.
 type PasswordConfig struct {
 	TokenURL     string                `auth:"token_url"`

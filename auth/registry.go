@@ -16,7 +16,7 @@ var (
 	registry   = map[string]Factory{}
 )
 
-// Register makes a scheme available to New under name, as seed 004's
+// Register makes a scheme available to New under name, as SL1's
 // @add_auth does. Registering a name twice panics, as database/sql.Register
 // does: two packages claiming one name is a build mistake.
 func Register(name string, f Factory) {

@@ -15,7 +15,7 @@ import (
 
 func init() { registerConfig("tc_hmac", NewTCHMAC) }
 
-// TCHMACConfig configures ThreatConnect HMAC authorization (seed 000),
+// TCHMACConfig configures ThreatConnect HMAC authorization,
 // used by Apps that run outside the platform.
 type TCHMACConfig struct {
 	AccessID  string        `auth:"api_access_id"`

@@ -15,7 +15,7 @@ import (
 
 func init() { registerConfig("tc_token", NewTCToken) }
 
-// TCTokenConfig configures ThreatConnect token authorization (seed 000):
+// TCTokenConfig configures ThreatConnect token authorization:
 // the platform starts an App with tc_token and tc_token_expires, and the
 // App renews the token before it expires.
 //

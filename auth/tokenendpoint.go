@@ -41,7 +41,7 @@ type TokenEndpointConfig struct {
 	TTL           time.Duration `auth:"ttl"` // default 3600 s
 	StaticTTL     bool          `auth:"static_ttl"`
 	// RetryWait is how long after a failed login no new attempt is made
-	// (seed 004's timeToNextRequest); default 60 s. Callers get the last
+	// (SL1's timeToNextRequest); default 60 s. Callers get the last
 	// error meanwhile.
 	RetryWait time.Duration `auth:"retry_wait"`
 }

@@ -22,6 +22,9 @@ var (
 func Register(scheme string, open OpenFunc) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
+	if open == nil {
+		panic("storage: Register of a nil OpenFunc for scheme " + scheme)
+	}
 	if _, dup := registry[scheme]; dup {
 		panic("storage: Register called twice for scheme " + scheme)
 	}

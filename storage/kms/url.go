@@ -16,13 +16,13 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
-// InnerSchemes are the schemes "kms+<scheme>" is registered for: those of
-// the adapters in this module. The inner adapter's package must still be
-// imported for its scheme to open.
-var InnerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memcached", "mongodb", "mongodb+srv", "etcd", "etcds", "postgres", "postgresql", "dynamodb"}
+// innerSchemes are the schemes "kms+<scheme>" is registered for: those of
+// the adapters in this module (read once, at init). The inner adapter's
+// package must still be imported for its scheme to open.
+var innerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memcached", "mongodb", "mongodb+srv", "etcd", "etcds", "postgres", "postgresql", "dynamodb"}
 
 func init() {
-	for _, s := range InnerSchemes {
+	for _, s := range innerSchemes {
 		storage.Register("kms+"+s, open)
 	}
 }
