@@ -416,11 +416,12 @@ func (h *Handler) rejected(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	// Only the current token can be reported stale: a reporter of an
 	// older one gets the current one, and a made-up token cannot force a
-	// refresh. Credentials.Refresh turns many reports of the current
-	// token into one refresh, here and in every agent sharing the store.
+	// refresh. Credentials.Rejected turns many reports of the current
+	// token into one refresh, here and in every agent sharing the store,
+	// and keeps a token younger than its MinRejectInterval.
 	if subtle.ConstantTimeCompare([]byte(reported), []byte(tok.AccessToken.Reveal())) == 1 {
 		s.pm.reportsRefreshed.Add(1)
-		tok, err = c.Refresh(ctx, tok)
+		tok, err = c.Rejected(ctx, tok)
 		if err != nil {
 			return h.tokenError(w, r, s, err)
 		}

@@ -85,6 +85,9 @@ type Config struct {
 	// stores opened by URL (storage.Open) are journalled: the URL tells a
 	// later process which store an entry belongs to.
 	JournalDir string
+	// MinRejectInterval is how often at most a server's rejection of a
+	// token (see Rejected) makes a refresh; default 30 s.
+	MinRejectInterval time.Duration
 	// PollInterval is how often a waiter re-reads a store that cannot
 	// notify changes; default 100 ms.
 	PollInterval time.Duration
@@ -150,6 +153,9 @@ func (c *Config) setDefaults() error {
 	if c.JournalDir == "" {
 		c.JournalDir = DefaultJournalDir()
 	}
+	if c.MinRejectInterval == 0 {
+		c.MinRejectInterval = 30 * time.Second
+	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 100 * time.Millisecond
 	}
@@ -179,6 +185,8 @@ type Credentials struct {
 
 	cur      atomic.Pointer[Token]
 	renewing atomic.Bool // a flight runs: spares the cached path the lock
+	// lastRejected is when a rejection last made a refresh (UnixNano).
+	lastRejected atomic.Int64
 
 	journal   journal
 	cleartext sync.Once // warned about a plain-http token endpoint
@@ -274,6 +282,40 @@ func (c *Credentials) Refresh(ctx context.Context, stale *Token) (*Token, error)
 		return cur, nil
 	}
 	return c.await(ctx, c.startFlight(stale))
+}
+
+// Rejected reports that a server refused t, as a resource server's 401
+// does, and returns the token to send instead: t's successor when t is
+// still current (one refresh for any number of reports, as with Refresh),
+// or the current token when t was already replaced. At most one such
+// refresh happens per MinRejectInterval; within it t itself comes back: a
+// server that refuses every token (a wrong audience, a misconfigured
+// proxy) must not cost a refresh, and a rotation of the refresh token, per
+// request.
+func (c *Credentials) Rejected(ctx context.Context, t *Token) (*Token, error) {
+	now := c.cfg.Now()
+	cur := c.cur.Load()
+	if cur != t && cur.Valid(now) {
+		return cur, nil
+	}
+	last := c.lastRejected.Load()
+	if t.Valid(now) && now.UnixNano()-last < int64(c.cfg.MinRejectInterval) {
+		// A refresh for a rejection ran lately: join it if it still runs,
+		// else keep what is current.
+		c.mu.Lock()
+		f := c.flight
+		c.mu.Unlock()
+		if f != nil {
+			return c.await(ctx, f)
+		}
+		if cur := c.cur.Load(); cur != nil {
+			return cur, nil
+		}
+		return t, nil
+	}
+	// Reports racing here all join the one flight Refresh starts.
+	c.lastRejected.CompareAndSwap(last, now.UnixNano())
+	return c.Refresh(ctx, t)
 }
 
 // forceRefresh, as the stale token of a flight, makes it replace whatever

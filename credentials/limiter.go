@@ -58,17 +58,8 @@ func (l *EndpointLimiter) acquire(ctx context.Context, endpoint string, now func
 		return func() {}, false, nil
 	}
 	g := l.gate(endpoint)
-	for {
-		g.mu.Lock()
-		d := g.until.Sub(now())
-		g.mu.Unlock()
-		if d <= 0 {
-			break
-		}
-		waited = true
-		if err := backoff.Sleep(ctx, d+backoff.Jitter(d/10+time.Millisecond)); err != nil {
-			return nil, waited, err
-		}
+	if err := g.pause(ctx, now, &waited); err != nil {
+		return nil, waited, err
 	}
 	select {
 	case g.slots <- struct{}{}:
@@ -80,7 +71,29 @@ func (l *EndpointLimiter) acquire(ctx context.Context, endpoint string, now func
 			return nil, waited, ctx.Err()
 		}
 	}
-	return func() { <-g.slots }, waited, nil
+	release = func() { <-g.slots }
+	// A pause may have been asked for while we queued for the slot.
+	if err := g.pause(ctx, now, &waited); err != nil {
+		release()
+		return nil, waited, err
+	}
+	return release, waited, nil
+}
+
+// pause sleeps out the endpoint's hold-off, if any, noting that it waited.
+func (g *endpointGate) pause(ctx context.Context, now func() time.Time, waited *bool) error {
+	for {
+		g.mu.Lock()
+		d := g.until.Sub(now())
+		g.mu.Unlock()
+		if d <= 0 {
+			return nil
+		}
+		*waited = true
+		if err := backoff.Sleep(ctx, d+backoff.Jitter(d/10+time.Millisecond)); err != nil {
+			return err
+		}
+	}
 }
 
 // holdOff pauses every refresh to endpoint for d (capped at MaxHoldOff).

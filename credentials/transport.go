@@ -41,9 +41,9 @@ func (c *Credentials) Authorize(ctx context.Context, req *http.Request) error {
 }
 
 // Renew implements httpauth.Renewer: a server refused the token refused
-// carried. If that is still the current token it is refreshed (once for
-// any number of such reports, see Refresh); retry says whether a different
-// token is now current.
+// carried. If that is still the current token it is refreshed, once for
+// any number of such reports and at most once per MinRejectInterval (see
+// Rejected); retry says whether a different token is now current.
 func (c *Credentials) Renew(ctx context.Context, refused *http.Request) (retry bool, err error) {
 	cur, err := c.Token(ctx)
 	if err != nil {
@@ -52,7 +52,7 @@ func (c *Credentials) Renew(ctx context.Context, refused *http.Request) (retry b
 	if refused.Header.Get("Authorization") != cur.AuthorizationHeader() {
 		return true, nil // already replaced since refused was sent
 	}
-	fresh, err := c.Refresh(ctx, cur)
+	fresh, err := c.Rejected(ctx, cur)
 	if err != nil {
 		return false, err
 	}
