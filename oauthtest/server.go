@@ -114,6 +114,9 @@ type Server struct {
 	codes     map[string]*authCode
 	devTokens map[string]bool
 
+	refreshLog []RefreshEvent
+	reuses     []Reuse
+
 	ctl   control
 	stats counters
 }
@@ -313,17 +316,25 @@ type tokenResponse struct {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	s.stats.tokenCalls.Add(1)
+	n := s.stats.tokenCalls.Add(1)
 	p, e := readParams(w, r)
 	if e != nil {
 		s.writeError(w, e)
 		return
 	}
 	grant := p.Get("grant_type")
+	var ev *RefreshEvent
 	if grant == "refresh_token" {
 		s.stats.refreshCalls.Add(1)
+		ev = s.newRefreshEvent(n, p.Get("refresh_token"))
+		// Logged however the request ends, a dropped hold included.
+		defer s.logRefresh(ev)
 	}
-	if !s.beforeToken(w, r) {
+	after, done := s.beforeToken(w, r, Call{N: n, Grant: grant, Header: r.Header})
+	if done {
+		if ev != nil {
+			ev.Result, ev.Fault = ResultFault, after
+		}
 		return
 	}
 	client, e := s.authenticate(r, p)
@@ -331,7 +342,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		switch grant {
 		case "refresh_token":
-			resp, e = s.refreshGrant(r.Context(), client, p)
+			resp, e = s.refreshGrant(r, client, p, ev)
 		case "authorization_code":
 			resp, e = s.codeGrant(client, p)
 		case "client_credentials":
@@ -349,7 +360,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if after != 0 && ev != nil {
+		ev.Fault = after
+	}
+	s.answer(w, r, resp, after)
 }
 
 func (s *Server) logToken(r *http.Request, grant, client string, e *oauthError) {
@@ -428,12 +442,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 // handleDeveloper redeems a developer token (pancloud's API Explorer
 // service): each call returns a fresh access token.
 func (s *Server) handleDeveloper(w http.ResponseWriter, r *http.Request) {
-	s.stats.tokenCalls.Add(1)
+	n := s.stats.tokenCalls.Add(1)
 	if r.Method != http.MethodPost {
 		s.writeError(w, errorf(http.StatusMethodNotAllowed, "invalid_request", "use POST"))
 		return
 	}
-	if !s.beforeToken(w, r) {
+	after, done := s.beforeToken(w, r, Call{N: n, Grant: "developer", Header: r.Header})
+	if done {
 		return
 	}
 	dt, ok := bearer(r)
@@ -448,7 +463,7 @@ func (s *Server) handleDeveloper(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, errorf(http.StatusUnauthorized, "invalid_token", "unknown developer token"))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.response(at, "", ""))
+	s.answer(w, r, s.response(at, "", ""), after)
 }
 
 func bearer(r *http.Request) (string, bool) {
