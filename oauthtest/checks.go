@@ -158,19 +158,20 @@ func (s *Server) ValidAt(accessToken string, t time.Time) bool {
 	return at.fam == nil || !at.fam.revoked || t.Before(at.fam.revokedAt)
 }
 
-// ExpiryOf returns the server-side expiry of an access token it issued.
-func (s *Server) ExpiryOf(accessToken string) (exp time.Time, ok bool) {
+// TimesOf returns when the server issued an access token and when it
+// expires, on the server's clock; ok is false for a token it never issued.
+func (s *Server) TimesOf(accessToken string) (issued, expiry time.Time, ok bool) {
 	key, ok := s.accessKey(accessToken)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, time.Time{}, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	at, ok := s.access[key]
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, time.Time{}, false
 	}
-	return at.exp, true
+	return at.iat, at.exp, true
 }
 
 // LiveAccessTokens counts the access tokens valid now.

@@ -132,8 +132,8 @@ func TestValidAtAndRevocationTimes(t *testing.T) {
 	if _, ok := s.CurrentRefresh(rt); ok {
 		t.Fatal("CurrentRefresh of a revoked grant")
 	}
-	if exp, ok := s.ExpiryOf(at); !ok || exp.Before(t0.Add(10*time.Second)) {
-		t.Fatalf("ExpiryOf %v %v", exp, ok)
+	if iat, exp, ok := s.TimesOf(at); !ok || !iat.Equal(t0) || exp.Before(t0.Add(10*time.Second)) {
+		t.Fatalf("TimesOf %v %v %v", iat, exp, ok)
 	}
 }
 

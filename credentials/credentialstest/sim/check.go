@@ -1,0 +1,475 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/faultstore"
+	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// Invariant is one property every run must keep.
+type Invariant int
+
+const (
+	// NoReuse: the server detected no refresh-token reuse. A reuse after
+	// the grant's successor was lost for good (a replica killed after the
+	// rotation, or the reply to a rotation lost, with no grace period) is
+	// not the library's doing: it is counted apart, as Result.Inherent.
+	NoReuse Invariant = iota
+	// FinalTokenCurrent: once faults stop and replicas are closed, the
+	// store (or the recovery journal) holds the server's current refresh
+	// token of the grant, and the grant is not revoked.
+	FinalTokenCurrent
+	// OneCallPerExpiry: every refresh token generation that no fault
+	// touched was presented to the server exactly once.
+	OneCallPerExpiry
+	// ValidHandout: every token a caller was handed was valid at the
+	// server at that moment.
+	ValidHandout
+	// RecordIntact: the profile's record is there at the end, decodes, and
+	// keeps its client id, secret and token URL.
+	RecordIntact
+	// NoSecretInLogs: no token the server issued and no client secret
+	// appears in the replicas' debug logs or in the errors callers got.
+	NoSecretInLogs
+
+	numInvariants
+)
+
+func (i Invariant) String() string {
+	return [...]string{"no-reuse", "final-token-current", "one-call-per-expiry", "valid-handout",
+		"record-intact", "no-secret-in-logs"}[i]
+}
+
+// Faults counts what a run injected.
+type Faults struct {
+	Store          faultstore.Counts
+	Endpoint       map[oauthtest.Fault]int
+	Closes         int
+	Partitions     int
+	SkewedReplicas int
+	KillsBefore    int // replica processes killed before the server rotated
+	KillsAfter     int // ... and after
+}
+
+func (f *Faults) add(g Faults) {
+	f.Store = f.Store.Add(g.Store)
+	if f.Endpoint == nil {
+		f.Endpoint = map[oauthtest.Fault]int{}
+	}
+	for k, v := range g.Endpoint {
+		f.Endpoint[k] += v
+	}
+	f.Closes += g.Closes
+	f.Partitions += g.Partitions
+	f.SkewedReplicas += g.SkewedReplicas
+	f.KillsBefore += g.KillsBefore
+	f.KillsAfter += g.KillsAfter
+}
+
+func (f Faults) String() string {
+	var parts []string
+	for _, k := range faultstore.Kinds() {
+		parts = append(parts, fmt.Sprintf("store %s=%d", k, f.Store[k]))
+	}
+	for _, k := range serverFaults {
+		parts = append(parts, fmt.Sprintf("endpoint %s=%d", k, f.Endpoint[k]))
+	}
+	parts = append(parts, fmt.Sprintf("closes=%d", f.Closes), fmt.Sprintf("partitions=%d", f.Partitions),
+		fmt.Sprintf("skewed-clock replicas=%d", f.SkewedReplicas),
+		fmt.Sprintf("SIGKILL before rotation=%d", f.KillsBefore), fmt.Sprintf("SIGKILL after rotation=%d", f.KillsAfter))
+	return strings.Join(parts, ", ")
+}
+
+// Result is what one run found.
+type Result struct {
+	Seed  int64
+	Store string
+	Tier  string
+
+	Faults Faults
+	// Violations per invariant, and a line on each (the first few).
+	Broken     [numInvariants]int
+	Violations []string
+
+	Handouts     int // tokens handed out and checked
+	Generations  int // refresh token generations the server saw
+	CleanGens    int // ... that no fault touched
+	CallerErrors map[string]int
+
+	// Inherent counts what no client can prevent and so breaks no
+	// invariant: reuse detections, a lost final token and tokens handed
+	// out after the grant was revoked, once the successor of a rotation was
+	// lost with no grace period (a kill after rotation, a late or
+	// truncated reply).
+	Inherent int
+	// SkewExpired counts tokens handed out expired, not revoked, in runs
+	// whose replica clocks are skewed: the expiry stored with a token is
+	// computed on the writer's clock (see the package report).
+	SkewExpired int
+}
+
+// Failed reports whether any invariant broke.
+func (r *Result) Failed() bool {
+	for _, n := range r.Broken {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Result) checks() string {
+	var parts []string
+	for i := range numInvariants {
+		parts = append(parts, fmt.Sprintf("%s violations=%d", i, r.Broken[i]))
+	}
+	parts = append(parts, fmt.Sprintf("handouts=%d generations=%d clean=%d inherent=%d skew-expired=%d caller-errors=%v",
+		r.Handouts, r.Generations, r.CleanGens, r.Inherent, r.SkewExpired, r.CallerErrors))
+	return strings.Join(parts, ", ")
+}
+
+func (r *run) violate(inv Invariant, format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Broken[inv]++
+	if len(r.res.Violations) < 30 {
+		r.res.Violations = append(r.res.Violations, inv.String()+": "+fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.start).Seconds()) }
+
+// lossAt returns when the grant's successor was first lost for good (the
+// server rotated and nobody could learn the new token, with no grace
+// period to recover it), or the zero time.
+func (r *run) lossAt() time.Time {
+	if r.sc.grace > 0 {
+		return time.Time{}
+	}
+	var at time.Time
+	for _, e := range r.srv.RefreshLog() {
+		if e.Result == oauthtest.ResultRotated && (e.Fault == oauthtest.FaultLateReply || e.Fault == oauthtest.FaultTruncatedAfterRotate) {
+			at = e.At
+			break
+		}
+	}
+	r.mu.Lock()
+	k := r.killed
+	r.mu.Unlock()
+	if k != nil && k.stage == oauthtest.AfterRotate && k.rotated && (at.IsZero() || k.at.Before(at)) {
+		at = k.at
+	}
+	return at
+}
+
+// checkHandout checks, as it is handed out between before and after, that
+// a token is valid at the server.
+func (r *run) checkHandout(who string, tok *credentials.Token, before, after time.Time) {
+	r.mu.Lock()
+	r.res.Handouts++
+	r.mu.Unlock()
+	v := tok.AccessToken.Reveal()
+	iat, exp, ok := r.srv.TimesOf(v)
+	if !ok {
+		r.violate(ValidHandout, "%s handed out, at %s, an access token the server never issued", who, r.rel(after))
+		return
+	}
+	at := before
+	if iat.After(at) {
+		at = iat
+	}
+	if r.srv.ValidAt(v, at) {
+		return
+	}
+	g, _ := r.srv.GrantOf(r.seedRT)
+	revoked := g.Revoked && !g.RevokedAt.After(after)
+	switch loss := r.lossAt(); {
+	case revoked && !loss.IsZero() && !loss.After(g.RevokedAt):
+		r.mu.Lock()
+		r.res.Inherent++
+		r.mu.Unlock()
+	case !revoked && r.sc.skewed && !at.Before(exp):
+		r.mu.Lock()
+		r.res.SkewExpired++
+		r.mu.Unlock()
+	case revoked:
+		r.violate(ValidHandout, "%s handed out, at %s, an access token of the grant revoked at %s", who, r.rel(after), r.rel(g.RevokedAt))
+	default:
+		r.violate(ValidHandout, "%s handed out, at %s, an access token that expired at %s", who, r.rel(after), r.rel(exp))
+	}
+}
+
+// check runs the invariants that look at the whole run.
+func (r *run) check() {
+	res := r.res
+	res.Faults.Store = r.world.Counts()
+	res.Faults.Endpoint = map[oauthtest.Fault]int{}
+	log := r.srv.RefreshLog()
+	for _, e := range log {
+		if e.Fault != 0 {
+			res.Faults.Endpoint[e.Fault]++
+		}
+	}
+	for _, p := range r.sc.replicas {
+		if p.closeAt > 0 && p.start < p.closeAt {
+			res.Faults.Closes++
+		}
+		if p.partition.to > 0 {
+			res.Faults.Partitions++
+		}
+		if p.clock != 0 {
+			res.Faults.SkewedReplicas++
+		}
+	}
+	if k := r.killed; k != nil {
+		if k.stage == oauthtest.AfterRotate {
+			res.Faults.KillsAfter++
+		} else {
+			res.Faults.KillsBefore++
+		}
+	}
+	loss := r.lossAt()
+
+	// No reuse.
+	for _, u := range r.srv.Reuses() {
+		if !loss.IsZero() && !u.At.Before(loss) {
+			res.Inherent++
+			continue
+		}
+		r.violate(NoReuse, "at %s generation %d was presented while generation %d is current: the grant is revoked",
+			r.rel(u.At), u.Generation, u.Current)
+	}
+
+	// The record and the final token.
+	ctx := context.Background()
+	rec, _, err := r.clean.Load(ctx, profile)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		r.violate(RecordIntact, "the profile is gone from the store")
+	case err != nil:
+		r.violate(RecordIntact, "the profile does not load: %v", err)
+	case rec.ClientID != clientID || rec.ClientSecret.Reveal() != clientSecret || rec.TokenURL != r.srv.TokenURL():
+		r.violate(RecordIntact, "client id, secret or token URL changed")
+	}
+	g, _ := r.srv.GrantOf(r.seedRT)
+	switch {
+	case g.Revoked && !loss.IsZero():
+		res.Inherent++
+	case g.Revoked:
+		r.violate(FinalTokenCurrent, "the grant ends revoked (at %s)", r.rel(g.RevokedAt))
+	case rec == nil && !loss.IsZero():
+		res.Inherent++
+	case rec == nil:
+		if !r.inJournal() {
+			r.violate(FinalTokenCurrent, "the store ends without the profile, so without generation %d, the current one", g.Current)
+		}
+	default:
+		cur, _ := r.srv.CurrentRefresh(r.seedRT)
+		if rec.RefreshToken.Reveal() == cur || r.inJournal() {
+			break
+		}
+		if !loss.IsZero() {
+			res.Inherent++
+			break
+		}
+		if sg, ok := r.srv.GrantOf(rec.RefreshToken.Reveal()); ok && sg.Family == g.Family {
+			r.violate(FinalTokenCurrent, "the store ends with generation %d; the server's current is %d (never stored: the grant is lost)", sg.Generation, g.Current)
+		} else {
+			r.violate(FinalTokenCurrent, "the store ends with a refresh token the server never issued for this grant")
+		}
+	}
+
+	// One call per expiry.
+	r.checkCallsPerGeneration(log)
+
+	// No secret in logs (the callers' errors are in there too).
+	logs := r.logs.Bytes()
+	if len(logs) == 0 {
+		r.violate(NoSecretInLogs, "nothing was logged: the check would prove nothing")
+	} else if r.srv.ContainsToken(logs) {
+		r.violate(NoSecretInLogs, "a token or the client secret appears in %d bytes of debug logs and caller errors", len(logs))
+	}
+}
+
+func (r *run) inJournal() bool {
+	if r.o.Journal == nil {
+		return false
+	}
+	cur, ok := r.srv.CurrentRefresh(r.seedRT)
+	if !ok {
+		return false
+	}
+	for _, s := range r.o.Journal(profile) {
+		if s.Reveal() == cur {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCallsPerGeneration: a generation is the life of one refresh token,
+// from the call that rotated its predecessor to the last call presenting
+// it. If no fault struck in that span (no store fault but latency, no
+// endpoint fault, no world event, close, restart, partition or kill), it
+// must have been presented exactly once.
+func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
+	g, _ := r.srv.GrantOf(r.seedRT)
+	type gen struct {
+		from, to time.Time
+		calls    int
+		faulted  bool
+	}
+	gens := map[int]*gen{}
+	get := func(n int) *gen {
+		if gens[n] == nil {
+			gens[n] = &gen{}
+		}
+		return gens[n]
+	}
+	get(0).from = r.start
+	for _, e := range log {
+		if e.Family != g.Family {
+			continue
+		}
+		x := get(e.Generation)
+		x.calls++
+		if e.At.After(x.to) {
+			x.to = e.At
+		}
+		if e.Fault != 0 || e.Result == oauthtest.ResultFault {
+			x.faulted = true
+		}
+		if e.Result == oauthtest.ResultRotated {
+			if n := get(e.Generation + 1); n.from.IsZero() {
+				n.from = e.At
+			}
+		}
+	}
+	// Every disturbance, as a span of time.
+	var spans []window2
+	for _, e := range r.world.Events() {
+		if e.Kind != faultstore.Latency {
+			spans = append(spans, window2{e.At, e.At})
+		}
+	}
+	for _, e := range log {
+		if e.Fault != 0 {
+			spans = append(spans, window2{e.At, e.At})
+		}
+	}
+	r.mu.Lock()
+	for _, m := range r.timeline {
+		if m.disturb {
+			spans = append(spans, window2{m.at, m.at})
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range r.sc.replicas {
+		if p.partition.to > 0 {
+			spans = append(spans, window2{r.start.Add(p.partition.from), r.start.Add(p.partition.to)})
+		}
+		if p.closeAt > 0 {
+			spans = append(spans, window2{r.start.Add(p.closeAt), r.start.Add(p.closeAt + p.restartAfter)})
+		}
+	}
+	keys := make([]int, 0, len(gens))
+	for k := range gens {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	for _, n := range keys {
+		x := gens[n]
+		if x.calls == 0 {
+			continue // the current generation, not presented yet
+		}
+		r.res.Generations++
+		if x.faulted || x.from.IsZero() {
+			continue
+		}
+		hit := false
+		for _, s := range spans {
+			if !s.to.Before(x.from) && !s.from.After(x.to) {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			continue
+		}
+		r.res.CleanGens++
+		if x.calls > 1 {
+			r.violate(OneCallPerExpiry, "generation %d was presented %d times (from %s to %s) with no fault in between",
+				n, x.calls, r.rel(x.from), r.rel(x.to))
+		}
+	}
+}
+
+type window2 struct{ from, to time.Time }
+
+// Summary adds up the results of many runs.
+type Summary struct {
+	mu          sync.Mutex
+	Seeds       int
+	Failed      []int64
+	Faults      Faults
+	Broken      [numInvariants]int
+	FailedBy    [numInvariants][]int64 // seeds that broke each invariant (the first 20)
+	Handouts    int
+	Generations int
+	CleanGens   int
+	Inherent    int
+	SkewExpired int
+}
+
+// Add counts one run's result; nil (a child process's) is ignored.
+func (s *Summary) Add(r *Result) {
+	if r == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Seeds++
+	if r.Failed() {
+		s.Failed = append(s.Failed, r.Seed)
+	}
+	s.Faults.add(r.Faults)
+	for i, n := range r.Broken {
+		s.Broken[i] += n
+		if n > 0 && len(s.FailedBy[i]) < 20 {
+			s.FailedBy[i] = append(s.FailedBy[i], r.Seed)
+		}
+	}
+	s.Handouts += r.Handouts
+	s.Generations += r.Generations
+	s.CleanGens += r.CleanGens
+	s.Inherent += r.Inherent
+	s.SkewExpired += r.SkewExpired
+}
+
+func (s *Summary) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "simulation: %d seeds run, %d failed\n", s.Seeds, len(s.Failed))
+	fmt.Fprintf(&b, "faults injected: %s\n", s.Faults)
+	fmt.Fprintf(&b, "checked: %d tokens handed out, %d refresh token generations (%d untouched by faults)\n", s.Handouts, s.Generations, s.CleanGens)
+	for i := range numInvariants {
+		fmt.Fprintf(&b, "invariant %-20s violations %d", i, s.Broken[i])
+		if len(s.FailedBy[i]) > 0 {
+			fmt.Fprintf(&b, " (seeds %v)", s.FailedBy[i])
+		}
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "inherent (successor lost with no grace period, not counted as violations): %d\n", s.Inherent)
+	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
+	return b.String()
+}
