@@ -111,6 +111,9 @@ type Result struct {
 	// lost with no grace period (a kill after rotation, a late or
 	// truncated reply).
 	Inherent int
+	// AfterRevoke counts tokens handed out after a reuse (a violation
+	// itself) revoked the grant; they make one ValidHandout violation.
+	AfterRevoke int
 	// SkewExpired counts tokens handed out expired, not revoked, in runs
 	// whose replica clocks are skewed: the expiry stored with a token is
 	// computed on the writer's clock (see the package report).
@@ -202,7 +205,12 @@ func (r *run) checkHandout(who string, tok *credentials.Token, before, after tim
 		r.res.SkewExpired++
 		r.mu.Unlock()
 	case revoked:
-		r.violate(ValidHandout, "%s handed out, at %s, an access token of the grant revoked at %s", who, r.rel(after), r.rel(g.RevokedAt))
+		// The reuse that revoked the grant is the violation; the tokens
+		// handed out from memory after it follow from it and are counted
+		// once, in check.
+		r.mu.Lock()
+		r.res.AfterRevoke++
+		r.mu.Unlock()
 	default:
 		r.violate(ValidHandout, "%s handed out, at %s, an access token that expired at %s", who, r.rel(after), r.rel(exp))
 	}
@@ -247,6 +255,11 @@ func (r *run) check() {
 		}
 		r.violate(NoReuse, "at %s generation %d was presented while generation %d is current: the grant is revoked",
 			r.rel(u.At), u.Generation, u.Current)
+	}
+
+	if res.AfterRevoke > 0 {
+		g, _ := r.srv.GrantOf(r.seedRT)
+		r.violate(ValidHandout, "%d tokens were handed out after the grant was revoked at %s", res.AfterRevoke, r.rel(g.RevokedAt))
 	}
 
 	// The record and the final token.

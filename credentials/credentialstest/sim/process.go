@@ -59,7 +59,7 @@ func (r *run) killProcess(storeURL string) {
 	r.note(childReplica, "replica process started", true)
 	select {
 	case <-hold.Arrived():
-	case <-time.After(10 * time.Second):
+	case <-time.After(3 * time.Second):
 		cmd.Process.Kill()
 		cmd.Wait()
 		r.note(childReplica, "replica process never reached the server; killed", true)

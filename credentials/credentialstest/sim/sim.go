@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -133,7 +134,8 @@ type run struct {
 	live atomic.Bool // the load phase runs: world events may strike
 
 	mu       sync.Mutex
-	timeline []mark // closes, restarts, partitions, kills, world events by the server hook
+	timeline []mark           // closes, restarts, partitions, kills, world events by the server hook
+	callers  map[int64]string // token call number -> the replica that made it
 	res      *Result
 	killed   *killRecord
 }
@@ -163,7 +165,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 		t.Fatal("sim: Options.Open is required")
 	}
 	o.defaults()
-	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{}}
+	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{}, callers: map[int64]string{}}
 	r.res = &Result{Seed: seed, Store: o.Store, Tier: r.sc.tier.String()}
 	r.logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
@@ -229,6 +231,9 @@ func (r *run) serverFaults() func(oauthtest.Call) oauthtest.Fault {
 	var mu sync.Mutex
 	rnd := rand.New(rand.NewPCG(uint64(r.sc.seed), 2))
 	return func(c oauthtest.Call) oauthtest.Fault {
+		r.mu.Lock()
+		r.callers[c.N] = c.Header.Get(replicaHdr)
+		r.mu.Unlock()
 		if c.Header.Get(replicaHdr) == childReplica {
 			return 0 // the process replica is stopped by a hold instead
 		}
@@ -497,8 +502,15 @@ func (r *run) schedule(limit int) []string {
 		}
 		ls = append(ls, line{e.At, fmt.Sprintf("%s %-6s store: %s %s #%d%s", rel(e.At), who, e.Kind, e.Op, e.Call, d)})
 	}
+	r.mu.Lock()
+	callers := maps.Clone(r.callers)
+	r.mu.Unlock()
 	for _, e := range r.srv.RefreshLog() {
-		s := fmt.Sprintf("%s %-6s endpoint: call %d presents generation %d: %s", rel(e.At), "server", e.Call, e.Generation, e.Result)
+		who := callers[e.Call]
+		if who == "" {
+			who = "?"
+		}
+		s := fmt.Sprintf("%s %-6s endpoint: call %d presents generation %d: %s", rel(e.At), who, e.Call, e.Generation, e.Result)
 		if e.Fault != 0 {
 			s += ", fault " + e.Fault.String()
 		}

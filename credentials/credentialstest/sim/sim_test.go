@@ -41,8 +41,10 @@ type store struct {
 var stores = []store{
 	{name: "memory", open: func(testing.TB, string) storage.Adapter { return memory.New() }},
 	{name: "file",
-		open: func(_ testing.TB, dir string) storage.Adapter { return file.New(filepath.Join(dir, "credentials.json")) },
-		url:  func(dir string) string { return "file://" + filepath.Join(dir, "credentials.json") }},
+		open: func(_ testing.TB, dir string) storage.Adapter {
+			return file.New(filepath.Join(dir, "credentials.json"))
+		},
+		url: func(dir string) string { return "file://" + filepath.Join(dir, "credentials.json") }},
 	{name: "sqlite",
 		open: func(t testing.TB, dir string) storage.Adapter {
 			a, err := sqlite.Open(context.Background(), filepath.Join(dir, "tokens.db"), sqlite.Options{})
