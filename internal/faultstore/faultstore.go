@@ -168,6 +168,11 @@ func (e Event) String() string {
 type World struct {
 	inner storage.Adapter
 
+	// wmu serialises writes while onWrite is set, so that it sees them in
+	// the order they applied.
+	wmu     sync.Mutex
+	onWrite func(Write)
+
 	mu     sync.Mutex
 	counts Counts
 	events []Event
@@ -178,6 +183,36 @@ type World struct {
 // NewWorld returns a World over inner. The World owns inner: Close closes it.
 func NewWorld(inner storage.Adapter) *World {
 	return &World{inner: inner, maxEvents: 10000}
+}
+
+// Write is a change that applied to the inner store, as OnWrite sees it.
+type Write struct {
+	Replica string // the wrapper's name; empty for World events
+	Op      string // "put" or "delete"
+	Key     string
+	Value   []byte // for put; the callee must not keep it
+	Fault   Kind   // what the caller was told instead: FailAfter, DropReply, or -1 for the truth
+}
+
+// OnWrite makes the World call fn after every write that applied to the
+// inner store, whatever its caller was told, in the order the writes
+// applied: while fn is set, writes through the World are serialised. A
+// checker uses it to follow the store's history (say, that a value never
+// goes back to an older version). Call it before the wrappers are used.
+func (w *World) OnWrite(fn func(Write)) { w.onWrite = fn }
+
+// write runs apply, an inner write, and reports it to onWrite if it applied.
+func (w *World) write(wr Write, apply func() error) error {
+	if w.onWrite == nil {
+		return apply()
+	}
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	err := apply()
+	if err == nil {
+		w.onWrite(wr)
+	}
+	return err
 }
 
 // Inner returns the adapter the wrappers share, for checks that must see
@@ -221,7 +256,7 @@ func (w *World) RestartEmpty(ctx context.Context) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := w.inner.Delete(ctx, k, storage.Condition{}); err != nil {
+		if err := w.write(Write{Op: "delete", Key: k, Fault: -1}, func() error { return w.inner.Delete(ctx, k, storage.Condition{}) }); err != nil {
 			return err
 		}
 	}
@@ -232,7 +267,7 @@ func (w *World) RestartEmpty(ctx context.Context) error {
 // Evict deletes key from the inner store, as a cache under memory pressure
 // would.
 func (w *World) Evict(ctx context.Context, key string) error {
-	if err := w.inner.Delete(ctx, key, storage.Condition{}); err != nil {
+	if err := w.write(Write{Op: "delete", Key: key, Fault: -1}, func() error { return w.inner.Delete(ctx, key, storage.Condition{}) }); err != nil {
 		return err
 	}
 	w.record(Event{Op: "evict", Key: key, Kind: Evict})
@@ -316,7 +351,7 @@ func (a *Adapter) draw(write bool) plan {
 
 // call runs op through the faults drawn for it. apply does the real call
 // and reports whether it changed the store (a write that succeeded).
-func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply func(ctx context.Context) error) error {
+func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply func(ctx context.Context, told Kind) error) error {
 	if a.closed.Load() {
 		return storage.Wrap(storage.ErrClosed, "faultstore: "+op, nil)
 	}
@@ -345,7 +380,7 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 		a.w.record(ev)
 		return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": injected failure before apply", nil)
 	}
-	err := apply(ctx)
+	err := apply(ctx, p.fault)
 	if p.fault < 0 || (err != nil && p.fault == FailAfter) {
 		// A write that did not apply has nothing to hide: pass its
 		// answer on (a lost conflict reply is no more interesting than a
@@ -387,7 +422,7 @@ func errKind(err error) string {
 
 // Get implements storage.Adapter.
 func (a *Adapter) Get(ctx context.Context, key string) (value []byte, rev storage.Revision, err error) {
-	err = a.call(ctx, "get", key, false, func(ctx context.Context) error {
+	err = a.call(ctx, "get", key, false, func(ctx context.Context, _ Kind) error {
 		value, rev, err = a.w.inner.Get(ctx, key)
 		return err
 	})
@@ -399,9 +434,11 @@ func (a *Adapter) Get(ctx context.Context, key string) (value []byte, rev storag
 
 // Put implements storage.Adapter.
 func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (rev storage.Revision, err error) {
-	err = a.call(ctx, "put", key, true, func(ctx context.Context) error {
-		rev, err = a.w.inner.Put(ctx, key, value, cond)
-		return err
+	err = a.call(ctx, "put", key, true, func(ctx context.Context, told Kind) error {
+		return a.w.write(Write{Replica: a.name, Op: "put", Key: key, Value: value, Fault: told}, func() error {
+			rev, err = a.w.inner.Put(ctx, key, value, cond)
+			return err
+		})
 	})
 	if err != nil {
 		return "", err
@@ -411,14 +448,16 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 
 // Delete implements storage.Adapter.
 func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
-	return a.call(ctx, "delete", key, true, func(ctx context.Context) error {
-		return a.w.inner.Delete(ctx, key, cond)
+	return a.call(ctx, "delete", key, true, func(ctx context.Context, told Kind) error {
+		return a.w.write(Write{Replica: a.name, Op: "delete", Key: key, Fault: told}, func() error {
+			return a.w.inner.Delete(ctx, key, cond)
+		})
 	})
 }
 
 // List implements storage.Adapter.
 func (a *Adapter) List(ctx context.Context) (keys []string, err error) {
-	err = a.call(ctx, "list", "", false, func(ctx context.Context) error {
+	err = a.call(ctx, "list", "", false, func(ctx context.Context, _ Kind) error {
 		keys, err = a.w.inner.List(ctx)
 		return err
 	})

@@ -211,3 +211,30 @@ func TestCloseLeavesTheWorldOpen(t *testing.T) {
 		t.Fatalf("the other wrapper: %v", err)
 	}
 }
+
+// OnWrite sees every write that applied, what its caller was told, and
+// World events, in order; not the writes that did not apply.
+func TestOnWrite(t *testing.T) {
+	ctx := context.Background()
+	w := faultstore.NewWorld(memory.New())
+	var got []string
+	w.OnWrite(func(wr faultstore.Write) {
+		told := "ok"
+		if wr.Fault >= 0 {
+			told = wr.Fault.String()
+		}
+		got = append(got, wr.Replica+" "+wr.Op+" "+wr.Key+" "+string(wr.Value)+" "+told)
+	})
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent())
+	a.Put(ctx, "k", []byte(`{"n":2}`), storage.IfAbsent()) // conflict: not applied
+	a.SetRates(faultstore.Rates{FailAfter: 1})
+	a.Put(ctx, "k", []byte(`{"n":3}`), storage.Condition{})
+	a.SetRates(faultstore.Rates{FailBefore: 1})
+	a.Put(ctx, "k", []byte(`{"n":4}`), storage.Condition{}) // failed before: not applied
+	w.Evict(ctx, "k")
+	want := []string{`a put k {"n":1} ok`, `a put k {"n":3} fail-after-apply`, ` delete k  ok`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("writes seen:\n%q\nwant\n%q", got, want)
+	}
+}

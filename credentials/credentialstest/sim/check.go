@@ -37,6 +37,11 @@ const (
 	// RecordIntact: the profile's record is there at the end, decodes, and
 	// keeps its client id, secret and token URL.
 	RecordIntact
+	// Lineage: every write that reached the store (whatever its writer was
+	// told) replaced the stored refresh token only with the same or a newer
+	// generation of the grant, and never put an older generation back
+	// into a store that lost the record.
+	Lineage
 	// NoSecretInLogs: no token the server issued and no client secret
 	// appears in the replicas' debug logs or in the errors callers got.
 	NoSecretInLogs
@@ -46,7 +51,7 @@ const (
 
 func (i Invariant) String() string {
 	return [...]string{"no-reuse", "final-token-current", "one-call-per-expiry", "valid-handout",
-		"record-intact", "no-secret-in-logs"}[i]
+		"record-intact", "lineage", "no-secret-in-logs"}[i]
 }
 
 // Faults counts what a run injected.

@@ -138,6 +138,10 @@ type run struct {
 	callers  map[int64]string // token call number -> the replica that made it
 	res      *Result
 	killed   *killRecord
+
+	// The store's history, as World.OnWrite reports it (serialised).
+	storedGen int // generation of the refresh token stored; -1: no record
+	maxGen    int // the newest generation ever stored
 }
 
 // mark is a harness event for the schedule.
@@ -188,6 +192,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 		t.Fatalf("sim: seeding the store: %v", err)
 	}
 	r.srv.SetFaultFunc(r.serverFaults())
+	r.world.OnWrite(r.onWrite)
 
 	r.start = time.Now()
 	r.live.Store(true)
@@ -259,6 +264,51 @@ func (r *run) serverFaults() func(oauthtest.Call) oauthtest.Fault {
 		}
 		return 0
 	}
+}
+
+// onWrite follows every write that reached the store and checks the
+// lineage rule: a stored refresh token is replaced only by a newer
+// generation of the grant, never an older one, and never by a token the
+// server did not issue.
+func (r *run) onWrite(wr faultstore.Write) {
+	if wr.Key != profile {
+		return
+	}
+	who := wr.Replica
+	if who == "" {
+		who = "world"
+	}
+	told := ""
+	if wr.Fault >= 0 {
+		told = ", caller told " + wr.Fault.String()
+	}
+	if wr.Op == "delete" {
+		r.storedGen = -1
+		r.note(who, "store: delete applied"+told, false)
+		return
+	}
+	rec, err := storage.DecodeRecord(wr.Value)
+	if err != nil {
+		r.violate(RecordIntact, "%s wrote a record that does not decode", who)
+		return
+	}
+	g, ok := r.srv.GrantOf(rec.RefreshToken.Reveal())
+	switch {
+	case !ok:
+		r.violate(Lineage, "at %s %s wrote a refresh token the server never issued", r.rel(time.Now()), who)
+		return
+	case r.storedGen >= 0 && g.Generation < r.storedGen:
+		r.violate(Lineage, "at %s %s wrote generation %d over generation %d%s", r.rel(time.Now()), who, g.Generation, r.storedGen, told)
+	case r.storedGen < 0 && g.Generation < r.maxGen:
+		r.violate(Lineage, "at %s %s put generation %d back into an empty store, where generation %d had been%s",
+			r.rel(time.Now()), who, g.Generation, r.maxGen, told)
+	}
+	lease := "no lease"
+	if rec.Lease != nil {
+		lease = "lease"
+	}
+	r.note(who, fmt.Sprintf("store: put applied: generation %d, %s%s", g.Generation, lease, told), false)
+	r.storedGen, r.maxGen = g.Generation, max(r.maxGen, g.Generation)
 }
 
 // replica is one simulated process: a faulty store connection and, over
