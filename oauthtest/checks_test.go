@@ -184,3 +184,19 @@ func TestHoldMatching(t *testing.T) {
 		t.Fatal("dropped request did not end")
 	}
 }
+
+// A call that hangs and is cut off is in the log with its fault.
+func TestRefreshLogKeepsHungCalls(t *testing.T) {
+	s := newTestServer(t, Options{Rotate: true, HangLimit: time.Hour})
+	s.FailNext(1, FaultTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	do(t, ctx, s, req{path: "/oauth2/token", form: refreshForm(s.IssueRefreshToken(clientID))})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.RefreshLog()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if log := s.RefreshLog(); len(log) != 1 || log[0].Fault != FaultTimeout || log[0].Result != ResultFault {
+		t.Fatalf("log %+v", log)
+	}
+}

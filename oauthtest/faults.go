@@ -305,7 +305,7 @@ func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
 // means the response is written (a fault answered it, or the client went
 // away); otherwise the request goes on, and a fault that must strike after
 // the server did its work comes back as after, for answer.
-func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request, call Call) (f Fault, done bool) {
+func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request, call Call, ev *RefreshEvent) (f Fault, done bool) {
 	if !s.sleep(r.Context(), s.ctl.latency()) {
 		s.writeError(w, unavailable("request canceled or server closing"))
 		return 0, true
@@ -313,6 +313,13 @@ func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request, call Call) 
 	f = s.ctl.nextFault(call)
 	if f == 0 {
 		return 0, false
+	}
+	if ev != nil {
+		// Set before the fault acts: a hang ends in a panic.
+		ev.Fault = f
+		if !f.after() {
+			ev.Result = ResultFault
+		}
 	}
 	s.stats.failures.Add(1)
 	if s.opts.Logger != nil {

@@ -330,11 +330,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		// Logged however the request ends, a dropped hold included.
 		defer s.logRefresh(ev)
 	}
-	after, done := s.beforeToken(w, r, Call{N: n, Grant: grant, Header: r.Header})
+	after, done := s.beforeToken(w, r, Call{N: n, Grant: grant, Header: r.Header}, ev)
 	if done {
-		if ev != nil {
-			ev.Result, ev.Fault = ResultFault, after
-		}
 		return
 	}
 	client, e := s.authenticate(r, p)
@@ -359,9 +356,6 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if e != nil {
 		s.writeError(w, e)
 		return
-	}
-	if after != 0 && ev != nil {
-		ev.Fault = after
 	}
 	s.answer(w, r, resp, after)
 }
@@ -447,7 +441,7 @@ func (s *Server) handleDeveloper(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, errorf(http.StatusMethodNotAllowed, "invalid_request", "use POST"))
 		return
 	}
-	after, done := s.beforeToken(w, r, Call{N: n, Grant: "developer", Header: r.Header})
+	after, done := s.beforeToken(w, r, Call{N: n, Grant: "developer", Header: r.Header}, nil)
 	if done {
 		return
 	}

@@ -116,6 +116,9 @@ type Result struct {
 	// lost with no grace period (a kill after rotation, a late or
 	// truncated reply).
 	Inherent int
+	// Hints name the likely cause of each kind of violation found, as
+	// "code: explanation"; see diagnose.
+	Hints []string
 	// AfterRevoke counts tokens handed out after a reuse (a violation
 	// itself) revoked the grant; they make one ValidHandout violation.
 	AfterRevoke int
@@ -309,6 +312,10 @@ func (r *run) check() {
 	// One call per expiry.
 	r.checkCallsPerGeneration(log)
 
+	if res.Failed() {
+		res.Hints = r.diagnose(log)
+	}
+
 	// No secret in logs (the callers' errors are in there too).
 	logs := r.logs.Bytes()
 	if len(logs) == 0 {
@@ -446,6 +453,7 @@ type Summary struct {
 	CleanGens   int
 	Inherent    int
 	SkewExpired int
+	Causes      map[string][]int64 // hint code -> seeds
 }
 
 // Add counts one run's result; nil (a child process's) is ignored.
@@ -471,6 +479,15 @@ func (s *Summary) Add(r *Result) {
 	s.CleanGens += r.CleanGens
 	s.Inherent += r.Inherent
 	s.SkewExpired += r.SkewExpired
+	for _, h := range r.Hints {
+		code, _, _ := strings.Cut(h, ":")
+		if s.Causes == nil {
+			s.Causes = map[string][]int64{}
+		}
+		if seeds := s.Causes[code]; len(seeds) == 0 || seeds[len(seeds)-1] != r.Seed {
+			s.Causes[code] = append(seeds, r.Seed)
+		}
+	}
 }
 
 func (s *Summary) String() string {
@@ -489,5 +506,14 @@ func (s *Summary) String() string {
 	}
 	fmt.Fprintf(&b, "inherent (successor lost with no grace period, not counted as violations): %d\n", s.Inherent)
 	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
+	codes := make([]string, 0, len(s.Causes))
+	for c := range s.Causes {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		seeds := s.Causes[c]
+		fmt.Fprintf(&b, "\nlikely cause %-22s %d seeds, e.g. %v", c, len(seeds), seeds[:min(len(seeds), 10)])
+	}
 	return b.String()
 }

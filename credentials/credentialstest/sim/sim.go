@@ -142,6 +142,17 @@ type run struct {
 	// The store's history, as World.OnWrite reports it (serialised).
 	storedGen int // generation of the refresh token stored; -1: no record
 	maxGen    int // the newest generation ever stored
+	writes    []storeWrite
+}
+
+// storeWrite is one write that reached the store, for the diagnosis.
+type storeWrite struct {
+	at       time.Time
+	who      string
+	gen      int  // -1 for a delete
+	lease    bool // the record carries a lease
+	told     faultstore.Kind
+	backward bool // broke the lineage rule
 }
 
 // mark is a harness event for the schedule.
@@ -282,6 +293,12 @@ func (r *run) onWrite(wr faultstore.Write) {
 	if wr.Fault >= 0 {
 		told = ", caller told " + wr.Fault.String()
 	}
+	w := storeWrite{at: time.Now(), who: who, gen: -1, told: wr.Fault}
+	defer func() {
+		r.mu.Lock()
+		r.writes = append(r.writes, w)
+		r.mu.Unlock()
+	}()
 	if wr.Op == "delete" {
 		r.storedGen = -1
 		r.note(who, "store: delete applied"+told, false)
@@ -298,11 +315,14 @@ func (r *run) onWrite(wr faultstore.Write) {
 		r.violate(Lineage, "at %s %s wrote a refresh token the server never issued", r.rel(time.Now()), who)
 		return
 	case r.storedGen >= 0 && g.Generation < r.storedGen:
+		w.backward = true
 		r.violate(Lineage, "at %s %s wrote generation %d over generation %d%s", r.rel(time.Now()), who, g.Generation, r.storedGen, told)
 	case r.storedGen < 0 && g.Generation < r.maxGen:
+		w.backward = true
 		r.violate(Lineage, "at %s %s put generation %d back into an empty store, where generation %d had been%s",
 			r.rel(time.Now()), who, g.Generation, r.maxGen, told)
 	}
+	w.gen, w.lease = g.Generation, rec.Lease != nil
 	lease := "no lease"
 	if rec.Lease != nil {
 		lease = "lease"
@@ -592,6 +612,9 @@ func (r *run) report() {
 		fmt.Fprintf(&b, "checks: %s\n", res.checks())
 		for _, v := range res.Violations {
 			fmt.Fprintf(&b, "VIOLATION %s\n", v)
+		}
+		for _, h := range res.Hints {
+			fmt.Fprintf(&b, "LIKELY CAUSE %s\n", h)
 		}
 		fmt.Fprintf(&b, "replay: TOKENCACHE_SIM_SEED=%d go test -race -run 'TestSimulation' ./credentials/credentialstest/sim\n", res.Seed)
 		b.WriteString("schedule:\n  " + strings.Join(r.schedule(400), "\n  "))
