@@ -274,6 +274,9 @@ func (r *run) check() {
 	ctx := context.Background()
 	rec, _, err := r.clean.Load(ctx, profile)
 	switch {
+	case errors.Is(err, storage.ErrNotFound) && !loss.IsZero():
+		// The grant died first: there is nothing left worth restoring.
+		res.Inherent++
 	case errors.Is(err, storage.ErrNotFound):
 		r.violate(RecordIntact, "the profile is gone from the store")
 	case err != nil:

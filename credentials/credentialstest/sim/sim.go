@@ -84,6 +84,11 @@ type Options struct {
 	// Verbose logs the scenario, the schedule and the counts of passing
 	// runs too.
 	Verbose bool
+
+	// For the harness's own tests: change the drawn scenario, and do harm
+	// during the run, to prove that the checks catch it.
+	adjust   func(*scenario)
+	sabotage func(r *run)
 }
 
 // ProcessOptions configure the seeds that kill a replica process.
@@ -181,6 +186,9 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	}
 	o.defaults()
 	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{}, callers: map[int64]string{}}
+	if o.adjust != nil {
+		o.adjust(r.sc)
+	}
 	r.res = &Result{Seed: seed, Store: o.Store, Tier: r.sc.tier.String()}
 	r.logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
@@ -220,6 +228,9 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	}
 	if r.sc.kill != nil {
 		wg.Go(func() { r.killProcess(procURL) })
+	}
+	if o.sabotage != nil {
+		wg.Go(func() { o.sabotage(r) })
 	}
 	wg.Wait()
 	r.live.Store(false)
