@@ -301,7 +301,7 @@ func (r *run) check() {
 		if rec.RefreshToken.Reveal() == cur || r.inJournal() {
 			break
 		}
-		if !loss.IsZero() {
+		if !loss.IsZero() || r.recoverable(log, rec.RefreshToken.Reveal()) {
 			res.Inherent++
 			break
 		}
@@ -326,6 +326,23 @@ func (r *run) check() {
 	} else if r.srv.ContainsToken(logs) {
 		r.violate(NoSecretInLogs, "a token or the client secret appears in %d bytes of debug logs and caller errors", len(logs))
 	}
+}
+
+// recoverable reports whether stored, not the grant's current refresh
+// token, is the one whose rotation answer was lost (a late or truncated
+// reply) and is still inside the server's grace period: no client ever
+// learned the successor, and the next refresh recovers it.
+func (r *run) recoverable(log []oauthtest.RefreshEvent, stored string) bool {
+	g, ok := r.srv.GrantOf(stored)
+	if !ok || g.Generation != g.Current-1 || !r.srv.ValidRefresh(stored) {
+		return false
+	}
+	for _, e := range log {
+		if e.Generation == g.Generation && e.Result == oauthtest.ResultRotated {
+			return e.Fault == oauthtest.FaultLateReply || e.Fault == oauthtest.FaultTruncatedAfterRotate
+		}
+	}
+	return false
 }
 
 func (r *run) inJournal() bool {

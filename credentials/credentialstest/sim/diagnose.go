@@ -58,14 +58,16 @@ func (r *run) diagnose(log []oauthtest.RefreshEvent) []string {
 
 	// #5: the same generation presented twice, the second time inside
 	// the first presenter's lease.
-	first := map[int]oauthtest.RefreshEvent{}
+	first := map[int]oauthtest.RefreshEvent{} // the call that spent each generation
 	for _, e := range log {
-		if e.Family == "" || e.Result == oauthtest.ResultFault {
+		if e.Family == "" || e.Result == oauthtest.ResultFault || e.Result == oauthtest.ResultUnanswered {
 			continue
 		}
 		f, ok := first[e.Generation]
 		if !ok {
-			first[e.Generation] = e
+			if e.Result == oauthtest.ResultRotated {
+				first[e.Generation] = e
+			}
 			continue
 		}
 		x, y := callers[f.Call], callers[e.Call]
