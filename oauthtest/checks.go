@@ -51,6 +51,12 @@ type RefreshEvent struct {
 	// it (FaultLateReply, FaultTruncatedAfterRotate: the result stands and
 	// the client does not learn it).
 	Fault Fault
+	// Answered: the whole successful answer left the server while its
+	// client was still waiting, as far as the server can tell. A rotation
+	// whose answer was not delivered (a late, slow or truncated reply, a
+	// client that gave up, a dropped hold) left a successor that no client
+	// knows.
+	Answered bool
 }
 
 // Reuse is one reuse detection: a rotated refresh token presented after

@@ -47,7 +47,7 @@ func TestFaultsAfterRotation(t *testing.T) {
 				t.Fatalf("stats %+v", st)
 			}
 			log := s.RefreshLog()
-			if len(log) != 2 || log[0].Result != ResultRotated || log[0].Fault != f || log[1].Result != ResultReuse || log[1].Generation != 0 {
+			if len(log) != 2 || log[0].Result != ResultRotated || log[0].Fault != f || log[0].Answered || log[1].Result != ResultReuse || log[1].Generation != 0 {
 				t.Fatalf("refresh log %+v", log)
 			}
 			if reuses := s.Reuses(); len(reuses) != 1 || reuses[0].Generation != 0 || reuses[0].Current != 1 {
@@ -197,6 +197,37 @@ func TestRefreshLogKeepsHungCalls(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if log := s.RefreshLog(); len(log) != 1 || log[0].Fault != FaultTimeout || log[0].Result != ResultFault {
+		t.Fatalf("log %+v", log)
+	}
+}
+
+// A slow reply arrives for a client that waits, and not for one that does
+// not; the rotation stands either way.
+func TestSlowReply(t *testing.T) {
+	s := newTestServer(t, Options{Rotate: true, SlowReply: 100 * time.Millisecond})
+	rt := s.IssueRefreshToken(clientID)
+	s.FailNext(1, FaultSlowReply)
+	start := time.Now()
+	r := refresh(t, s, rt)
+	if r.status != 200 || r.str("refresh_token") == "" || time.Since(start) < 100*time.Millisecond {
+		t.Fatalf("waiting client: %d after %v", r.status, time.Since(start))
+	}
+	next := r.str("refresh_token")
+	s.FailNext(1, FaultSlowReply)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := do(t, ctx, s, req{path: "/oauth2/token", form: refreshForm(next)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("impatient client: %v", err)
+	}
+	if s.IsCurrentRefresh(next) {
+		t.Fatal("the rotation must stand")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.RefreshLog()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	log := s.RefreshLog()
+	if len(log) != 2 || !log[0].Answered || log[1].Answered || log[1].Result != ResultRotated || log[1].Fault != FaultSlowReply {
 		t.Fatalf("log %+v", log)
 	}
 }

@@ -39,10 +39,18 @@ const (
 	// FaultTruncatedAfterRotate lets the server rotate and issue, then
 	// answers 200 with the JSON body cut off before the tokens.
 	FaultTruncatedAfterRotate
+	// FaultSlowReply lets the server rotate and issue, then holds the
+	// answer for Options.SlowReply before sending it: a client that waits
+	// that long gets it, one whose timeout is shorter does not (and the
+	// rotation stands). Meanwhile the client still holds whatever lease it
+	// took, which is what exposes a waiter that does not honour it.
+	FaultSlowReply
 )
 
 // after reports whether f lets the server do its work first.
-func (f Fault) after() bool { return f == FaultLateReply || f == FaultTruncatedAfterRotate }
+func (f Fault) after() bool {
+	return f == FaultLateReply || f == FaultTruncatedAfterRotate || f == FaultSlowReply
+}
 
 func (f Fault) String() string {
 	switch f {
@@ -60,6 +68,8 @@ func (f Fault) String() string {
 		return "late_reply"
 	case FaultTruncatedAfterRotate:
 		return "truncated_after_rotate"
+	case FaultSlowReply:
+		return "slow_reply"
 	}
 	return "none"
 }
@@ -349,9 +359,14 @@ func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request, call Call, 
 }
 
 // answer writes a successful token response, unless after (a fault drawn
-// by beforeToken) keeps it from the client.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, resp *tokenResponse, after Fault) {
+// by beforeToken) keeps it from the client, and reports whether the whole
+// answer went out.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, resp *tokenResponse, after Fault) bool {
 	switch after {
+	case FaultSlowReply:
+		if !s.sleep(r.Context(), s.opts.SlowReply) {
+			panic(http.ErrAbortHandler) // the client gave up: see hold
+		}
 	case FaultLateReply:
 		s.sleep(r.Context(), s.opts.HangLimit)
 		panic(http.ErrAbortHandler) // see hold
@@ -359,7 +374,10 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, resp *tokenRespo
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"access_token":"`)
-	default:
-		writeJSON(w, http.StatusOK, resp)
+		return false
 	}
+	writeJSON(w, http.StatusOK, resp)
+	// As far as the server can tell: the answer left, and the client had
+	// not given up.
+	return http.NewResponseController(w).Flush() == nil && r.Context().Err() == nil
 }

@@ -89,6 +89,10 @@ type Options struct {
 	// client does not give up first (default 30s).
 	HangLimit time.Duration
 
+	// SlowReply is how long a FaultSlowReply answer waits after the
+	// server did its work (default 500ms).
+	SlowReply time.Duration
+
 	// Logger receives one record per token request and one per reuse
 	// detection; nil means silence.
 	Logger *slog.Logger
@@ -128,6 +132,9 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.SlowReply <= 0 {
+		opts.SlowReply = 500 * time.Millisecond
 	}
 	if opts.HangLimit <= 0 {
 		opts.HangLimit = 30 * time.Second
@@ -357,7 +364,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	s.answer(w, r, resp, after)
+	if s.answer(w, r, resp, after) && ev != nil {
+		ev.Answered = true
+	}
 }
 
 func (s *Server) logToken(r *http.Request, grant, client string, e *oauthError) {

@@ -71,8 +71,8 @@ func (r *run) diagnose(log []oauthtest.RefreshEvent) []string {
 			continue
 		}
 		x, y := callers[f.Call], callers[e.Call]
-		if x == y || x == "" || y == "" || f.Fault != 0 || r.backwardBefore(writes, e.At) {
-			continue // a stale write explains it (see #1)
+		if x == y || x == "" || y == "" || !f.Answered || r.backwardBefore(writes, e.At) {
+			continue // a lost answer or a stale write explains it (see #1)
 		}
 		px, py := plan[x], plan[y]
 		if e.At.Sub(f.At) < px.leaseTTL && py.leaseTTL < px.leaseTTL {

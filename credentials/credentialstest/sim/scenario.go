@@ -21,9 +21,10 @@ type scenario struct {
 	skewed   bool          // replica clocks differ by up to ±5 min
 	replicas []replicaPlan
 
-	serverFault float64 // per refresh call
-	evict       float64 // per clean refresh call: evict the profile as it arrives
-	restart     float64 // per clean refresh call: the store restarts empty
+	serverFault float64       // per refresh call
+	slowReply   time.Duration // how long a FaultSlowReply holds the answer
+	evict       float64       // per clean refresh call: evict the profile as it arrives
+	restart     float64       // per clean refresh call: the store restarts empty
 
 	kill *killPlan // a replica process killed at the server; nil for none
 }
@@ -70,6 +71,7 @@ type killPlan struct {
 var serverFaults = []oauthtest.Fault{
 	oauthtest.FaultServerError, oauthtest.FaultUnavailable, oauthtest.FaultTimeout,
 	oauthtest.FaultMalformedJSON, oauthtest.FaultLateReply, oauthtest.FaultTruncatedAfterRotate,
+	oauthtest.FaultSlowReply,
 }
 
 func pick[T any](r *rand.Rand, xs ...T) T { return xs[r.IntN(len(xs))] }
@@ -89,7 +91,8 @@ func newScenario(seed int64, o *Options) *scenario {
 	default:
 		sc.tier = heavy
 	}
-	sc.grace = pick(r, 0, 0, 30*time.Second)
+	sc.grace = pick(r, 0, 30*time.Second)
+	sc.slowReply = between(r, 100*time.Millisecond, 1200*time.Millisecond)
 	sc.skewed = sc.tier != clean && r.Float64() < 0.2
 	var storeRate float64
 	switch sc.tier {
@@ -124,6 +127,11 @@ func newScenario(seed int64, o *Options) *scenario {
 			if r.Float64() < 0.2 {
 				from := between(r, 0, o.Duration*8/10)
 				p.partition = window{from, from + between(r, 50*time.Millisecond, 400*time.Millisecond)}
+				if p.closeAt > 0 && r.Float64() < 0.5 {
+					// Close while cut off from the store: what a rotated
+					// token held in memory is most at risk from.
+					p.closeAt = between(r, p.partition.from, p.partition.to)
+				}
 			}
 			p.rates = faultstore.Rates{
 				Latency: storeRate * 3, MaxLatency: 20 * time.Millisecond,
@@ -141,8 +149,8 @@ func newScenario(seed int64, o *Options) *scenario {
 
 func (sc *scenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: %s, %d replicas, grace %v, server faults %.2f/call, evict %.2f, restart-empty %.2f",
-		sc.seed, sc.tier, len(sc.replicas), sc.grace, sc.serverFault, sc.evict, sc.restart)
+	fmt.Fprintf(&b, "seed %d: %s, %d replicas, grace %v, server faults %.2f/call (slow reply %v), evict %.2f, restart-empty %.2f",
+		sc.seed, sc.tier, len(sc.replicas), sc.grace, sc.serverFault, sc.slowReply, sc.evict, sc.restart)
 	if sc.skewed {
 		b.WriteString(", clocks skewed")
 	}

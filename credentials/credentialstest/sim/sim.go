@@ -14,9 +14,9 @@
 // lifetimes. The seed draws the fleet and every fault: store latency,
 // failures before and after a write applied, dropped replies, partitions
 // of one replica, the profile evicted or the store restarted empty while a
-// refresh is at the server, token endpoint 5xx, timeouts, truncated bodies
-// and replies that come after the client gave up although the server
-// rotated, replicas closed and restarted at random points and, with
+// refresh is at the server, token endpoint 5xx, timeouts, truncated bodies,
+// slow replies, and replies that come after the client gave up although
+// the server rotated, replicas closed and restarted at random points and, with
 // Options.Process, a replica process killed with SIGKILL before or after
 // the server rotated its refresh token.
 //
@@ -193,7 +193,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	r.logger = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	r.srv = oauthtest.NewServer(oauthtest.Options{AccessTTL: o.Lifetime, Rotate: true, ReuseGrace: r.sc.grace,
-		HangLimit: 3 * time.Second, Logger: r.logger})
+		HangLimit: 3 * time.Second, SlowReply: r.sc.slowReply, Logger: r.logger})
 	defer r.srv.Close()
 	r.srv.AddClient(clientID, clientSecret)
 
@@ -387,7 +387,17 @@ func (rep *replica) close() {
 	rep.c = nil
 	rep.mu.Unlock()
 	if c != nil {
+		defer rep.r.recoverPanic(rep.plan.name, "Close")
 		c.Close()
+	}
+}
+
+// recoverPanic turns a panic of a library call into a NoPanic violation,
+// so that one bug does not end every other run in the binary.
+func (r *run) recoverPanic(who, op string) {
+	if x := recover(); x != nil {
+		r.note(who, fmt.Sprintf("%s panicked", op), true)
+		r.violate(NoPanic, "%s: %s panicked: %v", who, op, x)
 	}
 }
 
@@ -412,6 +422,14 @@ func (rep *replica) run() {
 	phases := []time.Time{end}
 	if p.closeAt > 0 && p.start < p.closeAt {
 		phases = []time.Time{r.start.Add(p.closeAt), end}
+	}
+	if late := time.Since(r.start.Add(p.start)); late > 100*time.Millisecond {
+		// A starved machine: give the replica at least half a run, so
+		// that the run is not void.
+		r.note(p.name, fmt.Sprintf("started %v late (a starved machine)", late.Round(time.Millisecond)), false)
+		if least := time.Now().Add(r.o.Duration / 2); end.Before(least) {
+			end = least
+		}
 	}
 	for i, until := range phases {
 		c := rep.newCredentials()
@@ -452,15 +470,12 @@ func (rep *replica) caller(ctx context.Context, c *credentials.Credentials, name
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		before := time.Now()
-		var tok *credentials.Token
-		var err error
-		if op == "Token" {
-			tok, err = c.Token(cctx)
-		} else {
-			tok, err = c.Refresh(cctx, last)
-		}
+		tok, err := rep.call(cctx, c, op, last)
 		after := time.Now()
 		cancel()
+		if err == errPanicked {
+			continue
+		}
 		if err != nil {
 			rep.r.callerError(op, err, ctx.Err() != nil)
 			continue
@@ -469,6 +484,17 @@ func (rep *replica) caller(ctx context.Context, c *credentials.Credentials, name
 		last = tok
 	}
 }
+
+func (rep *replica) call(ctx context.Context, c *credentials.Credentials, op string, last *credentials.Token) (tok *credentials.Token, err error) {
+	err = errPanicked
+	defer rep.r.recoverPanic(rep.plan.name, op)
+	if op == "Token" {
+		return c.Token(ctx)
+	}
+	return c.Refresh(ctx, last)
+}
+
+var errPanicked = errors.New("sim: the call panicked")
 
 // settle waits, after the faults stopped, until the store holds the
 // server's current refresh token and has kept it for a while (replicas

@@ -3,10 +3,8 @@ package sim_test
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/tokencache/tokencache/credentials/credentialstest/sim"
@@ -56,47 +54,21 @@ var stores = []store{
 		url: func(dir string) string { return "sqlite://" + filepath.Join(dir, "tokens.db") }},
 }
 
-// TestSimulation runs the fault-injection simulation over seeds 1..40 (or
-// TOKENCACHE_SIM_SEEDS of them; TOKENCACHE_SIM_SEED=N runs seed N alone,
-// verbosely), each over the memory, file or SQLite store in turn, and
-// prints a summary of the faults injected and the invariants checked.
+// TestSimulation runs the fault-injection simulation over seeds 1..40 (see
+// sim.RunSeeds for TOKENCACHE_SIM_SEEDS, TOKENCACHE_SIM_FIRST and
+// TOKENCACHE_SIM_SEED), each over the memory, file or SQLite store in turn,
+// and logs a summary of the faults injected and the invariants checked.
 func TestSimulation(t *testing.T) {
-	first, n, verbose := int64(1), int64(40), false
-	if v := os.Getenv("TOKENCACHE_SIM_SEEDS"); v != "" {
-		x, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || x < 1 {
-			t.Fatalf("TOKENCACHE_SIM_SEEDS=%q: want a positive number", v)
+	sim.RunSeeds(t, 40, func(t *testing.T, seed int64) sim.Options {
+		st := stores[int(uint64(seed)%uint64(len(stores)))]
+		dir := t.TempDir()
+		o := sim.Options{
+			Store: st.name,
+			Open:  func(t testing.TB) storage.Adapter { return st.open(t, dir) },
 		}
-		n = x
-	}
-	if v := os.Getenv("TOKENCACHE_SIM_SEED"); v != "" {
-		x, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("TOKENCACHE_SIM_SEED=%q: want a number", v)
+		if st.url != nil {
+			o.Process = &sim.ProcessOptions{URL: func(testing.TB) string { return st.url(dir) }}
 		}
-		first, n, verbose = x, 1, true
-	}
-	var sum sim.Summary
-	t.Run("seeds", func(t *testing.T) {
-		for seed := first; seed < first+n; seed++ {
-			st := stores[int(uint64(seed)%uint64(len(stores)))]
-			t.Run(fmt.Sprintf("seed%d-%s", seed, st.name), func(t *testing.T) {
-				t.Parallel()
-				dir := t.TempDir()
-				o := sim.Options{
-					Store:   st.name,
-					Open:    func(t testing.TB) storage.Adapter { return st.open(t, dir) },
-					Verbose: verbose,
-				}
-				if st.url != nil {
-					o.Process = &sim.ProcessOptions{URL: func(testing.TB) string { return st.url(dir) }}
-				}
-				sum.Add(sim.Run(t, seed, o))
-			})
-		}
+		return o
 	})
-	if sim.InChild() {
-		return
-	}
-	t.Log("\n" + sum.String())
 }
