@@ -7,9 +7,12 @@
 // password), RFC 7009 revocation, pancloud's JSON flavour of both, and
 // pancloud's developer-token redemption. Access tokens are HS256 JWTs (or
 // opaque strings), refresh tokens can rotate with RFC 9700 reuse detection,
-// and a test can count calls, inject latency and faults, stop a refresh at
-// the exact moment before or after the server rotated the token, and drive
-// the server's clock.
+// and a test can count calls, inject latency and faults (scripted, or drawn
+// per call by a seeded function), stop a refresh at the exact moment before
+// or after the server rotated the token, and drive the server's clock. A
+// checker can ask afterwards which refresh token of a grant is live,
+// whether an access token was valid at a given time, how often each
+// refresh token was presented, and every reuse the server detected.
 //
 // Endpoints, relative to Server.URL:
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -162,18 +164,58 @@ func (r *run) violate(inv Invariant, format string, args ...any) {
 
 func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.start).Seconds()) }
 
-// lossAt returns when the grant's successor was first lost for good (the
-// server rotated and its answer never reached the client, with no grace
-// period to recover it), or the zero time.
+// lossAt returns when the grant's successor was first lost for good, with
+// no grace period to recover it, or the zero time. Two ways:
+//   - the server rotated and its answer never reached the client (a kill,
+//     a late, slow or truncated reply, a client timeout);
+//   - the client got it but was cut off from the store (partitioned) past
+//     the end of its lease, before anyone stored the successor: once the
+//     lease is over another replica may refresh with the token it holds,
+//     and no lease rule can prevent that.
 func (r *run) lossAt() time.Time {
 	if r.sc.grace > 0 {
 		return time.Time{}
 	}
 	var at time.Time
+	earlier := func(t time.Time) {
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	plan := map[string]replicaPlan{}
+	for _, p := range r.sc.replicas {
+		plan[p.name] = p
+	}
+	r.mu.Lock()
+	writes := slices.Clone(r.writes)
+	callers := maps.Clone(r.callers)
+	r.mu.Unlock()
 	for _, e := range r.srv.RefreshLog() {
-		if e.Result == oauthtest.ResultRotated && !e.Answered {
-			at = e.At
-			break
+		if e.Result != oauthtest.ResultRotated {
+			continue
+		}
+		if !(e.Answered && r.delivered(e.Call)) {
+			earlier(e.At)
+			continue
+		}
+		p, ok := plan[callers[e.Call]]
+		if !ok || p.partition.to == 0 {
+			continue
+		}
+		end := e.At.Add(p.leaseTTL)
+		from, to := r.start.Add(p.partition.from), r.start.Add(p.partition.to)
+		if to.Before(e.At) || from.After(end) {
+			continue // not cut off while it held the lease
+		}
+		stored := false
+		for _, w := range writes {
+			if w.gen > e.Generation && w.at.Before(end) {
+				stored = true
+				break
+			}
+		}
+		if !stored {
+			earlier(end)
 		}
 	}
 	r.mu.Lock()
@@ -342,7 +384,7 @@ func (r *run) recoverable(log []oauthtest.RefreshEvent, stored string) bool {
 	}
 	for _, e := range log {
 		if e.Generation == g.Generation && e.Result == oauthtest.ResultRotated {
-			return !e.Answered
+			return !(e.Answered && r.delivered(e.Call))
 		}
 	}
 	return false

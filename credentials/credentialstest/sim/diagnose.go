@@ -70,8 +70,11 @@ func (r *run) diagnose(log []oauthtest.RefreshEvent) []string {
 			}
 			continue
 		}
+		if e.Result != oauthtest.ResultReuse && e.Result != oauthtest.ResultGrace {
+			continue // the grant was gone already
+		}
 		x, y := callers[f.Call], callers[e.Call]
-		if x == y || x == "" || y == "" || !f.Answered || r.backwardBefore(writes, e.At) {
+		if x == y || x == "" || y == "" || !f.Answered || !r.delivered(f.Call) || r.backwardBefore(writes, e.At) {
 			continue // a lost answer or a stale write explains it (see #1)
 		}
 		px, py := plan[x], plan[y]

@@ -85,7 +85,7 @@ func runChild(t testing.TB, spec string) {
 	}
 	c, err := credentials.New(credentials.Config{
 		Store: st, Profile: profile,
-		HTTPClient: &http.Client{Transport: header{replicaHdr, childReplica}},
+		HTTPClient: &http.Client{Transport: &transport{name: childReplica}},
 		LeaseTTL:   childLease, RefreshTimeout: childTimeout,
 		Skew: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond, MaxRetries: -1,
 	})

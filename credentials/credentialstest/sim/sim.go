@@ -39,11 +39,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +122,7 @@ const (
 	clientID     = "sim-client"
 	clientSecret = "sim-client-secret-7f3a9c"
 	replicaHdr   = "X-Sim-Replica"
+	requestHdr   = "X-Sim-Request"
 )
 
 // run is the state of one simulation run.
@@ -141,6 +144,9 @@ type run struct {
 	mu       sync.Mutex
 	timeline []mark           // closes, restarts, partitions, kills, world events by the server hook
 	callers  map[int64]string // token call number -> the replica that made it
+	requests map[int64]int64  // token call number -> the client's request id
+	received map[int64]bool   // request ids whose answer the client read in full
+	reqSeq   atomic.Int64
 	res      *Result
 	killed   *killRecord
 
@@ -185,7 +191,8 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 		t.Fatal("sim: Options.Open is required")
 	}
 	o.defaults()
-	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{}, callers: map[int64]string{}}
+	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{},
+		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}}
 	if o.adjust != nil {
 		o.adjust(r.sc)
 	}
@@ -235,9 +242,9 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	wg.Wait()
 	r.live.Store(false)
 
-	// The end: faults stop, partitions heal, and the fleet gets a moment
-	// to write what it holds before it is closed.
-	r.srv.SetFaultFunc(nil)
+	// The end: faults stop (the fault function injects none once live is
+	// false), partitions heal, and the fleet gets a moment to write what
+	// it holds before it is closed.
 	for _, rep := range reps {
 		rep.fs.SetRates(faultstore.Rates{})
 		rep.fs.Partition(false)
@@ -258,8 +265,10 @@ func (r *run) serverFaults() func(oauthtest.Call) oauthtest.Fault {
 	var mu sync.Mutex
 	rnd := rand.New(rand.NewPCG(uint64(r.sc.seed), 2))
 	return func(c oauthtest.Call) oauthtest.Fault {
+		id, _ := strconv.ParseInt(c.Header.Get(requestHdr), 10, 64)
 		r.mu.Lock()
 		r.callers[c.N] = c.Header.Get(replicaHdr)
+		r.requests[c.N] = id
 		r.mu.Unlock()
 		if c.Header.Get(replicaHdr) == childReplica {
 			return 0 // the process replica is stopped by a hold instead
@@ -361,7 +370,7 @@ func (rep *replica) newCredentials() *credentials.Credentials {
 	c, err := credentials.New(credentials.Config{
 		Store:          storage.NewStore(rep.fs),
 		Profile:        profile,
-		HTTPClient:     &http.Client{Transport: header{replicaHdr, p.name}},
+		HTTPClient:     &http.Client{Transport: &transport{r: rep.r, name: p.name}},
 		Skew:           p.skew,
 		LeaseTTL:       p.leaseTTL,
 		RefreshTimeout: p.refreshTimeout,
@@ -521,14 +530,56 @@ func (r *run) settle() {
 	}
 }
 
-// header is a transport that tags requests with the replica's name, so the
-// server can tell the process replica's requests apart.
-type header [2]string
+// transport tags requests with the replica's name and a request id, so
+// that the schedule can say who made each endpoint call and the checks can
+// tell whether the client read the whole answer: a server that sent it is
+// not a client that got it (the client's timeout may strike in between).
+type transport struct {
+	r    *run // nil in the process replica
+	name string
+}
 
-func (h header) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
-	req.Header.Set(h[0], h[1])
-	return http.DefaultTransport.RoundTrip(req)
+	req.Header.Set(replicaHdr, t.name)
+	if t.r == nil {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	id := t.r.reqSeq.Add(1)
+	req.Header.Set(requestHdr, strconv.FormatInt(id, 10))
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() {
+			t.r.mu.Lock()
+			t.r.received[id] = true
+			t.r.mu.Unlock()
+		}}
+	}
+	return resp, err
+}
+
+// trackedBody calls done when the body has been read to its end.
+type trackedBody struct {
+	io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.done)
+	}
+	return n, err
+}
+
+// delivered reports whether the client read the whole answer to the
+// token call numbered call.
+func (r *run) delivered(call int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.requests[call]
+	return ok && r.received[id]
 }
 
 type syncBuffer struct {
