@@ -409,8 +409,8 @@ func (r *run) inJournal() bool {
 // checkCallsPerGeneration: a generation is the life of one refresh token,
 // from the call that rotated its predecessor to the last call presenting
 // it. If no fault struck in that span (no store fault but latency, no
-// endpoint fault, no world event, close, restart, partition or kill), it
-// must have been presented exactly once.
+// endpoint fault, no lost answer, no world event, close, restart,
+// partition or kill), it must have been presented exactly once.
 func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
 	g, _ := r.srv.GrantOf(r.seedRT)
 	type gen struct {
@@ -436,6 +436,11 @@ func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
 			x.to = e.At
 		}
 		if e.Fault != 0 || e.Result == oauthtest.ResultFault {
+			x.faulted = true
+		}
+		if e.Result == oauthtest.ResultRotated && !(e.Answered && r.delivered(e.Call)) {
+			// The client's own timeout struck (or its process died): its
+			// answer was lost as surely as to an injected fault.
 			x.faulted = true
 		}
 		if e.Result == oauthtest.ResultRotated {
