@@ -87,7 +87,8 @@ func runChild(t testing.TB, spec string) {
 		Store: st, Profile: profile,
 		HTTPClient: &http.Client{Transport: &transport{name: childReplica}},
 		LeaseTTL:   childLease, RefreshTimeout: childTimeout,
-		Skew: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond, MaxRetries: -1,
+		JournalDir: "-", // killed at the server: it never gets to write one
+		Skew:       50 * time.Millisecond, PollInterval: 10 * time.Millisecond, MaxRetries: -1,
 	})
 	if err != nil {
 		t.Fatal(err)

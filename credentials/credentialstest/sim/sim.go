@@ -44,6 +44,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,11 +73,12 @@ type Options struct {
 	// Duration is how long the callers run [1.5s].
 	Duration time.Duration
 
-	// Journal, once the credentials package keeps a local recovery
-	// journal, returns the refresh tokens it holds for profile: the
-	// final-token invariant then also accepts the server's current token
-	// found there. Nil: there is no journal.
-	Journal func(profile string) []secret.Secret
+	// Journal returns the refresh tokens the replicas' recovery journals
+	// hold for profile, given the journal directories: the final-token
+	// invariant also accepts the server's current token found there. Nil
+	// reads the credentials package's journal files (one JSON entry per
+	// file, its "record" member a stored Record).
+	Journal func(dirs []string, profile string) []secret.Secret
 
 	// Process, when set, runs a replica as an OS process in some seeds
 	// and kills it with SIGKILL at the server. The inner store must be one
@@ -150,6 +152,8 @@ type run struct {
 	res      *Result
 	killed   *killRecord
 
+	journals string // a recovery journal directory per replica under it
+
 	// The store's history, as World.OnWrite reports it (serialised).
 	storedGen int // generation of the refresh token stored; -1: no record
 	maxGen    int // the newest generation ever stored
@@ -220,6 +224,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	r.srv.SetFaultFunc(r.serverFaults())
 	r.world.OnWrite(r.onWrite)
 
+	r.journals = t.TempDir()
 	r.start = time.Now()
 	r.live.Store(true)
 	var procURL string
@@ -368,7 +373,11 @@ func (rep *replica) newCredentials() *credentials.Credentials {
 	p := rep.plan
 	offset := p.clock
 	c, err := credentials.New(credentials.Config{
-		Store:          storage.NewStore(rep.fs),
+		// A named store, so that the replica keeps a recovery journal:
+		// one directory per replica, as one per machine, which its next
+		// Credentials (a restarted process) replays.
+		Store:          storage.NewNamedStore(fmt.Sprintf("sim+%s://seed-%d", rep.r.o.Store, rep.r.sc.seed), rep.fs),
+		JournalDir:     filepath.Join(rep.r.journals, p.name),
 		Profile:        profile,
 		HTTPClient:     &http.Client{Transport: &transport{r: rep.r, name: p.name}},
 		Skew:           p.skew,
