@@ -253,26 +253,44 @@ func (r *run) checkHandout(who string, tok *credentials.Token, before, after tim
 	if r.srv.ValidAt(v, at) {
 		return
 	}
+	// Judged after the run: whether a loss was inherent is known only
+	// once every call the server had in hand has ended.
+	r.mu.Lock()
+	r.invalid = append(r.invalid, handout{who: who, at: at, after: after, exp: exp})
+	r.mu.Unlock()
+}
+
+// handout is a token handed out while the server did not take it.
+type handout struct {
+	who            string
+	at, after, exp time.Time
+}
+
+// judgeHandouts sorts the invalid hand-outs: after an inherent loss (the
+// grant died of a lost successor), expired in a clock-skewed run, after a
+// reuse that is itself a violation (counted once), or violations.
+func (r *run) judgeHandouts(loss time.Time) {
 	g, _ := r.srv.GrantOf(r.seedRT)
-	revoked := g.Revoked && !g.RevokedAt.After(after)
-	switch loss := r.lossAt(); {
-	case revoked && !loss.IsZero() && !loss.After(g.RevokedAt):
-		r.mu.Lock()
-		r.res.Inherent++
-		r.mu.Unlock()
-	case !revoked && r.sc.skewed && !at.Before(exp):
-		r.mu.Lock()
-		r.res.SkewExpired++
-		r.mu.Unlock()
-	case revoked:
-		// The reuse that revoked the grant is the violation; the tokens
-		// handed out from memory after it follow from it and are counted
-		// once, in check.
-		r.mu.Lock()
-		r.res.AfterRevoke++
-		r.mu.Unlock()
-	default:
-		r.violate(ValidHandout, "%s handed out, at %s, an access token that expired at %s", who, r.rel(after), r.rel(exp))
+	r.mu.Lock()
+	invalid := slices.Clone(r.invalid)
+	r.mu.Unlock()
+	for _, h := range invalid {
+		revoked := g.Revoked && !g.RevokedAt.After(h.after)
+		switch {
+		case revoked && !loss.IsZero() && !loss.After(g.RevokedAt):
+			r.res.Inherent++
+		case !revoked && r.sc.skewed && !h.at.Before(h.exp):
+			r.res.SkewExpired++
+		case revoked:
+			// The reuse that revoked the grant is the violation; the
+			// tokens handed out from memory after it follow from it.
+			r.res.AfterRevoke++
+		default:
+			r.violate(ValidHandout, "%s handed out, at %s, an access token that expired at %s", h.who, r.rel(h.after), r.rel(h.exp))
+		}
+	}
+	if r.res.AfterRevoke > 0 {
+		r.violate(ValidHandout, "%d tokens were handed out after the grant was revoked at %s", r.res.AfterRevoke, r.rel(g.RevokedAt))
 	}
 }
 
@@ -317,10 +335,7 @@ func (r *run) check() {
 			r.rel(u.At), u.Generation, u.Current)
 	}
 
-	if res.AfterRevoke > 0 {
-		g, _ := r.srv.GrantOf(r.seedRT)
-		r.violate(ValidHandout, "%d tokens were handed out after the grant was revoked at %s", res.AfterRevoke, r.rel(g.RevokedAt))
-	}
+	r.judgeHandouts(loss)
 
 	// The record and the final token.
 	ctx := context.Background()

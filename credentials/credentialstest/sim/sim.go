@@ -152,7 +152,8 @@ type run struct {
 	res      *Result
 	killed   *killRecord
 
-	journals string // a recovery journal directory per replica under it
+	journals string    // a recovery journal directory per replica under it
+	invalid  []handout // tokens handed out that the server did not take
 
 	// The store's history, as World.OnWrite reports it (serialised).
 	storedGen int // generation of the refresh token stored; -1: no record
