@@ -197,11 +197,20 @@ func (r *run) lossAt() time.Time {
 	writes := slices.Clone(r.writes)
 	callers := maps.Clone(r.callers)
 	r.mu.Unlock()
+	r.mu.Lock()
+	if !r.restoredSpent.IsZero() {
+		earlier(r.restoredSpent)
+	}
+	r.mu.Unlock()
 	for _, e := range r.srv.RefreshLog() {
 		if e.Result != oauthtest.ResultRotated {
 			continue
 		}
 		if !(e.Answered && r.delivered(e.Call)) {
+			earlier(e.At)
+			continue
+		}
+		if r.pausedHolder(e, writes, callers, plan) {
 			earlier(e.At)
 			continue
 		}
@@ -232,6 +241,26 @@ func (r *run) lossAt() time.Time {
 		at = k.at
 	}
 	return at
+}
+
+// pausedHolder reports whether the call e reached the server after its
+// maker's lease had ended: the holder was paused (the process did not run)
+// between taking the lease and sending the request. Another replica may
+// rightly have taken the lease over by then; only fencing at the server
+// could exclude the paused one.
+func (r *run) pausedHolder(e oauthtest.RefreshEvent, writes []storeWrite, callers map[int64]string, plan map[string]replicaPlan) bool {
+	who := callers[e.Call]
+	p, ok := plan[who]
+	if !ok {
+		return false
+	}
+	var leased time.Time
+	for _, w := range writes {
+		if w.who == who && w.lease && w.at.Before(e.At) {
+			leased = w.at
+		}
+	}
+	return !leased.IsZero() && e.At.Sub(leased) > p.leaseTTL
 }
 
 // checkHandout checks, as it is handed out between before and after, that
@@ -471,6 +500,14 @@ func readJournals(dirs []string, profile string) []secret.Secret {
 // partition or kill), it must have been presented exactly once.
 func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
 	g, _ := r.srv.GrantOf(r.seedRT)
+	plan := map[string]replicaPlan{}
+	for _, p := range r.sc.replicas {
+		plan[p.name] = p
+	}
+	r.mu.Lock()
+	writes := slices.Clone(r.writes)
+	callers := maps.Clone(r.callers)
+	r.mu.Unlock()
 	type gen struct {
 		from, to time.Time
 		calls    int
@@ -501,6 +538,9 @@ func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
 			// answer was lost as surely as to an injected fault.
 			x.faulted = true
 		}
+		if r.pausedHolder(e, writes, callers, plan) {
+			x.faulted = true
+		}
 		if e.Result == oauthtest.ResultRotated {
 			if n := get(e.Generation + 1); n.from.IsZero() {
 				n.from = e.At
@@ -525,6 +565,9 @@ func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
 			spans = append(spans, window2{m.at, m.at})
 		}
 	}
+	r.mu.Unlock()
+	r.mu.Lock()
+	spans = append(spans, r.stalls...)
 	r.mu.Unlock()
 	for _, p := range r.sc.replicas {
 		if p.partition.to > 0 {

@@ -159,6 +159,9 @@ type run struct {
 	storedGen int // generation of the refresh token stored; -1: no record
 	maxGen    int // the newest generation ever stored
 	writes    []storeWrite
+
+	restoredSpent time.Time // a spent generation went back into a store that lost the record
+	stalls        []window2 // the process did not run (a starved machine)
 }
 
 // storeWrite is one write that reached the store, for the diagnosis.
@@ -228,6 +231,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	r.journals = t.TempDir()
 	r.start = time.Now()
 	r.live.Store(true)
+	stopStalls := r.watchStalls()
 	var procURL string
 	if r.sc.kill != nil {
 		procURL = o.Process.URL(t)
@@ -247,6 +251,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	}
 	wg.Wait()
 	r.live.Store(false)
+	stopStalls()
 
 	// The end: faults stop (the fault function injects none once live is
 	// false), partitions heal, and the fleet gets a moment to write what
@@ -303,6 +308,35 @@ func (r *run) serverFaults() func(oauthtest.Call) oauthtest.Fault {
 	}
 }
 
+// watchStalls notes, until stop is called, every moment the process did
+// not run for 100 ms or more: a lease cannot exclude a holder that was
+// paused past it, and on a loaded machine (CI on two cores under -race)
+// such pauses happen. They count as faults for the checks.
+func (r *run) watchStalls() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if gap := now.Sub(last); gap >= 100*time.Millisecond {
+					r.mu.Lock()
+					r.stalls = append(r.stalls, window2{last, now})
+					r.mu.Unlock()
+					r.note("world", fmt.Sprintf("the process stalled for %v", gap.Round(time.Millisecond)), true)
+				}
+				last = now
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
 // onWrite follows every write that reached the store and checks the
 // lineage rule: a stored refresh token is replaced only by a newer
 // generation of the grant, never an older one, and never by a token the
@@ -347,6 +381,17 @@ func (r *run) onWrite(wr faultstore.Write) {
 		w.backward = true
 		r.violate(Lineage, "at %s %s put generation %d back into an empty store, where generation %d had been%s",
 			r.rel(time.Now()), who, g.Generation, r.maxGen, told)
+	case r.storedGen < 0 && g.Generation < g.Current:
+		// The store lost the record while a rotation was in flight and a
+		// replica put back the newest generation it knew, which the
+		// server had already rotated: with the record went the lease,
+		// and nothing tells the fleet that this token is spent.
+		r.mu.Lock()
+		if r.restoredSpent.IsZero() {
+			r.restoredSpent = w.at
+		}
+		r.mu.Unlock()
+		r.note(who, fmt.Sprintf("store: generation %d put back into an empty store, already rotated (the wipe took the lease with it)", g.Generation), true)
 	}
 	w.gen, w.lease = g.Generation, rec.Lease != nil
 	lease := "no lease"
