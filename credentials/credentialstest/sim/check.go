@@ -243,11 +243,12 @@ func (r *run) lossAt() time.Time {
 	return at
 }
 
-// pausedHolder reports whether the call e reached the server after its
-// maker's lease had ended: the holder was paused (the process did not run)
-// between taking the lease and sending the request. Another replica may
-// rightly have taken the lease over by then; only fencing at the server
-// could exclude the paused one.
+// pausedHolder reports whether the maker of call e was paused (the process
+// did not run) past its lease: the call reached the server after the lease
+// had ended, or the process stalled during the lease and the successor was
+// not stored before it ended. Another replica may rightly have taken the
+// lease over by then; only fencing at the server could exclude the paused
+// holder.
 func (r *run) pausedHolder(e oauthtest.RefreshEvent, writes []storeWrite, callers map[int64]string, plan map[string]replicaPlan) bool {
 	who := callers[e.Call]
 	p, ok := plan[who]
@@ -260,7 +261,32 @@ func (r *run) pausedHolder(e oauthtest.RefreshEvent, writes []storeWrite, caller
 			leased = w.at
 		}
 	}
-	return !leased.IsZero() && e.At.Sub(leased) > p.leaseTTL
+	if leased.IsZero() {
+		return false
+	}
+	end := leased.Add(p.leaseTTL)
+	if e.At.After(end) {
+		return true
+	}
+	// Or the process stalled while the holder had the lease, and the
+	// successor was not stored before the lease ended.
+	r.mu.Lock()
+	stalled := false
+	for _, st := range r.stalls {
+		if !st.to.Before(leased) && !st.from.After(end) {
+			stalled = true
+		}
+	}
+	r.mu.Unlock()
+	if !stalled {
+		return false
+	}
+	for _, w := range writes {
+		if w.gen > e.Generation && w.at.Before(end) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkHandout checks, as it is handed out between before and after, that
