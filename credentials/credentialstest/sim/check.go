@@ -72,6 +72,7 @@ type Faults struct {
 	SkewedReplicas int
 	KillsBefore    int // replica processes killed before the server rotated
 	KillsAfter     int // ... and after
+	Stalls         int // moments the process did not run for 100 ms or more (not injected: a loaded machine)
 }
 
 func (f *Faults) add(g Faults) {
@@ -87,6 +88,7 @@ func (f *Faults) add(g Faults) {
 	f.SkewedReplicas += g.SkewedReplicas
 	f.KillsBefore += g.KillsBefore
 	f.KillsAfter += g.KillsAfter
+	f.Stalls += g.Stalls
 }
 
 func (f Faults) String() string {
@@ -99,7 +101,8 @@ func (f Faults) String() string {
 	}
 	parts = append(parts, fmt.Sprintf("closes=%d", f.Closes), fmt.Sprintf("partitions=%d", f.Partitions),
 		fmt.Sprintf("skewed-clock replicas=%d", f.SkewedReplicas),
-		fmt.Sprintf("SIGKILL before rotation=%d", f.KillsBefore), fmt.Sprintf("SIGKILL after rotation=%d", f.KillsAfter))
+		fmt.Sprintf("SIGKILL before rotation=%d", f.KillsBefore), fmt.Sprintf("SIGKILL after rotation=%d", f.KillsAfter),
+		fmt.Sprintf("process stalls=%d", f.Stalls))
 	return strings.Join(parts, ", ")
 }
 
@@ -378,6 +381,9 @@ func (r *run) check() {
 			res.Faults.KillsBefore++
 		}
 	}
+	r.mu.Lock()
+	res.Faults.Stalls = len(r.stalls)
+	r.mu.Unlock()
 	loss := r.lossAt()
 
 	// No reuse.
