@@ -178,10 +178,13 @@ func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.sta
 // no grace period to recover it, or the zero time. Two ways:
 //   - the server rotated and its answer never reached the client (a kill,
 //     a late, slow or truncated reply, a client timeout);
-//   - the client got it but was cut off from the store (partitioned) past
-//     the end of its lease, before anyone stored the successor: once the
-//     lease is over another replica may refresh with the token it holds,
-//     and no lease rule can prevent that.
+//   - the client got it but was cut off from the store (partitioned) when
+//     its lease ended, before anyone stored the successor: once the lease
+//     is over another replica may refresh with the token it holds, and no
+//     lease rule can prevent that;
+//   - the holder was paused past its lease (see pausedHolder);
+//   - a spent generation went back into a store that lost the record, and
+//     the lease with it, while a rotation was in flight.
 func (r *run) lossAt() time.Time {
 	if r.sc.grace > 0 {
 		return time.Time{}
@@ -223,8 +226,8 @@ func (r *run) lossAt() time.Time {
 		}
 		end := e.At.Add(p.leaseTTL)
 		from, to := r.start.Add(p.partition.from), r.start.Add(p.partition.to)
-		if to.Before(e.At) || from.After(end) {
-			continue // not cut off while it held the lease
+		if to.Before(end) || from.After(end) {
+			continue // not cut off when its lease ended
 		}
 		stored := false
 		for _, w := range writes {
@@ -276,7 +279,8 @@ func (r *run) pausedHolder(e oauthtest.RefreshEvent, writes []storeWrite, caller
 	r.mu.Lock()
 	stalled := false
 	for _, st := range r.stalls {
-		if !st.to.Before(leased) && !st.from.After(end) {
+		// Stalled near the end of the lease, when the write was due.
+		if !st.to.Before(end.Add(-100*time.Millisecond)) && !st.from.After(end) {
 			stalled = true
 		}
 	}

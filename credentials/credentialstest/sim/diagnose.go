@@ -87,6 +87,30 @@ func (r *run) diagnose(log []oauthtest.RefreshEvent) []string {
 		}
 	}
 
+	// #2: a generation presented again after the replica that rotated it
+	// was closed before it stored the successor.
+	for _, u := range r.srv.Reuses() {
+		for _, e := range log {
+			if e.Generation != u.Generation || e.Result != oauthtest.ResultRotated {
+				continue
+			}
+			x := callers[e.Call]
+			storedBy := false
+			for _, w := range writes {
+				if w.who == x && w.gen > u.Generation && w.at.After(e.At) && w.at.Before(u.At) {
+					storedBy = true
+				}
+			}
+			for _, m := range timeline {
+				if m.who == x && m.what == "Close" && m.at.After(e.At) && m.at.Before(u.At) && !storedBy {
+					hint("2-close-dropped", "%s rotated generation %d at %s and was closed at %s before it had stored the successor: Close dropped the pending write, and generation %d was presented again at %s",
+						x, u.Generation, r.rel(e.At), r.rel(m.at), u.Generation, r.rel(u.At))
+				}
+			}
+			break
+		}
+	}
+
 	// #6 and #2: the store ends without the current generation.
 	g, _ := r.srv.GrantOf(r.seedRT)
 	if g.Revoked {
