@@ -26,9 +26,14 @@ type Invariant int
 
 const (
 	// NoReuse: the server detected no refresh-token reuse. A reuse after
-	// the grant's successor was lost for good (a replica killed after the
-	// rotation, or the reply to a rotation lost, with no grace period) is
-	// not the library's doing: it is counted apart, as Result.Inherent.
+	// the grant's successor was lost for good with no grace period is not
+	// the library's doing and is counted apart, as Result.Inherent: the
+	// answer to a rotation never reached its client (a replica killed
+	// after the rotation, a late, slow or truncated reply, the client's
+	// own timeout), or its holder could not store it before its lease
+	// ended (partitioned or paused then), or the store lost the record
+	// and its lease mid-rotation and a replica put the spent token back.
+	// See lossAt.
 	NoReuse Invariant = iota
 	// FinalTokenCurrent: once faults stop and replicas are closed, the
 	// store (or the recovery journal) holds the server's current refresh
