@@ -33,7 +33,7 @@ const (
 	// own timeout), or its holder could not store it before its lease
 	// ended (partitioned or paused then), or the store lost the record
 	// and its lease mid-rotation and a replica put the spent token back.
-	// See lossAt.
+	// See loss.
 	NoReuse Invariant = iota
 	// FinalTokenCurrent: once faults stop and replicas are closed, the
 	// store (or the recovery journal) holds the server's current refresh
@@ -136,6 +136,11 @@ type Result struct {
 	// Hints name the likely cause of each kind of violation found, as
 	// "code: explanation"; see diagnose.
 	Hints []string
+	// LossCause says how the grant's successor was lost for good, when it
+	// was (no grace period): see loss. Empty otherwise.
+	LossCause string
+	// ExcusedReuses counts reuse detections after such a loss.
+	ExcusedReuses int
 	// Journaled counts runs that ended with the current refresh token in a
 	// recovery journal rather than the store.
 	Journaled int
@@ -179,8 +184,8 @@ func (r *run) violate(inv Invariant, format string, args ...any) {
 
 func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.start).Seconds()) }
 
-// lossAt returns when the grant's successor was first lost for good, with
-// no grace period to recover it, or the zero time. Two ways:
+// loss returns when and how the grant's successor was first lost for good,
+// with no grace period to recover it, or the zero time. The ways:
 //   - the server rotated and its answer never reached the client (a kill,
 //     a late, slow or truncated reply, a client timeout);
 //   - the client got it but was cut off from the store (partitioned) when
@@ -190,14 +195,13 @@ func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.sta
 //   - the holder was paused past its lease (see pausedHolder);
 //   - a spent generation went back into a store that lost the record, and
 //     the lease with it, while a rotation was in flight.
-func (r *run) lossAt() time.Time {
+func (r *run) loss() (at time.Time, cause string) {
 	if r.sc.grace > 0 {
-		return time.Time{}
+		return time.Time{}, ""
 	}
-	var at time.Time
-	earlier := func(t time.Time) {
+	earlier := func(t time.Time, why string) {
 		if at.IsZero() || t.Before(at) {
-			at = t
+			at, cause = t, why
 		}
 	}
 	plan := map[string]replicaPlan{}
@@ -210,7 +214,7 @@ func (r *run) lossAt() time.Time {
 	r.mu.Unlock()
 	r.mu.Lock()
 	if !r.restoredSpent.IsZero() {
-		earlier(r.restoredSpent)
+		earlier(r.restoredSpent, "spent token put back into a store that lost the record mid-rotation")
 	}
 	r.mu.Unlock()
 	for _, e := range r.srv.RefreshLog() {
@@ -218,11 +222,18 @@ func (r *run) lossAt() time.Time {
 			continue
 		}
 		if !(e.Answered && r.delivered(e.Call)) {
-			earlier(e.At)
+			switch {
+			case callers[e.Call] == childReplica:
+				earlier(e.At, "replica process killed after rotation")
+			case e.Fault != 0:
+				earlier(e.At, "answer lost to a "+e.Fault.String()+" fault")
+			default:
+				earlier(e.At, "answer lost to the client's own timeout")
+			}
 			continue
 		}
 		if r.pausedHolder(e, writes, callers, plan) {
-			earlier(e.At)
+			earlier(e.At, "holder paused past its lease")
 			continue
 		}
 		p, ok := plan[callers[e.Call]]
@@ -242,16 +253,16 @@ func (r *run) lossAt() time.Time {
 			}
 		}
 		if !stored {
-			earlier(end)
+			earlier(end, "holder partitioned when its lease ended")
 		}
 	}
 	r.mu.Lock()
 	k := r.killed
 	r.mu.Unlock()
-	if k != nil && k.stage == oauthtest.AfterRotate && k.rotated && (at.IsZero() || k.at.Before(at)) {
-		at = k.at
+	if k != nil && k.stage == oauthtest.AfterRotate && k.rotated {
+		earlier(k.at, "replica process killed after rotation")
 	}
-	return at
+	return at, cause
 }
 
 // pausedHolder reports whether the maker of call e was paused (the process
@@ -393,12 +404,14 @@ func (r *run) check() {
 	r.mu.Lock()
 	res.Faults.Stalls = len(r.stalls)
 	r.mu.Unlock()
-	loss := r.lossAt()
+	loss, cause := r.loss()
+	res.LossCause = cause
 
 	// No reuse.
 	for _, u := range r.srv.Reuses() {
 		if !loss.IsZero() && !u.At.Before(loss) {
 			res.Inherent++
+			res.ExcusedReuses++
 			continue
 		}
 		r.violate(NoReuse, "at %s generation %d was presented while generation %d is current: the grant is revoked",
@@ -666,6 +679,8 @@ type Summary struct {
 	Inherent    int
 	SkewExpired int
 	Journaled   int
+	Losses      map[string]int     // runs by LossCause
+	Excused     int                // reuse detections after an inherent loss
 	Causes      map[string][]int64 // hint code -> seeds
 }
 
@@ -693,6 +708,13 @@ func (s *Summary) Add(r *Result) {
 	s.Inherent += r.Inherent
 	s.SkewExpired += r.SkewExpired
 	s.Journaled += r.Journaled
+	s.Excused += r.ExcusedReuses
+	if r.LossCause != "" {
+		if s.Losses == nil {
+			s.Losses = map[string]int{}
+		}
+		s.Losses[r.LossCause]++
+	}
 	for _, h := range r.Hints {
 		code, _, _ := strings.Cut(h, ":")
 		if s.Causes == nil {
@@ -718,7 +740,16 @@ func (s *Summary) String() string {
 		}
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "inherent (successor lost with no grace period, not counted as violations): %d\n", s.Inherent)
+	fmt.Fprintf(&b, "reuse detections after the successor was lost for good with no grace period (reported apart, not violations): %d\n", s.Excused)
+	causes := make([]string, 0, len(s.Losses))
+	for c := range s.Losses {
+		causes = append(causes, c)
+	}
+	sort.Strings(causes)
+	for _, c := range causes {
+		fmt.Fprintf(&b, "  runs whose successor was lost: %-70s %d\n", c, s.Losses[c])
+	}
+	fmt.Fprintf(&b, "inherent outcomes in all (those reuses, tokens handed out after them, lost final tokens): %d\n", s.Inherent)
 	fmt.Fprintf(&b, "runs that ended with the current refresh token in a recovery journal, not the store: %d\n", s.Journaled)
 	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
 	codes := make([]string, 0, len(s.Causes))
