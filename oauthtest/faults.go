@@ -10,8 +10,12 @@ import (
 	"time"
 )
 
-// Fault is a failure the server injects into token requests instead of
-// answering them.
+// Fault is a failure the server injects into a token request. The first
+// five replace the answer before the server looks at the request, so
+// nothing changes on the server (a refresh token is not rotated); the
+// *AfterRotate ones and FaultLateReply let the server do its work (rotate,
+// issue) and then keep the answer from the client, which is what makes a
+// client that retries with the token it sent dangerous.
 type Fault int
 
 const (
@@ -27,7 +31,26 @@ const (
 	FaultInvalidGrant
 	// FaultMalformedJSON answers 200 with a truncated JSON body.
 	FaultMalformedJSON
+	// FaultLateReply lets the server rotate and issue, then sends nothing
+	// until the client gives up (its timeout), the server closes or
+	// Options.HangLimit passes, then drops the connection: the reply that
+	// would have arrived after the client's timeout.
+	FaultLateReply
+	// FaultTruncatedAfterRotate lets the server rotate and issue, then
+	// answers 200 with the JSON body cut off before the tokens.
+	FaultTruncatedAfterRotate
+	// FaultSlowReply lets the server rotate and issue, then holds the
+	// answer for Options.SlowReply before sending it: a client that waits
+	// that long gets it, one whose timeout is shorter does not (and the
+	// rotation stands). Meanwhile the client still holds whatever lease it
+	// took, which is what exposes a waiter that does not honour it.
+	FaultSlowReply
 )
+
+// after reports whether f lets the server do its work first.
+func (f Fault) after() bool {
+	return f == FaultLateReply || f == FaultTruncatedAfterRotate || f == FaultSlowReply
+}
 
 func (f Fault) String() string {
 	switch f {
@@ -41,6 +64,12 @@ func (f Fault) String() string {
 		return "invalid_grant"
 	case FaultMalformedJSON:
 		return "malformed_json"
+	case FaultLateReply:
+		return "late_reply"
+	case FaultTruncatedAfterRotate:
+		return "truncated_after_rotate"
+	case FaultSlowReply:
+		return "slow_reply"
 	}
 	return "none"
 }
@@ -111,7 +140,33 @@ type control struct {
 
 	mu     sync.Mutex
 	faults []Fault
+	fn     func(Call) Fault
 	holds  [AfterRotate + 1]*Hold
+}
+
+// Call describes a token request to a FaultFunc.
+type Call struct {
+	// N is the request's number among token requests since the server
+	// started or ResetStats (Stats.TokenCalls when it arrived), from 1.
+	N int64
+	// Grant is the grant_type, or "developer" for developer-token
+	// redemption.
+	Grant string
+	// Header is the request's header, for tests that aim faults at one
+	// client; do not change it.
+	Header http.Header
+}
+
+// SetFaultFunc makes the server ask fn which fault, if any, to inject into
+// each later token request that FailNext has not already scripted; 0 means
+// none. A simulation draws the answer from a seeded source, so that the
+// same seed yields the same faults for the same sequence of requests. fn
+// runs on the request's goroutine, concurrently with other requests; nil
+// removes it.
+func (s *Server) SetFaultFunc(fn func(Call) Fault) {
+	s.ctl.mu.Lock()
+	defer s.ctl.mu.Unlock()
+	s.ctl.fn = fn
 }
 
 func (c *control) latency() time.Duration { return time.Duration(c.delay.Load()) }
@@ -138,15 +193,20 @@ func (s *Server) ClearFaults() {
 	s.ctl.faults = nil
 }
 
-func (c *control) nextFault() Fault {
+func (c *control) nextFault(call Call) Fault {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.faults) == 0 {
+	if len(c.faults) > 0 {
+		f := c.faults[0]
+		c.faults = c.faults[1:]
+		c.mu.Unlock()
+		return f
+	}
+	fn := c.fn
+	c.mu.Unlock()
+	if fn == nil {
 		return 0
 	}
-	f := c.faults[0]
-	c.faults = c.faults[1:]
-	return f
+	return fn(call)
 }
 
 // Hold stops refresh_token grants at one Stage until the test lets them go
@@ -154,6 +214,7 @@ func (c *control) nextFault() Fault {
 type Hold struct {
 	s       *Server
 	at      Stage
+	match   func(*http.Request) bool // nil: every request
 	arrived chan struct{}
 	once    sync.Once
 	dropped bool          // written before ended is closed
@@ -163,8 +224,13 @@ type Hold struct {
 // HoldRefreshes stops every refresh_token grant that reaches stage at until
 // the Hold is released or dropped. A new hold for the same stage replaces
 // the old one for requests that arrive later.
-func (s *Server) HoldRefreshes(at Stage) *Hold {
-	h := &Hold{s: s, at: at, arrived: make(chan struct{}), ended: make(chan struct{})}
+func (s *Server) HoldRefreshes(at Stage) *Hold { return s.HoldMatching(at, nil) }
+
+// HoldMatching is HoldRefreshes for the requests match accepts only (say,
+// those of one client process, told apart by a header); the others go on.
+// A nil match holds every request.
+func (s *Server) HoldMatching(at Stage, match func(*http.Request) bool) *Hold {
+	h := &Hold{s: s, at: at, match: match, arrived: make(chan struct{}), ended: make(chan struct{})}
 	s.ctl.mu.Lock()
 	s.ctl.holds[at] = h
 	s.ctl.mu.Unlock()
@@ -203,13 +269,14 @@ func (h *Hold) end(drop bool) {
 // hold blocks while a Hold is set for stage at. When the request is not to
 // go on (dropped, its client gone, the server closing) it aborts the
 // connection: net/http recovers http.ErrAbortHandler without logging.
-func (s *Server) hold(ctx context.Context, at Stage) {
+func (s *Server) hold(r *http.Request, at Stage) {
 	s.ctl.mu.Lock()
 	h := s.ctl.holds[at]
 	s.ctl.mu.Unlock()
-	if h == nil {
+	if h == nil || (h.match != nil && !h.match(r)) {
 		return
 	}
+	ctx := r.Context()
 	arrived := h.arrived
 	for {
 		select {
@@ -244,21 +311,33 @@ func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
 	return false
 }
 
-// beforeToken applies latency and the next fault to a token request. It
-// reports whether the request goes on; if not, the response is done.
-func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request) bool {
+// beforeToken applies latency and the next fault to a token request. done
+// means the response is written (a fault answered it, or the client went
+// away); otherwise the request goes on, and a fault that must strike after
+// the server did its work comes back as after, for answer.
+func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request, call Call, ev *RefreshEvent) (f Fault, done bool) {
 	if !s.sleep(r.Context(), s.ctl.latency()) {
 		s.writeError(w, unavailable("request canceled or server closing"))
-		return false
+		return 0, true
 	}
-	f := s.ctl.nextFault()
+	f = s.ctl.nextFault(call)
 	if f == 0 {
-		return true
+		return 0, false
+	}
+	if ev != nil {
+		// Set before the fault acts: a hang ends in a panic.
+		ev.Fault = f
+		if !f.after() {
+			ev.Result = ResultFault
+		}
 	}
 	s.stats.failures.Add(1)
 	if s.opts.Logger != nil {
 		s.opts.Logger.LogAttrs(r.Context(), slog.LevelInfo, "oauthtest: injected fault",
 			slog.String("path", r.URL.Path), slog.String("fault", f.String()))
+	}
+	if f.after() {
+		return f, false
 	}
 	switch f {
 	case FaultUnavailable:
@@ -276,5 +355,29 @@ func (s *Server) beforeToken(w http.ResponseWriter, r *http.Request) bool {
 	default: // FaultServerError, and any value a test made up
 		s.writeError(w, errorf(http.StatusInternalServerError, "server_error", "injected fault"))
 	}
-	return false
+	return f, true
+}
+
+// answer writes a successful token response, unless after (a fault drawn
+// by beforeToken) keeps it from the client, and reports whether the whole
+// answer went out.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, resp *tokenResponse, after Fault) bool {
+	switch after {
+	case FaultSlowReply:
+		if !s.sleep(r.Context(), s.opts.SlowReply) {
+			panic(http.ErrAbortHandler) // the client gave up: see hold
+		}
+	case FaultLateReply:
+		s.sleep(r.Context(), s.opts.HangLimit)
+		panic(http.ErrAbortHandler) // see hold
+	case FaultTruncatedAfterRotate:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"access_token":"`)
+		return false
+	}
+	writeJSON(w, http.StatusOK, resp)
+	// As far as the server can tell: the answer left, and the client had
+	// not given up.
+	return http.NewResponseController(w).Flush() == nil && r.Context().Err() == nil
 }

@@ -7,9 +7,12 @@
 // password), RFC 7009 revocation, pancloud's JSON flavour of both, and
 // pancloud's developer-token redemption. Access tokens are HS256 JWTs (or
 // opaque strings), refresh tokens can rotate with RFC 9700 reuse detection,
-// and a test can count calls, inject latency and faults, stop a refresh at
-// the exact moment before or after the server rotated the token, and drive
-// the server's clock.
+// and a test can count calls, inject latency and faults (scripted, or drawn
+// per call by a seeded function), stop a refresh at the exact moment before
+// or after the server rotated the token, and drive the server's clock. A
+// checker can ask afterwards which refresh token of a grant is live,
+// whether an access token was valid at a given time, how often each
+// refresh token was presented, and every reuse the server detected.
 //
 // Endpoints, relative to Server.URL:
 //
@@ -89,6 +92,10 @@ type Options struct {
 	// client does not give up first (default 30s).
 	HangLimit time.Duration
 
+	// SlowReply is how long a FaultSlowReply answer waits after the
+	// server did its work (default 500ms).
+	SlowReply time.Duration
+
 	// Logger receives one record per token request and one per reuse
 	// detection; nil means silence.
 	Logger *slog.Logger
@@ -114,6 +121,9 @@ type Server struct {
 	codes     map[string]*authCode
 	devTokens map[string]bool
 
+	refreshLog []RefreshEvent
+	reuses     []Reuse
+
 	ctl   control
 	stats counters
 }
@@ -125,6 +135,9 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.SlowReply <= 0 {
+		opts.SlowReply = 500 * time.Millisecond
 	}
 	if opts.HangLimit <= 0 {
 		opts.HangLimit = 30 * time.Second
@@ -313,17 +326,22 @@ type tokenResponse struct {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	s.stats.tokenCalls.Add(1)
+	n := s.stats.tokenCalls.Add(1)
 	p, e := readParams(w, r)
 	if e != nil {
 		s.writeError(w, e)
 		return
 	}
 	grant := p.Get("grant_type")
+	var ev *RefreshEvent
 	if grant == "refresh_token" {
 		s.stats.refreshCalls.Add(1)
+		ev = s.newRefreshEvent(n, p.Get("refresh_token"))
+		// Logged however the request ends, a dropped hold included.
+		defer s.logRefresh(ev)
 	}
-	if !s.beforeToken(w, r) {
+	after, done := s.beforeToken(w, r, Call{N: n, Grant: grant, Header: r.Header}, ev)
+	if done {
 		return
 	}
 	client, e := s.authenticate(r, p)
@@ -331,7 +349,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		switch grant {
 		case "refresh_token":
-			resp, e = s.refreshGrant(r.Context(), client, p)
+			resp, e = s.refreshGrant(r, client, p, ev)
 		case "authorization_code":
 			resp, e = s.codeGrant(client, p)
 		case "client_credentials":
@@ -349,7 +367,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if s.answer(w, r, resp, after) && ev != nil {
+		ev.Answered = true
+	}
 }
 
 func (s *Server) logToken(r *http.Request, grant, client string, e *oauthError) {
@@ -428,12 +448,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 // handleDeveloper redeems a developer token (pancloud's API Explorer
 // service): each call returns a fresh access token.
 func (s *Server) handleDeveloper(w http.ResponseWriter, r *http.Request) {
-	s.stats.tokenCalls.Add(1)
+	n := s.stats.tokenCalls.Add(1)
 	if r.Method != http.MethodPost {
 		s.writeError(w, errorf(http.StatusMethodNotAllowed, "invalid_request", "use POST"))
 		return
 	}
-	if !s.beforeToken(w, r) {
+	after, done := s.beforeToken(w, r, Call{N: n, Grant: "developer", Header: r.Header}, nil)
+	if done {
 		return
 	}
 	dt, ok := bearer(r)
@@ -448,7 +469,7 @@ func (s *Server) handleDeveloper(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, errorf(http.StatusUnauthorized, "invalid_token", "unknown developer token"))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.response(at, "", ""))
+	s.answer(w, r, s.response(at, "", ""), after)
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -22,19 +22,31 @@ type family struct {
 	id                       string // for logs; not a credential
 	clientID, subject, scope string
 	current                  string // the refresh token that rotates next
+	gens                     int    // refresh tokens the family has had
 	revoked                  bool
+	revokedAt                time.Time
+}
+
+// revokeLocked revokes the whole family at now.
+func (f *family) revokeLocked(now time.Time) {
+	if !f.revoked {
+		f.revoked, f.revokedAt = true, now
+	}
 }
 
 type refreshToken struct {
 	fam       *family
+	gen       int       // its place in the family's chain, from 0
 	rotatedAt time.Time // zero while the token is its family's current one
 }
 
 type accessToken struct {
-	clientID string
-	fam      *family // nil for grants without a refresh token
-	exp      time.Time
-	revoked  bool
+	clientID  string
+	fam       *family // nil for grants without a refresh token
+	value     string  // the token as issued, for ContainsToken
+	iat, exp  time.Time
+	revoked   bool
+	revokedAt time.Time
 }
 
 type authCode struct {
@@ -104,18 +116,20 @@ func (s *Server) issueAccessLocked(clientID, subject, scope string, fam *family)
 	// expiry a client derives from expires_in on receipt.
 	exp := now.Add(time.Duration(s.ttlSeconds())*time.Second + time.Second - 1).Unix()
 	c := claims{Iss: s.URL, Sub: subject, ClientID: clientID, Scope: scope, Iat: now.Unix(), Exp: exp, Jti: rand.Text()}
-	s.access[c.Jti] = &accessToken{clientID: clientID, fam: fam, exp: time.Unix(c.Exp, 0)}
+	at := &accessToken{clientID: clientID, fam: fam, iat: now, exp: time.Unix(c.Exp, 0), value: c.Jti}
+	s.access[c.Jti] = at
 	s.stats.issued.Add(1)
 	if s.opts.Opaque {
 		return c.Jti
 	}
 	body, _ := json.Marshal(c) // cannot fail: strings and integers
 	msg := jwtHeader + "." + b64.EncodeToString(body)
-	return msg + "." + b64.EncodeToString(s.mac(msg))
+	at.value = msg + "." + b64.EncodeToString(s.mac(msg))
+	return at.value
 }
 
 func (s *Server) newFamilyLocked(clientID, subject, scope string) *family {
-	f := &family{id: rand.Text()[:8], clientID: clientID, subject: subject, scope: scope, current: rand.Text()}
+	f := &family{id: rand.Text()[:8], clientID: clientID, subject: subject, scope: scope, current: rand.Text(), gens: 1}
 	s.refresh[f.current] = &refreshToken{fam: f}
 	return f
 }
@@ -193,10 +207,11 @@ func (s *Server) revoke(token, client string) (revoked, refused bool) {
 	defer s.mu.Unlock()
 	var owner string
 	var flag *bool
+	var at *time.Time
 	if rt, ok := s.refresh[token]; ok {
-		owner, flag = rt.fam.clientID, &rt.fam.revoked
-	} else if at, ok := s.access[key]; isAccess && ok {
-		owner, flag = at.clientID, &at.revoked
+		owner, flag, at = rt.fam.clientID, &rt.fam.revoked, &rt.fam.revokedAt
+	} else if a, ok := s.access[key]; isAccess && ok {
+		owner, flag, at = a.clientID, &a.revoked, &a.revokedAt
 	} else {
 		return false, false
 	}
@@ -206,7 +221,7 @@ func (s *Server) revoke(token, client string) (revoked, refused bool) {
 	if *flag {
 		return false, false
 	}
-	*flag = true
+	*flag, *at = true, s.opts.Now()
 	s.stats.revocations.Add(1)
 	return true, false
 }
@@ -214,14 +229,14 @@ func (s *Server) revoke(token, client string) (revoked, refused bool) {
 // refreshGrant is RFC 6749 §6 with rotation and RFC 9700 §4.14.2 reuse
 // detection. The holds let a test stop the request on either side of the
 // rotation.
-func (s *Server) refreshGrant(ctx context.Context, client string, p url.Values) (*tokenResponse, *oauthError) {
+func (s *Server) refreshGrant(r *http.Request, client string, p url.Values, ev *RefreshEvent) (*tokenResponse, *oauthError) {
 	presented := p.Get("refresh_token")
 	if presented == "" {
 		return nil, invalidRequest("missing refresh_token")
 	}
-	s.hold(ctx, BeforeRotate)
+	s.hold(r, BeforeRotate)
 	s.mu.Lock()
-	fam, e := s.rotateLocked(presented, client)
+	fam, e := s.rotateLocked(presented, client, ev)
 	var access, next string
 	if e == nil {
 		access, next = s.issueAccessLocked(client, fam.subject, fam.scope, fam), fam.current
@@ -230,7 +245,7 @@ func (s *Server) refreshGrant(ctx context.Context, client string, p url.Values) 
 	if e != nil {
 		return nil, e
 	}
-	s.hold(ctx, AfterRotate)
+	s.hold(r, AfterRotate)
 	if !s.opts.Rotate {
 		next = ""
 	}
@@ -239,28 +254,35 @@ func (s *Server) refreshGrant(ctx context.Context, client string, p url.Values) 
 
 // rotateLocked checks the presented refresh token and, when rotating, makes
 // a successor the family's current token.
-func (s *Server) rotateLocked(presented, client string) (*family, *oauthError) {
+func (s *Server) rotateLocked(presented, client string, ev *RefreshEvent) (*family, *oauthError) {
 	rt, ok := s.refresh[presented]
+	ev.Result = ResultInvalid
 	switch {
 	case !ok || rt.fam.revoked:
 		return nil, invalidGrant("refresh token is invalid or revoked")
 	case rt.fam.clientID != client:
 		return nil, invalidGrant("refresh token was issued to another client")
 	case rt.rotatedAt.IsZero():
+		ev.Result = ResultRefreshed
 		if s.opts.Rotate {
+			ev.Result = ResultRotated
 			rt.rotatedAt = s.opts.Now()
 			rt.fam.current = rand.Text()
-			s.refresh[rt.fam.current] = &refreshToken{fam: rt.fam}
+			s.refresh[rt.fam.current] = &refreshToken{fam: rt.fam, gen: rt.fam.gens}
+			rt.fam.gens++
 		}
 		return rt.fam, nil
 	case s.inGrace(rt):
 		// Hand out the current successor rather than rotating again, so
 		// that a retry does not fork the family or strand the successor
 		// another process may already have stored.
+		ev.Result = ResultGrace
 		return rt.fam, nil
 	}
-	rt.fam.revoked = true
+	ev.Result = ResultReuse
+	rt.fam.revokeLocked(s.opts.Now())
 	s.stats.reuse.Add(1)
+	s.reuses = append(s.reuses, Reuse{At: s.opts.Now(), Family: rt.fam.id, Generation: rt.gen, Current: rt.fam.gens - 1})
 	if s.opts.Logger != nil {
 		s.opts.Logger.LogAttrs(context.Background(), slog.LevelWarn, "oauthtest: refresh token reuse detected, family revoked",
 			slog.String("client_id", client), slog.String("family", rt.fam.id))
@@ -290,7 +312,7 @@ func (s *Server) codeGrant(client string, p url.Values) (*tokenResponse, *oauthE
 		return nil, invalidGrant("unknown authorization code")
 	case c.used:
 		// RFC 6749 §4.1.2: a replayed code may be stolen; revoke what it gave.
-		c.fam.revoked = true
+		c.fam.revokeLocked(s.opts.Now())
 		return nil, invalidGrant("authorization code already used")
 	case !s.opts.Now().Before(c.exp):
 		return nil, invalidGrant("authorization code expired")

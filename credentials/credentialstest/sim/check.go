@@ -1,0 +1,765 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/faultstore"
+	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage"
+)
+
+// Invariant is one property every run must keep.
+type Invariant int
+
+const (
+	// NoReuse: the server detected no refresh-token reuse. A reuse after
+	// the grant's successor was lost for good with no grace period is not
+	// the library's doing and is counted apart, as Result.Inherent: the
+	// answer to a rotation never reached its client (a replica killed
+	// after the rotation, a late, slow or truncated reply, the client's
+	// own timeout), or its holder could not store it before its lease
+	// ended (partitioned or paused then), or the store lost the record
+	// and its lease mid-rotation and a replica put the spent token back.
+	// See loss.
+	NoReuse Invariant = iota
+	// FinalTokenCurrent: once faults stop and replicas are closed, the
+	// store (or the recovery journal) holds the server's current refresh
+	// token of the grant, and the grant is not revoked.
+	FinalTokenCurrent
+	// OneCallPerExpiry: every refresh token generation that no fault
+	// touched was presented to the server exactly once.
+	OneCallPerExpiry
+	// ValidHandout: every token a caller was handed was valid at the
+	// server at that moment.
+	ValidHandout
+	// RecordIntact: the profile's record is there at the end, decodes, and
+	// keeps its client id, secret and token URL.
+	RecordIntact
+	// Lineage: every write that reached the store (whatever its writer was
+	// told) replaced the stored refresh token only with the same or a newer
+	// generation of the grant, and never put an older generation back
+	// into a store that lost the record.
+	Lineage
+	// NoPanic: no call into the library panicked (Token, Refresh and
+	// Close run concurrently, as in a service shutting down).
+	NoPanic
+	// NoSecretInLogs: no token the server issued and no client secret
+	// appears in the replicas' debug logs or in the errors callers got.
+	NoSecretInLogs
+
+	numInvariants
+)
+
+func (i Invariant) String() string {
+	return [...]string{"no-reuse", "final-token-current", "one-call-per-expiry", "valid-handout",
+		"record-intact", "lineage", "no-panic", "no-secret-in-logs"}[i]
+}
+
+// Faults counts what a run injected.
+type Faults struct {
+	Store          faultstore.Counts
+	Endpoint       map[oauthtest.Fault]int
+	Closes         int
+	Partitions     int
+	SkewedReplicas int
+	KillsBefore    int // replica processes killed before the server rotated
+	KillsAfter     int // ... and after
+	Stalls         int // moments the process did not run for 100 ms or more (not injected: a loaded machine)
+}
+
+func (f *Faults) add(g Faults) {
+	f.Store = f.Store.Add(g.Store)
+	if f.Endpoint == nil {
+		f.Endpoint = map[oauthtest.Fault]int{}
+	}
+	for k, v := range g.Endpoint {
+		f.Endpoint[k] += v
+	}
+	f.Closes += g.Closes
+	f.Partitions += g.Partitions
+	f.SkewedReplicas += g.SkewedReplicas
+	f.KillsBefore += g.KillsBefore
+	f.KillsAfter += g.KillsAfter
+	f.Stalls += g.Stalls
+}
+
+func (f Faults) String() string {
+	var parts []string
+	for _, k := range faultstore.Kinds() {
+		parts = append(parts, fmt.Sprintf("store %s=%d", k, f.Store[k]))
+	}
+	for _, k := range serverFaults {
+		parts = append(parts, fmt.Sprintf("endpoint %s=%d", k, f.Endpoint[k]))
+	}
+	parts = append(parts, fmt.Sprintf("closes=%d", f.Closes), fmt.Sprintf("partitions=%d", f.Partitions),
+		fmt.Sprintf("skewed-clock replicas=%d", f.SkewedReplicas),
+		fmt.Sprintf("SIGKILL before rotation=%d", f.KillsBefore), fmt.Sprintf("SIGKILL after rotation=%d", f.KillsAfter),
+		fmt.Sprintf("process stalls=%d", f.Stalls))
+	return strings.Join(parts, ", ")
+}
+
+// Result is what one run found.
+type Result struct {
+	Seed  int64
+	Store string
+	Tier  string
+
+	Faults Faults
+	// Violations per invariant, and a line on each (the first few).
+	Broken     [numInvariants]int
+	Violations []string
+
+	Handouts     int // tokens handed out and checked
+	Generations  int // refresh token generations the server saw
+	CleanGens    int // ... that no fault touched
+	CallerErrors map[string]int
+
+	// Inherent counts what no client can prevent and so breaks no
+	// invariant: reuse detections, a lost final token and tokens handed
+	// out after the grant was revoked, once the successor of a rotation was
+	// lost with no grace period (a kill after rotation, a late or
+	// truncated reply).
+	Inherent int
+	// Hints name the likely cause of each kind of violation found, as
+	// "code: explanation"; see diagnose.
+	Hints []string
+	// LossCause says how the grant's successor was lost for good, when it
+	// was (no grace period): see loss. Empty otherwise.
+	LossCause string
+	// ExcusedReuses counts reuse detections after such a loss.
+	ExcusedReuses int
+	// Journaled counts runs that ended with the current refresh token in a
+	// recovery journal rather than the store.
+	Journaled int
+	// AfterRevoke counts tokens handed out after a reuse (a violation
+	// itself) revoked the grant; they make one ValidHandout violation.
+	AfterRevoke int
+	// SkewExpired counts tokens handed out expired, not revoked, in runs
+	// whose replica clocks are skewed: the expiry stored with a token is
+	// computed on the writer's clock (see the package report).
+	SkewExpired int
+}
+
+// Failed reports whether any invariant broke.
+func (r *Result) Failed() bool {
+	for _, n := range r.Broken {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Result) checks() string {
+	var parts []string
+	for i := range numInvariants {
+		parts = append(parts, fmt.Sprintf("%s violations=%d", i, r.Broken[i]))
+	}
+	parts = append(parts, fmt.Sprintf("handouts=%d generations=%d clean=%d inherent=%d skew-expired=%d caller-errors=%v",
+		r.Handouts, r.Generations, r.CleanGens, r.Inherent, r.SkewExpired, r.CallerErrors))
+	return strings.Join(parts, ", ")
+}
+
+func (r *run) violate(inv Invariant, format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.res.Broken[inv]++
+	if len(r.res.Violations) < 30 {
+		r.res.Violations = append(r.res.Violations, inv.String()+": "+fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.start).Seconds()) }
+
+// loss returns when and how the grant's successor was first lost for good,
+// with no grace period to recover it, or the zero time. The ways:
+//   - the server rotated and its answer never reached the client (a kill,
+//     a late, slow or truncated reply, a client timeout);
+//   - the client got it but was cut off from the store (partitioned) when
+//     its lease ended, before anyone stored the successor: once the lease
+//     is over another replica may refresh with the token it holds, and no
+//     lease rule can prevent that;
+//   - the holder was paused past its lease (see pausedHolder);
+//   - a spent generation went back into a store that lost the record, and
+//     the lease with it, while a rotation was in flight.
+func (r *run) loss() (at time.Time, cause string) {
+	if r.sc.grace > 0 {
+		return time.Time{}, ""
+	}
+	earlier := func(t time.Time, why string) {
+		if at.IsZero() || t.Before(at) {
+			at, cause = t, why
+		}
+	}
+	plan := map[string]replicaPlan{}
+	for _, p := range r.sc.replicas {
+		plan[p.name] = p
+	}
+	r.mu.Lock()
+	writes := slices.Clone(r.writes)
+	callers := maps.Clone(r.callers)
+	r.mu.Unlock()
+	r.mu.Lock()
+	if !r.restoredSpent.IsZero() {
+		earlier(r.restoredSpent, "spent token put back into a store that lost the record mid-rotation")
+	}
+	r.mu.Unlock()
+	for _, e := range r.srv.RefreshLog() {
+		if e.Result != oauthtest.ResultRotated {
+			continue
+		}
+		if !(e.Answered && r.delivered(e.Call)) {
+			switch {
+			case callers[e.Call] == childReplica:
+				earlier(e.At, "replica process killed after rotation")
+			case e.Fault != 0:
+				earlier(e.At, "answer lost to a "+e.Fault.String()+" fault")
+			default:
+				earlier(e.At, "answer lost to the client's own timeout")
+			}
+			continue
+		}
+		if r.pausedHolder(e, writes, callers, plan) {
+			earlier(e.At, "holder paused past its lease")
+			continue
+		}
+		p, ok := plan[callers[e.Call]]
+		if !ok || p.partition.to == 0 {
+			continue
+		}
+		end := e.At.Add(p.leaseTTL)
+		from, to := r.start.Add(p.partition.from), r.start.Add(p.partition.to)
+		if to.Before(end) || from.After(end) {
+			continue // not cut off when its lease ended
+		}
+		stored := false
+		for _, w := range writes {
+			if w.gen > e.Generation && w.at.Before(end) {
+				stored = true
+				break
+			}
+		}
+		if !stored {
+			earlier(end, "holder partitioned when its lease ended")
+		}
+	}
+	r.mu.Lock()
+	k := r.killed
+	r.mu.Unlock()
+	if k != nil && k.stage == oauthtest.AfterRotate && k.rotated {
+		earlier(k.at, "replica process killed after rotation")
+	}
+	return at, cause
+}
+
+// pausedHolder reports whether the maker of call e was paused (the process
+// did not run) past its lease: the call reached the server after the lease
+// had ended, or the process stalled during the lease and the successor was
+// not stored before it ended. Another replica may rightly have taken the
+// lease over by then; only fencing at the server could exclude the paused
+// holder.
+func (r *run) pausedHolder(e oauthtest.RefreshEvent, writes []storeWrite, callers map[int64]string, plan map[string]replicaPlan) bool {
+	who := callers[e.Call]
+	p, ok := plan[who]
+	if !ok {
+		return false
+	}
+	var leased time.Time
+	for _, w := range writes {
+		if w.who == who && w.lease && w.at.Before(e.At) {
+			leased = w.at
+		}
+	}
+	if leased.IsZero() {
+		return false
+	}
+	end := leased.Add(p.leaseTTL)
+	if e.At.After(end) {
+		return true
+	}
+	// Or the process stalled while the holder had the lease, and the
+	// successor was not stored before the lease ended.
+	r.mu.Lock()
+	stalled := false
+	for _, st := range r.stalls {
+		// Stalled near the end of the lease, when the write was due.
+		if !st.to.Before(end.Add(-100*time.Millisecond)) && !st.from.After(end) {
+			stalled = true
+		}
+	}
+	r.mu.Unlock()
+	if !stalled {
+		return false
+	}
+	for _, w := range writes {
+		if w.gen > e.Generation && w.at.Before(end) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkHandout checks, as it is handed out between before and after, that
+// a token is valid at the server.
+func (r *run) checkHandout(who string, tok *credentials.Token, before, after time.Time) {
+	r.mu.Lock()
+	r.res.Handouts++
+	r.mu.Unlock()
+	v := tok.AccessToken.Reveal()
+	iat, exp, ok := r.srv.TimesOf(v)
+	if !ok {
+		r.violate(ValidHandout, "%s handed out, at %s, an access token the server never issued", who, r.rel(after))
+		return
+	}
+	at := before
+	if iat.After(at) {
+		at = iat
+	}
+	if r.srv.ValidAt(v, at) {
+		return
+	}
+	// Judged after the run: whether a loss was inherent is known only
+	// once every call the server had in hand has ended.
+	r.mu.Lock()
+	r.invalid = append(r.invalid, handout{who: who, at: at, after: after, exp: exp})
+	r.mu.Unlock()
+}
+
+// handout is a token handed out while the server did not take it.
+type handout struct {
+	who            string
+	at, after, exp time.Time
+}
+
+// judgeHandouts sorts the invalid hand-outs: after an inherent loss (the
+// grant died of a lost successor), expired in a clock-skewed run, after a
+// reuse that is itself a violation (counted once), or violations.
+func (r *run) judgeHandouts(loss time.Time) {
+	g, _ := r.srv.GrantOf(r.seedRT)
+	r.mu.Lock()
+	invalid := slices.Clone(r.invalid)
+	r.mu.Unlock()
+	for _, h := range invalid {
+		revoked := g.Revoked && !g.RevokedAt.After(h.after)
+		switch {
+		case revoked && !loss.IsZero() && !loss.After(g.RevokedAt):
+			r.res.Inherent++
+		case !revoked && r.sc.skewed && !h.at.Before(h.exp):
+			r.res.SkewExpired++
+		case revoked:
+			// The reuse that revoked the grant is the violation; the
+			// tokens handed out from memory after it follow from it.
+			r.res.AfterRevoke++
+		default:
+			r.violate(ValidHandout, "%s handed out, at %s, an access token that expired at %s", h.who, r.rel(h.after), r.rel(h.exp))
+		}
+	}
+	if r.res.AfterRevoke > 0 {
+		r.violate(ValidHandout, "%d tokens were handed out after the grant was revoked at %s", r.res.AfterRevoke, r.rel(g.RevokedAt))
+	}
+}
+
+// check runs the invariants that look at the whole run.
+func (r *run) check() {
+	res := r.res
+	res.Faults.Store = r.world.Counts()
+	res.Faults.Endpoint = map[oauthtest.Fault]int{}
+	log := r.srv.RefreshLog()
+	for _, e := range log {
+		if e.Fault != 0 {
+			res.Faults.Endpoint[e.Fault]++
+		}
+	}
+	for _, p := range r.sc.replicas {
+		if p.closeAt > 0 && p.start < p.closeAt {
+			res.Faults.Closes++
+		}
+		if p.partition.to > 0 {
+			res.Faults.Partitions++
+		}
+		if p.clock != 0 {
+			res.Faults.SkewedReplicas++
+		}
+	}
+	if k := r.killed; k != nil {
+		if k.stage == oauthtest.AfterRotate {
+			res.Faults.KillsAfter++
+		} else {
+			res.Faults.KillsBefore++
+		}
+	}
+	r.mu.Lock()
+	res.Faults.Stalls = len(r.stalls)
+	r.mu.Unlock()
+	loss, cause := r.loss()
+	res.LossCause = cause
+
+	// No reuse.
+	for _, u := range r.srv.Reuses() {
+		if !loss.IsZero() && !u.At.Before(loss) {
+			res.Inherent++
+			res.ExcusedReuses++
+			continue
+		}
+		r.violate(NoReuse, "at %s generation %d was presented while generation %d is current: the grant is revoked",
+			r.rel(u.At), u.Generation, u.Current)
+	}
+
+	r.judgeHandouts(loss)
+
+	// The record and the final token.
+	ctx := context.Background()
+	rec, _, err := r.clean.Load(ctx, profile)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && !loss.IsZero():
+		// The grant died first: there is nothing left worth restoring.
+		res.Inherent++
+	case errors.Is(err, storage.ErrNotFound):
+		r.violate(RecordIntact, "the profile is gone from the store")
+	case err != nil:
+		r.violate(RecordIntact, "the profile does not load: %v", err)
+	case rec.ClientID != clientID || rec.ClientSecret.Reveal() != clientSecret || rec.TokenURL != r.srv.TokenURL():
+		r.violate(RecordIntact, "client id, secret or token URL changed")
+	}
+	g, _ := r.srv.GrantOf(r.seedRT)
+	switch {
+	case g.Revoked && !loss.IsZero():
+		res.Inherent++
+	case g.Revoked:
+		r.violate(FinalTokenCurrent, "the grant ends revoked (at %s)", r.rel(g.RevokedAt))
+	case rec == nil && !loss.IsZero():
+		res.Inherent++
+	case rec == nil:
+		if !r.inJournal() {
+			r.violate(FinalTokenCurrent, "the store ends without the profile, so without generation %d, the current one", g.Current)
+		}
+	default:
+		cur, _ := r.srv.CurrentRefresh(r.seedRT)
+		if rec.RefreshToken.Reveal() == cur || r.inJournal() {
+			break
+		}
+		if !loss.IsZero() || r.recoverable(log, rec.RefreshToken.Reveal()) {
+			res.Inherent++
+			break
+		}
+		if sg, ok := r.srv.GrantOf(rec.RefreshToken.Reveal()); ok && sg.Family == g.Family {
+			r.violate(FinalTokenCurrent, "the store ends with generation %d; the server's current is %d (never stored: the grant is lost)", sg.Generation, g.Current)
+		} else {
+			r.violate(FinalTokenCurrent, "the store ends with a refresh token the server never issued for this grant")
+		}
+	}
+
+	// One call per expiry.
+	r.checkCallsPerGeneration(log)
+
+	if res.Failed() {
+		res.Hints = r.diagnose(log)
+	}
+
+	// No secret in logs (the callers' errors are in there too).
+	logs := r.logs.Bytes()
+	if len(logs) == 0 {
+		r.violate(NoSecretInLogs, "nothing was logged: the check would prove nothing")
+	} else if r.srv.ContainsToken(logs) {
+		r.violate(NoSecretInLogs, "a token or the client secret appears in %d bytes of debug logs and caller errors", len(logs))
+	}
+}
+
+// recoverable reports whether stored, not the grant's current refresh
+// token, is the one whose rotation answer was lost (a late, slow or
+// truncated reply) and is still inside the server's grace period: no client ever
+// learned the successor, and the next refresh recovers it.
+func (r *run) recoverable(log []oauthtest.RefreshEvent, stored string) bool {
+	g, ok := r.srv.GrantOf(stored)
+	if !ok || g.Generation != g.Current-1 || !r.srv.ValidRefresh(stored) {
+		return false
+	}
+	for _, e := range log {
+		if e.Generation == g.Generation && e.Result == oauthtest.ResultRotated {
+			return !(e.Answered && r.delivered(e.Call))
+		}
+	}
+	return false
+}
+
+func (r *run) inJournal() bool {
+	cur, ok := r.srv.CurrentRefresh(r.seedRT)
+	if !ok {
+		return false
+	}
+	var dirs []string
+	for _, p := range r.sc.replicas {
+		dirs = append(dirs, filepath.Join(r.journals, p.name))
+	}
+	read := r.o.Journal
+	if read == nil {
+		read = readJournals
+	}
+	for _, s := range read(dirs, profile) {
+		if s.Reveal() == cur {
+			r.mu.Lock()
+			r.res.Journaled++
+			r.mu.Unlock()
+			return true
+		}
+	}
+	return false
+}
+
+// readJournals reads the credentials package's recovery journal entries
+// for profile in dirs: one JSON file per entry whose "record" member is a
+// stored Record. A file it cannot read is skipped: the check then fails
+// on the token the entry would have held, which is the right outcome.
+func readJournals(dirs []string, profile string) []secret.Secret {
+	var out []secret.Secret
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			var e struct {
+				Profile string          `json:"profile"`
+				Record  json.RawMessage `json:"record"`
+			}
+			if json.Unmarshal(b, &e) != nil || e.Profile != profile {
+				continue
+			}
+			if rec, err := storage.DecodeRecord(e.Record); err == nil {
+				out = append(out, rec.RefreshToken)
+			}
+		}
+	}
+	return out
+}
+
+// checkCallsPerGeneration: a generation is the life of one refresh token,
+// from the call that rotated its predecessor to the last call presenting
+// it. If no fault struck in that span (no store fault but latency, no
+// endpoint fault, no lost answer, no world event, close, restart,
+// partition or kill), it must have been presented exactly once.
+func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
+	g, _ := r.srv.GrantOf(r.seedRT)
+	plan := map[string]replicaPlan{}
+	for _, p := range r.sc.replicas {
+		plan[p.name] = p
+	}
+	r.mu.Lock()
+	writes := slices.Clone(r.writes)
+	callers := maps.Clone(r.callers)
+	r.mu.Unlock()
+	type gen struct {
+		from, to time.Time
+		calls    int
+		faulted  bool
+	}
+	gens := map[int]*gen{}
+	get := func(n int) *gen {
+		if gens[n] == nil {
+			gens[n] = &gen{}
+		}
+		return gens[n]
+	}
+	get(0).from = r.start
+	for _, e := range log {
+		if e.Family != g.Family {
+			continue
+		}
+		x := get(e.Generation)
+		x.calls++
+		if e.At.After(x.to) {
+			x.to = e.At
+		}
+		if e.Fault != 0 || e.Result == oauthtest.ResultFault {
+			x.faulted = true
+		}
+		if e.Result == oauthtest.ResultRotated && !(e.Answered && r.delivered(e.Call)) {
+			// The client's own timeout struck (or its process died): its
+			// answer was lost as surely as to an injected fault.
+			x.faulted = true
+		}
+		if r.pausedHolder(e, writes, callers, plan) {
+			x.faulted = true
+		}
+		if e.Result == oauthtest.ResultRotated {
+			if n := get(e.Generation + 1); n.from.IsZero() {
+				n.from = e.At
+			}
+		}
+	}
+	// Every disturbance, as a span of time.
+	var spans []window2
+	for _, e := range r.world.Events() {
+		if e.Kind != faultstore.Latency {
+			spans = append(spans, window2{e.At, e.At})
+		}
+	}
+	for _, e := range log {
+		if e.Fault != 0 {
+			spans = append(spans, window2{e.At, e.At})
+		}
+	}
+	r.mu.Lock()
+	for _, m := range r.timeline {
+		if m.disturb {
+			spans = append(spans, window2{m.at, m.at})
+		}
+	}
+	r.mu.Unlock()
+	r.mu.Lock()
+	spans = append(spans, r.stalls...)
+	r.mu.Unlock()
+	for _, p := range r.sc.replicas {
+		if p.partition.to > 0 {
+			spans = append(spans, window2{r.start.Add(p.partition.from), r.start.Add(p.partition.to)})
+		}
+		if p.closeAt > 0 {
+			spans = append(spans, window2{r.start.Add(p.closeAt), r.start.Add(p.closeAt + p.restartAfter)})
+		}
+	}
+	keys := make([]int, 0, len(gens))
+	for k := range gens {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	for _, n := range keys {
+		x := gens[n]
+		if x.calls == 0 {
+			continue // the current generation, not presented yet
+		}
+		r.res.Generations++
+		if x.faulted || x.from.IsZero() {
+			continue
+		}
+		hit := false
+		for _, s := range spans {
+			if !s.to.Before(x.from) && !s.from.After(x.to) {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			continue
+		}
+		r.res.CleanGens++
+		if x.calls > 1 {
+			r.violate(OneCallPerExpiry, "generation %d was presented %d times (from %s to %s) with no fault in between",
+				n, x.calls, r.rel(x.from), r.rel(x.to))
+		}
+	}
+}
+
+type window2 struct{ from, to time.Time }
+
+// Summary adds up the results of many runs.
+type Summary struct {
+	mu          sync.Mutex
+	Seeds       int
+	Failed      []int64
+	Faults      Faults
+	Broken      [numInvariants]int
+	FailedBy    [numInvariants][]int64 // seeds that broke each invariant (the first 20)
+	Handouts    int
+	Generations int
+	CleanGens   int
+	Inherent    int
+	SkewExpired int
+	Journaled   int
+	Losses      map[string]int     // runs by LossCause
+	Excused     int                // reuse detections after an inherent loss
+	Causes      map[string][]int64 // hint code -> seeds
+}
+
+// Add counts one run's result; nil (a child process's) is ignored.
+func (s *Summary) Add(r *Result) {
+	if r == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Seeds++
+	if r.Failed() {
+		s.Failed = append(s.Failed, r.Seed)
+	}
+	s.Faults.add(r.Faults)
+	for i, n := range r.Broken {
+		s.Broken[i] += n
+		if n > 0 && len(s.FailedBy[i]) < 20 {
+			s.FailedBy[i] = append(s.FailedBy[i], r.Seed)
+		}
+	}
+	s.Handouts += r.Handouts
+	s.Generations += r.Generations
+	s.CleanGens += r.CleanGens
+	s.Inherent += r.Inherent
+	s.SkewExpired += r.SkewExpired
+	s.Journaled += r.Journaled
+	s.Excused += r.ExcusedReuses
+	if r.LossCause != "" {
+		if s.Losses == nil {
+			s.Losses = map[string]int{}
+		}
+		s.Losses[r.LossCause]++
+	}
+	for _, h := range r.Hints {
+		code, _, _ := strings.Cut(h, ":")
+		if s.Causes == nil {
+			s.Causes = map[string][]int64{}
+		}
+		if seeds := s.Causes[code]; len(seeds) == 0 || seeds[len(seeds)-1] != r.Seed {
+			s.Causes[code] = append(seeds, r.Seed)
+		}
+	}
+}
+
+func (s *Summary) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "simulation: %d seeds run, %d failed\n", s.Seeds, len(s.Failed))
+	fmt.Fprintf(&b, "faults injected: %s\n", s.Faults)
+	fmt.Fprintf(&b, "checked: %d tokens handed out, %d refresh token generations (%d untouched by faults)\n", s.Handouts, s.Generations, s.CleanGens)
+	for i := range numInvariants {
+		fmt.Fprintf(&b, "invariant %-20s violations %d", i, s.Broken[i])
+		if len(s.FailedBy[i]) > 0 {
+			fmt.Fprintf(&b, " (seeds %v)", s.FailedBy[i])
+		}
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "reuse detections after the successor was lost for good with no grace period (reported apart, not violations): %d\n", s.Excused)
+	causes := make([]string, 0, len(s.Losses))
+	for c := range s.Losses {
+		causes = append(causes, c)
+	}
+	sort.Strings(causes)
+	for _, c := range causes {
+		fmt.Fprintf(&b, "  runs whose successor was lost: %-70s %d\n", c, s.Losses[c])
+	}
+	fmt.Fprintf(&b, "inherent outcomes in all (those reuses, tokens handed out after them, lost final tokens): %d\n", s.Inherent)
+	fmt.Fprintf(&b, "runs that ended with the current refresh token in a recovery journal, not the store: %d\n", s.Journaled)
+	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
+	codes := make([]string, 0, len(s.Causes))
+	for c := range s.Causes {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		seeds := s.Causes[c]
+		fmt.Fprintf(&b, "\nlikely cause %-22s %d seeds, e.g. %v", c, len(seeds), seeds[:min(len(seeds), 10)])
+	}
+	return b.String()
+}

@@ -1,0 +1,240 @@
+package faultstore_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tokencache/tokencache/internal/faultstore"
+	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
+	"github.com/tokencache/tokencache/storage/storagetest"
+)
+
+func seeded(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
+
+// With no faults the wrapper is a conforming adapter, Watcher included.
+func TestConformanceWithoutFaults(t *testing.T) {
+	w := faultstore.NewWorld(memory.New())
+	defer w.Close()
+	n := uint64(0)
+	storagetest.Run(t, func(t *testing.T) storage.Adapter {
+		n++
+		return w.Adapter("c", seeded(n), faultstore.Rates{})
+	})
+	if c := w.Counts(); c.Total() != 0 {
+		t.Fatalf("faults injected with zero rates: %v", c)
+	}
+}
+
+func TestFailBeforeAppliesNothing(t *testing.T) {
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("r1", seeded(1), faultstore.Rates{FailBefore: 1})
+	_, err := a.Put(context.Background(), "k", []byte(`{}`), storage.Condition{})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Put: %v, want ErrUnavailable", err)
+	}
+	if _, _, err := w.Inner().Get(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("inner Get: %v; the write must not have applied", err)
+	}
+	if c := w.Counts(); c[faultstore.FailBefore] != 1 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+// The dangerous one: the write lands and the caller is told it failed.
+func TestFailAfterApplies(t *testing.T) {
+	ctx := context.Background()
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("r1", seeded(1), faultstore.Rates{FailAfter: 1})
+	_, err := a.Put(ctx, "k", []byte(`{"v":1}`), storage.IfAbsent())
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Put: %v, want ErrUnavailable", err)
+	}
+	v, _, err := w.Inner().Get(ctx, "k")
+	if err != nil || string(v) != `{"v":1}` {
+		t.Fatalf("inner Get: %q, %v; the write must have applied", v, err)
+	}
+	// A write that fails in the store passes its own answer on.
+	if _, err := a.Put(ctx, "k", []byte(`{"v":2}`), storage.IfAbsent()); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("conflicting Put: %v, want ErrConflict", err)
+	}
+	if err := a.Delete(ctx, "k", storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, _, err := w.Inner().Get(ctx, "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("inner Get after Delete: %v; the delete must have applied", err)
+	}
+	// Reads cannot apply anything: they fail before.
+	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Get: %v", err)
+	}
+	c := w.Counts()
+	if c[faultstore.FailAfter] != 2 || c[faultstore.FailBefore] != 1 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestDropReplyAppliesAndBlocksUntilContextEnds(t *testing.T) {
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("r1", seeded(1), faultstore.Rates{DropReply: 1, Hang: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := a.Put(ctx, "k", []byte(`{}`), storage.Condition{})
+	if err == nil || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("Put returned %v after %v; want an error once ctx ended", err, time.Since(start))
+	}
+	if _, _, err := w.Inner().Get(context.Background(), "k"); err != nil {
+		t.Fatalf("inner Get: %v; the write must have applied", err)
+	}
+	// Without a deadline the hang is bounded.
+	a.SetRates(faultstore.Rates{DropReply: 1, Hang: 20 * time.Millisecond})
+	if _, err := a.Put(context.Background(), "k", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("Put: %v", err)
+	}
+	if c := w.Counts(); c[faultstore.DropReply] != 2 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestPartitionCutsOffOneReplica(t *testing.T) {
+	ctx := context.Background()
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	b := w.Adapter("b", seeded(2), faultstore.Rates{})
+	a.Partition(true)
+	if _, err := a.Put(ctx, "k", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("partitioned Put: %v", err)
+	}
+	if _, err := b.Put(ctx, "k", []byte(`{"b":1}`), storage.IfAbsent()); err != nil {
+		t.Fatalf("the other replica's Put: %v (the partitioned one must not have written)", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := a.Wait(wctx, "k", ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("partitioned Wait: %v; want it to hear of no change until ctx ends", err)
+	}
+	a.Partition(false)
+	if v, _, err := a.Get(ctx, "k"); err != nil || string(v) != `{"b":1}` {
+		t.Fatalf("healed Get: %q, %v", v, err)
+	}
+	if c := w.Counts(); c[faultstore.Partitioned] != 1 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+func TestWorldEvents(t *testing.T) {
+	ctx := context.Background()
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	for _, k := range []string{"x", "y", "z"} {
+		if _, err := a.Put(ctx, k, []byte(`{}`), storage.Condition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Evict(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := a.List(ctx)
+	slices.Sort(keys)
+	if !slices.Equal(keys, []string{"y", "z"}) {
+		t.Fatalf("after Evict: %v", keys)
+	}
+	if err := w.RestartEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := a.List(ctx); len(keys) != 0 {
+		t.Fatalf("after RestartEmpty: %v", keys)
+	}
+	c := w.Counts()
+	if c[faultstore.Evict] != 1 || c[faultstore.RestartEmpty] != 1 {
+		t.Fatalf("counts %v", c)
+	}
+}
+
+// The same seed draws the same faults for the same sequence of calls.
+func TestSameSeedSameSchedule(t *testing.T) {
+	run := func(seed uint64) []string {
+		w := faultstore.NewWorld(memory.New())
+		a := w.Adapter("r", seeded(seed), faultstore.Rates{
+			Latency: 0.2, MaxLatency: time.Millisecond, FailBefore: 0.1, FailAfter: 0.1, DropReply: 0.1, Hang: time.Millisecond})
+		for range 200 {
+			a.Put(context.Background(), "k", []byte(`{}`), storage.Condition{})
+			a.Get(context.Background(), "k")
+		}
+		var out []string
+		for _, e := range w.Events() {
+			out = append(out, e.Op+" "+e.Kind.String()+" "+e.Detail)
+		}
+		return out
+	}
+	a, b, c := run(7), run(7), run(8)
+	if len(a) == 0 || !slices.Equal(a, b) {
+		t.Fatalf("seed 7 gave %d and %d events, or different ones", len(a), len(b))
+	}
+	if slices.Equal(a, c) {
+		t.Fatal("seeds 7 and 8 gave the same schedule")
+	}
+}
+
+// notWatcher hides the memory adapter's Wait.
+type notWatcher struct{ storage.Adapter }
+
+func TestWaitUnsupportedWhenInnerCannotWatch(t *testing.T) {
+	w := faultstore.NewWorld(notWatcher{memory.New()})
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	if err := a.Wait(context.Background(), "k", ""); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Wait: %v, want errors.ErrUnsupported", err)
+	}
+	// The Store then polls instead of failing.
+	st := storage.NewStore(a)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := st.Wait(ctx, "k", "", time.Millisecond); err != nil {
+		t.Fatalf("Store.Wait: %v", err)
+	}
+}
+
+func TestCloseLeavesTheWorldOpen(t *testing.T) {
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	b := w.Adapter("b", seeded(2), faultstore.Rates{})
+	a.Close()
+	if _, _, err := a.Get(context.Background(), "k"); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if _, err := b.Put(context.Background(), "k", []byte(`{}`), storage.Condition{}); err != nil {
+		t.Fatalf("the other wrapper: %v", err)
+	}
+}
+
+// OnWrite sees every write that applied, what its caller was told, and
+// World events, in order; not the writes that did not apply.
+func TestOnWrite(t *testing.T) {
+	ctx := context.Background()
+	w := faultstore.NewWorld(memory.New())
+	var got []string
+	w.OnWrite(func(wr faultstore.Write) {
+		told := "ok"
+		if wr.Fault >= 0 {
+			told = wr.Fault.String()
+		}
+		got = append(got, wr.Replica+" "+wr.Op+" "+wr.Key+" "+string(wr.Value)+" "+told)
+	})
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent())
+	a.Put(ctx, "k", []byte(`{"n":2}`), storage.IfAbsent()) // conflict: not applied
+	a.SetRates(faultstore.Rates{FailAfter: 1})
+	a.Put(ctx, "k", []byte(`{"n":3}`), storage.Condition{})
+	a.SetRates(faultstore.Rates{FailBefore: 1})
+	a.Put(ctx, "k", []byte(`{"n":4}`), storage.Condition{}) // failed before: not applied
+	w.Evict(ctx, "k")
+	want := []string{`a put k {"n":1} ok`, `a put k {"n":3} fail-after-apply`, ` delete k  ok`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("writes seen:\n%q\nwant\n%q", got, want)
+	}
+}
