@@ -22,6 +22,9 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
+// hdrClose closes the connection after the answer.
+var hdrClose = []string{"close"}
+
 // HeaderName is the header every request but /healthz must carry, with
 // the value "1". A server-side request forgery through a co-located web
 // app rarely controls request headers, and a browser cannot send it
@@ -228,6 +231,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (route, code int
 		route = routeHealth
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return route, h.methodNotAllowed(w, r, "GET, HEAD")
+		}
+		if h.key != nil {
+			// Anyone may ask, key or not: such a connection must not
+			// stay open to take a slot a client with the key needs.
+			hdr["Connection"] = hdrClose
 		}
 		hdr["Content-Type"] = hdrText
 		w.WriteHeader(http.StatusOK)
@@ -520,6 +528,11 @@ func profileName(s *profileState) string {
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, class, msg string) int {
 	h.log.Debug("agent: request refused", "method", r.Method, "status", code, "error", class)
+	if code == http.StatusBadRequest || code == http.StatusUnauthorized || code == http.StatusForbidden {
+		// A refused client keeps no idle connection (and no slot of
+		// MaxConns) open at the agent.
+		w.Header()["Connection"] = hdrClose
+	}
 	return h.writeError(w, code, class, msg)
 }
 

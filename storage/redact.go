@@ -78,6 +78,8 @@ func secretParam(name string) bool {
 //     which names a key and is kept;
 //   - the value of a parameter whose name has a malformed escape (%zz),
 //     since its name cannot be told;
+//   - the value of any parameter that is itself a URL with user
+//     information, escaped or not (kms_endpoint=http://admin:pw@host);
 //   - in a URL without "//" whose text has an '@' (redis:user:pw@host, a
 //     missing "//"), everything between the scheme and the last '@'.
 //
@@ -185,16 +187,30 @@ func redactPairs(b *strings.Builder, s string) {
 		} else {
 			s = ""
 		}
-		name, _, hasValue := strings.Cut(pair, "=")
+		name, value, hasValue := strings.Cut(pair, "=")
 		if hasValue {
 			n, err := url.QueryUnescape(name)
-			if err != nil || secretParam(n) {
+			if err != nil || secretParam(n) || nestedCredentials(value) {
 				pair = name + "=" + redactMask
 			}
 		}
 		b.WriteString(pair)
 		b.WriteString(sep)
 	}
+}
+
+// nestedCredentials reports whether a query value is itself a URL with
+// user info (kms_endpoint=http://admin:pw@host), plainly or escaped.
+func nestedCredentials(value string) bool {
+	v, err := url.QueryUnescape(value)
+	if err != nil {
+		v = value
+	}
+	if !strings.Contains(v, "://") || !strings.Contains(v, "@") {
+		return false
+	}
+	u, err := url.Parse(v)
+	return err != nil || u.User != nil
 }
 
 // redactUnparseable returns the scheme of text that is not a URL, if it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,8 @@ COMMAND with it in the environment, as aws-vault exec does:
   TOKENCACHE_TOKEN_TYPE     its type (Bearer)
   TOKENCACHE_TOKEN_EXPIRY   its expiry (RFC 3339), when known
 
-The rest of the environment is passed as it is. The exit status is
+The rest of the environment is passed on, less PAN_* and TOKENCACHE_*
+variables (credentials, store URLs that may hold passwords). The exit status is
 COMMAND's; --timeout bounds getting the token, not COMMAND. The token is
 valid at least --min-valid longer when COMMAND starts; a COMMAND that runs
 longer should call "tokencache token" itself.`,
@@ -80,7 +82,7 @@ longer should call "tokencache token" itself.`,
 			if typ == "" {
 				typ = "Bearer"
 			}
-			child.Env = append(append([]string{}, environ...),
+			child.Env = append(execEnv(environ),
 				"TOKENCACHE_ACCESS_TOKEN="+tok.AccessToken.Reveal(), "TOKENCACHE_TOKEN_TYPE="+typ)
 			if !tok.Expiry.IsZero() {
 				child.Env = append(child.Env, "TOKENCACHE_TOKEN_EXPIRY="+tok.Expiry.UTC().Format(time.RFC3339))
@@ -105,3 +107,19 @@ longer should call "tokencache token" itself.`,
 type childExit struct{ code int }
 
 func (e *childExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// execEnv is the environment exec hands CMD: the CLI's own, less what
+// carries the secrets the token was made from (PAN_* credentials, store
+// URLs that may hold passwords, every TOKENCACHE_* setting): CMD gets an
+// access token, not the means to make more.
+func execEnv(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "PAN_") || strings.HasPrefix(name, "TOKENCACHE_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}

@@ -315,7 +315,9 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 	}
 	start := time.Now().UnixNano()
 	a.checkDir()
-	f, err := os.Open(a.path)
+	// Non-blocking, so that a FIFO planted at the path cannot hang us in
+	// open(2); anything but a regular file is refused below.
+	f, err := os.OpenFile(a.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if notExist(err) {
 		p, _ := parse(a.path, nil)
 		snap := &snapshot{parsed: p}
@@ -329,6 +331,9 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, id, a.ioError("stat", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, id, storage.Wrap(storage.ErrCorrupt, fmt.Sprintf("file: %s is not a regular file", a.path), ErrUnsafeFile)
 	}
 	// Identify what we read by the descriptor, not the path, which a
 	// writer may have renamed over since.

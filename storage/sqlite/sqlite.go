@@ -163,10 +163,18 @@ func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
 	}
 	// SQLite would create the file with the umask's mode; make it first, so
 	// the secrets in it are never readable by others.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	// Symbolic links are refused, for the database and the files SQLite
+	// keeps beside it: one planted in a shared directory would have us
+	// create, or change the mode of, a file of the planter's choosing.
+	for _, p := range []string{abs, abs + "-wal", abs + "-shm", abs + "-journal"} {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("sqlite: %s is a symbolic link; refusing to follow it", p), nil)
+		}
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, errROFS) {
 		// Maybe readable though not writable: let SQLite decide.
-		f, err = os.Open(abs)
+		f, err = os.OpenFile(abs, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	}
 	if err != nil {
 		return nil, fileError(abs, "open", err)
@@ -542,11 +550,17 @@ func mapErr(ctx context.Context, msg string, err error) error {
 // is a warning too, not a failure, since SQLite may still be able to use
 // it and refusing would not make it private.
 func tighten(log *slog.Logger, path string) {
-	fi, err := os.Stat(path)
+	// Lstat and a descriptor opened without following links: the mode
+	// changed is that of the file at path, never a link's target.
+	fi, err := os.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
 		return
 	}
-	err = os.Chmod(path, 0o600)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err == nil {
+		err = f.Chmod(0o600)
+		f.Close()
+	}
 	if log == nil {
 		return
 	}
