@@ -196,6 +196,7 @@ type Credentials struct {
 	deadRT   secret.Secret // refresh token the server rejected: do not retry it
 	pending  *pendingWrite // a rotated token the store has not taken yet
 	flushing bool          // a background writer retries pending
+	closed   bool          // Close was called: no new goroutines
 	seen     leaseSighting // the other holder's lease we last waited for
 	failures int           // consecutive temporary failures, for backoff
 	holdOff  time.Time     // no new refresh before this, after failures
@@ -341,6 +342,17 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 		return c.flight
 	}
 	f := &flight{done: make(chan struct{})}
+	if c.closed {
+		// Close is waiting for the flights it knows of; starting another
+		// now would race with that wait.
+		if stale.Valid(c.cfg.Now()) {
+			f.tok = stale
+		} else {
+			f.err = storage.Wrap(storage.ErrClosed, fmt.Sprintf("credentials: profile %q", c.cfg.Profile), nil)
+		}
+		close(f.done)
+		return f
+	}
 	if now := c.cfg.Now(); now.Before(c.holdOff) {
 		// Recent failures: do not hammer the endpoint. A token still valid
 		// is served meanwhile; without one, fail fast. The hold-off is
@@ -380,6 +392,9 @@ func (c *Credentials) Flush(ctx context.Context) error {
 // (bounded by StoreTimeout); if that fails too Close returns an
 // *UnpersistedError naming the recovery journal entry that keeps it.
 func (c *Credentials) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	return c.flushPending(context.Background())

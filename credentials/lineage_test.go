@@ -274,3 +274,30 @@ func TestTokensShorterThanSkew(t *testing.T) {
 	}
 	f.checkGrant(t)
 }
+
+// Close while callers keep starting flights used to race Close's wait
+// with a new flight's start (a WaitGroup panic); now a flight asked for
+// after Close answers at once.
+func TestCloseRacesTokenCalls(t *testing.T) {
+	for range 20 {
+		f := newFixture(t, oauthtest.Options{Rotate: true, AccessTTL: time.Second})
+		c := f.creds(t, nil)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					c.Refresh(context.Background(), nil)
+				}
+			}
+		}()
+		time.Sleep(5 * time.Millisecond)
+		c.Close()
+		close(stop)
+		<-done
+	}
+}

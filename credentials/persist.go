@@ -174,8 +174,8 @@ func (c *Credentials) keepPending(rec *storage.Record, path string, cause error)
 	c.mu.Lock()
 	old := c.pending
 	c.pending = p
-	start := !c.flushing
-	c.flushing = true
+	start := !c.flushing && !c.closed
+	c.flushing = c.flushing || start
 	c.mu.Unlock()
 	if old != nil {
 		// Ours descends from it, and lineage keeps the newer one anyway.
@@ -319,7 +319,23 @@ func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, 
 	next.Lease = nil
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
 	defer cancel()
-	if _, err := c.store.Replace(wctx, leased, leaseRev, next); err != nil && !errors.Is(err, storage.ErrConflict) {
+	_, err := c.store.Replace(wctx, leased, leaseRev, next)
+	if errors.Is(err, storage.ErrConflict) {
+		// The record changed; if it vanished (evicted, a server restarted
+		// empty) the refresh token we hold may be the only copy left (a
+		// failed call may still be in its reuse grace period): put it back.
+		err = c.update(wctx, func(cur *storage.Record) error {
+			if cur.ClientID != "" || cur.RefreshToken != "" || cur.AccessToken != "" {
+				return storage.ErrAbort
+			}
+			*cur = *next
+			return nil
+		})
+		if errors.Is(err, storage.ErrAbort) {
+			err = nil
+		}
+	}
+	if err != nil {
 		c.cfg.Logger.Debug("could not release lease; it will lapse", "profile", c.cfg.Profile, "err", err)
 	}
 }
