@@ -80,6 +80,17 @@ func (l *EndpointLimiter) acquire(ctx context.Context, endpoint string, now func
 	return release, waited, nil
 }
 
+// wait sleeps out the endpoint's hold-off for a flight that already holds
+// a slot (a retry after a 429 must not go out inside a longer pause that
+// another answer asked for meanwhile).
+func (l *EndpointLimiter) wait(ctx context.Context, endpoint string, now func() time.Time) (waited bool, err error) {
+	if l == nil {
+		return false, nil
+	}
+	err = l.gate(endpoint).pause(ctx, now, &waited)
+	return waited, err
+}
+
 // pause sleeps out the endpoint's hold-off, if any, noting that it waited.
 func (g *endpointGate) pause(ctx context.Context, now func() time.Time, waited *bool) error {
 	for {

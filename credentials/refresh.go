@@ -104,6 +104,10 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			if waited {
 				continue
 			}
+		} else if waited, err := c.cfg.Limiter.wait(ctx, next.TokenURL, c.cfg.Now); err != nil {
+			return nil, fmt.Errorf("credentials: profile %q: waiting for the token endpoint: %w", c.cfg.Profile, err)
+		} else if waited {
+			continue
 		}
 		now = c.cfg.Now()
 		next.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL), TTL: storage.Duration(c.cfg.LeaseTTL)}

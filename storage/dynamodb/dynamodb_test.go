@@ -214,8 +214,8 @@ func TestOpenURLForms(t *testing.T) {
 		{url: "dynamodb://tokens?endpoint=https://dynamo.internal:8000", table: "tokens"},
 		{url: "dynamodb://tokens?endpoint=http://localhost:8000", table: "tokens"},
 		{url: "dynamodb://tokens?create_table=maybe", wantErr: true},
-		{url: "dynamodb://tokens?secret_key=x", wantErr: true},
-		{url: "dynamodb://AKIA:secret@tokens", wantErr: true},
+		{url: "dynamodb://tokens?secret_key=sekritvalue", wantErr: true},
+		{url: "dynamodb://AKIA:sekritvalue@tokens", wantErr: true},
 	}
 	for _, c := range cases {
 		t.Run(c.url, func(t *testing.T) {
@@ -228,7 +228,7 @@ func TestOpenURLForms(t *testing.T) {
 				if !errors.Is(err, storage.ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
 				}
-				if strings.Contains(err.Error(), "secret") && !strings.Contains(err.Error(), "*****") {
+				if strings.Contains(err.Error(), "sekritvalue") {
 					t.Fatalf("error repeats a secret: %v", err)
 				}
 				return
