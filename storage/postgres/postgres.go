@@ -180,11 +180,15 @@ func New(pool *pgxpool.Pool, opts Options) (*Adapter, error) {
 		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("postgres: schema name %q: want [A-Za-z_][A-Za-z0-9_]{0,62}", opts.Schema), nil)
 	}
 	ident := pgx.Identifier{table}
-	channel := "tokencache." + table
 	if opts.Schema != "" {
 		ident = pgx.Identifier{opts.Schema, table}
-		channel = "tokencache." + opts.Schema + "." + table
 	}
+	// The channel is named after the table alone, not after how the URL
+	// spells its schema: replicas that reach one table through search_path
+	// and through schema= must hear each other. Same-named tables in two
+	// schemas share it, which costs a spurious wake-up (a waiter re-reads),
+	// never a lost one.
+	channel := "tokencache." + table
 	if len(channel) > 63 {
 		// Channel names are identifiers, at most 63 bytes.
 		sum := sha256.Sum256([]byte(channel))
