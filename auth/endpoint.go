@@ -54,12 +54,7 @@ func getJSON(client *http.Client, req *http.Request) (any, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 3 {
-		target := "nowhere"
-		if loc, err := resp.Location(); err == nil {
-			target = redact(loc)
-		}
-		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode,
-			Description: "redirected to " + target + "; credentials are not sent to a redirect target: check the endpoint URL"}
+		return nil, credentials.RedirectError(resp)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {

@@ -165,15 +165,7 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 3 {
-		// The client does not follow redirects (httpsafe.NoRedirects): the
-		// refresh token and client secret would go to wherever the answer
-		// points, and its tokens would be stored as ours.
-		target := "nowhere"
-		if loc, err := resp.Location(); err == nil {
-			target = redactURL(loc)
-		}
-		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp, Err: ErrNotTokenEndpoint,
-			Description: "redirected to " + target + "; credentials are not sent to a redirect target: check the endpoint URL"}
+		return nil, RedirectError(resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
@@ -205,6 +197,20 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return min(t.Sub(now), 24*time.Hour)
 	}
 	return 0
+}
+
+// RedirectError is the error for a 3xx answer to a request that carried
+// credentials. Such requests never follow redirects (the client secret and
+// refresh token would go to wherever the answer points, and its tokens
+// would be stored as ours), so the answer is reported, naming the redacted
+// target; it matches ErrNotTokenEndpoint. For Grant implementations.
+func RedirectError(resp *http.Response) *EndpointError {
+	target := "nowhere"
+	if loc, err := resp.Location(); err == nil {
+		target = redactURL(loc)
+	}
+	return &EndpointError{URL: redactURL(resp.Request.URL), StatusCode: resp.StatusCode, Response: resp, Err: ErrNotTokenEndpoint,
+		Description: "redirected to " + target + "; credentials are not sent to a redirect target: check the endpoint URL"}
 }
 
 // parseTokenResponse reads a token endpoint's answer: a token response

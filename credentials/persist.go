@@ -73,7 +73,7 @@ var (
 // The store's lineage check applies on top.
 func (c *Credentials) applySuccessor(cur, ours *storage.Record) error {
 	switch {
-	case cur.ClientID == "" && cur.RefreshToken == "" && cur.AccessToken == "":
+	case vanished(cur):
 		*cur = *ours.Clone()
 		cur.Lease = nil
 		return nil
@@ -283,33 +283,17 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 	return nil
 }
 
-// update is the protocol's read-modify-write: storage.Store.Update, but
-// free to change the lease (fn clears or keeps it), which Store.Update
-// keeps out of every other writer's hands. Lineage applies as always.
+// vanished reports whether a record read for a write is the store's
+// stand-in for a profile it lost: nothing but the name.
+func vanished(r *storage.Record) bool {
+	return r.ClientID == "" && r.RefreshToken == "" && r.AccessToken == ""
+}
+
+// update is the protocol's read-modify-write (storage.Store.UpdateLease:
+// fn may change the lease).
 func (c *Credentials) update(ctx context.Context, fn func(*storage.Record) error) error {
-	for attempt := 0; ; attempt++ {
-		cur, rev, err := c.store.Load(ctx, c.cfg.Profile)
-		next := &storage.Record{Profile: c.cfg.Profile}
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			cur = nil
-		case err != nil:
-			return err
-		default:
-			next = cur.Clone()
-		}
-		if err := fn(next); err != nil {
-			return err
-		}
-		if _, err = c.store.Replace(ctx, cur, rev, next); !errors.Is(err, storage.ErrConflict) {
-			return err
-		}
-		if attempt >= 2 {
-			if err := backoff.Sleep(ctx, backoff.Exponential(time.Millisecond, attempt-2)); err != nil {
-				return err
-			}
-		}
-	}
+	_, _, err := c.store.UpdateLease(ctx, c.cfg.Profile, fn)
+	return err
 }
 
 // releaseLease clears our lease after a failed refresh so that another
@@ -325,7 +309,7 @@ func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, 
 		// empty) the refresh token we hold may be the only copy left (a
 		// failed call may still be in its reuse grace period): put it back.
 		err = c.update(wctx, func(cur *storage.Record) error {
-			if cur.ClientID != "" || cur.RefreshToken != "" || cur.AccessToken != "" {
+			if !vanished(cur) {
 				return storage.ErrAbort
 			}
 			*cur = *next

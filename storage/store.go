@@ -123,6 +123,17 @@ var ErrAbort = errors.New("storage: update aborted")
 // protocol, which writes it with Replace, so that no other writer can drop
 // a lease a refresher holds and let a second refresher spend the token.
 func (s *Store) Update(ctx context.Context, profile string, fn func(*Record) error) (*Record, Revision, error) {
+	return s.update(ctx, profile, fn, true)
+}
+
+// UpdateLease is Update for the refresh protocol itself: fn may take,
+// keep or clear the lease, which Update keeps out of every other writer's
+// hands. Lineage applies as always.
+func (s *Store) UpdateLease(ctx context.Context, profile string, fn func(*Record) error) (*Record, Revision, error) {
+	return s.update(ctx, profile, fn, false)
+}
+
+func (s *Store) update(ctx context.Context, profile string, fn func(*Record) error, keepLease bool) (*Record, Revision, error) {
 	if err := s.check(profile); err != nil {
 		return nil, "", err
 	}
@@ -141,9 +152,11 @@ func (s *Store) Update(ctx context.Context, profile string, fn func(*Record) err
 			return nil, "", err
 		}
 		r.Profile = profile
-		r.Lease = nil
-		if cur != nil {
-			r.Lease = cur.Lease
+		if keepLease {
+			r.Lease = nil
+			if cur != nil {
+				r.Lease = cur.Lease
+			}
 		}
 		newRev, err := s.Replace(ctx, cur, rev, r)
 		if err == nil {
