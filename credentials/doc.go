@@ -59,6 +59,14 @@
 // Flush writes it on demand and Close reports, as an *UnpersistedError,
 // one it could not write and where it is kept.
 //
+// A store that loses the profile (a cache evicts it, a server restarts
+// empty) gets it back from the flight that just refreshed it. A token held
+// back after a failed write is not put back into an emptied store: the
+// failed write may have landed and another replica may have refreshed
+// past it, and restoring it would hand out a spent token. It stays in the
+// journal and the error names the entry, for an operator to restore with
+// init --force if no other replica refreshed since.
+//
 // One loss no client can prevent: a process killed, or a reply lost, after
 // the server rotated the refresh token and before the client received it.
 // A failed call may have reached the server, so the retry presents the same

@@ -301,3 +301,56 @@ func TestCloseRacesTokenCalls(t *testing.T) {
 		<-done
 	}
 }
+
+// Simulation seed 38101: a write whose reply was lost had landed; another
+// replica read the token it carried and refreshed past it; then the store
+// lost the profile. The held-back token must not be put back into the
+// emptied store (the next refresh would replay it and the server would
+// revoke the grant): it stays in the recovery journal, and the error says
+// where.
+func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.lostReply.Store(true)
+		hold.Release()
+	}()
+	if _, err := c1.Token(context.Background()); err != nil {
+		t.Fatalf("Token with the reply of the write lost: %v", err)
+	}
+	f.flaky.lostReply.Store(false)
+	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
+	c2 := f.replica(t, nil)
+	if _, err := c2.Refresh(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	direct := storage.NewNamedStore(f.store.Name(), f.flaky.Adapter) // not partitioned
+	rec, _, err := direct.Load(context.Background(), "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := rec.RefreshToken
+	if err := direct.Delete(context.Background(), "p"); err != nil { // evicted
+		t.Fatal(err)
+	}
+	f.flaky.down.Store(false)
+	err = c1.Flush(context.Background())
+	var ue *credentials.UnpersistedError
+	if !errors.As(err, &ue) || ue.Journal == "" {
+		t.Fatalf("Flush into the emptied store: %v, want an UnpersistedError naming the journal", err)
+	}
+	if _, _, err := f.store.Load(context.Background(), "p"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the held-back token was put back into the emptied store (%v)", err)
+	}
+	if n := f.srv.Stats().ReuseDetections; n != 0 {
+		t.Fatalf("%d reuse detections", n)
+	}
+	if !f.srv.ValidRefresh(live.Reveal()) {
+		t.Fatal("the live refresh token is no longer valid")
+	}
+	if _, err := os.Stat(ue.Journal); err != nil {
+		t.Fatalf("journal entry: %v", err)
+	}
+}

@@ -49,6 +49,24 @@ type pendingWrite struct {
 	err     error  // the last store error
 }
 
+// A write that failed may still have reached the store (its reply was
+// lost, it timed out after sending): other replicas may have read the
+// token it carried, spent it, and stored a successor. If the store later
+// loses the profile (a cache evicts it, a server restarts empty), putting
+// that token back would hand them a spent token, and the server revokes
+// the grant on its reuse. So a record is restored into an emptied store
+// only by the flight that just refreshed it, before any write of it
+// failed; a record held back after a failed write (pending, or in the
+// recovery journal) is not restored: it stays in the journal and the
+// error says so, for an operator who knows no other replica refreshed.
+//
+// The alternative, restoring it anyway, trades a rare loss of the grant
+// (the store lost the profile after a write whose reply was lost, and no
+// other replica read it) for a rare replay that revokes it for every
+// replica; the first is visible and recoverable from the journal, the
+// second is neither.
+var errHeldBack = storage.Wrap(storage.ErrUnavailable, "the store lost the profile after a write of this refresh token failed; it may have landed and been used by another replica, so it is not put back automatically", nil)
+
 // Why a refreshed record was not written over the stored one.
 var (
 	// errSuperseded: the store holds a later token of the same grant.
@@ -63,16 +81,20 @@ var (
 // stored record, when ours descends from it:
 //
 //   - cur is empty: the store lost the profile (a server restarted empty,
-//     a cache evicted it); ours is restored whole.
+//     a cache evicted it); ours is restored whole if restore is set (no
+//     write of ours failed yet; see errHeldBack), else errHeldBack.
 //   - cur holds the token ours replaced: ours is its successor.
 //   - cur holds ours already: only the access token may be newer.
 //   - cur holds an older generation of the same grant: a store restored
-//     from an old snapshot; ours is the only live token.
+//     from an old snapshot; ours is the only live token (again only if
+//     restore is set, unless cur is ours' direct predecessor).
 //
 // Otherwise it returns errSuperseded or errForeign and changes nothing.
 // The store's lineage check applies on top.
-func (c *Credentials) applySuccessor(cur, ours *storage.Record) error {
+func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) error {
 	switch {
+	case vanished(cur) && !restore:
+		return errHeldBack
 	case vanished(cur):
 		*cur = *ours.Clone()
 		cur.Lease = nil
@@ -80,6 +102,9 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record) error {
 	case cur.RefreshToken == ours.RefreshToken:
 	case ours.Succeeds(cur):
 		cur.Rotate(ours.RefreshToken.Reveal())
+	case cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant && ours.Lineage.Gen > cur.Lineage.Gen+1 && !restore:
+		// Rolled back past our predecessor: as for an emptied store.
+		return errHeldBack
 	case cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant && ours.Lineage.Gen > cur.Lineage.Gen:
 		cur.RefreshToken, cur.Lineage.Gen, cur.Lineage.Spent = ours.RefreshToken, ours.Lineage.Gen, ours.Lineage.Spent
 	case cur.Lineage.Grant == ours.Lineage.Grant:
@@ -98,10 +123,11 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record) error {
 // record changed meanwhile, over whatever is stored now, as lineage allows.
 // superseded means the store holds a newer token than ours: ours is
 // dropped, which is right, since the newer one descends from a later spend.
-func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record) (superseded bool, err error) {
+// restore says whether ours may be put into a store that lost the profile.
+func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, restore bool) (superseded bool, err error) {
 	_, err = c.store.Replace(ctx, leased, leaseRev, rec)
 	if errors.Is(err, storage.ErrConflict) {
-		err = c.update(ctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec) })
+		err = c.update(ctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
 	}
 	if errors.Is(err, storage.ErrLineage) {
 		c.cfg.Logger.Warn("the store holds a newer refresh token than the one just refreshed; keeping the store's",
@@ -133,7 +159,7 @@ func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.
 	var err error
 	for attempt := 0; ; attempt++ {
 		wctx, cancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
-		_, err = c.persist(wctx, leased, leaseRev, rec)
+		_, err = c.persist(wctx, leased, leaseRev, rec, attempt == 0)
 		cancel()
 		if err == nil {
 			return nil
@@ -221,7 +247,7 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, p.rec) })
+	err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, p.rec, false) })
 	cancel()
 	keepEntry := false
 	switch {
@@ -266,7 +292,7 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec) })
+		err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, false) })
 		cancel()
 		switch {
 		case errors.Is(err, errForeign):
