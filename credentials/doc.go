@@ -60,10 +60,12 @@
 // one it could not write and where it is kept.
 //
 // A store that loses the profile (a cache evicts it, a server restarts
-// empty) gets it back from the flight that just refreshed it. A token held
-// back after a failed write is not put back into an emptied store: the
-// failed write may have landed and another replica may have refreshed
-// past it, and restoring it would hand out a spent token. It stays in the
+// empty) gets it back from whoever holds the refreshed record: the flight
+// that just refreshed it, or a token held back after a failed write. The
+// latter only while its access token is in the first half of its life and
+// before its renewal window: its failed write may have landed, and once
+// the token is due another replica may have refreshed past it, so putting
+// it back would hand out a spent token. Past that point it stays in the
 // journal and the error names the entry, for an operator to restore with
 // init --force if no other replica refreshed since.
 //

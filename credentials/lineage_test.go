@@ -303,13 +303,13 @@ func TestCloseRacesTokenCalls(t *testing.T) {
 }
 
 // Simulation seed 38101: a write whose reply was lost had landed; another
-// replica read the token it carried and refreshed past it; then the store
-// lost the profile. The held-back token must not be put back into the
-// emptied store (the next refresh would replay it and the server would
-// revoke the grant): it stays in the recovery journal, and the error says
-// where.
+// replica read the token it carried and, its access token due, refreshed
+// past it; then the store lost the profile. The held-back token must not
+// be put back into the emptied store (the next refresh would replay it and
+// the server would revoke the grant): it stays in the recovery journal,
+// and the error says where.
 func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
-	f := newFixture(t, oauthtest.Options{Rotate: true})
+	f := newFixture(t, oauthtest.Options{Rotate: true, AccessTTL: 2 * time.Second})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
 	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
 	go func() {
@@ -322,6 +322,7 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 	}
 	f.flaky.lostReply.Store(false)
 	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
+	time.Sleep(1100 * time.Millisecond) // past half the access token's life
 	c2 := f.replica(t, nil)
 	if _, err := c2.Refresh(context.Background(), nil); err != nil {
 		t.Fatal(err)
@@ -353,4 +354,34 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 	if _, err := os.Stat(ue.Journal); err != nil {
 		t.Fatalf("journal entry: %v", err)
 	}
+}
+
+// The other side of the same rule: a profile lost while the held-back
+// token is still fresh (no replica refreshes past a fresh token: they
+// adopt it) is restored, not left in the journal with the fleet failing.
+func TestHeldBackFreshTokenIsRestored(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.down.Store(true)
+		hold.Release()
+	}()
+	tok, err := c1.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token with the store down: %v", err)
+	}
+	direct := storage.NewNamedStore(f.store.Name(), f.flaky.Adapter)
+	if err := direct.Delete(context.Background(), "p"); err != nil { // restarted empty
+		t.Fatal(err)
+	}
+	f.flaky.down.Store(false)
+	if err := c1.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if rec := f.record(t); rec.AccessToken != tok.AccessToken {
+		t.Fatal("the fresh held-back token was not restored")
+	}
+	f.checkGrant(t)
 }

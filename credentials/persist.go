@@ -51,20 +51,23 @@ type pendingWrite struct {
 
 // A write that failed may still have reached the store (its reply was
 // lost, it timed out after sending): other replicas may have read the
-// token it carried, spent it, and stored a successor. If the store later
+// token it carried, spent it, and stored a successor. If the store then
 // loses the profile (a cache evicts it, a server restarts empty), putting
 // that token back would hand them a spent token, and the server revokes
-// the grant on its reuse. So a record is restored into an emptied store
-// only by the flight that just refreshed it, before any write of it
-// failed; a record held back after a failed write (pending, or in the
-// recovery journal) is not restored: it stays in the journal and the
-// error says so, for an operator who knows no other replica refreshed.
+// the grant on its reuse. But no replica refreshes past a token whose
+// access token is still fresh: they adopt it. So a record held back after
+// a failed write is restored into an emptied store only while its access
+// token is in the first half of its life and before its renewal window
+// (see tooLateToRestore); the flight that just refreshed it, before any
+// write of it failed, restores it in any case. Later, it stays in the
+// recovery journal and the error says so, for an operator who knows no
+// other replica refreshed.
 //
 // The alternative, restoring it anyway, trades a rare loss of the grant
-// (the store lost the profile after a write whose reply was lost, and no
-// other replica read it) for a rare replay that revokes it for every
-// replica; the first is visible and recoverable from the journal, the
-// second is neither.
+// (the store lost the profile long after a write whose reply was lost,
+// and no other replica had read it) for a rare replay that revokes it for
+// every replica; the first is visible and recoverable from the journal,
+// the second is neither.
 var errHeldBack = storage.Wrap(storage.ErrUnavailable, "the store lost the profile after a write of this refresh token failed; it may have landed and been used by another replica, so it is not put back automatically", nil)
 
 // Why a refreshed record was not written over the stored one.
@@ -92,6 +95,7 @@ var (
 // Otherwise it returns errSuperseded or errForeign and changes nothing.
 // The store's lineage check applies on top.
 func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) error {
+	restore = restore || !c.tooLateToRestore(ours, c.cfg.Now())
 	switch {
 	case vanished(cur) && !restore:
 		return errHeldBack
@@ -117,6 +121,23 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 		cur.Lease = nil
 	}
 	return nil
+}
+
+// tooLateToRestore reports whether another replica may have refreshed past
+// rec by now had it read rec from the store: rec's access token is past
+// half its life, or in its renewal window by this process's settings.
+// Forced refreshes (a token the server rejected, Refresh) are not bounded
+// by this; they are rare and paced (MinRejectInterval).
+func (c *Credentials) tooLateToRestore(rec *storage.Record, now time.Time) bool {
+	if rec.Expiry.IsZero() {
+		return false // never renewed by time
+	}
+	half := rec.IssuedAt.Add(rec.Expiry.Sub(rec.IssuedAt) / 2)
+	if rec.IssuedAt.IsZero() {
+		half = rec.Expiry
+	}
+	window := rec.Expiry.Add(-max(c.cfg.RenewAhead, c.cfg.Skew))
+	return !now.Before(half) || !now.Before(window)
 }
 
 // persist writes the refreshed record over the lease revision, or, if the
