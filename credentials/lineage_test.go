@@ -321,7 +321,7 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 		t.Fatalf("Token with the reply of the write lost: %v", err)
 	}
 	f.flaky.lostReply.Store(false)
-	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
+	f.flaky.down.Store(true)            // c1 is partitioned: its retries fail
 	time.Sleep(1100 * time.Millisecond) // past half the access token's life
 	c2 := f.replica(t, nil)
 	if _, err := c2.Refresh(context.Background(), nil); err != nil {
