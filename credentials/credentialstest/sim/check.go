@@ -218,6 +218,16 @@ func (r *run) loss() (at time.Time, cause string) {
 	}
 	r.mu.Unlock()
 	for _, e := range r.srv.RefreshLog() {
+		if e.Result == oauthtest.ResultReuse && r.arrivedAfterGivenUp(e) {
+			// A request delayed on its way (a stalled machine, a slow
+			// network) reached the server after its client had given up
+			// and another replica had rotated the token. Had the client
+			// kept its lease, the late request would have rotated the
+			// token unseen and the next presentation been the reuse: a
+			// lost answer either way.
+			earlier(e.At, "a request its client had given up on reached the server late")
+			continue
+		}
 		if e.Result != oauthtest.ResultRotated {
 			continue
 		}
@@ -263,6 +273,19 @@ func (r *run) loss() (at time.Time, cause string) {
 		earlier(k.at, "replica process killed after rotation")
 	}
 	return at, cause
+}
+
+// arrivedAfterGivenUp reports whether token call e reached the server
+// after its client's request had already failed.
+func (r *run) arrivedAfterGivenUp(e oauthtest.RefreshEvent) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.requests[e.Call]
+	if !ok {
+		return false
+	}
+	at, ok := r.gaveUp[id]
+	return ok && e.At.After(at)
 }
 
 // pausedHolder reports whether the maker of call e was paused (the process
@@ -590,6 +613,11 @@ func (r *run) checkCallsPerGeneration(log []oauthtest.RefreshEvent) {
 		if e.Result == oauthtest.ResultRotated && !(e.Answered && r.delivered(e.Call)) {
 			// The client's own timeout struck (or its process died): its
 			// answer was lost as surely as to an injected fault.
+			x.faulted = true
+		}
+		if r.arrivedAfterGivenUp(e) {
+			// Its client had timed out and retried, or left it to
+			// another replica: a second call for this expiry.
 			x.faulted = true
 		}
 		if r.pausedHolder(e, writes, callers, plan) {

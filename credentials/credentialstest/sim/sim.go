@@ -144,10 +144,11 @@ type run struct {
 	live atomic.Bool // the load phase runs: world events may strike
 
 	mu       sync.Mutex
-	timeline []mark           // closes, restarts, partitions, kills, world events by the server hook
-	callers  map[int64]string // token call number -> the replica that made it
-	requests map[int64]int64  // token call number -> the client's request id
-	received map[int64]bool   // request ids whose answer the client read in full
+	timeline []mark              // closes, restarts, partitions, kills, world events by the server hook
+	callers  map[int64]string    // token call number -> the replica that made it
+	requests map[int64]int64     // token call number -> the client's request id
+	received map[int64]bool      // request ids whose answer the client read in full
+	gaveUp   map[int64]time.Time // request ids whose client gave up (an error), and when
 	reqSeq   atomic.Int64
 	res      *Result
 	killed   *killRecord
@@ -200,7 +201,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	}
 	o.defaults()
 	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{},
-		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}}
+		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, gaveUp: map[int64]time.Time{}}
 	if o.adjust != nil {
 		o.adjust(r.sc)
 	}
@@ -603,6 +604,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	id := t.r.reqSeq.Add(1)
 	req.Header.Set(requestHdr, strconv.FormatInt(id, 10))
 	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.r.mu.Lock()
+		t.r.gaveUp[id] = time.Now()
+		t.r.mu.Unlock()
+	}
 	if err == nil {
 		resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() {
 			t.r.mu.Lock()
