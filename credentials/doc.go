@@ -59,14 +59,18 @@
 // Flush writes it on demand and Close reports, as an *UnpersistedError,
 // one it could not write and where it is kept.
 //
-// A store that loses the profile (a cache evicts it, a server restarts
-// empty) gets it back from whoever holds the refreshed record: the flight
-// that just refreshed it, or a token held back after a failed write. The
-// latter only while its access token is in the first half of its life and
-// before its renewal window: its failed write may have landed, and once
-// the token is due another replica may have refreshed past it, so putting
-// it back would hand out a spent token. Past that point it stays in the
-// journal and the error names the entry, for an operator to restore with
+// The refreshed record is written with the refresher's lease still on it,
+// and a second write clears the lease once the first is known to have
+// landed. Other replicas adopt the new token at once (a lease keeps them
+// from refreshing, not from reading), but none refreshes past it while the
+// lease lasts. That is what makes a lost profile safe to restore: a store
+// that loses it (a cache evicts it, a server restarts empty) gets it back
+// from the refresher, even after a write whose reply was lost, while its
+// lease lasts; later only while the access token is in the first half of
+// its life, since no replica renews a token sooner. Past both, the failed
+// write may have landed and another replica may have refreshed past it,
+// so putting the token back could hand out a spent one: it stays in the
+// journal, and the error names the entry for an operator to restore with
 // init --force if no other replica refreshed since.
 //
 // One loss no client can prevent: a process killed, or a reply lost, after

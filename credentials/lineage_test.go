@@ -385,3 +385,45 @@ func TestHeldBackFreshTokenIsRestored(t *testing.T) {
 	}
 	f.checkGrant(t)
 }
+
+// Simulation seed 18224: as seed 38101, but the other replica forces a
+// refresh (Refresh with the token it was given, as after a 401) while the
+// access token is fresh. The refreshed record is written with the
+// refresher's lease still on it, so the forced refresh waits instead of
+// spending the token, and the held-back token can go back into the emptied
+// store while that lease lasts.
+func TestForcedRefreshWaitsForHeldBackWrite(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 1500 * time.Millisecond })
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.lostReply.Store(true)
+		hold.Release()
+	}()
+	tok, err := c1.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token with the reply of the write lost: %v", err)
+	}
+	f.flaky.lostReply.Store(false)
+	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
+	c2 := f.replica(t, func(c *credentials.Config) { c.LeaseTTL = 300 * time.Millisecond })
+	forced := make(chan error, 1)
+	go func() { _, err := c2.Refresh(context.Background(), tok); forced <- err }()
+	time.Sleep(200 * time.Millisecond)
+	if calls := f.srv.Stats().RefreshCalls; calls != 1 {
+		t.Fatalf("%d refresh calls: the forced refresh did not wait for the writer's lease", calls)
+	}
+	direct := storage.NewNamedStore(f.store.Name(), f.flaky.Adapter)
+	if err := direct.Delete(context.Background(), "p"); err != nil { // evicted
+		t.Fatal(err)
+	}
+	f.flaky.down.Store(false)
+	if err := c1.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush within the lease: %v", err)
+	}
+	if err := <-forced; err != nil {
+		t.Fatalf("forced refresh: %v", err)
+	}
+	f.checkGrant(t)
+}

@@ -44,9 +44,10 @@ func (e *UnpersistedError) Unwrap() []error { return []error{ErrUnpersisted, e.E
 
 // pendingWrite is a refreshed record the store has not taken yet.
 type pendingWrite struct {
-	rec     *storage.Record
-	journal string // entry path, "" if not journalled
-	err     error  // the last store error
+	rec      *storage.Record // with our lease, until leaseEnd
+	journal  string          // entry path, "" if not journalled
+	err      error           // the last store error
+	leaseEnd time.Time       // when our lease stops excluding other refreshers
 }
 
 // A write that failed may still have reached the store (its reply was
@@ -54,14 +55,19 @@ type pendingWrite struct {
 // token it carried, spent it, and stored a successor. If the store then
 // loses the profile (a cache evicts it, a server restarts empty), putting
 // that token back would hand them a spent token, and the server revokes
-// the grant on its reuse. But no replica refreshes past a token whose
-// access token is still fresh: they adopt it. So a record held back after
-// a failed write is restored into an emptied store only while its access
-// token is in the first half of its life and before its renewal window
-// (see tooLateToRestore); the flight that just refreshed it, before any
-// write of it failed, restores it in any case. Later, it stays in the
-// recovery journal and the error says so, for an operator who knows no
-// other replica refreshed.
+// the grant on its reuse.
+//
+// So the refreshed record is written with our lease still on it, and the
+// lease is cleared by a second write once the first is known to have
+// landed (clearLease). Other replicas adopt the new access token at once,
+// lease or not, but none refreshes past it while the lease lasts: waiters
+// count it from when they first see it, which is after we wrote it. Until
+// the lease ends on our clock, then, a record held back after a failed
+// write can safely be put back into an emptied store. After that, only
+// while its access token is in the first half of its life (no replica
+// renews a token sooner, see Config.RenewAhead; tooLateToRestore); else
+// it stays in the recovery journal and the error says so, for an operator
+// who knows no other replica refreshed.
 //
 // The alternative, restoring it anyway, trades a rare loss of the grant
 // (the store lost the profile long after a write whose reply was lost,
@@ -84,8 +90,9 @@ var (
 // stored record, when ours descends from it:
 //
 //   - cur is empty: the store lost the profile (a server restarted empty,
-//     a cache evicted it); ours is restored whole if restore is set (no
-//     write of ours failed yet; see errHeldBack), else errHeldBack.
+//     a cache evicted it); ours is restored whole if restore is set (our
+//     lease still excludes other refreshers) or ours is fresh, else
+//     errHeldBack (see there).
 //   - cur holds the token ours replaced: ours is its successor.
 //   - cur holds ours already: only the access token may be newer.
 //   - cur holds an older generation of the same grant: a store restored
@@ -101,7 +108,6 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 		return errHeldBack
 	case vanished(cur):
 		*cur = *ours.Clone()
-		cur.Lease = nil
 		return nil
 	case cur.RefreshToken == ours.RefreshToken:
 	case ours.Succeeds(cur):
@@ -117,8 +123,8 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 		return errForeign
 	}
 	cur.AccessToken, cur.TokenType, cur.Expiry, cur.IssuedAt = ours.AccessToken, ours.TokenType, ours.Expiry, ours.IssuedAt
-	if cur.Lease != nil && cur.Lease.Owner == c.owner {
-		cur.Lease = nil
+	if cur.Lease == nil || cur.Lease.Owner == c.owner {
+		cur.Lease = ours.Lease // ours, or none once it has ended
 	}
 	return nil
 }
@@ -145,10 +151,11 @@ func (c *Credentials) tooLateToRestore(rec *storage.Record, now time.Time) bool 
 // superseded means the store holds a newer token than ours: ours is
 // dropped, which is right, since the newer one descends from a later spend.
 // restore says whether ours may be put into a store that lost the profile.
-func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, restore bool) (superseded bool, err error) {
-	_, err = c.store.Replace(ctx, leased, leaseRev, rec)
+func (c *Credentials) persist(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, restore bool) (written *storage.Record, rev storage.Revision, err error) {
+	written = rec
+	rev, err = c.store.Replace(ctx, leased, leaseRev, rec)
 	if errors.Is(err, storage.ErrConflict) {
-		err = c.update(ctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
+		written, rev, err = c.store.UpdateLease(ctx, c.cfg.Profile, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
 	}
 	if errors.Is(err, storage.ErrLineage) {
 		c.cfg.Logger.Warn("the store holds a newer refresh token than the one just refreshed; keeping the store's",
@@ -162,9 +169,36 @@ func (c *Credentials) persist(ctx context.Context, leased *storage.Record, lease
 			cur.Lease = nil
 			return nil
 		})
-		return true, nil
+		return nil, "", nil
 	}
-	return false, err
+	return written, rev, err
+}
+
+// clearLease takes our lease off the record we wrote at rev, now that it
+// is known to be in the store. Other replicas adopted the token it
+// carries already (a lease keeps them from refreshing, not from reading);
+// if this fails the lease lapses by itself.
+func (c *Credentials) clearLease(ctx context.Context, written *storage.Record, rev storage.Revision) {
+	if written == nil || written.Lease == nil || written.Lease.Owner != c.owner {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
+	defer cancel()
+	next := written.Clone()
+	next.Lease = nil
+	_, err := c.store.Replace(ctx, written, rev, next)
+	if errors.Is(err, storage.ErrConflict) {
+		err = c.update(ctx, func(cur *storage.Record) error {
+			if cur.Lease == nil || cur.Lease.Owner != c.owner {
+				return storage.ErrAbort
+			}
+			cur.Lease = nil
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, storage.ErrAbort) {
+		c.cfg.Logger.Debug("could not clear the lease after the write; it will lapse", "profile", c.cfg.Profile, "err", err)
+	}
 }
 
 // persistDurably makes rec durable before its access token is handed out.
@@ -180,9 +214,10 @@ func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.
 	var err error
 	for attempt := 0; ; attempt++ {
 		wctx, cancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
-		_, err = c.persist(wctx, leased, leaseRev, rec, attempt == 0)
+		written, rev, perr := c.persist(wctx, leased, leaseRev, rec, c.cfg.Now().Before(leaseEnd))
 		cancel()
-		if err == nil {
+		if err = perr; err == nil {
+			c.clearLease(keep, written, rev)
 			return nil
 		}
 		if !triedJournal && c.journal.enabled() {
@@ -199,7 +234,7 @@ func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.
 			break
 		}
 	}
-	return c.keepPending(rec, journalled, err)
+	return c.keepPending(rec, journalled, err, leaseEnd)
 }
 
 // retryableStore reports whether a store error may go away by itself.
@@ -210,14 +245,14 @@ func retryableStore(err error) bool {
 // keepPending holds rec, journalled at path ("" when it is not), for the
 // background writer and every later flight, and returns nil when it is
 // durable in the journal, or an *UnpersistedError when it is only in memory.
-func (c *Credentials) keepPending(rec *storage.Record, path string, cause error) error {
+func (c *Credentials) keepPending(rec *storage.Record, path string, cause error, leaseEnd time.Time) error {
 	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", cause)
 	if path == "" {
 		log.Error("store unavailable and no recovery journal: the rotated refresh token is held in memory only")
 	} else {
 		log.Warn("store unavailable: the rotated refresh token is in the recovery journal until the store takes it", "journal", path)
 	}
-	p := &pendingWrite{rec: rec, journal: path, err: cause}
+	p := &pendingWrite{rec: rec, journal: path, err: cause, leaseEnd: leaseEnd}
 	c.mu.Lock()
 	old := c.pending
 	c.pending = p
@@ -267,8 +302,14 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
+	rec, inLease := p.rec, c.cfg.Now().Before(p.leaseEnd)
+	if !inLease && rec.Lease != nil {
+		// Our lease is over: writing it now would only make others wait.
+		rec = rec.Clone()
+		rec.Lease = nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, p.rec, false) })
+	written, rev, err := c.store.UpdateLease(wctx, c.cfg.Profile, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, inLease) })
 	cancel()
 	keepEntry := false
 	switch {
@@ -287,6 +328,7 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
 	default:
 		c.cfg.Logger.Info("rotated refresh token written after a store outage", "profile", c.cfg.Profile)
+		c.clearLease(ctx, written, rev)
 	}
 	c.mu.Lock()
 	if c.pending == p {
@@ -312,6 +354,7 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
 			continue
 		}
+		rec.Lease = nil // its writer's, whose lease is not ours to know
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 		err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, false) })
 		cancel()

@@ -211,9 +211,9 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	if got.RefreshToken != "" {
 		rec.Rotate(got.RefreshToken.Reveal())
 	}
-	rec.Lease = nil
-	// The rotated refresh token is durable (in the store, or in the
-	// recovery journal) before the new access token reaches a caller.
+	// rec keeps our lease until the write is known to have landed: see
+	// errHeldBack. The rotated refresh token is durable (in the store, or
+	// in the recovery journal) before the new access token reaches a caller.
 	if err := c.persistDurably(ctx, leased, leaseRev, rec, takenAt.Add(c.cfg.LeaseTTL)); err != nil {
 		c.failed(err, stale)
 		return nil, false, err
