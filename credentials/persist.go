@@ -130,7 +130,10 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 // by this; they are rare and paced (MinRejectInterval).
 func (c *Credentials) tooLateToRestore(rec *storage.Record, now time.Time) bool {
 	if rec.Expiry.IsZero() {
-		return false // never renewed by time
+		// Never renewed by time: only a forced refresh (a server rejected
+		// the token) replaces it, which this rule cannot bound, so no
+		// moment is early enough.
+		return true
 	}
 	half := rec.IssuedAt.Add(rec.Expiry.Sub(rec.IssuedAt) / 2)
 	if rec.IssuedAt.IsZero() {

@@ -17,7 +17,10 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/resolver"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
 )
 
 // heldBackLanded makes c1 refresh with the reply of its store write lost
@@ -157,4 +160,45 @@ func TestReview4TokenWithoutExpiryRestoredAfterRejection(t *testing.T) {
 	later.Store(int64(10 * time.Hour)) // c1 flushes ten hours on
 	evictAndFlush(t, f, direct, c1)
 	noSpentTokenStored(t, f, direct)
+}
+
+// The store is the profile's only memory of which seeds it has held. A
+// store that loses the profile (memcached evicts it, Redis restarts without
+// persistence) forgets them, and a replica restarted with the same
+// environment (PAN_REFRESH_TOKEN, as a container's is) seeds the spent
+// bootstrap token back: the next refresh replays it and the server revokes
+// the grant, and with it the access tokens every replica still serves.
+// With a held-back token in a journal on another machine (the case the
+// errHeldBack comment calls "visible and recoverable from the journal"),
+// this also revokes the one live refresh token.
+func TestReview4EvictionLetsASpentSeedBackIn(t *testing.T) {
+	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
+	defer srv.Close()
+	srv.AddClient("storm-client", "storm-secret")
+	st := storage.NewNamedStore("evicting:"+t.Name(), memory.New())
+	opts := resolver.Options{Profile: "p", ClientID: "storm-client", ClientSecret: "storm-secret",
+		RefreshToken: secret.Secret(srv.IssueRefreshToken("storm-client")), TokenURL: srv.TokenURL(),
+		Getenv: func(string) string { return "" }}
+	start := func() *credentials.Credentials {
+		c, err := resolver.Credentials(context.Background(), st, opts, credentials.Config{JournalDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c1 := start()
+	served, err := c1.Token(context.Background()) // spends the seed
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(context.Background(), "p"); err != nil { // evicted
+		t.Fatal(err)
+	}
+	c2 := start() // a replica restarted with the same environment
+	_, err = c2.Token(context.Background())
+	if n := srv.Stats().ReuseDetections; n != 0 {
+		t.Fatalf("the spent seed went back into the emptied store and was replayed (%d reuse detections, Token: %v); the access token c1 serves is revoked: %v",
+			n, err, !srv.Valid(served.AccessToken.Reveal()))
+	}
 }
