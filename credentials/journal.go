@@ -113,8 +113,8 @@ func (j journal) save(store string, rec *storage.Record) (string, error) {
 	return path, nil
 }
 
-// entries returns the paths of this profile's entries, oldest generation
-// first (the order does not matter for correctness: lineage decides).
+// entries returns the paths of this profile's entries, in no particular
+// order (replayJournal sorts them by generation).
 func (j journal) entries() []string {
 	if !j.enabled() || j.private() != nil {
 		return nil

@@ -1,9 +1,11 @@
 package credentials
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tokencache/tokencache/internal/backoff"
@@ -308,15 +310,30 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 // this store and profile (perhaps this one before a restart). Each is
 // applied under the lineage rule and removed once the store has it or has
 // moved past it. An entry that cannot be written stays for the next try.
+//
+// The newest generation goes first: an older one is spent, and written
+// into a store that lost the profile it would sit there, without a lease,
+// until the newer entry's write replaced it, for any replica to read and
+// present again.
 func (c *Credentials) replayJournal(ctx context.Context) error {
+	type entry struct {
+		path string
+		rec  *storage.Record
+	}
+	var todo []entry
 	for _, path := range c.journal.entries() {
 		rec, err := c.journal.load(path)
 		if err != nil {
 			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
 			continue
 		}
+		todo = append(todo, entry{path, rec})
+	}
+	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.rec.Lineage.Gen, a.rec.Lineage.Gen) })
+	for _, e := range todo {
+		path, rec := e.path, e.rec
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, false) })
+		err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, false) })
 		cancel()
 		switch {
 		case errors.Is(err, errForeign):
