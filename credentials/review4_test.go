@@ -202,3 +202,33 @@ func TestReview4EvictionLetsASpentSeedBackIn(t *testing.T) {
 			n, err, !srv.Valid(served.AccessToken.Reveal()))
 	}
 }
+
+// The expiry stored with a token is an instant on its writer's clock. A
+// replica whose clock runs fast stores expiries that lie in the future for
+// every other replica, which hands the token out after it expired at the
+// server, for as long as the clocks differ (the simulation draws ±5 min and
+// counts these handouts apart, as SkewExpired, instead of as ValidHandout
+// violations). Leases already avoid comparing clocks across machines; the
+// expiry could too: a reader can count the token's lifetime (Expiry -
+// IssuedAt, both on the writer's clock) from when it first saw it.
+func TestReview4FastClockExpiryServesExpiredTokens(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true, AccessTTL: 2 * time.Second})
+	fast := f.creds(t, func(c *credentials.Config) {
+		c.Now = func() time.Time { return time.Now().Add(5 * time.Minute) }
+	})
+	if _, err := fast.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	other := f.replica(t, nil)
+	if _, err := other.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // the token's whole life and then some
+	tok, err := other.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.srv.Valid(tok.AccessToken.Reveal()) {
+		t.Fatalf("handed out a token the server says expired (it expires at %v by the writer's clock)", tok.Expiry)
+	}
+}
