@@ -316,13 +316,20 @@ type putBack struct {
 // it was answered to its client. Only a replica that holds a token back
 // after a write that failed (and may have landed) writes such a
 // generation, and it could have kept it in its journal instead. When the
-// rotation's answer was lost, the grant's successor was lost with it, loss
-// reports that, and the put-back changes nothing.
-func (r *run) judgePutBacks(log []oauthtest.RefreshEvent) {
+// rotation's answer was lost, or the grant's successor was lost for good
+// before (see loss), the put-back changes nothing; with a grace period the
+// server answers the spent token with the current one.
+func (r *run) judgePutBacks(log []oauthtest.RefreshEvent, loss time.Time) {
+	if r.sc.grace > 0 {
+		return
+	}
 	r.mu.Lock()
 	pbs := slices.Clone(r.putBacks)
 	r.mu.Unlock()
 	for _, pb := range pbs {
+		if !loss.IsZero() && !pb.at.Before(loss) {
+			continue
+		}
 		lost := false
 		for _, x := range log {
 			if x.Result == oauthtest.ResultRotated && x.Family == pb.family && x.Generation == pb.gen {
@@ -478,7 +485,7 @@ func (r *run) check() {
 	r.mu.Unlock()
 	loss, cause := r.loss()
 	res.LossCause = cause
-	r.judgePutBacks(log)
+	r.judgePutBacks(log, loss)
 
 	// No reuse.
 	for _, u := range r.srv.Reuses() {
