@@ -31,7 +31,9 @@ import (
 func heldBackLanded(t *testing.T, f *fixture, mod func(*credentials.Config)) (*credentials.Credentials, *storage.Store) {
 	t.Helper()
 	c1 := f.creds(t, func(c *credentials.Config) {
-		c.LeaseTTL = 600 * time.Millisecond
+		// Long enough that the endpoint call does not time out on a
+		// loaded machine and retry with the lost replies already on.
+		c.LeaseTTL = 3 * time.Second
 		if mod != nil {
 			mod(c)
 		}
