@@ -63,15 +63,20 @@
 // and a second write clears the lease once the first is known to have
 // landed. Other replicas adopt the new token at once (a lease keeps them
 // from refreshing, not from reading), but none refreshes past it while the
-// lease lasts. That is what makes a lost profile safe to restore: a store
-// that loses it (a cache evicts it, a server restarts empty) gets it back
-// from the refresher, even after a write whose reply was lost, while its
-// lease lasts; later only while the access token is in the first half of
-// its life, since no replica renews a token sooner. Past both, the failed
-// write may have landed and another replica may have refreshed past it,
-// so putting the token back could hand out a spent one: it stays in the
-// journal, and the error names the entry for an operator to restore with
-// init --force if no other replica refreshed since.
+// lease lasts, not even a forced refresh or a replica whose clock runs
+// ahead. That is what makes a lost profile safe to restore: a store that
+// loses it (a cache evicts it, a server restarts empty) gets it back from
+// the refresher, even after a write whose reply was lost, while its lease
+// lasts; later only if no failed write of it may have landed
+// (storage.ErrNotApplied). Otherwise another replica may have refreshed
+// past it, and putting it back could hand out a spent token: it stays in
+// the journal, and the error names the entry for an operator to restore
+// with init --force if no other replica refreshed since.
+//
+// Not covered: a store that loses a profile forgets the seeds it held, so
+// a replica restarted with a spent seed refresh token in its environment
+// puts it back; with an evicting store, do not keep a rotating refresh
+// token in the environment.
 //
 // One loss no client can prevent: a process killed, or a reply lost, after
 // the server rotated the refresh token and before the client received it.

@@ -51,6 +51,10 @@ type journalEntry struct {
 	Store   string          `json:"store"`
 	Profile string          `json:"profile"`
 	Record  json.RawMessage `json:"record"`
+	// NotApplied: every store write of the record failed without being
+	// applied, so no other process can have read it (see ErrNotApplied).
+	// Absent in older entries, which count as possibly applied.
+	NotApplied bool `json:"not_applied,omitempty"`
 }
 
 func newJournal(dir, store, profile string) journal {
@@ -67,7 +71,8 @@ func newJournal(dir, store, profile string) journal {
 func (j journal) enabled() bool { return j.dir != "" }
 
 // save writes rec as a new entry, durably, and returns its path.
-func (j journal) save(store string, rec *storage.Record) (string, error) {
+// notApplied says that no store write of rec may have been applied.
+func (j journal) save(store string, rec *storage.Record, notApplied bool) (string, error) {
 	if !j.enabled() {
 		return "", errors.New("no recovery journal (the store has no name, or it is disabled)")
 	}
@@ -75,7 +80,7 @@ func (j journal) save(store string, rec *storage.Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := json.Marshal(journalEntry{Store: store, Profile: rec.Profile, Record: raw})
+	b, err := json.Marshal(journalEntry{Store: store, Profile: rec.Profile, Record: raw, NotApplied: notApplied})
 	if err != nil {
 		return "", err
 	}
@@ -113,8 +118,8 @@ func (j journal) save(store string, rec *storage.Record) (string, error) {
 	return path, nil
 }
 
-// entries returns the paths of this profile's entries, oldest generation
-// first (the order does not matter for correctness: lineage decides).
+// entries returns the paths of this profile's entries, in no particular
+// order (replayJournal sorts them by generation).
 func (j journal) entries() []string {
 	if !j.enabled() || j.private() != nil {
 		return nil
@@ -137,18 +142,20 @@ func (j journal) entries() []string {
 	return out
 }
 
-// load reads an entry; a damaged one is an error, and is left for an
-// operator rather than deleted.
-func (j journal) load(path string) (*storage.Record, error) {
+// load reads an entry and whether no store write of it may have been
+// applied; a damaged one is an error, and is left for an operator rather
+// than deleted.
+func (j journal) load(path string) (rec *storage.Record, notApplied bool, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var e journalEntry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
+		return nil, false, storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
 	}
-	return storage.DecodeRecord(e.Record)
+	rec, err = storage.DecodeRecord(e.Record)
+	return rec, e.NotApplied, err
 }
 
 // private checks that the journal directory is ours and closed to others,

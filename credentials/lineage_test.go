@@ -322,7 +322,7 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 	}
 	f.flaky.lostReply.Store(false)
 	f.flaky.down.Store(true)            // c1 is partitioned: its retries fail
-	time.Sleep(1100 * time.Millisecond) // past half the access token's life
+	time.Sleep(1100 * time.Millisecond) // past c1's lease
 	c2 := f.replica(t, nil)
 	if _, err := c2.Refresh(context.Background(), nil); err != nil {
 		t.Fatal(err)
@@ -356,10 +356,10 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 	}
 }
 
-// The other side of the same rule: a profile lost while the held-back
-// token is still fresh (no replica refreshes past a fresh token: they
-// adopt it) is restored, not left in the journal with the fleet failing.
-func TestHeldBackFreshTokenIsRestored(t *testing.T) {
+// The other side of the same rule: a profile lost while the writer's lease
+// still excludes other refreshers (its record carries the lease) is
+// restored, not left in the journal with the fleet failing.
+func TestHeldBackTokenRestoredWithinLease(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
 	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)

@@ -1,9 +1,11 @@
 package credentials
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tokencache/tokencache/internal/backoff"
@@ -48,6 +50,9 @@ type pendingWrite struct {
 	journal  string          // entry path, "" if not journalled
 	err      error           // the last store error
 	leaseEnd time.Time       // when our lease stops excluding other refreshers
+	// notApplied: no failed write of rec may have been applied, so no
+	// other process can have read it (storage.ErrNotApplied).
+	notApplied bool
 }
 
 // A write that failed may still have reached the store (its reply was
@@ -60,18 +65,20 @@ type pendingWrite struct {
 // So the refreshed record is written with our lease still on it, and the
 // lease is cleared by a second write once the first is known to have
 // landed (clearLease). Other replicas adopt the new access token at once,
-// lease or not, but none refreshes past it while the lease lasts: waiters
-// count it from when they first see it, which is after we wrote it. Until
-// the lease ends on our clock, then, a record held back after a failed
-// write can safely be put back into an emptied store. After that, only
-// while its access token is in the first half of its life (no replica
-// renews a token sooner, see Config.RenewAhead; tooLateToRestore); else
-// it stays in the recovery journal and the error says so, for an operator
-// who knows no other replica refreshed.
+// lease or not, but none refreshes past it while the lease lasts, not even
+// a forced refresh: waiters count the lease from when they first see it,
+// on their own clocks, which is after we took it. Until the lease ends on
+// our clock, then, a record held back after a failed write can safely be
+// put back into an emptied store; after that, only if every failed write
+// of it certainly changed nothing (storage.ErrNotApplied: no other
+// process can have read it). Otherwise it stays in the recovery journal
+// and the error says so, for an operator who knows no other replica
+// refreshed. Token age is no guide: a replica whose clock runs ahead, or
+// a forced refresh, spends a token long before it is due.
 //
 // The alternative, restoring it anyway, trades a rare loss of the grant
-// (the store lost the profile long after a write whose reply was lost,
-// and no other replica had read it) for a rare replay that revokes it for
+// (the store lost the profile after a write whose outcome is unknown, and
+// no other replica had read it) for a rare replay that revokes it for
 // every replica; the first is visible and recoverable from the journal,
 // the second is neither.
 var errHeldBack = storage.Wrap(storage.ErrUnavailable, "the store lost the profile after a write of this refresh token failed; it may have landed and been used by another replica, so it is not put back automatically", nil)
@@ -91,8 +98,8 @@ var (
 //
 //   - cur is empty: the store lost the profile (a server restarted empty,
 //     a cache evicted it); ours is restored whole if restore is set (our
-//     lease still excludes other refreshers) or ours is fresh, else
-//     errHeldBack (see there).
+//     lease still excludes other refreshers, or no write of ours may have
+//     landed), else errHeldBack (see there).
 //   - cur holds the token ours replaced: ours is its successor.
 //   - cur holds ours already: only the access token may be newer.
 //   - cur holds an older generation of the same grant: a store restored
@@ -102,7 +109,6 @@ var (
 // Otherwise it returns errSuperseded or errForeign and changes nothing.
 // The store's lineage check applies on top.
 func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) error {
-	restore = restore || !c.tooLateToRestore(ours, c.cfg.Now())
 	switch {
 	case vanished(cur) && !restore:
 		return errHeldBack
@@ -127,23 +133,6 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 		cur.Lease = ours.Lease // ours, or none once it has ended
 	}
 	return nil
-}
-
-// tooLateToRestore reports whether another replica may have refreshed past
-// rec by now had it read rec from the store: rec's access token is past
-// half its life, or in its renewal window by this process's settings.
-// Forced refreshes (a token the server rejected, Refresh) are not bounded
-// by this; they are rare and paced (MinRejectInterval).
-func (c *Credentials) tooLateToRestore(rec *storage.Record, now time.Time) bool {
-	if rec.Expiry.IsZero() {
-		return false // never renewed by time
-	}
-	half := rec.IssuedAt.Add(rec.Expiry.Sub(rec.IssuedAt) / 2)
-	if rec.IssuedAt.IsZero() {
-		half = rec.Expiry
-	}
-	window := rec.Expiry.Add(-max(c.cfg.RenewAhead, c.cfg.Skew))
-	return !now.Before(half) || !now.Before(window)
 }
 
 // persist writes the refreshed record over the lease revision, or, if the
@@ -210,19 +199,20 @@ func (c *Credentials) clearLease(ctx context.Context, written *storage.Record, r
 // once rec is durable.
 func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.Record, leaseRev storage.Revision, rec *storage.Record, leaseEnd time.Time) error {
 	keep := context.WithoutCancel(flightCtx)
-	journalled, triedJournal := "", false
+	journalled, triedJournal, unapplied := "", false, true
 	var err error
 	for attempt := 0; ; attempt++ {
 		wctx, cancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
-		written, rev, perr := c.persist(wctx, leased, leaseRev, rec, c.cfg.Now().Before(leaseEnd))
+		written, rev, perr := c.persist(wctx, leased, leaseRev, rec, unapplied || c.cfg.Now().Before(leaseEnd))
 		cancel()
 		if err = perr; err == nil {
 			c.clearLease(keep, written, rev)
 			return nil
 		}
+		unapplied = unapplied && notApplied(err)
 		if !triedJournal && c.journal.enabled() {
 			triedJournal = true
-			if path, jerr := c.journal.save(c.store.Name(), rec); jerr == nil {
+			if path, jerr := c.journal.save(c.store.Name(), rec, unapplied); jerr == nil {
 				journalled = path
 				break
 			} else {
@@ -234,7 +224,14 @@ func (c *Credentials) persistDurably(flightCtx context.Context, leased *storage.
 			break
 		}
 	}
-	return c.keepPending(rec, journalled, err, leaseEnd)
+	return c.keepPending(&pendingWrite{rec: rec, journal: journalled, err: err, leaseEnd: leaseEnd, notApplied: unapplied})
+}
+
+// notApplied reports whether a failed write certainly changed nothing in
+// the store.
+func notApplied(err error) bool {
+	return errors.Is(err, storage.ErrNotApplied) || errors.Is(err, storage.ErrConflict) ||
+		errors.Is(err, storage.ErrLineage) || errors.Is(err, errHeldBack)
 }
 
 // retryableStore reports whether a store error may go away by itself.
@@ -242,17 +239,17 @@ func retryableStore(err error) bool {
 	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, storage.ErrConflict)
 }
 
-// keepPending holds rec, journalled at path ("" when it is not), for the
-// background writer and every later flight, and returns nil when it is
-// durable in the journal, or an *UnpersistedError when it is only in memory.
-func (c *Credentials) keepPending(rec *storage.Record, path string, cause error, leaseEnd time.Time) error {
-	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", cause)
+// keepPending holds p for the background writer and every later flight,
+// and returns nil when it is durable in the journal, or an
+// *UnpersistedError when it is only in memory.
+func (c *Credentials) keepPending(p *pendingWrite) error {
+	path := p.journal
+	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", p.err)
 	if path == "" {
 		log.Error("store unavailable and no recovery journal: the rotated refresh token is held in memory only")
 	} else {
 		log.Warn("store unavailable: the rotated refresh token is in the recovery journal until the store takes it", "journal", path)
 	}
-	p := &pendingWrite{rec: rec, journal: path, err: cause, leaseEnd: leaseEnd}
 	c.mu.Lock()
 	old := c.pending
 	c.pending = p
@@ -268,7 +265,7 @@ func (c *Credentials) keepPending(rec *storage.Record, path string, cause error,
 		go c.flushLoop()
 	}
 	if path == "" {
-		return &UnpersistedError{Profile: c.cfg.Profile, Err: cause}
+		return &UnpersistedError{Profile: c.cfg.Profile, Err: p.err}
 	}
 	return nil
 }
@@ -302,6 +299,9 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
+	c.mu.Lock()
+	unapplied := p.notApplied
+	c.mu.Unlock()
 	rec, inLease := p.rec, c.cfg.Now().Before(p.leaseEnd)
 	if !inLease && rec.Lease != nil {
 		// Our lease is over: writing it now would only make others wait.
@@ -309,7 +309,7 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		rec.Lease = nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	written, rev, err := c.store.UpdateLease(wctx, c.cfg.Profile, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, inLease) })
+	written, rev, err := c.store.UpdateLease(wctx, c.cfg.Profile, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, inLease || unapplied) })
 	cancel()
 	keepEntry := false
 	switch {
@@ -322,10 +322,14 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	case errors.Is(err, storage.ErrLineage):
 		c.cfg.Logger.Info("a pending refresh token was superseded by a newer one in the store; dropped", "profile", c.cfg.Profile)
 	case err != nil:
+		if unapplied && !notApplied(err) {
+			c.markMaybeApplied(p)
+		}
 		c.mu.Lock()
 		p.err = err
+		journal := p.journal
 		c.mu.Unlock()
-		return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: journal, Err: err}
 	default:
 		c.cfg.Logger.Info("rotated refresh token written after a store outage", "profile", c.cfg.Profile)
 		c.clearLease(ctx, written, rev)
@@ -343,20 +347,60 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	return nil
 }
 
+// markMaybeApplied records that a write of p may have landed: p is no
+// longer free to go into an emptied store once our lease is over, and
+// neither is its journal entry, which is rewritten to say so.
+func (c *Credentials) markMaybeApplied(p *pendingWrite) {
+	c.mu.Lock()
+	p.notApplied = false
+	old := p.journal
+	c.mu.Unlock()
+	if old == "" {
+		return
+	}
+	path, err := c.journal.save(c.store.Name(), p.rec, false)
+	if err != nil {
+		// The old entry stays, claiming too much; it is replayed only
+		// into a store that lost the profile, and only on this machine.
+		c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", old, "err", err)
+		return
+	}
+	c.mu.Lock()
+	p.journal = path
+	c.mu.Unlock()
+	c.journal.remove(old)
+}
+
 // replayJournal writes entries a process on this machine journalled for
 // this store and profile (perhaps this one before a restart). Each is
 // applied under the lineage rule and removed once the store has it or has
 // moved past it. An entry that cannot be written stays for the next try.
+//
+// The newest generation goes first: an older one is spent, and written
+// into a store that lost the profile it would sit there, without a lease,
+// until the newer entry's write replaced it, for any replica to read and
+// present again.
 func (c *Credentials) replayJournal(ctx context.Context) error {
+	type entry struct {
+		path       string
+		rec        *storage.Record
+		notApplied bool
+	}
+	var todo []entry
 	for _, path := range c.journal.entries() {
-		rec, err := c.journal.load(path)
+		rec, notApplied, err := c.journal.load(path)
 		if err != nil {
 			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
 			continue
 		}
+		todo = append(todo, entry{path, rec, notApplied})
+	}
+	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.rec.Lineage.Gen, a.rec.Lineage.Gen) })
+	for _, e := range todo {
+		path, rec := e.path, e.rec
 		rec.Lease = nil // its writer's, whose lease is not ours to know
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, false) })
+		err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, e.notApplied) })
 		cancel()
 		switch {
 		case errors.Is(err, errForeign):

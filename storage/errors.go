@@ -61,3 +61,25 @@ func (e *wrapped) Unwrap() []error {
 	}
 	return []error{e.kind, e.cause}
 }
+
+// ErrNotApplied marks a failed write that certainly changed nothing: it
+// never reached the backend (the connection was refused, the client is cut
+// off) or the backend refused it before applying it. A failed write
+// without it may have been applied (a timeout, a lost reply), and another
+// process may have read what it wrote. Adapters add it with NotApplied when
+// they know; the error keeps its kind (ErrUnavailable, say).
+var ErrNotApplied = errors.New("storage: write not applied")
+
+// NotApplied returns err marked as ErrNotApplied (see there); its text is
+// err's.
+func NotApplied(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notApplied{err}
+}
+
+type notApplied struct{ err error }
+
+func (e *notApplied) Error() string   { return e.err.Error() }
+func (e *notApplied) Unwrap() []error { return []error{ErrNotApplied, e.err} }

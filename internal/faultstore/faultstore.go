@@ -360,7 +360,7 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 	if a.partitioned.Load() {
 		ev.Kind = Partitioned
 		a.w.record(ev)
-		return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": partitioned", nil)
+		return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": partitioned", nil))
 	}
 	p := a.draw(write)
 	if p.delay > 0 {
@@ -378,7 +378,7 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 	if p.fault == FailBefore {
 		ev.Kind = FailBefore
 		a.w.record(ev)
-		return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": injected failure before apply", nil)
+		return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": injected failure before apply", nil))
 	}
 	err := apply(ctx, p.fault)
 	if p.fault < 0 || (err != nil && p.fault == FailAfter) {

@@ -31,9 +31,7 @@ const (
 	// answer to a rotation never reached its client (a replica killed
 	// after the rotation, a late, slow or truncated reply, the client's
 	// own timeout), or its holder could not store it before its lease
-	// ended (partitioned or paused then), or the store lost the record
-	// and its lease mid-rotation and a replica put the spent token back.
-	// See loss.
+	// ended (partitioned or paused then). See loss.
 	NoReuse Invariant = iota
 	// FinalTokenCurrent: once faults stop and replicas are closed, the
 	// store (or the recovery journal) holds the server's current refresh
@@ -193,8 +191,9 @@ func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.sta
 //     is over another replica may refresh with the token it holds, and no
 //     lease rule can prevent that;
 //   - the holder was paused past its lease (see pausedHolder);
-//   - a spent generation went back into a store that lost the record, and
-//     the lease with it, while a rotation was in flight.
+//   - a request its client had given up on reached the server after
+//     another replica rotated the token it carried, which was current when
+//     it was sent.
 func (r *run) loss() (at time.Time, cause string) {
 	if r.sc.grace > 0 {
 		return time.Time{}, ""
@@ -212,13 +211,9 @@ func (r *run) loss() (at time.Time, cause string) {
 	writes := slices.Clone(r.writes)
 	callers := maps.Clone(r.callers)
 	r.mu.Unlock()
-	r.mu.Lock()
-	if !r.restoredSpent.IsZero() {
-		earlier(r.restoredSpent, "spent token put back into a store that lost the record mid-rotation")
-	}
-	r.mu.Unlock()
-	for _, e := range r.srv.RefreshLog() {
-		if e.Result == oauthtest.ResultReuse && r.arrivedAfterGivenUp(e) {
+	log := r.srv.RefreshLog()
+	for _, e := range log {
+		if e.Result == oauthtest.ResultReuse && r.arrivedAfterGivenUp(e) && r.currentWhenSent(e, log) {
 			// A request delayed on its way (a stalled machine, a slow
 			// network) reached the server after its client had given up
 			// and another replica had rotated the token. Had the client
@@ -286,6 +281,67 @@ func (r *run) arrivedAfterGivenUp(e oauthtest.RefreshEvent) bool {
 	}
 	at, ok := r.gaveUp[id]
 	return ok && e.At.After(at)
+}
+
+// currentWhenSent reports whether the token presented in call e was its
+// grant's current one when the client sent the request: the server rotated
+// it only after that. A token already spent when it was sent is a replay
+// by the client, whenever the request arrives.
+func (r *run) currentWhenSent(e oauthtest.RefreshEvent, log []oauthtest.RefreshEvent) bool {
+	r.mu.Lock()
+	sent, ok := r.sentAt[r.requests[e.Call]]
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	for _, x := range log {
+		if x.Result == oauthtest.ResultRotated && x.Family == e.Family && x.Generation == e.Generation {
+			return x.At.After(sent)
+		}
+	}
+	return false
+}
+
+// putBack is a write of a generation the server had already rotated into
+// a store that had lost the record.
+type putBack struct {
+	at     time.Time
+	who    string
+	family string
+	gen    int
+}
+
+// judgePutBacks breaks Lineage for every spent generation written into an
+// emptied store while a client knew its successor: the rotation that spent
+// it was answered to its client. Only a replica that holds a token back
+// after a write that failed (and may have landed) writes such a
+// generation, and it could have kept it in its journal instead. When the
+// rotation's answer was lost, or the grant's successor was lost for good
+// before (see loss), the put-back changes nothing; with a grace period the
+// server answers the spent token with the current one.
+func (r *run) judgePutBacks(log []oauthtest.RefreshEvent, loss time.Time) {
+	if r.sc.grace > 0 {
+		return
+	}
+	r.mu.Lock()
+	pbs := slices.Clone(r.putBacks)
+	r.mu.Unlock()
+	for _, pb := range pbs {
+		if !loss.IsZero() && !pb.at.Before(loss) {
+			continue
+		}
+		lost := false
+		for _, x := range log {
+			if x.Result == oauthtest.ResultRotated && x.Family == pb.family && x.Generation == pb.gen {
+				lost = !(x.Answered && r.delivered(x.Call))
+				break
+			}
+		}
+		if !lost {
+			r.violate(Lineage, "at %s %s put generation %d back into an empty store, although the server had rotated it and its client got the successor",
+				r.rel(pb.at), pb.who, pb.gen)
+		}
+	}
 }
 
 // pausedHolder reports whether the maker of call e was paused (the process
@@ -429,6 +485,7 @@ func (r *run) check() {
 	r.mu.Unlock()
 	loss, cause := r.loss()
 	res.LossCause = cause
+	r.judgePutBacks(log, loss)
 
 	// No reuse.
 	for _, u := range r.srv.Reuses() {

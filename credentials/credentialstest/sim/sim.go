@@ -149,6 +149,7 @@ type run struct {
 	requests map[int64]int64     // token call number -> the client's request id
 	received map[int64]bool      // request ids whose answer the client read in full
 	gaveUp   map[int64]time.Time // request ids whose client gave up (an error), and when
+	sentAt   map[int64]time.Time // request ids, and when the client sent them
 	reqSeq   atomic.Int64
 	res      *Result
 	killed   *killRecord
@@ -161,8 +162,8 @@ type run struct {
 	maxGen    int // the newest generation ever stored
 	writes    []storeWrite
 
-	restoredSpent time.Time // a spent generation went back into a store that lost the record
-	stalls        []window2 // the process did not run (a starved machine)
+	putBacks []putBack // spent generations written into a store that lost the record
+	stalls   []window2 // the process did not run (a starved machine)
 }
 
 // storeWrite is one write that reached the store, for the diagnosis.
@@ -201,7 +202,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	}
 	o.defaults()
 	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{},
-		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, gaveUp: map[int64]time.Time{}}
+		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, gaveUp: map[int64]time.Time{}, sentAt: map[int64]time.Time{}}
 	if o.adjust != nil {
 		o.adjust(r.sc)
 	}
@@ -387,10 +388,11 @@ func (r *run) onWrite(wr faultstore.Write) {
 		// replica put back the newest generation it knew, which the
 		// server had already rotated: with the record went the lease,
 		// and nothing tells the fleet that this token is spent.
+		// Whether that is the library's doing is judged at the end
+		// (see judgePutBacks), once it is known whether the rotation's
+		// answer reached its client.
 		r.mu.Lock()
-		if r.restoredSpent.IsZero() {
-			r.restoredSpent = w.at
-		}
+		r.putBacks = append(r.putBacks, putBack{at: w.at, who: who, family: g.Family, gen: g.Generation})
 		r.mu.Unlock()
 		r.note(who, fmt.Sprintf("store: generation %d put back into an empty store, already rotated (the wipe took the lease with it)", g.Generation), true)
 	}
@@ -603,6 +605,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	id := t.r.reqSeq.Add(1)
 	req.Header.Set(requestHdr, strconv.FormatInt(id, 10))
+	t.r.mu.Lock()
+	t.r.sentAt[id] = time.Now()
+	t.r.mu.Unlock()
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.r.mu.Lock()
