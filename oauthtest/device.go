@@ -287,12 +287,12 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "malformed form", http.StatusBadRequest)
 			return
 		}
-		code, ok := r.PostForm.Get("user_code"), false
+		code, ok, done := r.PostForm.Get("user_code"), false, ""
 		switch r.PostForm.Get("action") {
 		case "approve":
-			ok = s.ApproveDevice(code)
+			ok, done = s.ApproveDevice(code), "approved"
 		case "deny":
-			ok = s.DenyDevice(code)
+			ok, done = s.DenyDevice(code), "denied"
 		default:
 			http.Error(w, "action must be approve or deny", http.StatusBadRequest)
 			return
@@ -302,7 +302,7 @@ func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "<p>oauthtest: no pending code like that (mistyped, expired, or already decided).</p>\n")
 			return
 		}
-		fmt.Fprintf(w, "<p>oauthtest: code %s: %sd. The device gets its answer at its next poll.</p>\n", html.EscapeString(normalizeUserCode(code)), r.PostForm.Get("action"))
+		fmt.Fprintf(w, "<p>oauthtest: code %s %s. The device gets the answer at its next poll.</p>\n", html.EscapeString(normalizeUserCode(code)), done)
 	default:
 		http.Error(w, "use GET or POST", http.StatusMethodNotAllowed)
 	}

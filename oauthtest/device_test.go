@@ -160,9 +160,13 @@ func TestDevicePage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		page, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tc.status {
 			t.Errorf("%s %s: %d, want %d", tc.action, tc.code, resp.StatusCode, tc.status)
+		}
+		if tc.status == http.StatusOK && !strings.Contains(string(page), "denied") {
+			t.Errorf("%s %s: page %q does not say what happened", tc.action, tc.code, page)
 		}
 	}
 	_, m := postForm(t, s.TokenURL(), url.Values{"client_id": {"tv"}, "grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {dc}})
