@@ -72,8 +72,14 @@ func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret
 	if err != nil {
 		return nil, err
 	}
+	return c.storeGrant(ctx, got, sent)
+}
+
+// storeGrant stores the tokens of a new authorization (a code or device
+// exchange), obtained by a request sent at sent, as the profile's grant.
+func (c *Credentials) storeGrant(ctx context.Context, got *Tokens, sent time.Time) (*Token, error) {
 	var saved *storage.Record
-	err = c.update(ctx, func(r *storage.Record) error {
+	err := c.update(ctx, func(r *storage.Record) error {
 		saved = r
 		r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = got.AccessToken, got.TokenType, got.Expiry, sent.UTC()
 		// An authorization is a new grant: it replaces whatever the

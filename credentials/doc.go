@@ -43,8 +43,8 @@
 // The store refuses any write that would replace a refresh token with
 // anything but its successor from the server or an explicit new grant (see
 // storage.Lineage). Every writer goes through that rule: this package's
-// refresh and its delayed writes, Profiles.Add, Exchange, Revoke, and the
-// resolver's and CLI's seeding. So a write that lands late (its reply was
+// refresh and its delayed writes, Profiles.Add, Exchange, ExchangeDevice,
+// Revoke, and the resolver's and CLI's seeding. So a write that lands late (its reply was
 // lost, its process was partitioned while another replica refreshed again,
 // its journal entry was replayed after the store moved on) is dropped as
 // superseded instead of putting a spent token back.

@@ -106,6 +106,17 @@ func (e *endpoint) refreshGrant(ctx context.Context, rec *storage.Record) (*toke
 
 // postForm makes an RFC 6749 token request.
 func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*tokenResponse, error) {
+	req, err := e.formRequest(ctx, tokenURL, form, clientID, clientSecret)
+	if err != nil {
+		return nil, err
+	}
+	return e.do(req)
+}
+
+// formRequest builds a form POST that authenticates the client as the
+// token endpoint expects; the device authorization endpoint (RFC 8628)
+// takes the same.
+func (e *endpoint) formRequest(ctx context.Context, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*http.Request, error) {
 	// A public client (RFC 6749 §2.1: a native app, a CLI) has no secret
 	// to authenticate with; it identifies itself with client_id in the body
 	// (§3.2.1) and sends no Authorization header, whatever the style: an
@@ -127,7 +138,7 @@ func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Value
 	if e.authStyle != AuthInBody && !public {
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret.Reveal()))
 	}
-	return e.do(req)
+	return req, nil
 }
 
 // postJSON makes pancloud's JSON-bodied requests; bearer, when set, is the
@@ -150,6 +161,16 @@ func (e *endpoint) postJSON(ctx context.Context, u string, body any, bearer secr
 }
 
 func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
+	resp, body, err := e.send(req)
+	if err != nil {
+		return nil, err
+	}
+	return parseAnswer(redactURL(req.URL), resp, body)
+}
+
+// send makes the request and reads the answer's body. Errors are the
+// context's or an *EndpointError: no answer, a redirect, a body cut off.
+func (e *endpoint) send(req *http.Request) (*http.Response, []byte, error) {
 	where := redactURL(req.URL)
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -159,19 +180,24 @@ func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
 			err = ue.Err
 		}
 		if ctxErr := req.Context().Err(); ctxErr != nil {
-			return nil, fmt.Errorf("credentials: %s: %w", where, ctxErr)
+			return nil, nil, fmt.Errorf("credentials: %s: %w", where, ctxErr)
 		}
-		return nil, &EndpointError{URL: where, Err: err}
+		return nil, nil, &EndpointError{URL: where, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 3 {
-		return nil, RedirectError(resp)
+		return nil, nil, RedirectError(resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		// Cut off mid-body: the server answered, and may have rotated.
-		return nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp, Err: fmt.Errorf("%w: reading the body: %w", ErrMalformedResponse, err)}
+		return nil, nil, &EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp, Err: fmt.Errorf("%w: reading the body: %w", ErrMalformedResponse, err)}
 	}
+	return resp, body, nil
+}
+
+// parseAnswer is parseTokenResponse for an answer send read from where.
+func parseAnswer(where string, resp *http.Response, body []byte) (*tokenResponse, error) {
 	tr, err := parseTokenResponse(where, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	if ee, ok := err.(*EndpointError); ok {
 		ee.Response = resp

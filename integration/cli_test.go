@@ -26,6 +26,7 @@ import (
 //     names the recovery journal entry, and the next command writes it to
 //     the store before anything else. One refresh, no reuse detection.
 func TestCLITokenThroughStoreOutage(t *testing.T) {
+	servers.SkipShort(t)
 	bin := buildCLI(t)
 	for _, tc := range []struct {
 		name   string

@@ -14,6 +14,7 @@ import (
 // shared one serves the tests that leave it alone.
 func ownEtcd(t *testing.T) *servers.EtcdCluster {
 	t.Helper()
+	servers.SkipShort(t)
 	c, err := servers.StartEtcdCluster(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -3,22 +3,25 @@
 //
 // It speaks the wire protocol a real provider speaks, so that a client under
 // test cannot tell the difference: the RFC 6749 token endpoint (grant types
-// refresh_token, authorization_code with PKCE S256, client_credentials and
-// password), RFC 7009 revocation, pancloud's JSON flavour of both, and
-// pancloud's developer-token redemption. Access tokens are HS256 JWTs (or
-// opaque strings), refresh tokens can rotate with RFC 9700 reuse detection,
-// and a test can count calls, inject latency and faults (scripted, or drawn
-// per call by a seeded function), stop a refresh at the exact moment before
-// or after the server rotated the token, and drive the server's clock. A
-// checker can ask afterwards which refresh token of a grant is live,
-// whether an access token was valid at a given time, how often each
-// refresh token was presented, and every reuse the server detected.
+// refresh_token, authorization_code with PKCE S256, client_credentials,
+// password and RFC 8628's device_code), RFC 7009 revocation, pancloud's JSON
+// flavour of both, and pancloud's developer-token redemption. Access tokens
+// are HS256 JWTs (or opaque strings), refresh tokens can rotate with RFC
+// 9700 reuse detection, and a test can count calls, inject latency and
+// faults (scripted, or drawn per call by a seeded function), stop a refresh
+// at the exact moment before or after the server rotated the token, and
+// drive the server's clock. A checker can ask afterwards which refresh token
+// of a grant is live, whether an access token was valid at a given time, how
+// often each refresh token was presented, and every reuse the server
+// detected.
 //
 // Endpoints, relative to Server.URL:
 //
 //	POST /oauth2/token               RFC 6749 token endpoint (form body)
 //	POST /oauth2/revoke              RFC 7009 revocation (form body)
 //	GET  /oauth2/authorize           consents at once: 302 to redirect_uri with code and state
+//	POST /oauth2/device_authorization RFC 8628 device authorization (see ApproveDevice)
+//	GET  /oauth2/device              the page where a user approves or denies a device's code
 //	POST /api/oauth2/RequestToken    pancloud token endpoint (JSON body and response)
 //	POST /api/oauth2/RevokeToken     pancloud revocation (JSON body)
 //	POST /api/developer/token        developer-token redemption (Authorization: Bearer <developer token>)
@@ -124,6 +127,8 @@ type Server struct {
 	refreshLog []RefreshEvent
 	reuses     []Reuse
 
+	dev deviceFlow // the device authorization grant, in device.go
+
 	ctl   control
 	stats counters
 }
@@ -160,6 +165,7 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc(pathPanRevoke, s.handleRevoke)
 	mux.HandleFunc(pathAuthorize, s.handleAuthorize)
 	mux.HandleFunc(pathDeveloper, s.handleDeveloper)
+	s.deviceRoutes(mux)
 	mux.Handle(pathResource, s.RequireToken(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})))
@@ -356,6 +362,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			resp, e = s.clientGrant(client, p)
 		case "password":
 			resp, e = s.passwordGrant(client, p)
+		case grantDeviceCode:
+			resp, e = s.deviceGrant(client, p)
 		case "":
 			e = invalidRequest("missing grant_type")
 		default:

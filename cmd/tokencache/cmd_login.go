@@ -22,11 +22,12 @@ import (
 
 func (a *app) loginCmd() *cobra.Command {
 	var in profileInput
-	var noBrowser, force bool
+	var noBrowser, force, device bool
 	var port int
+	var deviceURL string
 	cmd := &cobra.Command{
 		Use:   "login",
-		Short: "Authorize with the authorization code flow (PKCE, loopback redirect)",
+		Short: "Authorize with the authorization code flow (PKCE, loopback redirect) or, with --device, the device flow",
 		Long: `Obtain a refresh token for the profile with the authorization code flow
 (RFC 6749 section 4.1) and PKCE (RFC 7636, S256), redirecting to a listener
 on 127.0.0.1 (RFC 8252 section 7.3):
@@ -46,17 +47,30 @@ TOKENCACHE_BROWSER names, given the URL as its one argument. It runs with
 a reduced environment: PATH, HOME, USER, LOGNAME, SHELL, TMPDIR, DISPLAY,
 WAYLAND_DISPLAY, XAUTHORITY, DBUS_SESSION_BUS_ADDRESS, BROWSER, LANG,
 LANGUAGE, LC_* and XDG_* (and what Windows needs to start a program), never
-PAN_* secrets or TOKENCACHE_STORE.`,
+PAN_* secrets or TOKENCACHE_STORE.
+` + deviceHelp,
 		Example: `  tokencache login --authorize-url https://idp.example/oauth2/authorize \
-      --token-url https://idp.example/oauth2/token --client-id app --scope offline_access`,
+      --token-url https://idp.example/oauth2/token --client-id app --scope offline_access
+  tokencache login --device --device-url https://idp.example/oauth2/device/code \
+      --token-url https://idp.example/oauth2/token --client-id app`,
 		Args: cobra.NoArgs,
 		PreRun: func(cmd *cobra.Command, _ []string) {
 			// A person has to act: give them longer than a token request.
 			if !cmd.Flag("timeout").Changed {
 				a.timeout = 5 * time.Minute
+				if device {
+					a.timeout = deviceTimeout
+				}
 			}
 		},
-		RunE: a.runE(func(ctx context.Context, _ *cobra.Command, _ []string) error {
+		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, _ []string) error {
+			if device {
+				if err := checkDeviceFlags(cmd, deviceURL); err != nil {
+					return err
+				}
+			} else if deviceURL != "" {
+				return usagef("--device-url is for login --device")
+			}
 			if err := checkEndpoints(&in); err != nil {
 				return err
 			}
@@ -68,6 +82,9 @@ PAN_* secrets or TOKENCACHE_STORE.`,
 				}
 			}
 			return a.withCredentials(ctx, func(c *credentials.Credentials) error {
+				if device {
+					return a.loginDevice(ctx, c, deviceURL)
+				}
 				return a.login(ctx, c, noBrowser, port)
 			})
 		}),
@@ -80,6 +97,8 @@ PAN_* secrets or TOKENCACHE_STORE.`,
 	f.BoolVar(&noBrowser, "no-browser", false, "only print the URL, do not start a browser")
 	f.BoolVar(&force, "force", false, "change the client of a profile that holds another client's refresh token")
 	f.IntVar(&port, "port", 0, "port of the redirect listener on 127.0.0.1 (default: any free port)")
+	f.BoolVar(&device, "device", false, "use the device authorization grant (RFC 8628): for machines without a browser")
+	f.StringVar(&deviceURL, "device-url", "", "device authorization endpoint for --device (default: the one stored in the profile)")
 	return cmd
 }
 

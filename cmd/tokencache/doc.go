@@ -28,9 +28,11 @@
 //	revoke    revoke the profile's tokens at the server and drop them from the store
 //	rm        remove a profile
 //	copy      copy profiles to another store (--to, --to-env NAME or TOKENCACHE_COPY_TO)
-//	login     authorization code flow with PKCE and a loopback redirect
+//	login     authorization code flow with PKCE and a loopback redirect; with --device,
+//	          the device authorization grant (RFC 8628) for machines without a browser
 //	lease     show the refresh lease; "lease clear" removes one whose holder is dead
 //	serve     an agent: serve the profiles' tokens to local programs over a Unix socket or loopback TCP
+//	test-server  a local OAuth 2.0 server (rotation, reuse detection) to try the CLI against
 //	demo      shared-store refresh vs per-process refresh, against an in-process test server
 //	bench     endpoint calls, reuse detections, Token latency and memory per replica, against x/oauth2
 //	completion  shell completion scripts (bash, zsh, fish, powershell); profiles complete from the store

@@ -81,11 +81,10 @@ func TestFailuresExitCodesAndStoreUntouched(t *testing.T) {
 		{
 			name: "unreachable endpoint",
 			prepare: func(t *testing.T) setup {
-				// A port that was just free: connections are refused.
-				dead := oauthtest.NewServer(oauthtest.Options{})
-				u := dead.TokenURL()
-				dead.Close()
-				return newStore(t, u, p.secret, true)
+				// Port 1 (tcpmux) has no listener: connections are
+				// refused. A port that was just freed is not enough: a
+				// server of a parallel test may take it meanwhile.
+				return newStore(t, "http://127.0.0.1:1/oauth2/token", p.secret, true)
 			},
 			args: []string{"token"},
 			code: exitTemporary, want: "unreachable", refresht: true,

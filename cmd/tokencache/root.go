@@ -144,7 +144,7 @@ Try it: tokencache demo`,
 		profileArg(a.refreshCmd()), profileArg(a.revokeCmd()), profileArg(a.rmCmd()), a.copyCmd(),
 		createsStore(profileArg(a.loginCmd())), a.leaseCmd(), a.execCmd(), a.demoCmd(), a.replicaCmd(), a.benchCmd(), a.benchReplicaCmd(),
 	)
-	root.AddCommand(a.serveCmd())
+	root.AddCommand(a.serveCmd(), a.testServerCmd())
 	for _, c := range root.Commands() {
 		cmds := append([]*cobra.Command{c}, c.Commands()...)
 		for _, c := range cmds {

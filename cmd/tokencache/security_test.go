@@ -407,10 +407,9 @@ func TestEndpointURLsRedacted(t *testing.T) {
 		}
 	}
 
-	// An error naming the endpoint: a port that was just free.
-	dead := oauthtest.NewServer(oauthtest.Options{})
-	deadURL := strings.Replace(dead.TokenURL(), "http://", "http://user:pw-hunter2@", 1) + "?client_secret=zzz-query-secret"
-	dead.Close()
+	// An error naming the endpoint: port 1 (tcpmux) has no listener (a
+	// port just freed may be taken meanwhile by a parallel test's server).
+	deadURL := "http://user:pw-hunter2@127.0.0.1:1/oauth2/token?client_secret=zzz-query-secret"
 	cli(t, []string{"PAN_CLIENT_ID=app", "PAN_CLIENT_SECRET=client-secret-value", "PAN_REFRESH_TOKEN=rt-value"},
 		"--store", store, "--profile", "dead", "init", "--token-url", deadURL).mustSucceed(t)
 	r := cli(t, nil, "--store", store, "--profile", "dead", "--max-retries", "-1", "token")

@@ -530,6 +530,7 @@ func etcdFromEnv() (*EtcdCluster, error) {
 // can be had.
 func Etcd(t testing.TB) *EtcdCluster {
 	t.Helper()
+	SkipShort(t)
 	c, err := acquireEtcd()
 	if err != nil {
 		t.Fatalf("etcd: %v", err)
@@ -570,6 +571,7 @@ func SharedEtcd() *SharedEtcdCluster { return &SharedEtcdCluster{} }
 // the cluster cannot be had.
 func (s *SharedEtcdCluster) Get(t testing.TB) *EtcdCluster {
 	t.Helper()
+	SkipShort(t)
 	s.once.Do(func() { s.c, s.err = acquireEtcd() })
 	if s.err != nil {
 		t.Fatalf("etcd: %v", s.err)

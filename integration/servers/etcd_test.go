@@ -13,6 +13,7 @@ import (
 // leader elects another and keeps the data; the whole cluster stopped and
 // started again keeps what it acknowledged.
 func TestEtcdCluster(t *testing.T) {
+	servers.SkipShort(t)
 	t.Parallel()
 	ctx := testContext(t)
 	c, err := servers.StartEtcdCluster(ctx)

@@ -66,6 +66,7 @@ func SharedLocalKMS() *Shared {
 // the server cannot be had.
 func (s *Shared) Get(t testing.TB) *Server {
 	t.Helper()
+	SkipShort(t)
 	s.once.Do(func() { s.srv, s.err = acquire(s.fromEnv, s.start) })
 	if s.err != nil {
 		t.Fatalf("%s: %v", s.name, s.err)

@@ -64,10 +64,23 @@ func LocalKMS(t testing.TB) *Server {
 	return forTest(t, "local-kms", kmsFromEnv, StartLocalKMS)
 }
 
+// SkipShort skips t under "go test -short": the run a contributor makes
+// without Docker or root, which tests everything that needs no server.
+// CI never passes -short, so there a server that cannot start still fails
+// its test. Every helper here calls it; a test that starts a server of its
+// own with a Start function calls it first.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a server: skipped under go test -short (CI runs without -short)")
+	}
+}
+
 // forTest is the shared body of the helpers. It fails rather than skips: a
 // suite that skips when Docker is missing passes in CI while testing nothing.
 func forTest(t testing.TB, name string, fromEnv func() (*Server, error), start func(context.Context) (*Server, error)) *Server {
 	t.Helper()
+	SkipShort(t)
 	began := time.Now()
 	s, err := acquire(fromEnv, start)
 	if err != nil {

@@ -186,6 +186,7 @@ func TestErrorsHidePassword(t *testing.T) {
 // password works, a wrong one is ErrInvalid at open and is not in the
 // error, and a user without write permission gets ErrReadOnly.
 func TestAuth(t *testing.T) {
+	servers.SkipShort(t)
 	ctx := context.Background()
 	srv, err := servers.StartEtcdCluster(ctx)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 // certificate works; without the certificate, with another CA, or without
 // TLS, calls fail with ErrUnavailable within the timeout.
 func TestTLS(t *testing.T) {
+	servers.SkipShort(t)
 	dir := t.TempDir()
 	ca, caKey := newCA(t, "tokencache test CA")
 	files := servers.EtcdTLS{CAFile: writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw)}

@@ -17,6 +17,7 @@ import (
 // saw before. A Put conditioned on a revision read before the restart must
 // still lose, even when the profile's new item has that CAS id.
 func TestRestartABA(t *testing.T) {
+	servers.SkipShort(t)
 	ctx := context.Background()
 	// A server of its own, since it is restarted.
 	srv, err := servers.StartMemcached(ctx)

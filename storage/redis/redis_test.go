@@ -378,6 +378,7 @@ func TestCorruptKey(t *testing.T) {
 // serves every slot.
 func oldClusterAdapter(t *testing.T) func() *redis.Adapter {
 	t.Helper()
+	servers.SkipShort(t)
 	ctx := context.Background()
 	srv, err := servers.StartRedisArgs(ctx, "--rename-command", "SPUBLISH", "")
 	if err != nil {
