@@ -13,7 +13,7 @@ import (
 func init() { registerConfig("oauth2_refresh_token", NewRefreshToken) }
 
 // RefreshTokenConfig configures the OAuth 2.0 refresh-token flow of
-// package credentials: pancloud's Credentials. Every option is optional
+// package credentials. Every option is optional
 // when the store already holds the profile, and the store wins over the
 // options, since the refresh token it holds may have rotated since the
 // configuration was written.
@@ -23,7 +23,8 @@ type RefreshTokenConfig struct {
 	ClientSecret secret.Secret         `auth:"client_secret"`
 	RefreshToken secret.Secret         `auth:"refresh_token"`
 	ClientAuth   credentials.AuthStyle `auth:"client_auth"`
-	// Flavor is credentials.FlavorOAuth2 (default) or FlavorPancloud.
+	// Flavor is credentials.FlavorOAuth2 (default) or a registered
+	// flavor, such as package pancloud's.
 	Flavor string `auth:"flavor"`
 	Header string `auth:"header"`
 	Format string `auth:"format"`
@@ -42,10 +43,8 @@ func NewRefreshToken(c RefreshTokenConfig, env Env) (*TokenAuthorizer, error) {
 	if u, err := url.Parse(c.TokenURL); c.TokenURL != "" && (err != nil || !u.IsAbs()) {
 		return nil, &OptionError{Scheme: scheme, Option: "token_url", Reason: "want an absolute URL"}
 	}
-	switch c.Flavor {
-	case "", credentials.FlavorOAuth2, credentials.FlavorPancloud:
-	default:
-		return nil, &OptionError{Scheme: scheme, Option: "flavor", Reason: `want "oauth2" or "pancloud"`}
+	if _, ok := credentials.LookupFlavor(c.Flavor); !ok {
+		return nil, &OptionError{Scheme: scheme, Option: "flavor", Reason: fmt.Sprintf("want one of %q (a flavor's package registers it)", credentials.Flavors())}
 	}
 	header, format, err := tokenHeader(scheme, c.Header, c.Format)
 	if err != nil {

@@ -59,15 +59,23 @@ func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret
 	if rec.ClientID == "" || rec.TokenURL == "" {
 		return nil, &PartialCredentialsError{Profile: c.cfg.Profile, Missing: []string{"client_id", "token_url"}}
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
-	if verifier != "" {
-		form.Set("code_verifier", verifier.Reveal())
+	f, err := flavorOf(c.cfg.Profile, rec)
+	if err != nil {
+		return nil, err
 	}
 	sent := c.cfg.Now()
-	tr, err := c.endpoint.postForm(ctx, tokenEndpoint(rec), form, rec.ClientID, rec.ClientSecret)
 	var got *Tokens
-	if err == nil {
-		got, err = tr.result(sent)
+	if f != nil {
+		got, err = f.Exchange(ctx, c.endpoint.client, rec, code, verifier, redirectURI)
+	} else {
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}}
+		if verifier != "" {
+			form.Set("code_verifier", verifier.Reveal())
+		}
+		var tr *tokenResponse
+		if tr, err = c.endpoint.postForm(ctx, rec.TokenURL, form, rec.ClientID, rec.ClientSecret); err == nil {
+			got, err = tr.result(sent)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -100,12 +108,16 @@ func (c *Credentials) storeGrant(ctx context.Context, got *Tokens, sent time.Tim
 }
 
 // Revoke revokes the profile's refresh and access tokens at the server
-// (RFC 7009, or pancloud's RevokeToken) and removes them from the store.
-// revokeURL is the RFC 7009 endpoint; it is ignored for pancloud profiles.
+// (RFC 7009 at revokeURL, or as the record's flavor revokes) and removes
+// them from the store.
 func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
 	rec, _, err := c.store.Load(ctx, c.cfg.Profile)
 	if err != nil {
 		return fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
+	}
+	f, err := flavorOf(c.cfg.Profile, rec)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	for _, tok := range []struct {
@@ -115,11 +127,8 @@ func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
 		if tok.value == "" {
 			continue
 		}
-		if rec.Flavor == FlavorPancloud {
-			_, err = c.endpoint.postJSON(ctx, strings.TrimRight(rec.TokenURL, "/")+"/api/oauth2/RevokeToken", map[string]string{
-				"client_id": rec.ClientID, "client_secret": rec.ClientSecret.Reveal(),
-				"token": tok.value.Reveal(), "token_type_hint": tok.hint,
-			}, "")
+		if f != nil {
+			err = f.Revoke(ctx, c.endpoint.client, rec, tok.value, tok.hint, revokeURL)
 		} else {
 			if revokeURL == "" {
 				return errors.New("credentials: no revocation URL")
@@ -140,14 +149,6 @@ func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
 	})
 	c.cur.Store(nil)
 	return err
-}
-
-// tokenEndpoint is where grants go for the record's flavor.
-func tokenEndpoint(rec *storage.Record) string {
-	if rec.Flavor == FlavorPancloud {
-		return strings.TrimRight(rec.TokenURL, "/") + "/api/oauth2/RequestToken"
-	}
-	return rec.TokenURL
 }
 
 func randomToken(n int) string {

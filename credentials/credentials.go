@@ -30,16 +30,21 @@ type Config struct {
 	AuthStyle AuthStyle
 
 	// Grant, when set, obtains new tokens instead of the refresh-token
-	// grant: client credentials, a custom token endpoint, anything that
-	// yields an access token. The protocol around it (store first, one
-	// lease holder, shared result) is the same.
+	// grant: client credentials, a redemption service, a custom token
+	// endpoint, anything that yields an access token. The protocol around
+	// it (store first, one lease holder, shared result) is the same, and
+	// the profile need not exist: the first token creates it. A refresh
+	// token the Grant returns is stored (as the profile's successor);
+	// one that should not be returns none.
 	Grant Grant
 
-	// DeveloperToken, when set, selects pancloud's developer-token flow:
-	// access tokens are redeemed from DeveloperTokenProvider and only the
-	// access token is stored.
-	DeveloperToken         secret.Secret
-	DeveloperTokenProvider string
+	// ManualRefresh turns automatic refreshing off: Token hands out the
+	// current token, from memory or the store, and fails with
+	// ErrRefreshRequired when there is no valid one, instead of calling
+	// the endpoint; nothing renews in the background. Only Refresh and
+	// Rejected (so a Transport's retry after a 401) refresh. For callers
+	// that decide themselves when a grant may be spent.
+	ManualRefresh bool
 
 	// Skew is how long before its expiry a token stops being handed out,
 	// so that a request does not arrive with a token that just expired;
@@ -237,8 +242,8 @@ func New(cfg Config) (*Credentials, error) {
 	}, nil
 }
 
-// String describes c without its secrets (a developer token, say, which
-// fmt would otherwise print from the unexported configuration).
+// String describes c without its secrets (a Grant's, say, which fmt would
+// otherwise print from the unexported configuration).
 func (c *Credentials) String() string {
 	return fmt.Sprintf("credentials.Credentials{profile: %q, store: %q}", c.cfg.Profile, c.store.Name())
 }
@@ -262,12 +267,31 @@ func (c *Credentials) Store() *storage.Store { return c.store }
 func (c *Credentials) Token(ctx context.Context) (*Token, error) {
 	now := c.cfg.Now()
 	if t := c.cur.Load(); t.Valid(now) {
-		if t.dueForRenewal(now) && !c.renewing.Load() {
+		if t.dueForRenewal(now) && !c.renewing.Load() && !c.cfg.ManualRefresh {
 			c.startFlight(t)
 		}
 		return t, nil
 	}
+	if c.cfg.ManualRefresh {
+		return c.stored(ctx)
+	}
 	return c.await(ctx, c.startFlight(c.cur.Load()))
+}
+
+// stored is Token without a refresh: the store's token if it is valid
+// (another process refreshed), else ErrRefreshRequired.
+func (c *Credentials) stored(ctx context.Context) (*Token, error) {
+	rec, _, err := c.store.Load(ctx, c.cfg.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("credentials: profile %q: %w", c.cfg.Profile, err)
+	}
+	now := c.cfg.Now()
+	t := c.tokenFrom(rec, now)
+	if !t.Valid(now) {
+		return nil, fmt.Errorf("%w: profile %q", ErrRefreshRequired, c.cfg.Profile)
+	}
+	c.cur.Store(t)
+	return t, nil
 }
 
 // Refresh replaces stale, a token the caller found not to work (say, a

@@ -381,34 +381,6 @@ func TestWrongClientSecret(t *testing.T) {
 	}
 }
 
-func TestPancloudFlavorAndDeveloperToken(t *testing.T) {
-	f := newFixture(t, oauthtest.Options{Rotate: true})
-	f.store.Update(context.Background(), "p", func(r *storage.Record) error {
-		r.Flavor, r.TokenURL = credentials.FlavorPancloud, f.srv.URL
-		return nil
-	})
-	tok, err := f.creds(t, nil).Token(context.Background())
-	if err != nil || !f.srv.Valid(tok.AccessToken.Reveal()) {
-		t.Fatalf("pancloud flavor: %v", err)
-	}
-
-	dev := f.srv.IssueDeveloperToken()
-	st := storage.NewStore(memory.New())
-	c, _ := credentials.New(credentials.Config{Store: st, Profile: "dev", DeveloperToken: secret.Secret(dev), DeveloperTokenProvider: f.srv.DeveloperTokenURL()})
-	defer c.Close()
-	if _, _, err := st.Update(context.Background(), "dev", func(*storage.Record) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	tok, err = c.Token(context.Background())
-	if err != nil || !f.srv.Valid(tok.AccessToken.Reveal()) {
-		t.Fatalf("developer token: %v", err)
-	}
-	rec, _, _ := st.Load(context.Background(), "dev")
-	if rec.AccessToken != tok.AccessToken || rec.RefreshToken != "" || rec.ClientSecret != "" {
-		t.Fatal("developer-token flow must store only the access token")
-	}
-}
-
 func TestAuthCodeExchangeAndRevoke(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
 	f.store.Update(context.Background(), "p", func(r *storage.Record) error { r.Grant(""); r.AccessToken = ""; return nil })

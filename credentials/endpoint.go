@@ -19,14 +19,10 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
-// Flavors of token endpoint.
-const (
-	// FlavorOAuth2 is RFC 6749: a form POST to the token URL.
-	FlavorOAuth2 = "oauth2"
-	// FlavorPancloud is pancloud's: JSON bodies at {base}/api/oauth2/RequestToken
-	// and {base}/api/oauth2/RevokeToken, where the record's TokenURL is the base.
-	FlavorPancloud = "pancloud"
-)
+// FlavorOAuth2 is the built-in token endpoint flavor, RFC 6749 and
+// RFC 7009: form POSTs to the token and revocation URLs. It is what a
+// record with an empty Flavor speaks; see Flavor for the others.
+const FlavorOAuth2 = "oauth2"
 
 // AuthStyle says how a client authenticates to the token endpoint. Its
 // values are the names configuration uses; the zero value is AuthBasic.
@@ -84,7 +80,8 @@ func (n *lenientInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// endpoint talks to token, revocation and redemption endpoints.
+// endpoint talks to RFC 6749 token and RFC 7009 revocation endpoints, and
+// reads the answers of every flavor's.
 type endpoint struct {
 	client    *http.Client
 	authStyle AuthStyle
@@ -92,14 +89,6 @@ type endpoint struct {
 
 // refreshGrant asks for a new access token with rec's refresh token.
 func (e *endpoint) refreshGrant(ctx context.Context, rec *storage.Record) (*tokenResponse, error) {
-	if rec.Flavor == FlavorPancloud {
-		return e.postJSON(ctx, strings.TrimRight(rec.TokenURL, "/")+"/api/oauth2/RequestToken", map[string]string{
-			"client_id":     rec.ClientID,
-			"client_secret": rec.ClientSecret.Reveal(),
-			"refresh_token": rec.RefreshToken.Reveal(),
-			"grant_type":    "refresh_token",
-		}, "")
-	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rec.RefreshToken.Reveal()}}
 	return e.postForm(ctx, rec.TokenURL, form, rec.ClientID, rec.ClientSecret)
 }
@@ -139,25 +128,6 @@ func (e *endpoint) formRequest(ctx context.Context, tokenURL string, form url.Va
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret.Reveal()))
 	}
 	return req, nil
-}
-
-// postJSON makes pancloud's JSON-bodied requests; bearer, when set, is the
-// developer token for the redemption service.
-func (e *endpoint) postJSON(ctx context.Context, u string, body any, bearer secret.Secret) (*tokenResponse, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("credentials: endpoint URL %q: %w", u, errors.Unwrap(err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer.Reveal())
-	}
-	return e.do(req)
 }
 
 func (e *endpoint) do(req *http.Request) (*tokenResponse, error) {
@@ -307,6 +277,14 @@ type Tokens struct {
 // taken as temporary.
 type Grant interface {
 	Obtain(ctx context.Context, rec *storage.Record) (*Tokens, error)
+}
+
+// GrantFunc adapts a function to Grant.
+type GrantFunc func(ctx context.Context, rec *storage.Record) (*Tokens, error)
+
+// Obtain calls f.
+func (f GrantFunc) Obtain(ctx context.Context, rec *storage.Record) (*Tokens, error) {
+	return f(ctx, rec)
 }
 
 // result turns a successful response into Tokens; sent is when the request

@@ -15,6 +15,10 @@ import (
 // operator must authorize again. Retrying will not help.
 var ErrReauthRequired = errors.New("credentials: re-authorization required")
 
+// ErrRefreshRequired: Config.ManualRefresh is set and there is no valid
+// token to hand out; call Refresh when a refresh is wanted.
+var ErrRefreshRequired = errors.New("credentials: no valid token and automatic refresh is off")
+
 // ErrStoreUnavailable is storage.ErrUnavailable: the store could not be
 // reached and no valid token was held in memory.
 var ErrStoreUnavailable = storage.ErrUnavailable

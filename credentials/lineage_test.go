@@ -3,6 +3,8 @@ package credentials_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -240,21 +242,28 @@ func TestLeaseConflictsBackOff(t *testing.T) {
 	}
 }
 
-// Case 10: the developer-token flow on an empty store, and tokens that
-// live no longer than the skew.
-func TestDeveloperTokenOnEmptyStore(t *testing.T) {
+// Case 10: a Grant on an empty store (a developer token, client
+// credentials) creates the profile with its first token.
+func TestGrantOnEmptyStore(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{})
 	defer srv.Close()
+	srv.AddClient("svc", "svc-secret")
 	st := storage.NewStore(memory.New())
-	c, err := credentials.New(credentials.Config{Store: st, Profile: "dev",
-		DeveloperToken: secret.Secret(srv.IssueDeveloperToken()), DeveloperTokenProvider: srv.DeveloperTokenURL()})
+	grant := credentials.GrantFunc(func(ctx context.Context, _ *storage.Record) (*credentials.Tokens, error) {
+		return credentials.RequestToken(ctx, http.DefaultClient, credentials.AuthBasic, srv.TokenURL(),
+			url.Values{"grant_type": {"client_credentials"}}, "svc", secret.Secret("svc-secret"))
+	})
+	c, err := credentials.New(credentials.Config{Store: st, Profile: "svc", Grant: grant})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	tok, err := c.Token(context.Background())
 	if err != nil || !srv.Valid(tok.AccessToken.Reveal()) {
-		t.Fatalf("developer token on an empty store: %v", err)
+		t.Fatalf("a grant on an empty store: %v", err)
+	}
+	if rec, _, err := st.Load(context.Background(), "svc"); err != nil || rec.AccessToken != tok.AccessToken {
+		t.Fatalf("the profile was not created with the token: %v", err)
 	}
 }
 
@@ -426,4 +435,26 @@ func TestForcedRefreshWaitsForHeldBackWrite(t *testing.T) {
 		t.Fatalf("forced refresh: %v", err)
 	}
 	f.checkGrant(t)
+}
+
+// A record whose flavor no imported package registers is an error that
+// says so, before anything is sent.
+func TestUnknownFlavor(t *testing.T) {
+	st := storage.NewStore(memory.New())
+	st.Update(context.Background(), "p", func(r *storage.Record) error {
+		r.ClientID, r.ClientSecret, r.TokenURL, r.Flavor = "app", "s", "http://127.0.0.1:1/token", "no-such-flavor"
+		r.Seed("rt")
+		return nil
+	})
+	c, err := credentials.New(credentials.Config{Store: st, Profile: "p", JournalDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Token(context.Background()); !errors.Is(err, credentials.ErrUnknownFlavor) {
+		t.Fatalf("got %v; want ErrUnknownFlavor", err)
+	}
+	if _, ok := credentials.LookupFlavor(""); !ok {
+		t.Fatal("the built-in flavor is not found")
+	}
 }

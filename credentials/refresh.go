@@ -40,10 +40,10 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			return nil, err
 		}
 		rec, rev, err := c.store.Load(ctx, c.cfg.Profile)
-		if errors.Is(err, storage.ErrNotFound) && (c.cfg.Grant != nil || c.cfg.DeveloperToken != "") {
+		if errors.Is(err, storage.ErrNotFound) && c.cfg.Grant != nil {
 			// A grant needs nothing stored to start from (client
-			// credentials, developer tokens): the lease put creates the
-			// profile.
+			// credentials, a redemption service): the lease put creates
+			// the profile.
 			rec, rev, err = nil, "", nil
 		}
 		if err != nil {
@@ -262,23 +262,12 @@ const maxHonouredLease = 10 * time.Minute
 
 // refreshable checks that rec has what a refresh needs.
 func (c *Credentials) refreshable(rec *storage.Record) error {
-	if c.cfg.DeveloperToken != "" || c.cfg.Grant != nil {
+	if c.cfg.Grant != nil {
 		return nil
 	}
-	var missing []string
-	if rec.ClientID == "" {
-		missing = append(missing, "client_id")
-	}
-	// A public client (no secret, RFC 6749 §2.1) refreshes with client_id
-	// alone (§6, §3.2.1); pancloud's endpoint knows only confidential ones.
-	if rec.ClientSecret == "" && rec.Flavor == FlavorPancloud {
-		missing = append(missing, "client_secret")
-	}
-	if rec.RefreshToken == "" {
-		missing = append(missing, "refresh_token")
-	}
-	if rec.TokenURL == "" {
-		missing = append(missing, "token_url")
+	missing, err := MissingForRefresh(rec)
+	if err != nil {
+		return err
 	}
 	if len(missing) > 0 {
 		return &PartialCredentialsError{Profile: c.cfg.Profile, Missing: missing}
@@ -292,23 +281,26 @@ func (c *Credentials) refreshable(rec *storage.Record) error {
 	return nil
 }
 
+// callEndpoint obtains new tokens by the Grant, else by the refresh-token
+// grant in the record's flavor.
 func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record, sent time.Time) (*Tokens, error) {
-	if c.cfg.Grant == nil && httpsafe.Cleartext(rec.TokenURL) {
+	if c.cfg.Grant != nil {
+		return c.cfg.Grant.Obtain(ctx, rec)
+	}
+	if httpsafe.Cleartext(rec.TokenURL) {
 		c.cleartext.Do(func() {
 			c.cfg.Logger.Warn("the token endpoint is plain http on another machine: the client secret and refresh token travel in clear",
 				"profile", c.cfg.Profile, "token_url", storage.Redact(rec.TokenURL))
 		})
 	}
-	var tr *tokenResponse
-	var err error
-	switch {
-	case c.cfg.Grant != nil:
-		return c.cfg.Grant.Obtain(ctx, rec)
-	case c.cfg.DeveloperToken != "":
-		tr, err = c.endpoint.postJSON(ctx, c.cfg.DeveloperTokenProvider, struct{}{}, c.cfg.DeveloperToken)
-	default:
-		tr, err = c.endpoint.refreshGrant(ctx, rec)
+	f, err := flavorOf(c.cfg.Profile, rec)
+	if err != nil {
+		return nil, err
 	}
+	if f != nil {
+		return f.Refresh(ctx, c.endpoint.client, rec)
+	}
+	tr, err := c.endpoint.refreshGrant(ctx, rec)
 	if err != nil {
 		return nil, err
 	}

@@ -265,29 +265,6 @@ func TestReviewOutageLongerThanLeaseWaiterSpendsRotatedToken(t *testing.T) {
 	}
 }
 
-// R3b. The same holds for the URL that means "pancloud's default file":
-// file:// names $PAN_CREDENTIALS_DBFILE, whatever it is in each process,
-// and every such store is called "file://", so two apps on one machine
-// with their own PAN_CREDENTIALS_DBFILE and the default profile share
-// journal entries.
-func TestReviewDefaultFileURLNamesEveryCredentialsFileTheSame(t *testing.T) {
-	ctx := context.Background()
-	var names, paths []string
-	for _, d := range []string{t.TempDir(), t.TempDir()} {
-		t.Setenv(file.EnvPath, filepath.Join(d, "credentials.json"))
-		st, err := storage.Open(ctx, "file://")
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, st.Name())
-		paths = append(paths, st.Adapter().(*file.Adapter).Path())
-		st.Close()
-	}
-	if paths[0] != paths[1] && names[0] == names[1] {
-		t.Fatalf("two different credentials files (%s, %s) are both named %q: they share journal entries", paths[0], paths[1], names[0])
-	}
-}
-
 // Held: a journal entry replayed into a profile re-granted with its
 // history kept (init --force, login, a new seed) is refused and the new
 // grant stays.

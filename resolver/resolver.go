@@ -1,14 +1,18 @@
-// Package resolver finds a profile's credentials the way pancloud does:
-// top-down, first match wins, one source only.
+// Package resolver finds a profile's credentials top-down, first match
+// wins, one source only (the rule of pancloud's Credentials, which vendor
+// flavours such as package pancloud build on):
 //
 //  1. Values given explicitly (Options). If any of access token, client id,
 //     client secret or refresh token is given, only explicit values count.
-//  2. Else the environment: if any of PAN_ACCESS_TOKEN, PAN_CLIENT_ID,
-//     PAN_CLIENT_SECRET, PAN_REFRESH_TOKEN is set, only those count.
+//  2. Else the environment, under the variable names Options.Env gives: if
+//     any of them is set, only those count.
 //  3. Else the profile in the store.
 //
-// A developer token (explicit, or PAN_DEVELOPER_TOKEN with
-// PAN_DEVELOPER_TOKEN_PROVIDER) selects the developer-token flow instead.
+// Rule EachField relaxes that for command lines, where a flag may override
+// one variable: each value comes from the first source that has it.
+//
+// A Grant (Options.Grant: a redemption service, client credentials) may
+// obtain the tokens instead; the profile then need not exist beforehand.
 //
 // Explicit and environment values seed the store's profile, so that the
 // access tokens and rotated refresh tokens they lead to are shared like any
@@ -31,19 +35,11 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
-// Environment variables, pancloud's names.
-const (
-	EnvAccessToken            = "PAN_ACCESS_TOKEN"
-	EnvClientID               = "PAN_CLIENT_ID"
-	EnvClientSecret           = "PAN_CLIENT_SECRET"
-	EnvRefreshToken           = "PAN_REFRESH_TOKEN"
-	EnvDeveloperToken         = "PAN_DEVELOPER_TOKEN"
-	EnvDeveloperTokenProvider = "PAN_DEVELOPER_TOKEN_PROVIDER"
-	EnvCredentialsFile        = "PAN_CREDENTIALS_DBFILE" // read by storage/file
-)
-
-// DefaultDeveloperTokenProvider is pancloud's API Explorer redemption service.
-const DefaultDeveloperTokenProvider = "https://app.apiexplorer.rocks/request_token"
+// EnvNames names the variables the environment source reads; a vendor's
+// flavour gives its names. The zero value reads none.
+type EnvNames struct {
+	AccessToken, ClientID, ClientSecret, RefreshToken string
+}
 
 // Source says where credentials came from.
 type Source string
@@ -52,6 +48,23 @@ const (
 	Explicit    Source = "explicit"
 	Environment Source = "environment"
 	Store       Source = "store"
+	// Mixed: Rule EachField took values from both explicit options and
+	// the environment.
+	Mixed Source = "mixed"
+)
+
+// Rule says how explicit values and the environment combine.
+type Rule int
+
+const (
+	// FirstSource: the first source that has any credential gives all of
+	// them; the others are not consulted. The default.
+	FirstSource Rule = iota
+	// EachField: each credential comes from the first source that has it,
+	// so an explicit value overrides one variable and the rest still come
+	// from the environment. For command lines, whose flags complete the
+	// environment.
+	EachField
 )
 
 // Options are the explicitly given values and where to look for the rest.
@@ -63,16 +76,23 @@ type Options struct {
 	ClientSecret secret.Secret
 	RefreshToken secret.Secret
 
-	DeveloperToken         secret.Secret
-	DeveloperTokenProvider string
-
 	// TokenURL and Flavor describe the token endpoint for seeded
 	// credentials, and fill in a stored profile that has none.
 	TokenURL string
 	Flavor   string
 
+	// Env names the environment variables to read; the zero value reads
+	// none.
+	Env EnvNames
 	// Getenv reads the environment; default os.Getenv.
 	Getenv func(string) string
+	// Rule combines explicit values and the environment; default
+	// FirstSource.
+	Rule Rule
+
+	// Grant, when set, obtains the profile's tokens (credentials.Config.Grant);
+	// the profile need not be in the store.
+	Grant credentials.Grant
 }
 
 // Result is the outcome of Resolve.
@@ -81,10 +101,9 @@ type Result struct {
 	Profile string
 	// Seed holds explicit or environment values; nil for Store.
 	Seed *storage.Record
-	// DeveloperToken, when set, selects the developer-token flow.
-	DeveloperToken         secret.Secret
-	DeveloperTokenProvider string
-	tokenURL, flavor       string
+	// Grant is Options.Grant.
+	Grant            credentials.Grant
+	tokenURL, flavor string
 }
 
 // Resolve applies the rules to opts and the environment. It does no I/O.
@@ -93,42 +112,48 @@ func Resolve(opts Options) Result {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	res := Result{Profile: opts.Profile, Source: Store, tokenURL: opts.TokenURL, flavor: opts.Flavor}
+	res := Result{Profile: opts.Profile, Source: Store, Grant: opts.Grant, tokenURL: opts.TokenURL, flavor: opts.Flavor}
 	if res.Profile == "" {
 		res.Profile = "default"
 	}
-	res.DeveloperToken, res.DeveloperTokenProvider = opts.DeveloperToken, opts.DeveloperTokenProvider
-	if res.DeveloperToken == "" {
-		res.DeveloperToken = secret.Secret(getenv(EnvDeveloperToken))
+	read := func(name string) string {
+		if name == "" {
+			return ""
+		}
+		return getenv(name)
 	}
-	if res.DeveloperTokenProvider == "" {
-		res.DeveloperTokenProvider = getenv(EnvDeveloperTokenProvider)
-	}
-	if res.DeveloperToken != "" && res.DeveloperTokenProvider == "" {
-		res.DeveloperTokenProvider = DefaultDeveloperTokenProvider
-	}
-
-	seed := func(src Source, access, id, sec, refresh string) {
-		res.Source = src
-		res.Seed = &storage.Record{Profile: res.Profile, AccessToken: secret.Secret(access), ClientID: id,
-			ClientSecret: secret.Secret(sec), RefreshToken: secret.Secret(refresh), TokenURL: opts.TokenURL, Flavor: opts.Flavor}
-	}
+	explicit := [4]string{opts.AccessToken.Reveal(), opts.ClientID, opts.ClientSecret.Reveal(), opts.RefreshToken.Reveal()}
+	env := [4]string{read(opts.Env.AccessToken), read(opts.Env.ClientID), read(opts.Env.ClientSecret), read(opts.Env.RefreshToken)}
+	var vals [4]string
 	switch {
-	case opts.AccessToken != "" || opts.ClientID != "" || opts.ClientSecret != "" || opts.RefreshToken != "":
-		seed(Explicit, opts.AccessToken.Reveal(), opts.ClientID, opts.ClientSecret.Reveal(), opts.RefreshToken.Reveal())
-	case anySet(getenv, EnvAccessToken, EnvClientID, EnvClientSecret, EnvRefreshToken):
-		seed(Environment, getenv(EnvAccessToken), getenv(EnvClientID), getenv(EnvClientSecret), getenv(EnvRefreshToken))
+	case opts.Rule == EachField:
+		fromExplicit, fromEnv := false, false
+		for i := range vals {
+			switch {
+			case explicit[i] != "":
+				vals[i], fromExplicit = explicit[i], true
+			case env[i] != "":
+				vals[i], fromEnv = env[i], true
+			}
+		}
+		switch {
+		case fromExplicit && fromEnv:
+			res.Source = Mixed
+		case fromExplicit:
+			res.Source = Explicit
+		case fromEnv:
+			res.Source = Environment
+		}
+	case explicit != [4]string{}:
+		vals, res.Source = explicit, Explicit
+	case env != [4]string{}:
+		vals, res.Source = env, Environment
+	}
+	if res.Source != Store {
+		res.Seed = &storage.Record{Profile: res.Profile, AccessToken: secret.Secret(vals[0]), ClientID: vals[1],
+			ClientSecret: secret.Secret(vals[2]), RefreshToken: secret.Secret(vals[3]), TokenURL: opts.TokenURL, Flavor: opts.Flavor}
 	}
 	return res
-}
-
-func anySet(getenv func(string) string, names ...string) bool {
-	for _, n := range names {
-		if getenv(n) != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // legacySeedMember is the Record extra member in which earlier versions
@@ -149,7 +174,7 @@ const legacySeedMember = "tokencache_seed"
 func (r Result) Apply(ctx context.Context, st *storage.Store) error {
 	if r.Seed == nil {
 		_, _, err := st.Update(ctx, r.Profile, func(rec *storage.Record) error {
-			if rec.ClientID == "" && rec.RefreshToken == "" && rec.AccessToken == "" && r.DeveloperToken == "" {
+			if rec.ClientID == "" && rec.RefreshToken == "" && rec.AccessToken == "" && r.Grant == nil {
 				return fmt.Errorf("resolver: profile %q: %w", r.Profile, storage.ErrNotFound)
 			}
 			if rec.TokenURL != "" || r.tokenURL == "" {
@@ -222,15 +247,17 @@ func legacyFingerprint(r *storage.Record) string {
 }
 
 // Credentials resolves opts, applies the result to st and returns the
-// profile's Credentials; cfg supplies everything but Store and Profile.
+// profile's Credentials; cfg supplies everything but Store, Profile and
+// (when opts has one) Grant. The caller closes the Credentials; st stays
+// the caller's.
 func Credentials(ctx context.Context, st *storage.Store, opts Options, cfg credentials.Config) (*credentials.Credentials, error) {
 	res := Resolve(opts)
 	if err := res.Apply(ctx, st); err != nil {
 		return nil, err
 	}
 	cfg.Store, cfg.Profile = st, res.Profile
-	if res.DeveloperToken != "" {
-		cfg.DeveloperToken, cfg.DeveloperTokenProvider = res.DeveloperToken, res.DeveloperTokenProvider
+	if res.Grant != nil {
+		cfg.Grant = res.Grant
 	}
 	return credentials.New(cfg)
 }

@@ -12,13 +12,16 @@ import (
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
+// testEnv names the variables of a made-up vendor, APP_*.
+var testEnv = resolver.EnvNames{AccessToken: "APP_ACCESS_TOKEN", ClientID: "APP_CLIENT_ID", ClientSecret: "APP_CLIENT_SECRET", RefreshToken: "APP_REFRESH_TOKEN"}
+
 func env(kv map[string]string) func(string) string {
 	return func(k string) string { return kv[k] }
 }
 
 func TestResolveBranches(t *testing.T) {
 	fullEnv := map[string]string{
-		"PAN_CLIENT_ID": "env-id", "PAN_CLIENT_SECRET": "env-secret", "PAN_REFRESH_TOKEN": "env-rt",
+		"APP_CLIENT_ID": "env-id", "APP_CLIENT_SECRET": "env-secret", "APP_REFRESH_TOKEN": "env-rt",
 	}
 	tests := []struct {
 		name       string
@@ -32,13 +35,16 @@ func TestResolveBranches(t *testing.T) {
 		{"explicit partial does not mix in env", resolver.Options{ClientID: "x-id"}, fullEnv, resolver.Explicit, "x-id", ""},
 		{"explicit access token alone", resolver.Options{AccessToken: "at"}, fullEnv, resolver.Explicit, "", ""},
 		{"env when nothing explicit", resolver.Options{}, fullEnv, resolver.Environment, "env-id", "env-rt"},
-		{"one env var selects env", resolver.Options{}, map[string]string{"PAN_ACCESS_TOKEN": "at"}, resolver.Environment, "", ""},
+		{"one env var selects env", resolver.Options{}, map[string]string{"APP_ACCESS_TOKEN": "at"}, resolver.Environment, "", ""},
 		{"store when nothing set", resolver.Options{}, nil, resolver.Store, "", ""},
-		{"developer token alone is not a credential source", resolver.Options{}, map[string]string{"PAN_DEVELOPER_TOKEN": "dev"}, resolver.Store, "", ""},
+		{"each field: explicit over env, env fills the rest", resolver.Options{ClientID: "x-id", Rule: resolver.EachField}, fullEnv, resolver.Mixed, "x-id", "env-rt"},
+		{"each field: env alone", resolver.Options{Rule: resolver.EachField}, fullEnv, resolver.Environment, "env-id", "env-rt"},
+		{"each field: explicit alone", resolver.Options{ClientID: "x-id", Rule: resolver.EachField}, nil, resolver.Explicit, "x-id", ""},
+		{"each field: nothing", resolver.Options{Rule: resolver.EachField}, nil, resolver.Store, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.opts.Getenv = env(tt.env)
+			tt.opts.Env, tt.opts.Getenv = testEnv, env(tt.env)
 			res := resolver.Resolve(tt.opts)
 			if res.Source != tt.wantSource {
 				t.Fatalf("source = %s, want %s", res.Source, tt.wantSource)
@@ -53,17 +59,6 @@ func TestResolveBranches(t *testing.T) {
 				t.Fatalf("seed id=%q rt=%q", res.Seed.ClientID, res.Seed.RefreshToken.Reveal())
 			}
 		})
-	}
-}
-
-func TestDeveloperToken(t *testing.T) {
-	res := resolver.Resolve(resolver.Options{Getenv: env(map[string]string{"PAN_DEVELOPER_TOKEN": "dev"})})
-	if res.DeveloperToken.Reveal() != "dev" || res.DeveloperTokenProvider != resolver.DefaultDeveloperTokenProvider {
-		t.Fatalf("developer token %q provider %q", res.DeveloperToken.Reveal(), res.DeveloperTokenProvider)
-	}
-	res = resolver.Resolve(resolver.Options{Getenv: env(map[string]string{"PAN_DEVELOPER_TOKEN": "dev", "PAN_DEVELOPER_TOKEN_PROVIDER": "http://p"})})
-	if res.DeveloperTokenProvider != "http://p" {
-		t.Fatalf("provider %q", res.DeveloperTokenProvider)
 	}
 }
 
@@ -100,12 +95,12 @@ func TestApplySeedKeepsRotatedToken(t *testing.T) {
 func TestApplyStoreSource(t *testing.T) {
 	ctx := context.Background()
 	st := storage.NewStore(memory.New())
-	err := resolver.Resolve(resolver.Options{Profile: "missing", Getenv: env(nil)}).Apply(ctx, st)
+	err := resolver.Resolve(resolver.Options{Profile: "missing", Env: testEnv, Getenv: env(nil)}).Apply(ctx, st)
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("missing profile: %v", err)
 	}
 	st.Update(ctx, "p", func(r *storage.Record) error { r.ClientID, r.RefreshToken = "id", "rt"; return nil })
-	if err := resolver.Resolve(resolver.Options{Profile: "p", TokenURL: "http://t", Getenv: env(nil)}).Apply(ctx, st); err != nil {
+	if err := resolver.Resolve(resolver.Options{Profile: "p", TokenURL: "http://t", Env: testEnv, Getenv: env(nil)}).Apply(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, _ := st.Load(ctx, "p")
@@ -114,18 +109,18 @@ func TestApplyStoreSource(t *testing.T) {
 	}
 }
 
-// Issue 11, case 3: rotating only PAN_CLIENT_SECRET used to re-seed the
+// Issue 11, case 3: rotating only APP_CLIENT_SECRET used to re-seed the
 // whole record, spent bootstrap refresh token included.
 func TestApplyChangedSecretKeepsRotatedToken(t *testing.T) {
 	ctx := context.Background()
 	st := storage.NewStore(memory.New())
-	vars := map[string]string{"PAN_CLIENT_ID": "id", "PAN_CLIENT_SECRET": "s1", "PAN_REFRESH_TOKEN": "rt-1"}
-	if err := resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st); err != nil {
+	vars := map[string]string{"APP_CLIENT_ID": "id", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": "rt-1"}
+	if err := resolver.Resolve(resolver.Options{Profile: "p", Env: testEnv, Getenv: env(vars)}).Apply(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	st.Update(ctx, "p", func(r *storage.Record) error { r.Rotate("rt-2"); return nil })
-	vars["PAN_CLIENT_SECRET"] = "s2"
-	if err := resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st); err != nil {
+	vars["APP_CLIENT_SECRET"] = "s2"
+	if err := resolver.Resolve(resolver.Options{Profile: "p", Env: testEnv, Getenv: env(vars)}).Apply(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, _ := st.Load(ctx, "p")
@@ -133,10 +128,10 @@ func TestApplyChangedSecretKeepsRotatedToken(t *testing.T) {
 		t.Fatalf("after a secret rotation: refresh token %q (want rt-2), secret %q (want s2)", rec.RefreshToken.Reveal(), rec.ClientSecret.Reveal())
 	}
 	// A new grant, then the old environment again: the old seed stays out.
-	vars["PAN_REFRESH_TOKEN"] = "rt-new"
-	resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st)
-	vars["PAN_REFRESH_TOKEN"] = "rt-1"
-	if err := resolver.Resolve(resolver.Options{Profile: "p", Getenv: env(vars)}).Apply(ctx, st); err != nil {
+	vars["APP_REFRESH_TOKEN"] = "rt-new"
+	resolver.Resolve(resolver.Options{Profile: "p", Env: testEnv, Getenv: env(vars)}).Apply(ctx, st)
+	vars["APP_REFRESH_TOKEN"] = "rt-1"
+	if err := resolver.Resolve(resolver.Options{Profile: "p", Env: testEnv, Getenv: env(vars)}).Apply(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	rec, _, _ = st.Load(ctx, "p")

@@ -54,7 +54,7 @@ func expireAccess(t *testing.T, st *storage.Store) {
 
 // R4. A record with no lineage (pancloud's file, or tokencache before
 // lineage) that has rotated since it was seeded: a process started with
-// the original seed in PAN_* (a container's unchanged environment) puts the
+// the original seed in APP_* (a container's unchanged environment) puts the
 // spent seed back, since the profile "has never seen" it. tokencache init
 // refuses exactly this without --force; the resolver does it silently.
 func TestReviewResolverReseedsLegacyRecord(t *testing.T) {
@@ -66,8 +66,8 @@ func TestReviewResolverReseedsLegacyRecord(t *testing.T) {
 	seed := legacyRotated(t, st, srv, nil)
 	expireAccess(t, st)
 
-	vars := map[string]string{"PAN_CLIENT_ID": "app", "PAN_CLIENT_SECRET": "s1", "PAN_REFRESH_TOKEN": seed}
-	c, err := resolver.Credentials(ctx, st, resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Getenv: env(vars)}, credentials.Config{JournalDir: "-"})
+	vars := map[string]string{"APP_CLIENT_ID": "app", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": seed}
+	c, err := resolver.Credentials(ctx, st, resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Env: testEnv, Getenv: env(vars)}, credentials.Config{JournalDir: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestReviewResolverReseedsLegacyRecord(t *testing.T) {
 
 // R5. The migration of the previous version's seed fingerprint only works
 // when nothing in the seed changed: upgrading and rotating
-// PAN_CLIENT_SECRET in the same deployment (issue 11, case 3) misses the
+// APP_CLIENT_SECRET in the same deployment (issue 11, case 3) misses the
 // fingerprint and the spent seed goes back.
 func TestReviewLegacyFingerprintMissedOnSecretRotation(t *testing.T) {
 	ctx := context.Background()
@@ -94,8 +94,8 @@ func TestReviewLegacyFingerprintMissedOnSecretRotation(t *testing.T) {
 	expireAccess(t, st)
 	srv.AddClient("app", "s2") // the client secret is rotated with the upgrade
 
-	vars := map[string]string{"PAN_CLIENT_ID": "app", "PAN_CLIENT_SECRET": "s2", "PAN_REFRESH_TOKEN": seed}
-	c, err := resolver.Credentials(ctx, st, resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Getenv: env(vars)}, credentials.Config{JournalDir: "-"})
+	vars := map[string]string{"APP_CLIENT_ID": "app", "APP_CLIENT_SECRET": "s2", "APP_REFRESH_TOKEN": seed}
+	c, err := resolver.Credentials(ctx, st, resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Env: testEnv, Getenv: env(vars)}, credentials.Config{JournalDir: "-"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestReviewLegacyFingerprintMissedOnSecretRotation(t *testing.T) {
 }
 
 // R8. Only seeds are remembered, not the generations after them: a
-// refresh token the profile held mid-lineage (copied into PAN_REFRESH_TOKEN
+// refresh token the profile held mid-lineage (copied into APP_REFRESH_TOKEN
 // from `show --reveal`, a secret manager backup, a new deployment's
 // manifest) is "a seed never seen", so the resolver writes it back after
 // the store has rotated past it.
@@ -117,8 +117,8 @@ func TestReviewResolverReseedsAnIntermediateGeneration(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s1")
 	st := storage.NewStore(memory.New())
-	vars := map[string]string{"PAN_CLIENT_ID": "app", "PAN_CLIENT_SECRET": "s1", "PAN_REFRESH_TOKEN": srv.IssueRefreshToken("app")}
-	opts := resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Getenv: env(vars)}
+	vars := map[string]string{"APP_CLIENT_ID": "app", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": srv.IssueRefreshToken("app")}
+	opts := resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Env: testEnv, Getenv: env(vars)}
 	c, err := resolver.Credentials(ctx, st, opts, credentials.Config{JournalDir: "-"})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestReviewResolverReseedsAnIntermediateGeneration(t *testing.T) {
 	if _, err := c.Refresh(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	vars["PAN_REFRESH_TOKEN"] = backup // the next deployment is given the backup
+	vars["APP_REFRESH_TOKEN"] = backup // the next deployment is given the backup
 	expireAccess(t, st)
 	c2, err := resolver.Credentials(ctx, st, opts, credentials.Config{JournalDir: "-"})
 	if err != nil {
@@ -175,8 +175,8 @@ func TestReviewMigrationDuringRefreshDropsTheSuccessor(t *testing.T) {
 	go func() { _, err := cli.Token(ctx); done <- err }()
 	<-hold.Arrived()
 	// The upgraded app starts with its unchanged environment meanwhile.
-	vars := map[string]string{"PAN_CLIENT_ID": "app", "PAN_CLIENT_SECRET": "s1", "PAN_REFRESH_TOKEN": seed}
-	if err := resolver.Resolve(resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Getenv: env(vars)}).Apply(ctx, st); err != nil {
+	vars := map[string]string{"APP_CLIENT_ID": "app", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": seed}
+	if err := resolver.Resolve(resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Env: testEnv, Getenv: env(vars)}).Apply(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	hold.Release()
@@ -205,8 +205,8 @@ func TestReviewResolverSecondStartReplaysSeedOfLegacyRecord(t *testing.T) {
 		RefreshToken: secret.Secret(seed), TokenURL: srv.TokenURL()}); err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{"PAN_CLIENT_ID": "app", "PAN_CLIENT_SECRET": "s1", "PAN_REFRESH_TOKEN": seed}
-	opts := resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Getenv: env(vars)}
+	vars := map[string]string{"APP_CLIENT_ID": "app", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": seed}
+	opts := resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Env: testEnv, Getenv: env(vars)}
 	for start := 1; start <= 2; start++ {
 		c, err := resolver.Credentials(ctx, st, opts, credentials.Config{JournalDir: "-"})
 		if err != nil {

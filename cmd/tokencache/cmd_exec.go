@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/pancloud"
 )
 
 func (a *app) execCmd() *cobra.Command {
@@ -116,7 +117,7 @@ func execEnv(environ []string) []string {
 	out := make([]string, 0, len(environ))
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "PAN_") || strings.HasPrefix(name, "TOKENCACHE_") {
+		if strings.HasPrefix(name, pancloud.EnvPrefix) || strings.HasPrefix(name, "TOKENCACHE_") {
 			continue
 		}
 		out = append(out, kv)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/pancloud"
+	"github.com/tokencache/tokencache/resolver"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -47,6 +49,7 @@ func (a *app) initCmd() *cobra.Command {
 	var force bool
 	var clientSecret, refreshToken, accessToken string
 	var secretFiles [3]string // --client-secret-file, --refresh-token-file, --access-token-file
+	var scheme schemeInput
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create or update a profile",
@@ -66,6 +69,13 @@ Endpoint URLs must be absolute http:// or https:// URLs. A plain http://
 endpoint on a host other than loopback gets a warning: the client secret
 and the refresh token would cross the network in clear.
 
+Pancloud's environment is read through the library's resolver, with one
+difference from a program's: each value comes from the first source that
+has it (flag, then --from-file, then PAN_*), so a flag can override one
+variable. A developer token (PAN_DEVELOPER_TOKEN) is not stored: set it
+when running token, exec or refresh, which then redeem it (pancloud's
+developer-token flow) and store only the access token.
+
 A new refresh token (or client) drops the stored access token, which
 belongs to the old grant, unless --access-token is given too.
 
@@ -74,10 +84,25 @@ a refresh token the profile has held before is never written back, since
 the store holds its successor. Without --force, init refuses to replace a
 stored refresh token with a different one, or to change the client of a
 profile that holds one: the stored token may be the newer, and a spent one
-makes a server that detects reuse revoke the whole grant.`,
+makes a server that detects reuse revoke the whole grant.
+
+--scheme NAME makes a profile that authorizes with one of the registered
+schemes instead of a stored refresh token, built as a program builds it
+(auth.New): oauth2_client_credentials (service to service: no refresh token, a
+new token is requested when one expires), oauth2_password, token_endpoint,
+tc_token, basic, api_key, bearer, tc_hmac, jwt_es512, ... Its options are
+--param NAME=VALUE and --param-file NAME=PATH (for secrets), and
+--token-url, --client-id, --client-secret(-file) and --scope for the
+options of those names. The options are stored in the profile (secrets as
+the client secret is: use a kms+ store to encrypt them); token, exec and
+refresh build the scheme from them. A scheme that obtains tokens obtains
+its first one during init, which checks the options. --force replaces a
+profile that holds other credentials or another scheme's options.`,
 		Example: `  tokencache init --token-url https://idp.example/oauth2/token --from-file cred-init.json
   vault read -field=secret kv/app | tokencache init --token-url https://idp.example/oauth2/token --client-id app --client-secret-file -
-  PAN_CLIENT_ID=app PAN_CLIENT_SECRET=s PAN_REFRESH_TOKEN=r tokencache init --token-url https://idp.example/oauth2/token`,
+  PAN_CLIENT_ID=app PAN_CLIENT_SECRET=s PAN_REFRESH_TOKEN=r tokencache init --token-url https://idp.example/oauth2/token
+  tokencache init svc --scheme oauth2_client_credentials --token-url https://idp.example/oauth2/token --client-id svc --client-secret-file secret.txt --scope read
+  tokencache init legacy --scheme api_key --param-file key=key.txt --param header=X-Api-Key`,
 		Args: cobra.NoArgs,
 		RunE: a.runE(func(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			in.clientSecret, in.refreshToken, in.accessToken = secret.Secret(clientSecret), secret.Secret(refreshToken), secret.Secret(accessToken)
@@ -86,6 +111,17 @@ makes a server that detects reuse revoke the whole grant.`,
 			}
 			if err := a.readSecretFiles(cmd, secretFiles, fromFile, &in); err != nil {
 				return err
+			}
+			if scheme.name != "" {
+				params, err := a.schemeParams(cmd, scheme, in)
+				if err != nil {
+					return err
+				}
+				a.warnPlainHTTP(in.tokenURL, "", "")
+				return a.initScheme(ctx, scheme.name, params, force)
+			}
+			if len(scheme.params) > 0 || len(scheme.paramFiles) > 0 {
+				return usagef("--param and --param-file go with --scheme")
 			}
 			if fromFile != "" {
 				if err := a.readCredInit(fromFile, &in); err != nil {
@@ -127,6 +163,9 @@ makes a server that detects reuse revoke the whole grant.`,
 	f.StringSliceVar(&in.scopes, "scope", nil, "scopes to request (login)")
 	f.BoolVar(&force, "force", false, "replace the stored refresh token or client: a new grant")
 	f.StringVar(&fromFile, "from-file", "", `read client_id, client_secret, refresh_token from a cred-init.json file ("-": stdin)`)
+	f.StringVar(&scheme.name, "scheme", "", "authorize with this registered scheme instead (see above); its options by --param")
+	f.StringArrayVar(&scheme.params, "param", nil, "a --scheme option, NAME=VALUE (repeatable; visible in ps: give secrets by --param-file)")
+	f.StringArrayVar(&scheme.paramFiles, "param-file", nil, `a --scheme option read from a file, NAME=PATH ("-": stdin; repeatable)`)
 	return cmd
 }
 
@@ -238,12 +277,20 @@ func (a *app) readCredInit(path string, in *profileInput) error {
 	return nil
 }
 
-// fillFromEnv takes PAN_* values for fields neither flags nor file gave.
+// fillFromEnv completes in through the resolver with pancloud's
+// environment (PAN_CLIENT_ID, PAN_CLIENT_SECRET, PAN_REFRESH_TOKEN,
+// PAN_ACCESS_TOKEN), each value from the first source that has it: the
+// flags and --from-file (explicit), then the environment. The library
+// reads the same variables through the same resolver (pancloud.Env).
 func (a *app) fillFromEnv(in *profileInput) {
-	setIfEmpty(&in.clientID, a.getenv("PAN_CLIENT_ID"))
-	setSecretIfEmpty(&in.clientSecret, a.getenv("PAN_CLIENT_SECRET"))
-	setSecretIfEmpty(&in.refreshToken, a.getenv("PAN_REFRESH_TOKEN"))
-	setSecretIfEmpty(&in.accessToken, a.getenv("PAN_ACCESS_TOKEN"))
+	res := resolver.Resolve(resolver.Options{
+		Profile: a.profile, AccessToken: in.accessToken, ClientID: in.clientID, ClientSecret: in.clientSecret, RefreshToken: in.refreshToken,
+		Env: pancloud.Env(), Getenv: a.getenv, Rule: resolver.EachField,
+	})
+	if res.Seed == nil {
+		return
+	}
+	in.accessToken, in.clientID, in.clientSecret, in.refreshToken = res.Seed.AccessToken, res.Seed.ClientID, res.Seed.ClientSecret, res.Seed.RefreshToken
 }
 
 func setIfEmpty(dst *string, v string) {
@@ -271,10 +318,8 @@ func (e *initRefusal) Error() string { return e.msg }
 // unknown refresh token over a stored one is refused, since the stored one
 // may be the newer and is the only one that still works.
 func (a *app) saveProfile(ctx context.Context, in profileInput, force bool) (*storage.Record, []string, error) {
-	switch in.flavor {
-	case "", credentials.FlavorOAuth2, credentials.FlavorPancloud:
-	default:
-		return nil, nil, usagef("--flavor must be oauth2 or pancloud, not %q", in.flavor)
+	if _, ok := credentials.LookupFlavor(in.flavor); !ok {
+		return nil, nil, usagef("--flavor must be one of %s, not %q", strings.Join(credentials.Flavors(), ", "), in.flavor)
 	}
 	st, err := a.openStore(ctx)
 	if err != nil {
@@ -371,23 +416,12 @@ func (a *app) saveProfile(ctx context.Context, in profileInput, force bool) (*st
 	return rec, notes, err
 }
 
-// missingForRefresh mirrors the library's check, so that init can warn
-// instead of token failing later.
+// missingForRefresh is the library's check by the record's flavor, so
+// that init can warn instead of token failing later.
 func missingForRefresh(r *storage.Record) []string {
-	var m []string
-	for _, f := range []struct {
-		name string
-		set  bool
-	}{
-		{"client_id", r.ClientID != ""},
-		// A public client refreshes without a secret; pancloud needs one.
-		{"client_secret", r.ClientSecret != "" || r.Flavor != credentials.FlavorPancloud},
-		{"refresh_token", r.RefreshToken != ""},
-		{"token_url", r.TokenURL != ""},
-	} {
-		if !f.set {
-			m = append(m, f.name)
-		}
+	m, err := credentials.MissingForRefresh(r)
+	if err != nil {
+		return []string{"a known flavor"}
 	}
 	return m
 }

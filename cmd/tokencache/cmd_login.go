@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/pancloud"
 )
 
 func (a *app) loginCmd() *cobra.Command {
@@ -74,7 +75,7 @@ PAN_* secrets or TOKENCACHE_STORE.
 			if err := checkEndpoints(&in); err != nil {
 				return err
 			}
-			setSecretIfEmpty(&in.clientSecret, a.getenv("PAN_CLIENT_SECRET"))
+			setSecretIfEmpty(&in.clientSecret, a.getenv(pancloud.EnvClientSecret))
 			if !in.empty() {
 				// A login is a new grant: it may change the client.
 				if _, _, err := a.saveProfile(ctx, in, force); err != nil {

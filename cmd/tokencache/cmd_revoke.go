@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/pancloud"
 )
 
 func (a *app) revokeCmd() *cobra.Command {
@@ -33,7 +34,7 @@ authorize again.`,
 				if u == "" {
 					u = extraString(rec, extraRevokeURL)
 				}
-				if u == "" && rec.Flavor != credentials.FlavorPancloud {
+				if u == "" && rec.Flavor != pancloud.Flavor {
 					return usagef("revoke: profile %q has no revocation URL: give --revoke-url (init --revoke-url remembers it)", a.profile)
 				}
 				a.revoking = true

@@ -221,7 +221,7 @@ func (a *app) runE(fn func(ctx context.Context, cmd *cobra.Command, args []strin
 // database at a mistyped path.
 func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 	if a.storeURL == "" {
-		u, err := defaultStoreURL()
+		u, err := defaultStoreURL(a.getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +230,7 @@ func (a *app) openStore(ctx context.Context) (*storage.Store, error) {
 	if err := checkProfileName(a.profile); err != nil {
 		return nil, err
 	}
-	ls, err := resolveStore(a.storeURL)
+	ls, err := resolveStore(a.storeURL, a.getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -287,24 +287,29 @@ func (a *app) credConfig(st *storage.Store) credentials.Config {
 	}
 }
 
-// withCredentials opens the store and the profile's Credentials, runs fn
-// and closes both.
+// withCredentials opens the store and the profile's Credentials (see
+// profileCredentials), runs fn and closes both. With a developer token in
+// the environment the store may be created: the first token creates the
+// profile.
 func (a *app) withCredentials(ctx context.Context, fn func(*credentials.Credentials) error) error {
+	if a.developerToken() != nil {
+		a.creates = true
+	}
 	st, err := a.openStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	c, err := credentials.New(a.credConfig(st))
+	c, closeCreds, err := a.profileCredentials(ctx, st)
 	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
 	err = fn(c)
 	a.notice.stop()
 	// Close writes a rotated refresh token a store outage held back, or
 	// says which recovery journal entry keeps it: the command must not
 	// exit 0 while the only valid refresh token is in its memory.
-	if cerr := c.Close(); cerr != nil {
+	if cerr := closeCreds(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err

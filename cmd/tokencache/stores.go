@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tokencache/tokencache/pancloud"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/file"
 
@@ -28,19 +29,12 @@ import (
 )
 
 // defaultStoreURL is the embedded file store at pancloud's path
-// ($PAN_CREDENTIALS_DBFILE, else ~/.config/pancloud/credentials.json), so
-// that tokencache and pancloud share one credentials.json out of the box.
-// A relative PAN_CREDENTIALS_DBFILE is relative to the working directory,
-// as it is for pancloud.
-func defaultStoreURL() (string, error) {
-	p, err := file.DefaultPath()
-	if err != nil {
-		return "", err
-	}
-	if p, err = filepath.Abs(p); err != nil {
-		return "", usagef("%s: %v", file.EnvPath, err)
-	}
-	return (&url.URL{Scheme: "file", Path: p}).String(), nil
+// ($PAN_CREDENTIALS_DBFILE, else ~/.config/pancloud/credentials.json, as
+// package pancloud says), so that tokencache and pancloud share one
+// credentials.json out of the box. A relative PAN_CREDENTIALS_DBFILE is
+// relative to the working directory, as it is for pancloud.
+func defaultStoreURL(getenv func(string) string) (string, error) {
+	return pancloud.DefaultStoreURL(getenv)
 }
 
 // localStore is a store URL resolved for the commands: for the stores that
@@ -52,7 +46,7 @@ type localStore struct {
 	memory    bool // memory:// or kms+memory://: gone when the process exits
 }
 
-func resolveStore(raw string) (localStore, error) {
+func resolveStore(raw string, getenv func(string) string) (localStore, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// storage.Open says why, without quoting secrets.
@@ -66,6 +60,15 @@ func resolveStore(raw string) (localStore, error) {
 	case "memory":
 		return localStore{url: raw, memory: true}, nil
 	case "file":
+		if inner.Path == "" && inner.Opaque == "" && (inner.Host == "" || inner.Host == "localhost") {
+			// file: and file:// name the default file.
+			def, err := defaultStoreURL(getenv)
+			if err != nil {
+				return localStore{}, err
+			}
+			d, _ := url.Parse(def)
+			inner.Path = d.Path
+		}
 		p, err = file.PathFromURL(&inner)
 		if err != nil {
 			return localStore{url: raw}, nil // storage.Open reports it

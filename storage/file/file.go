@@ -94,9 +94,6 @@ import (
 	"github.com/tokencache/tokencache/storage"
 )
 
-// EnvPath names the credentials file, as in pancloud.
-const EnvPath = "PAN_CREDENTIALS_DBFILE"
-
 func init() {
 	storage.Register("file", func(_ context.Context, u *url.URL) (storage.Adapter, error) {
 		p, err := PathFromURL(u)
@@ -107,21 +104,10 @@ func init() {
 	})
 }
 
-// DefaultPath is $PAN_CREDENTIALS_DBFILE if set, else
-// ~/.config/pancloud/credentials.json, pancloud's default.
-func DefaultPath() (string, error) {
-	if p := os.Getenv(EnvPath); p != "" {
-		return p, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", storage.Wrap(storage.ErrInvalid, "file: no credentials path: "+EnvPath+" is not set and there is no home directory", err)
-	}
-	return filepath.Join(home, ".config", "pancloud", "credentials.json"), nil
-}
-
-// PathFromURL returns the file a URL names: file:///abs/path.json,
-// file:relative/path.json, or file:// (and file:) for DefaultPath.
+// PathFromURL returns the file a URL names: file:///abs/path.json or
+// file:relative/path.json. A URL without a path (file:, file://) names no
+// file and is storage.ErrInvalid: where a default credentials file lives
+// is a vendor's convention (package pancloud has pancloud's).
 func PathFromURL(u *url.URL) (string, error) {
 	if u.Scheme != "file" {
 		return "", storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: URL scheme %q is not file", u.Scheme), nil)
@@ -138,7 +124,7 @@ func PathFromURL(u *url.URL) (string, error) {
 		p = op
 	}
 	if p == "" {
-		return DefaultPath()
+		return "", storage.Wrap(storage.ErrInvalid, "file: the URL names no file (want file:///path/credentials.json)", nil)
 	}
 	return p, nil
 }
