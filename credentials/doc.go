@@ -88,4 +88,16 @@
 // Expiry comes from expires_in, or the JWT exp claim when the token is a
 // JWT (decoded without verification), less Skew, which is capped at a
 // quarter of the lifetime of tokens shorter than it.
+//
+// # Grants and flavors
+//
+// Step 6 calls the refresh-token grant of RFC 6749 by default. Two hooks
+// change what is called, and nothing else: the protocol around them is the
+// same. A Grant (Config.Grant) obtains tokens some other way (client
+// credentials, a password, a vendor's redemption service) and needs no
+// stored profile to start from. A Flavor, named by a record's Flavor field
+// and registered with RegisterFlavor, is a vendor's dialect of the token
+// endpoint, used for the refresh, Exchange and Revoke of its profiles.
+// DoTokenRequest and DoRevocation read their answers as the built-in
+// endpoint does, into an *EndpointError when they are not a success.
 package credentials

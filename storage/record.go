@@ -28,8 +28,8 @@ type Record struct {
 	TokenType    string    // "Bearer" when empty
 	Expiry       time.Time // when AccessToken expires; zero when unknown
 	IssuedAt     time.Time // when AccessToken was requested; zero when unknown
-	TokenURL     string    // the token endpoint (RFC 6749) or pancloud base URL
-	Flavor       string    // "oauth2" (default) or "pancloud"
+	TokenURL     string    // the token endpoint (RFC 6749), or what the record's flavor takes instead (a base URL)
+	Flavor       string    // the token endpoint's dialect (credentials.Flavor); "" is RFC 6749
 	Scopes       []string
 	Scheme       string  // auth scheme that owns the record; empty for the refresh-token flow
 	Lease        *Lease  // set while one client refreshes; Store.Update keeps it as stored

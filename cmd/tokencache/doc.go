@@ -14,11 +14,16 @@
 // "default" unless the command's argument, --profile (-p) or
 // TOKENCACHE_PROFILE names another. Commands that only read (all but init
 // and login) never create a store: a local store file that does not exist
-// is an error (exit 3), not an empty database at a mistyped path.
+// is an error (exit 3), not an empty database at a mistyped path; the
+// exception is pancloud's developer token (PAN_DEVELOPER_TOKEN), with
+// which token, refresh and exec obtain a token for a profile no store
+// holds yet. PAN_* variables are read as package pancloud reads them,
+// through package resolver.
 //
 // Commands:
 //
-//	init      create or update a profile (flags, PAN_* environment, --*-file or --from-file cred-init.json)
+//	init      create or update a profile (flags, PAN_* environment, --*-file or --from-file cred-init.json),
+//	          or one that authorizes with a registered scheme (--scheme NAME --param k=v --param-file k=path)
 //	token     print a valid access token, refreshing it through the store when needed
 //	          (--format value|header|json|env|k8s, --min-valid DURATION)
 //	exec      run a command with the access token in its environment (exec [PROFILE] -- CMD ...)

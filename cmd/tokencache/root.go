@@ -289,10 +289,10 @@ func (a *app) credConfig(st *storage.Store) credentials.Config {
 
 // withCredentials opens the store and the profile's Credentials (see
 // profileCredentials), runs fn and closes both. With a developer token in
-// the environment the store may be created: the first token creates the
-// profile.
+// the environment the store may be created (but by revoke): the first
+// token creates the profile.
 func (a *app) withCredentials(ctx context.Context, fn func(*credentials.Credentials) error) error {
-	if a.developerToken() != nil {
+	if a.developerToken() != nil && a.command != "revoke" {
 		a.creates = true
 	}
 	st, err := a.openStore(ctx)
