@@ -105,6 +105,11 @@ func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
 	return a, nil
 }
 
+// cleared reports whether rec holds no credentials, endpoint or scheme.
+func cleared(rec *storage.Record) bool {
+	return rec.Scheme == "" && rec.ClientID == "" && rec.TokenURL == "" && rec.RefreshToken == "" && rec.AccessToken == "" && rec.ClientSecret == ""
+}
+
 // ensureRecord lets fit check or seed the profile's record; fit reports
 // whether it changed it. Grants need a record to exist, since the refresh
 // protocol leases it; creating it conditionally keeps replicas that start
@@ -118,6 +123,10 @@ func ensureRecord(ctx context.Context, st *storage.Store, profile string,
 		switch {
 		case exists:
 			rec = cur.Clone()
+			// A profile cleared of everything but its lineage (a forced
+			// re-initialisation) is set up afresh; the lineage stays, so
+			// the tokens it held are never taken back.
+			exists = !cleared(cur)
 		case errors.Is(err, storage.ErrNotFound):
 			cur = nil
 		default:

@@ -118,7 +118,7 @@ func TestInitSchemeRefusals(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want usage naming %q", tc.args, r.code, r.stderr, tc.want)
 		}
 	}
-	p.initExpired(t, store, "default")
+	seed := p.initExpired(t, store, "default")
 	keyFile := filepath.Join(t.TempDir(), "key")
 	os.WriteFile(keyFile, []byte("api-key-value"), 0o600)
 	if r := cli(t, nil, "--store", store, "init", "--scheme", "api_key", "--param-file", "key="+keyFile); r.code != exitUsage || !strings.Contains(r.stderr, "--force") {
@@ -130,5 +130,10 @@ func TestInitSchemeRefusals(t *testing.T) {
 	}
 	if r := cli(t, nil, "--store", store, "show").mustSucceed(t); strings.Contains(r.stdout, "api-key-value") {
 		t.Fatalf("show prints the API key: %s", r.stdout)
+	}
+	// The replaced profile keeps its lineage: the refresh token it held is
+	// not taken back, even with --force.
+	if r := cli(t, []string{"PAN_REFRESH_TOKEN=" + seed}, "--store", store, "init", "--force"); r.code != exitUsage || !strings.Contains(r.stderr, "spent") {
+		t.Fatalf("init with the replaced profile's refresh token: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -127,9 +128,17 @@ func (a *app) initScheme(ctx context.Context, name string, params auth.Params, f
 		case !force && (cur.RefreshToken != "" || cur.ClientID != "" || cur.AccessToken != ""):
 			return usagef("init: profile %q holds credentials of its own; --force replaces them with scheme %q (or use another --profile)", a.profile, name)
 		}
-		// A new configuration starts from an empty profile: the scheme
-		// checks a stored one against its options and refuses a mismatch.
-		if err := st.Delete(ctx, a.profile); err != nil {
+		// A new configuration starts from a cleared profile (the scheme
+		// checks a stored one against its options and refuses a
+		// mismatch). Its lineage stays, under a new, empty grant: the
+		// refresh tokens it held are never taken back.
+		if _, _, err := st.Update(ctx, a.profile, func(r *storage.Record) error {
+			r.Grant("")
+			r.ClientID, r.ClientSecret, r.TokenURL, r.Flavor, r.Scopes, r.Scheme = "", "", "", "", nil, ""
+			r.AccessToken, r.TokenType, r.Expiry, r.IssuedAt = "", "", time.Time{}, time.Time{}
+			r.Extra = nil
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
