@@ -208,8 +208,8 @@ func (c *Credentials) deviceRecord(ctx context.Context) (*storage.Record, error)
 	if len(missing) > 0 {
 		return nil, &PartialCredentialsError{Profile: c.cfg.Profile, Missing: missing}
 	}
-	if rec.Flavor == FlavorPancloud {
-		return nil, fmt.Errorf("credentials: profile %q: pancloud token endpoints have no device authorization grant", c.cfg.Profile)
+	if rec.Flavor != "" && rec.Flavor != FlavorOAuth2 {
+		return nil, fmt.Errorf("credentials: profile %q: the device authorization grant is RFC 6749's; flavor %q has none", c.cfg.Profile, rec.Flavor)
 	}
 	return rec, nil
 }
