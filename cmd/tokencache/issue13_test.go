@@ -334,7 +334,9 @@ func TestOneLineOnStderr(t *testing.T) {
 			if strings.Contains(r.stderr, "current topology") {
 				t.Errorf("the driver's server list on stderr: %s", r.stderr)
 			}
-			if took > 3500*time.Millisecond {
+			// Bounded by --timeout (MongoDB's own server selection waits
+			// 30 s), with slack for a loaded machine.
+			if took > 10*time.Second {
 				t.Errorf("took %v with --timeout 3s", took)
 			}
 		})
