@@ -52,6 +52,10 @@ type CognitoSRPConfig struct {
 	// Header and Format place the token; default Authorization and "Bearer {}".
 	Header string `auth:"header"`
 	Format string `auth:"format"`
+	// APIKey, when set, goes with every request beside the token, in
+	// APIKeyHeader (default X-Api-Key).
+	APIKey       secret.Secret `auth:"api_key"`
+	APIKeyHeader string        `auth:"api_key_header"`
 }
 
 func (c *CognitoSRPConfig) validate() (poolName string, err error) {
@@ -377,10 +381,15 @@ func NewCognitoSRP(c CognitoSRPConfig, env Env) (*TokenAuthorizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	extra, err := apiKeyHeaders(cognitoSRPScheme, c.APIKeyHeader, c.APIKey, nil)
+	if err != nil {
+		return nil, err
+	}
 	oc := &oauthClient{clientID: c.ClientID, tokenURL: cg.cfg.Endpoint}
 	a, err := newTokenAuthorizer(env, tokenOptions{scheme: cognitoSRPScheme, grant: g, header: header, format: format,
 		password: true, ensure: oc.fits(cognitoSRPScheme, c.UserPoolID+"/"+c.Username),
-		secrets: map[string][]secret.Secret{"client_secret": {c.ClientSecret}, "password": {c.Password}}})
+		clientID: c.ClientID, username: c.Username, extra: extra,
+		secrets: map[string][]secret.Secret{"client_secret": {c.ClientSecret}, "password": {c.Password}, "api_key": {c.APIKey}}})
 	if err == nil {
 		cg.secrets = a.secrets
 	}

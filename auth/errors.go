@@ -48,7 +48,11 @@ func (e *OptionError) Error() string {
 // *credentials.EndpointError, possibly wrapped in
 // credentials.ErrReauthRequired).
 type AuthorizationError struct {
-	Scheme     string
+	Scheme string
+	// ClientID and Username are the client and user the request was
+	// for, when the scheme has them; never a secret.
+	ClientID   string
+	Username   string
 	StatusCode int
 	Code       string // OAuth 2.0 error code, when the server sent one
 	Message    string
@@ -66,6 +70,12 @@ func (e *AuthorizationError) Error() string {
 	}
 	if e.Code != "" {
 		b.WriteString(" (" + e.Code + ")")
+	}
+	switch {
+	case errors.Is(e.kind, ErrInvalidClient) && e.ClientID != "":
+		fmt.Fprintf(&b, " for client %q", e.ClientID)
+	case errors.Is(e.kind, ErrInvalidCredentials) && e.Username != "":
+		fmt.Fprintf(&b, " for user %q", e.Username)
 	}
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
