@@ -49,6 +49,7 @@ type CognitoServer struct {
 	refresh  map[string]string // refresh token -> user
 
 	logins, refreshes, failures atomic.Int64
+	starts, shortU, shortS      atomic.Int64
 }
 
 // CognitoOptions configure a CognitoServer.
@@ -63,6 +64,12 @@ type CognitoOptions struct {
 	// Now is the server's clock (default time.Now). TIMESTAMP answers
 	// more than 5 minutes from it are refused.
 	Now func() time.Time
+	// ShortEvery makes every n-th login choose its b (a search of some
+	// hundred tries) so that u = H(A|B), or in turn the shared secret S,
+	// begins with a zero byte. Cognito hashes both without that byte, so
+	// a client that encodes them wrongly fails these logins, which happen
+	// by chance once in 256. Zero: b is drawn once, as Cognito does.
+	ShortEvery int
 }
 
 type cognitoUser struct {
@@ -84,6 +91,9 @@ type CognitoStats struct {
 	Logins    int64 // completed SRP logins
 	Refreshes int64 // REFRESH_TOKEN_AUTH calls answered with tokens
 	Failures  int64 // refused calls
+	// ShortU and ShortS count the logins whose u, or S, began with a zero
+	// byte (see CognitoOptions.ShortEvery).
+	ShortU, ShortS int64
 }
 
 // The group Cognito uses: RFC 5054's 3072-bit prime with generator 2.
@@ -171,7 +181,8 @@ func (s *CognitoServer) AddUserSalt(username, password string, salt []byte) {
 
 // Stats returns the counters.
 func (s *CognitoServer) Stats() CognitoStats {
-	return CognitoStats{Logins: s.logins.Load(), Refreshes: s.refreshes.Load(), Failures: s.failures.Load()}
+	return CognitoStats{Logins: s.logins.Load(), Refreshes: s.refreshes.Load(), Failures: s.failures.Load(),
+		ShortU: s.shortU.Load(), ShortS: s.shortS.Load()}
 }
 
 // Valid reports whether token is an access or id token this server issued
@@ -325,12 +336,33 @@ func (s *CognitoServer) startSRP(clientID string, p map[string]string) (any, *co
 	if !ok {
 		return nil, &cognitoFault{"UserNotFoundException", "User does not exist."}
 	}
-	// B = k*v + g^b mod N, drawn again in the (negligible) case it is 0.
+	// B = k*v + g^b mod N, drawn again in the (negligible) case it is 0,
+	// or until u or S begins with a zero byte when the test asks for it.
+	short := 0 // 1: u, 2: S
+	if n := s.starts.Add(1); s.opts.ShortEvery > 0 && n%int64(s.opts.ShortEvery) == 0 {
+		short = 1 + int(n/int64(s.opts.ShortEvery))%2
+	}
+	// A search draws short b: a client cannot tell, and each try then
+	// costs exponentiations with 128-bit exponents, not 1024-bit ones.
+	size := 128
+	if short != 0 {
+		size = 16
+	}
 	var b, B *big.Int
-	for B == nil || B.Sign() == 0 {
-		b = new(big.Int).SetBytes(cogRandom(128))
+	for tries := 0; ; tries++ {
+		b = new(big.Int).SetBytes(cogRandom(size))
 		B = new(big.Int).Mul(cogK, user.verifier)
 		B.Add(B, new(big.Int).Exp(cogG, b, cogN)).Mod(B, cogN)
+		if B.Sign() == 0 {
+			continue
+		}
+		if short == 0 || tries > 4096 {
+			break
+		}
+		u := cogHash(cogSigned(A), cogSigned(B))
+		if short == 1 && u[0] == 0 || short == 2 && len(cogSecret(A, B, b, user.verifier).Bytes()) < 384 {
+			break
+		}
 	}
 	sess := &srpSession{user: user, clientID: clientID, A: A, b: b, B: B,
 		secretBlock: cogRandom(64), expires: s.opts.Now().Add(3 * time.Minute)}
@@ -393,9 +425,7 @@ func (s *CognitoServer) respondToAuthChallenge(body []byte) (any, *cognitoFault)
 	}
 	// u = H(A | B); S = (A * v^u)^b mod N; the key is HKDF(S, salt u).
 	u := new(big.Int).SetBytes(cogHash(cogSigned(sess.A), cogSigned(sess.B)))
-	S := new(big.Int).Exp(user.verifier, u, cogN)
-	S.Mul(S, sess.A).Mod(S, cogN)
-	S.Exp(S, sess.b, cogN)
+	S := cogSecret(sess.A, sess.B, sess.b, user.verifier)
 	prk := cogHMAC(cogSigned(u), cogSigned(S))
 	key := cogHMAC(prk, []byte("Caldera Derived Key\x01"))[:16]
 	want := cogHMAC(key, []byte(s.poolName), []byte(user.name), block, []byte(r["TIMESTAMP"]))
@@ -404,8 +434,22 @@ func (s *CognitoServer) respondToAuthChallenge(body []byte) (any, *cognitoFault)
 		return nil, cogBadCredentials
 	}
 	s.logins.Add(1)
+	if u.BitLen() <= 248 {
+		s.shortU.Add(1)
+	}
+	if S.BitLen() <= 3064 {
+		s.shortS.Add(1)
+	}
 	return map[string]any{"ChallengeParameters": map[string]string{},
 		"AuthenticationResult": s.issue(in.ClientID, user.name, true)}, nil
+}
+
+// cogSecret is the server's S = (A * v^u)^b mod N, u = H(A | B).
+func cogSecret(A, B, b, v *big.Int) *big.Int {
+	u := new(big.Int).SetBytes(cogHash(cogSigned(A), cogSigned(B)))
+	S := new(big.Int).Exp(v, u, cogN)
+	S.Mul(S, A).Mod(S, cogN)
+	return S.Exp(S, b, cogN)
 }
 
 type cognitoClaims struct {
