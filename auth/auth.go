@@ -1,8 +1,10 @@
 // Package auth authorizes outgoing HTTP requests with any of the schemes
 // tokencache serves: none, HTTP Basic, API keys, static bearer tokens,
 // OAuth 2.0 refresh-token, client-credentials and password grants, custom
-// token endpoints, ThreatConnect token renewal and HMAC signatures, and
-// ES512 self-signed JWTs.
+// token endpoints, ThreatConnect token renewal and HMAC signatures,
+// ES512 self-signed JWTs, and Amazon Cognito user pool logins with SRP.
+// The "sl1" scheme takes an SL1 low-code credential (authType,
+// oauth2ClientId, tokenKey ...) as it stands and maps it onto these.
 //
 // Every scheme is an httpauth.Authorizer, one method in the style of
 // database/sql/driver: it sets what the server needs on a request that is

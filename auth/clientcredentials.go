@@ -27,6 +27,11 @@ type ClientCredentialsConfig struct {
 	// token type the server returns ("Bearer <token>").
 	Header string `auth:"header"`
 	Format string `auth:"format"`
+	// APIKey, when set, goes with every request beside the token, in
+	// APIKeyHeader (default X-Api-Key), as en_auth's authorizers send
+	// the API key of their client information.
+	APIKey       secret.Secret `auth:"api_key"`
+	APIKeyHeader string        `auth:"api_key_header"`
 }
 
 const clientCredentialsScheme = "oauth2_client_credentials"
@@ -62,10 +67,36 @@ func NewClientCredentials(c ClientCredentialsConfig, env Env) (*TokenAuthorizer,
 	if err != nil {
 		return nil, err
 	}
+	extra, err := apiKeyHeaders(clientCredentialsScheme, c.APIKeyHeader, c.APIKey, nil)
+	if err != nil {
+		return nil, err
+	}
 	oc := g.(clientCredentialsGrant).oauthClient
 	return newTokenAuthorizer(env, tokenOptions{scheme: clientCredentialsScheme, grant: g,
-		header: header, format: format, ensure: oc.fits(clientCredentialsScheme, ""),
-		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret)}})
+		header: header, format: format, ensure: oc.fits(clientCredentialsScheme, ""), clientID: c.ClientID, extra: extra,
+		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret), "api_key": {c.APIKey}}})
+}
+
+// apiKeyHeaders adds an API key, when there is one, to the extra headers
+// a token scheme sends beside its token.
+func apiKeyHeaders(scheme, header string, key secret.Secret, extra http.Header) (http.Header, error) {
+	if key == "" {
+		if header != "" {
+			return nil, &OptionError{Scheme: scheme, Option: "api_key_header", Reason: "set without api_key"}
+		}
+		return extra, nil
+	}
+	if header == "" {
+		header = DefaultAPIKeyHeader
+	}
+	if !validHeaderName(header) {
+		return nil, &OptionError{Scheme: scheme, Option: "api_key_header", Reason: "not a valid header name"}
+	}
+	if extra == nil {
+		extra = http.Header{}
+	}
+	extra.Set(header, key.Reveal())
+	return extra, nil
 }
 
 // tokenHeader is headerOptions where an empty format means the token's

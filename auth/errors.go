@@ -20,6 +20,10 @@ var (
 	ErrUnknownScheme = errors.New("auth: unknown scheme")
 	// ErrNoToken: the scheme has no bearer token to hand out (TokenSource).
 	ErrNoToken = errors.New("auth: scheme has no bearer token")
+	// ErrUnreachable: no answer came from the token endpoint (connection
+	// refused, DNS, TLS, timeout). It comes inside an *AuthorizationError
+	// with status 0, which keeps the transport's error.
+	ErrUnreachable = errors.New("auth: token endpoint unreachable")
 	// ErrProfileInUse: the store's profile holds another scheme's or
 	// another client's token; give this authorizer its own Env.Profile.
 	ErrProfileInUse = errors.New("auth: profile belongs to another configuration")
@@ -44,7 +48,11 @@ func (e *OptionError) Error() string {
 // *credentials.EndpointError, possibly wrapped in
 // credentials.ErrReauthRequired).
 type AuthorizationError struct {
-	Scheme     string
+	Scheme string
+	// ClientID and Username are the client and user the request was
+	// for, when the scheme has them; never a secret.
+	ClientID   string
+	Username   string
 	StatusCode int
 	Code       string // OAuth 2.0 error code, when the server sent one
 	Message    string
@@ -55,9 +63,19 @@ type AuthorizationError struct {
 
 func (e *AuthorizationError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "auth: %s: authorization failed with status %d", e.Scheme, e.StatusCode)
+	if e.StatusCode == 0 {
+		fmt.Fprintf(&b, "auth: %s: authorization failed: no answer", e.Scheme)
+	} else {
+		fmt.Fprintf(&b, "auth: %s: authorization failed with status %d", e.Scheme, e.StatusCode)
+	}
 	if e.Code != "" {
 		b.WriteString(" (" + e.Code + ")")
+	}
+	switch {
+	case errors.Is(e.kind, ErrInvalidClient) && e.ClientID != "":
+		fmt.Fprintf(&b, " for client %q", e.ClientID)
+	case errors.Is(e.kind, ErrInvalidCredentials) && e.Username != "":
+		fmt.Fprintf(&b, " for user %q", e.Username)
 	}
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
@@ -92,11 +110,19 @@ func mapError(scheme string, m *Masker, password bool, err error) error {
 		return nil
 	}
 	var ee *credentials.EndpointError
-	if !errors.As(err, &ee) || ee.StatusCode == 0 {
+	if errors.As(err, &ee) && ee.StatusCode == 0 && ee.Err != nil {
+		// Seed 003's AuthorizationError covers a failure "for unknown
+		// reasons": no answer at all is one.
+		return &AuthorizationError{Scheme: scheme, Message: m.Mask(ee.Error()), kind: ErrUnreachable, err: err}
+	}
+	if ee == nil || ee.StatusCode == 0 {
 		return &maskedError{msg: m.Mask(fmt.Sprintf("auth: %s: %v", scheme, err)), err: err}
 	}
 	ae := &AuthorizationError{Scheme: scheme, StatusCode: ee.StatusCode, Code: ee.Code, Message: m.Mask(ee.Description), err: err}
 	switch {
+	case errors.Is(ee.Err, credentials.ErrInvalidClient):
+		// The grant itself said so (Cognito's refusals need reading).
+		ae.kind = ErrInvalidClient
 	case errors.Is(ee, credentials.ErrInvalidClient) && !password:
 		ae.kind = ErrInvalidClient
 	case ee.Code == "invalid_client":

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokencache/tokencache/auth"
 	"github.com/tokencache/tokencache/httpauth"
 )
 
@@ -103,4 +105,20 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// authorized returns a request that a has authorized.
+func authorized(t *testing.T, a httpauth.Authorizer) *http.Request {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://api.example/x", nil)
+	if err := a.Authorize(t.Context(), req); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// isOptionError reports whether err is an *auth.OptionError for option.
+func isOptionError(err error, option string) bool {
+	var oe *auth.OptionError
+	return errors.As(err, &oe) && oe.Option == option
 }

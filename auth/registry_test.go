@@ -18,8 +18,8 @@ import (
 )
 
 func TestRegistry(t *testing.T) {
-	want := []string{"api_key", "basic", "bearer", "jwt_es512", "none", "oauth2_client_credentials",
-		"oauth2_password", "oauth2_refresh_token", "tc_hmac", "tc_token", "token_endpoint"}
+	want := []string{"api_key", "basic", "bearer", "cognito_srp", "jwt_es512", "none", "oauth2_client_credentials",
+		"oauth2_password", "oauth2_refresh_token", "sl1", "tc_hmac", "tc_token", "token_endpoint"}
 	for _, name := range want {
 		if !slices.Contains(auth.Schemes(), name) {
 			t.Errorf("scheme %q not registered; have %v", name, auth.Schemes())

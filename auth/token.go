@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -37,6 +38,12 @@ type TokenAuthorizer struct {
 
 	last atomic.Pointer[credentials.Token] // last token registered with the Masker
 
+	// clientID and username name the client and user in errors, as seed
+	// 003's InvalidClientError and InvalidCredentialsError carry them.
+	clientID, username string
+	// extra are headers set beside the token: an API key, fixed headers.
+	extra http.Header
+
 	// ensure prepares the store's record once before the first token.
 	ensure   func(context.Context) error
 	ensureMu sync.Mutex
@@ -61,6 +68,10 @@ type tokenOptions struct {
 	ensure         func(ctx context.Context, rec *storage.Record, exists bool) (write bool, err error)
 	secrets        map[string][]secret.Secret // for the Masker
 	configure      func(*credentials.Config)
+	// clientID and username are named in the errors; extra headers go
+	// beside the token on every request.
+	clientID, username string
+	extra              http.Header
 }
 
 func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
@@ -80,7 +91,7 @@ func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
 	}
 	a := &TokenAuthorizer{printable: printable{"TokenAuthorizer"}, scheme: o.scheme, creds: creds,
 		header: o.header, format: o.format, password: o.password,
-		trackRefresh: o.trackRefresh, store: env.Store,
+		trackRefresh: o.trackRefresh, store: env.Store, clientID: o.clientID, username: o.username, extra: o.extra,
 		secrets: newSecrets(env.Masker, o.scheme), masker: env.Masker,
 		closers: []func() error{creds.Close}}
 	if ownStore {
@@ -142,6 +153,15 @@ func ensureRecord(ctx context.Context, st *storage.Store, profile string,
 	}
 }
 
+// mapError is the package's mapError, naming the client and user.
+func (a *TokenAuthorizer) mapError(password bool, err error) error {
+	err = mapError(a.scheme, a.masker, password, err)
+	if ae, ok := err.(*AuthorizationError); ok {
+		ae.ClientID, ae.Username = a.clientID, a.username
+	}
+	return err
+}
+
 // Credentials returns the credentials that keep the token.
 func (a *TokenAuthorizer) Credentials() *credentials.Credentials { return a.creds }
 
@@ -155,7 +175,7 @@ func (a *TokenAuthorizer) ready(ctx context.Context) error {
 		return nil
 	}
 	if err := a.ensure(ctx); err != nil {
-		return mapError(a.scheme, a.masker, false, fmt.Errorf("preparing profile %q: %w", a.creds.Profile(), err))
+		return a.mapError(false, fmt.Errorf("preparing profile %q: %w", a.creds.Profile(), err))
 	}
 	a.ensured.Store(true)
 	return nil
@@ -168,7 +188,7 @@ func (a *TokenAuthorizer) Token(ctx context.Context) (*credentials.Token, error)
 	}
 	t, err := a.creds.Token(ctx)
 	if err != nil {
-		return nil, mapError(a.scheme, a.masker, a.password, err)
+		return nil, a.mapError(a.password, err)
 	}
 	a.observe(ctx, t)
 	return t, nil
@@ -202,6 +222,9 @@ func (a *TokenAuthorizer) Authorize(ctx context.Context, req *http.Request) erro
 		return err
 	}
 	req.Header.Set(a.header, a.value(t))
+	for k, v := range a.extra {
+		req.Header[k] = slices.Clone(v)
+	}
 	return nil
 }
 
@@ -217,7 +240,7 @@ func (a *TokenAuthorizer) Renew(ctx context.Context, refused *http.Request) (boo
 	}
 	fresh, err := a.creds.Refresh(ctx, cur)
 	if err != nil {
-		return false, mapError(a.scheme, a.masker, a.password, err)
+		return false, a.mapError(a.password, err)
 	}
 	a.observe(ctx, fresh)
 	return fresh.AccessToken != cur.AccessToken, nil

@@ -59,6 +59,14 @@ if [[ ! -f $dynalite_dir/node_modules/dynalite/package.json ]]; then
 	log "npm install dynalite@3.2.2"
 	npm install --prefix "$dynalite_dir" --no-audit --no-fund --loglevel=error dynalite@3.2.2 >/dev/null
 fi
+# amazon-cognito-identity-js, Amazon's own Cognito SRP client, which auth's
+# interoperability test runs with node against oauthtest's user pool; same
+# cache directory; the version is auth's cognitoJSVersion.
+cognito_js_dir=$cache/tokencache-servers/amazon-cognito-identity-js-6.3.21
+if [[ ! -f $cognito_js_dir/node_modules/amazon-cognito-identity-js/package.json ]]; then
+	log "npm install amazon-cognito-identity-js@6.3.21"
+	npm install --prefix "$cognito_js_dir" --no-audit --no-fund --loglevel=error amazon-cognito-identity-js@6.3.21 >/dev/null
+fi
 # The packages' own services are not needed (tests run their own copies in
 # containers) and may not start here anyway; nothing to do about them.
 
