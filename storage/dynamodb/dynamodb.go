@@ -44,10 +44,14 @@
 // never comes back with a revision someone still holds (no ABA).
 //
 // The SDK retries a request that timed out or failed in transit, and such
-// a request may have been applied. A retried conditional Put whose first
-// attempt won would then lose to itself; on a failed condition the adapter
-// reads the item once, strongly consistent, and reports success when it
-// holds the revision this Put wrote.
+// a request may have been applied. ErrConflict means that nothing changed,
+// so a condition that fails on a retry is not reported as one: Put reads
+// the item back, strongly consistent, and reports success when it holds
+// the revision this Put wrote (no other write can have it); otherwise, and
+// for a Delete (whose deletion looks the same as another writer's), the
+// outcome is unknown and the error ErrUnavailable, as when DynamoDB does
+// not answer at all. A condition that fails on a request's only attempt,
+// or after attempts DynamoDB refused (throttling, 4xx), is ErrConflict.
 //
 // List pages through a Query of the store's partition (1 MB per page),
 // strongly consistent, costing read capacity for every item in the
@@ -96,6 +100,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/tokencache/tokencache/storage"
 )
@@ -220,19 +226,55 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(a.table), Item: item}
 	a.condition(cond, &in.ConditionExpression, &in.ExpressionAttributeValues)
-	_, err := a.c.PutItem(ctx, in)
+	var tr attempts
+	_, err := a.c.PutItem(ctx, in, tr.watch)
 	if isConditionFailed(err) {
-		// Did an earlier attempt of this very request, retried by the
-		// SDK, win? Then the item holds our revision.
-		if _, cur, gerr := a.Get(ctx, key); gerr == nil && cur == rev {
-			return rev, nil
+		if !tr.maybeApplied {
+			return "", storage.Wrap(storage.ErrConflict, opMsg("put", key)+" "+cond.String(), nil)
 		}
-		return "", storage.Wrap(storage.ErrConflict, opMsg("put", key)+" "+cond.String(), nil)
+		// An earlier attempt of this very request, retried by the SDK,
+		// may have applied and made this one fail: then the item holds
+		// our revision, which no other write can have.
+		_, cur, gerr := a.Get(ctx, key)
+		switch {
+		case gerr == nil && cur == rev:
+			return rev, nil
+		case gerr != nil && !errors.Is(gerr, storage.ErrNotFound):
+			return "", storage.Wrap(storage.ErrUnavailable, opMsg("put", key)+
+				": outcome unknown: an attempt's answer was lost and the item cannot be read back", gerr)
+		default:
+			// Ours may have applied and been replaced or deleted since.
+			return "", storage.Wrap(storage.ErrUnavailable, opMsg("put", key)+
+				": outcome unknown: an attempt's answer was lost and the item has changed since", nil)
+		}
 	}
 	if err != nil {
 		return "", a.fail(ctx, "put", key, err)
 	}
 	return rev, nil
+}
+
+// attempts follows the SDK's attempts at one request. maybeApplied is set
+// when an attempt failed without DynamoDB's answer that it did nothing (a
+// lost connection, a timeout, a 5xx): the SDK then retries a request that
+// may already have been applied, and a failed condition on the retry may
+// be the first attempt's own doing.
+type attempts struct{ maybeApplied bool }
+
+// watch is an option for one call: it puts the tracker behind the SDK's
+// retry loop, where it sees every attempt.
+func (t *attempts) watch(o *dynamodb.Options) {
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+		return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("tokencacheAttempts",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleFinalize(ctx, in)
+				var re *smithyhttp.ResponseError
+				if err != nil && !(errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500) {
+					t.maybeApplied = true
+				}
+				return out, md, err
+			}), "Retry", middleware.After)
+	})
 }
 
 // Delete implements storage.Adapter.
@@ -242,8 +284,16 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	}
 	in := &dynamodb.DeleteItemInput{TableName: aws.String(a.table), Key: a.itemKey(key)}
 	a.condition(cond, &in.ConditionExpression, &in.ExpressionAttributeValues)
-	_, err := a.c.DeleteItem(ctx, in)
+	var tr attempts
+	_, err := a.c.DeleteItem(ctx, in, tr.watch)
 	if isConditionFailed(err) {
+		if tr.maybeApplied && cond.Kind == storage.Match {
+			// A retried delete finding the item gone or changed may have
+			// deleted it itself: another writer's delete leaves the same
+			// trace, so the outcome is unknown, not a conflict.
+			return storage.Wrap(storage.ErrUnavailable, opMsg("delete", key)+
+				": outcome unknown: an attempt's answer was lost and the item has changed since", nil)
+		}
 		return storage.Wrap(storage.ErrConflict, opMsg("delete", key)+" "+cond.String(), nil)
 	}
 	if err != nil {

@@ -4,8 +4,12 @@
 // # Layout
 //
 // Each profile is one etcd key, PREFIX+NAME (the default prefix is
-// "tokencache/"), whose value is the profile's bytes as given. The name is
-// used as it is: etcd keys are arbitrary bytes, so no escaping is needed,
+// "tokencache/"), whose value is the profile's bytes after a 21-byte stamp:
+// a NUL byte, "tcw1" and the id of the write, 16 random bytes, which tells
+// a write whose answer was lost from another writer's (see Guarantees).
+// Values without the stamp, such as written by etcdctl, are read as they
+// are. The name is used as it is: etcd keys are arbitrary bytes, so no
+// escaping is needed,
 // and a name may contain "/". Everything under the prefix belongs to the
 // store, so give each independent store its own prefix.
 //
@@ -28,21 +32,27 @@
 // that fails on the way (a member killed, a leader change, a timeout) may
 // still have been applied, or may apply later. Returning ErrUnavailable
 // then would make a caller that has in fact won believe it lost, so after
-// such a failure the adapter reads the key back: if it holds the value
-// just written under a revision that the condition did not name, Put
-// returns that revision (the write applied; or another writer stored the
-// very same bytes, which leaves the caller in the state it asked for); if
-// the condition still holds, the write has not applied (the revision would
-// have moved), and the transaction is sent again; otherwise someone else
-// wrote, and it is ErrConflict. Every attempt is conditioned on the same
-// revision, so at most one of them can apply, and an attempt that loses to
-// a late-applied earlier one is resolved by the same read. Each request is
-// given a fifth of the call's timeout, so that one stuck on a member that
-// lost its leader is sent again, most likely to another member.
-// Only when the cluster does not answer within the request timeout (no
-// quorum) is the result ErrUnavailable, and then the write may still apply
-// later, once a leader is elected: callers must treat it as "unknown", as
-// tokencache's refresh protocol does.
+// such a failure the adapter reads the key back. If it holds this write
+// (its id, not just its bytes: another writer may have stored the very
+// same bytes), Put returns its revision. If the condition still holds, the
+// write has not applied (the revision would have moved), and the
+// transaction is sent again; every attempt is conditioned on the same
+// revision, so at most one of them can apply. Otherwise another write is
+// there, and a write conditioned on revision R can only have applied as
+// the key's first change after R: the adapter reads that change from
+// etcd's history, and it is either this write (success, with its
+// revision, though another writer has since built on it) or not
+// (ErrConflict: nothing changed). Where history cannot tell, the outcome
+// is reported as unknown with ErrUnavailable, never guessed: a
+// conditional Delete whose key another deletion also removed, a create
+// ("if absent") whose key another writer now holds, or history compacted
+// away. Each request is given a fifth of the call's timeout, so that one
+// stuck on a member that lost its leader is sent again, most likely to
+// another member. When the cluster does not answer within the call's
+// timeout (no quorum) the result is ErrUnavailable too, and the write may
+// still apply later, once a leader is elected: callers must treat
+// ErrUnavailable from a write as "unknown", as tokencache's refresh
+// protocol does (it re-reads and writes again under the lineage rule).
 //
 // A revision means something only to the cluster that made it: after a
 // restore from a snapshot into a new cluster, or an etcd data directory
@@ -106,8 +116,8 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -204,6 +214,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	ctx, cancel := a.bound(ctx)
 	defer cancel()
 	k := a.prefix + key
+	id, stored := stamp(value)
 	unknown := false // an attempt failed on the way: it may have applied
 	for attempt := 0; ; attempt++ {
 		actx, acancel := a.attempt(ctx)
@@ -211,7 +222,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		if cmp != nil {
 			txn = txn.If(*cmp)
 		}
-		resp, err := txn.Then(clientv3.OpPut(k, string(value))).Commit()
+		resp, err := txn.Then(clientv3.OpPut(k, stored)).Commit()
 		acancel()
 		switch {
 		case err == nil && resp.Succeeded:
@@ -231,16 +242,94 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		if err != nil {
 			return "", err
 		}
-		if kv != nil && bytes.Equal(kv.Value, value) && (cond.Kind != storage.Match || revision(kv.ModRevision) != cond.Revision) {
-			return revision(kv.ModRevision), nil // it applied
+		if kv != nil && kv.id == id {
+			return revision(kv.ModRevision), nil // it applied, and is still there
 		}
-		if !cond.Holds(current(kv)) {
-			return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		if cond.Holds(current(kv)) {
+			// Not applied (it would have moved the revision): send again.
+			// Every attempt carries the same condition, so at most one
+			// of them applies.
+			if err := a.pause(ctx, "put", key, attempt); err != nil {
+				return "", err
+			}
+			continue
 		}
-		if err := a.pause(ctx, "put", key, attempt); err != nil {
-			return "", err
+		// Someone else's write is there. Ours may have applied first
+		// and been built on: ask etcd's history.
+		return a.afterLost(ctx, "put", key, cond, id)
+	}
+}
+
+// afterLost decides the outcome of a write whose answer was lost, once the
+// key holds neither that write nor the revision its condition named. A
+// write conditioned on revision R can only have applied as the key's first
+// change after R, so that change, read from etcd's history, is the answer:
+// a put carrying the write's id (see stamp) is the write, anything else
+// means it lost. For a delete (id "") the first change being a deletion
+// cannot be told from another writer's deletion, nor can a create ("if
+// absent") be placed without a revision to start from: the outcome is then
+// unknown and the error ErrUnavailable, as when the cluster does not
+// answer, never a guess.
+func (a *Adapter) afterLost(ctx context.Context, op, key string, cond storage.Condition, id string) (storage.Revision, error) {
+	msg := "etcd: " + op + " " + strconv.Quote(key)
+	conflict := storage.Wrap(storage.ErrConflict, msg+" "+cond.String(), nil)
+	r, ok := parseRevision(cond.Revision)
+	if cond.Kind != storage.Match || !ok {
+		return "", storage.Wrap(storage.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key has changed since", nil)
+	}
+	ev, err := a.firstChange(ctx, a.prefix+key, r+1)
+	switch {
+	case err != nil:
+		return "", storage.Wrap(storage.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key's history cannot be read", err)
+	case ev == nil:
+		// No change after R: the key never had revision R (the condition
+		// was stale), so nothing was written.
+		return "", conflict
+	case ev.Type == clientv3.EventTypePut && id != "":
+		if _, got := unstamp(ev.Kv.Value); got == id {
+			return revision(ev.Kv.ModRevision), nil // ours, since built on
+		}
+		return "", conflict
+	case ev.Type == clientv3.EventTypePut:
+		return "", conflict // a delete would have been a deletion
+	case id != "":
+		return "", conflict // a put would have been a put
+	default:
+		return "", storage.Wrap(storage.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key was deleted, by this call or another", nil)
+	}
+}
+
+// firstChange returns the first change of key at or after revision from,
+// or nil when there is none up to the store's current revision.
+func (a *Adapter) firstChange(ctx context.Context, key string, from int64) (*clientv3.Event, error) {
+	actx, acancel := a.attempt(ctx)
+	defer acancel()
+	// A read of the key at the current revision ends the search: a key
+	// whose current version is older than from has not changed since.
+	resp, err := a.c.Get(actx, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) > 0 && resp.Kvs[0].ModRevision < from {
+		return nil, nil
+	}
+	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(actx))
+	defer wcancel()
+	for w := range a.c.Watch(wctx, key, clientv3.WithRev(from)) {
+		if w.CompactRevision != 0 {
+			return nil, fmt.Errorf("history compacted up to revision %d", w.CompactRevision)
+		}
+		if err := w.Err(); err != nil {
+			return nil, err
+		}
+		if len(w.Events) > 0 {
+			return w.Events[0], nil
 		}
 	}
+	if err := actx.Err(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("watch ended")
 }
 
 // Delete implements storage.Adapter.
@@ -285,11 +374,17 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		if err != nil {
 			return err
 		}
-		if kv == nil && cond.Kind != storage.Absent {
-			return nil // gone: the state the caller asked for
-		}
 		if !cond.Holds(current(kv)) {
-			return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			switch cond.Kind {
+			case storage.Absent:
+				return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			case storage.Match:
+				_, err := a.afterLost(ctx, "delete", key, cond, "")
+				return err
+			}
+		}
+		if cond.Kind == storage.Any && kv == nil {
+			return nil // gone: what an unconditional delete asks for
 		}
 		if err := a.pause(ctx, "delete", key, attempt); err != nil {
 			return err
@@ -443,7 +538,8 @@ func (a *Adapter) read(ctx context.Context, op, key string) (*kvPair, int64, err
 				return nil, resp.Header.Revision, nil
 			}
 			kv := resp.Kvs[0]
-			return &kvPair{Value: kv.Value, ModRevision: kv.ModRevision}, resp.Header.Revision, nil
+			v, id := unstamp(kv.Value)
+			return &kvPair{Value: v, ModRevision: kv.ModRevision, id: id}, resp.Header.Revision, nil
 		}
 		if err := a.definite(ctx, op, key, err); err != nil {
 			return nil, 0, err
@@ -455,8 +551,36 @@ func (a *Adapter) read(ctx context.Context, op, key string) (*kvPair, int64, err
 }
 
 type kvPair struct {
-	Value       []byte
+	Value       []byte // as the caller wrote it, without the stamp
 	ModRevision int64
+	id          string // of the write that stored it; "" when unstamped
+}
+
+// stampMagic begins every value the Adapter writes; the write's id, 16
+// random bytes, follows it, then the caller's bytes. The id tells a write
+// whose answer was lost from another writer's write of the same bytes (see
+// afterLost). A value without it (written by another client, or by an
+// older version of this package) is read as it is: profiles are JSON, and
+// no JSON text begins with a NUL byte.
+const stampMagic = "\x00tcw1"
+
+const stampLen = len(stampMagic) + 16
+
+// stamp returns a fresh write id and value stamped with it, as stored.
+func stamp(value []byte) (id, stored string) {
+	b := make([]byte, stampLen+len(value))
+	copy(b, stampMagic)
+	rand.Read(b[len(stampMagic):stampLen]) // never fails
+	copy(b[stampLen:], value)
+	return string(b[len(stampMagic):stampLen]), string(b)
+}
+
+// unstamp splits a stored value into the caller's bytes and the write's id.
+func unstamp(stored []byte) (value []byte, id string) {
+	if len(stored) >= stampLen && string(stored[:len(stampMagic)]) == stampMagic {
+		return stored[stampLen:], string(stored[len(stampMagic):stampLen])
+	}
+	return stored, ""
 }
 
 func current(kv *kvPair) storage.Revision {

@@ -26,6 +26,7 @@ type faultyTxn struct {
 	mu     sync.Mutex
 	plan   []string // one of "lost", "dropped", "late" per coming Txn
 	before func()
+	after  func()       // runs after a "lost" request applied, before its answer is lost
 	late   func() error // sends a "late" request, before the next Txn
 }
 
@@ -38,8 +39,8 @@ func (f *faultyTxn) intercept(ctx context.Context, method string, req, reply any
 	if len(f.plan) > 0 {
 		fault, f.plan = f.plan[0], f.plan[1:]
 	}
-	before, late := f.before, f.late
-	f.before, f.late = nil, nil
+	before, after, late := f.before, f.after, f.late
+	f.before, f.after, f.late = nil, nil, nil
 	f.mu.Unlock()
 	if before != nil {
 		before()
@@ -62,6 +63,9 @@ func (f *faultyTxn) intercept(ctx context.Context, method string, req, reply any
 	case "lost":
 		if err := invoker(ctx, method, req, reply, cc, opts...); err != nil {
 			return err
+		}
+		if after != nil {
+			after()
 		}
 		return status.Error(codes.Unavailable, "injected: connection lost before the answer")
 	case "dropped":
@@ -136,13 +140,14 @@ func TestAmbiguousWrites(t *testing.T) {
 		t.Fatalf("Put beaten by another writer while its request was lost: %v, want ErrConflict", err)
 	}
 
-	// The same with the other writer's bytes equal to ours: the state the
-	// caller asked for, reported as success.
+	// The same with the other writer's bytes equal to ours: still the
+	// other writer's write, and ours lost (review 3: both were told they
+	// won).
 	_, cur, _ := a.Get(ctx, "p")
 	f.plan = []string{"dropped"}
 	f.before = func() { plain.Put(ctx, prefix+"p", `{"n":5}`) }
-	if _, err := a.Put(ctx, "p", []byte(`{"n":5}`), storage.IfMatch(cur)); err != nil {
-		t.Fatalf("Put whose bytes another writer stored: %v", err)
+	if _, err := a.Put(ctx, "p", []byte(`{"n":5}`), storage.IfMatch(cur)); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Put whose bytes another writer stored while its request was lost: %v, want ErrConflict", err)
 	}
 
 	// An attempt that applies late makes the next one fail its compare:
@@ -162,11 +167,48 @@ func TestAmbiguousWrites(t *testing.T) {
 	}
 
 	_, cur, _ = a.Get(ctx, "p")
+	// A deletion leaves no id: whether the one found is ours or another
+	// writer's cannot be told, and the outcome is reported as unknown.
 	f.plan = []string{"lost"}
-	if err := a.Delete(ctx, "p", storage.IfMatch(cur)); err != nil {
-		t.Fatalf("Delete if match, answer lost: %v", err)
+	if err := a.Delete(ctx, "p", storage.IfMatch(cur)); !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Delete if match, answer lost: %v, want ErrUnavailable (outcome unknown)", err)
 	}
 	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get after the delete: %v", err)
+	}
+
+	// A create whose answer was lost and whose key another writer then
+	// replaced: ours applied first, but "if absent" names no revision to
+	// search history from, so the outcome is unknown, not a conflict.
+	f.plan = []string{"lost"}
+	f.after = func() {
+		if _, err := plain.Put(ctx, prefix+"p", `{"n":"theirs"}`); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := a.Put(ctx, "p", []byte(`{"n":7}`), storage.IfAbsent()); !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Put if absent, answer lost, then overwritten: %v, want ErrUnavailable (outcome unknown)", err)
+	}
+}
+
+// TestLostAnswerStampedValue: the stamp that identifies writes never
+// reaches readers, and values without one (another client's) read as
+// they are.
+func TestLostAnswerStampedValue(t *testing.T) {
+	ctx := context.Background()
+	plain := plainClient(t)
+	prefix := uniquePrefix()
+	a := etcd.New(plain, etcd.Options{Prefix: prefix})
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := a.Get(ctx, "p"); err != nil || string(v) != `{"n":1}` {
+		t.Fatalf("Get: %q, %v", v, err)
+	}
+	if _, err := plain.Put(ctx, prefix+"q", `{"plain":true}`); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := a.Get(ctx, "q"); err != nil || string(v) != `{"plain":true}` {
+		t.Fatalf("Get of an unstamped value: %q, %v", v, err)
 	}
 }
