@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/storage"
@@ -204,13 +206,7 @@ func (l *listener) run(ctx context.Context) {
 		}
 		attempt = 0
 		l.set(up, nil)
-		for {
-			n, err := conn.WaitForNotification(ctx)
-			if err != nil {
-				break
-			}
-			l.wake(n.Payload)
-		}
+		l.listen(ctx, conn)
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn.Close(cctx)
 		cancel()
@@ -223,8 +219,50 @@ func (l *listener) run(ctx context.Context) {
 	}
 }
 
+// listenPing is how long the listening connection may stay silent before
+// it is pinged, and pingTimeout how long the ping may take. A connection
+// whose peer vanished without closing it (a NAT or firewall that forgot
+// it, a partition, a failover that moved the address) gives no error on
+// its own for many minutes (TCP keep-alive): the ping notices within
+// listenPing+pingTimeout, and the reconnection wakes every waiter to
+// re-read, since notifications sent meanwhile are lost.
+const (
+	listenPing  = 5 * time.Second
+	pingTimeout = 3 * time.Second
+)
+
+// listen hands conn's notifications to the waiters until conn fails, stops
+// answering a ping, or ctx ends.
+func (l *listener) listen(ctx context.Context, conn *pgx.Conn) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			l.wake(n.Payload)
+			continue
+		case ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) || conn.IsClosed():
+			return
+		}
+		// Silent for listenPing: is anyone there?
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
 func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
 	cfg := l.a.pool.Config().ConnConfig
+	// A deadline, not pgx's default cancel request, ends a wait that timed
+	// out: the listening connection runs no query to cancel, and a timed
+	// out wait leaves it usable.
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pc.Conn()}
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)

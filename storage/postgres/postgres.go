@@ -68,7 +68,10 @@
 // listens outside the pool. Wait registers, makes sure the connection is
 // listening, and only then re-reads the revision, so a change made between
 // the caller's read and the LISTEN is not missed; after a lost connection
-// the adapter reconnects and wakes every waiter, which re-read. While it
+// the adapter reconnects and wakes every waiter, which re-read. A
+// connection whose peer vanished without a word (a NAT or firewall that
+// dropped it, a partition) is found out by a ping after 5 seconds of
+// silence that does not answer within 3, and treated as lost. While it
 // cannot listen at all, Wait returns an error that matches both
 // storage.ErrUnavailable and errors.ErrUnsupported, and storage.Store
 // polls instead. Options.NoListen (listen=false in a URL) makes that the
