@@ -128,35 +128,49 @@ if [[ -n $unformatted ]]; then
 	die "gofmt: the files above need formatting (gofmt -w)"
 fi
 
+# Two modules hold the tests: the main one, and integration (its own
+# module, so that testcontainers and the Docker client stay out of the
+# go.mod of everyone who imports tokencache): the tests that need servers,
+# and the servers package that starts them.
 log "go vet"
 go vet ./...
-# Nested modules (integration/ferretdb) are not part of ./...; vet them too,
-# with the flags integration/servers builds them with, so that the compiled
-# packages are reused from the build cache by the tests.
+(cd integration && go vet ./...)
+# The servers' own modules (integration/etcd, integration/ferretdb) are
+# built, not tested; vet them with the flags integration/servers builds
+# them with, so that the compiled packages are reused from the build cache
+# by the tests.
 while IFS= read -r mod; do
 	(cd "$(dirname "$mod")" && CGO_ENABLED=0 GOFLAGS="-mod=mod -trimpath" GOWORK=off go vet ./...)
-done < <(find . -mindepth 2 -name go.mod -not -path '*/.*' -not -path '*/node_modules/*' -not -path '*/testdata/*' | sort)
+done < <(find . -mindepth 2 -name go.mod -not -path './integration/go.mod' -not -path '*/.*' -not -path '*/node_modules/*' -not -path '*/testdata/*' | sort)
 
 # staticcheck catches what vet does not (unused code, misuse of APIs); run
 # at a pinned version from the module proxy, so a new release cannot turn a
 # run red on its own.
 log "staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+(cd integration && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...)
 
 log "go test"
 go test -race -count=1 -timeout 40m ./...
+log "go test (integration module)"
+(cd integration && go test -race -count=1 -timeout 40m ./...)
 
 # Each fuzz target runs briefly on top of its seed corpus (which go test
 # above already ran); crashers it finds land in testdata/fuzz and become
 # regular test cases. FUZZTIME=0 skips this step.
 fuzztime=${FUZZTIME:-10s}
 if [[ $fuzztime != 0 ]]; then
-	grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./integration/ferretdb/' | sort |
+	grep -rl --include='*_test.go' '^func Fuzz' . | grep -Ev '^./integration/(ferretdb|etcd)/' | sort |
 		while IFS= read -r file; do
-			pkg=./$(dirname "${file#./}")
-			for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
-				log "fuzz $pkg $target ($fuzztime)"
-				go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg"
+			file=${file#./}
+			mod=.
+			if [[ $file == integration/* ]]; then
+				mod=integration file=${file#integration/}
+			fi
+			pkg=./$(dirname "$file")
+			for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$mod/$file" | cut -d' ' -f2); do
+				log "fuzz $mod/${pkg#./} $target ($fuzztime)"
+				(cd "$mod" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg")
 			done
 		done
 fi

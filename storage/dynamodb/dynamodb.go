@@ -92,7 +92,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 
@@ -136,11 +135,11 @@ type Options struct {
 
 // Adapter implements storage.Adapter over DynamoDB.
 type Adapter struct {
-	c         *dynamodb.Client
-	table     string
-	prefix    string
-	transport *atomic.Pointer[http.Transport] // the client's, when the Adapter made it (storage.Open)
-	closed    atomic.Bool
+	c      *dynamodb.Client
+	table  string
+	prefix string
+	conns  *connSet // the client's connections, when the Adapter made it (storage.Open)
+	closed atomic.Bool
 }
 
 // New returns an Adapter over client. The table must exist (see the
@@ -340,14 +339,12 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Close implements storage.Adapter. It closes the idle connections of the
+// Close implements storage.Adapter. It closes the connections of the
 // client only when the Adapter made it (storage.Open); a client passed to
 // New stays the caller's.
 func (a *Adapter) Close() error {
-	if !a.closed.Swap(true) && a.transport != nil {
-		if tr := a.transport.Load(); tr != nil {
-			tr.CloseIdleConnections()
-		}
+	if !a.closed.Swap(true) && a.conns != nil {
+		a.conns.closeAll()
 	}
 	return nil
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -93,13 +94,8 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The SDK's own HTTP client (AWS_CA_BUNDLE and the like apply to it),
-	// whose transport is noted when the client builds it, so that Close
-	// can release its connections.
-	var tr atomic.Pointer[http.Transport]
-	hc := awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { tr.Store(t) })
 	// Silent, as a library is: errors carry what matters.
-	lo := []func(*config.LoadOptions) error{config.WithHTTPClient(hc), config.WithLogger(logging.Nop{})}
+	lo := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if o.Region != "" {
 		lo = append(lo, config.WithRegion(o.Region))
 	}
@@ -107,16 +103,27 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	if err != nil {
 		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: AWS configuration", storage.Redact(u.String())), err)
 	}
-	client := dynamodb.NewFromConfig(cfg, func(opt *dynamodb.Options) {
+	endpoint := func(opt *dynamodb.Options) {
 		if o.Endpoint != "" {
 			opt.BaseEndpoint = aws.String(o.Endpoint)
 		}
-	})
+	}
+	client := dynamodb.NewFromConfig(cfg, endpoint)
+	// The SDK's own HTTP client, as configured for the service (the CA
+	// bundle, its timeouts), with its connections tracked so that Close
+	// can close them: the SDK copies its transport on every change, so the
+	// one it ends up using is out of reach, but the dial function is
+	// carried along. Frozen, so that the SDK does not copy it again.
+	conns := &connSet{open: map[net.Conn]struct{}{}}
+	if b, ok := client.Options().HTTPClient.(*awshttp.BuildableClient); ok {
+		hc := b.WithTransportOptions(func(t *http.Transport) { t.DialContext = conns.dial(t.DialContext) }).Freeze()
+		client = dynamodb.NewFromConfig(cfg, endpoint, func(opt *dynamodb.Options) { opt.HTTPClient = hc })
+	}
 	a, err := New(client, o.Options)
 	if err != nil {
 		return nil, err
 	}
-	a.transport = &tr
+	a.conns = conns
 	if o.CreateTable {
 		if err := a.CreateTable(ctx); err != nil {
 			return nil, err
@@ -154,4 +161,60 @@ func (a *Adapter) CreateTable(ctx context.Context) error {
 		return a.fail(ctx, "create table "+strconv.Quote(a.table), "", err)
 	}
 	return nil
+}
+
+// connSet holds the open connections of a client the Adapter made.
+type connSet struct {
+	mu     sync.Mutex
+	open   map[net.Conn]struct{}
+	closed bool
+}
+
+// dial wraps a transport's dial function (nil: the default dialer's) so
+// that every connection it makes is noted until it is closed.
+func (s *connSet) dial(next func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if next == nil {
+		next = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		tc := &trackedConn{Conn: c, set: s}
+		s.open[tc] = struct{}{}
+		return tc, nil
+	}
+}
+
+// closeAll closes every connection and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	open := s.open
+	s.open, s.closed = nil, true
+	s.mu.Unlock()
+	for c := range open {
+		c.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.open, c)
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

@@ -154,6 +154,11 @@ type Option func(*Adapter)
 // WithClaims overrides the automatic choice of the claim protocol.
 func WithClaims(c Claims) Option { return func(a *Adapter) { a.claims.Store(int32(c)) } }
 
+// WithClock sets the clock that claims' ages are measured by, time.Now
+// unless given: a test can let ClaimTTL pass without waiting for it. Only
+// differences between two readings of this one clock are used.
+func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = now } }
+
 // Adapter implements storage.Adapter over one collection.
 type Adapter struct {
 	client *mongodriver.Client

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/dynamodb"
 	"github.com/tokencache/tokencache/storage/storagetest"
@@ -196,53 +199,6 @@ func TestMissingTable(t *testing.T) {
 	}
 }
 
-func TestOpenURLForms(t *testing.T) {
-	cases := []struct {
-		url     string
-		table   string
-		prefix  string
-		wantErr bool
-	}{
-		{url: "dynamodb://tokens", table: "tokens"},
-		{url: "dynamodb:///tokens?region=eu-west-1&prefix=app1", table: "tokens", prefix: "app1"},
-		{url: "dynamodb://my_table.v2?endpoint=http://127.0.0.1:8000&create_table=false", table: "my_table.v2"},
-		{url: "dynamodb://tokens?prefix=", table: "tokens"},
-		{url: "dynamodb://ab", wantErr: true},
-		{url: "dynamodb://tokens/extra", wantErr: true},
-		{url: "dynamodb://tokens?endpoint=127.0.0.1:8000", wantErr: true},
-		{url: "dynamodb://tokens?endpoint=http://dynamo.internal:8000", wantErr: true},
-		{url: "dynamodb://tokens?endpoint=https://dynamo.internal:8000", table: "tokens"},
-		{url: "dynamodb://tokens?endpoint=http://localhost:8000", table: "tokens"},
-		{url: "dynamodb://tokens?create_table=maybe", wantErr: true},
-		{url: "dynamodb://tokens?secret_key=sekritvalue", wantErr: true},
-		{url: "dynamodb://AKIA:sekritvalue@tokens", wantErr: true},
-	}
-	for _, c := range cases {
-		t.Run(c.url, func(t *testing.T) {
-			u, err := url.Parse(c.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o, err := dynamodb.ParseURL(u)
-			if c.wantErr {
-				if !errors.Is(err, storage.ErrInvalid) {
-					t.Fatalf("err = %v, want ErrInvalid", err)
-				}
-				if strings.Contains(err.Error(), "sekritvalue") {
-					t.Fatalf("error repeats a secret: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o.Table != c.table || o.Prefix != c.prefix {
-				t.Errorf("table %q prefix %q, want %q %q", o.Table, o.Prefix, c.table, c.prefix)
-			}
-		})
-	}
-}
-
 func TestUnavailable(t *testing.T) {
 	u := "dynamodb://tokens?region=us-east-1&endpoint=http://127.0.0.1:1"
 	a := openURL(t, u)
@@ -295,14 +251,51 @@ func TestNoWatcher(t *testing.T) {
 
 // TestCloseReleasesConnections: an adapter made from a URL owns its HTTP
 // transport (the SDK's, so AWS_CA_BUNDLE still applies) and Close frees
-// its idle connections; the SDK builds it on the first request.
+// its idle connections, which the server then sees closed.
 func TestCloseReleasesConnections(t *testing.T) {
-	a := openURL(t, tableURL(t, unique("close")))
+	table := unique("close")
+	openURL(t, tableURL(t, table)).Close() // makes the table
+	target, err := url.Parse(endpoint(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// Forwards to the server, and reports each client connection's end.
+	ended := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target.Host)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(c, s); c.Close() }()
+			// The client's side ends: it closed the connection.
+			go func() { io.Copy(s, c); s.Close(); ended <- struct{}{} }()
+		}
+	}()
+	q := url.Values{"region": {servers.DynamoDBRegion}, "endpoint": {"http://" + ln.Addr().String()}}
+	a := openURL(t, "dynamodb://"+table+"?"+q.Encode())
 	if _, err := a.List(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if dynamodb.TransportOf(a.(*dynamodb.Adapter)) == nil {
-		t.Fatal("the transport the client built was not noted")
+	select {
+	case <-ended:
+		t.Fatal("the connection ended before Close: nothing left to release")
+	case <-time.After(100 * time.Millisecond):
 	}
 	a.Close()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection is still open 5 s after Close")
+	}
 }

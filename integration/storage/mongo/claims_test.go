@@ -50,10 +50,9 @@ func newClaimFixture(t *testing.T) *claimFixture {
 	}
 	t.Cleanup(func() { client.Disconnect(context.Background()) })
 	db := fmt.Sprintf("tc_claims_%d", time.Now().UnixNano())
-	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn))
-	t.Cleanup(func() { a.Close() })
 	clock := &fakeClock{t: time.Now()}
-	mongo.SetClock(a, clock.now)
+	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn), mongo.WithClock(clock.now))
+	t.Cleanup(func() { a.Close() })
 	return &claimFixture{a: a, clock: clock, claims: client.Database(db).Collection("c_claims")}
 }
 
@@ -62,7 +61,7 @@ func newClaimFixture(t *testing.T) *claimFixture {
 func (f *claimFixture) plant(t *testing.T, key string, rev storage.Revision, gen int, at time.Time) {
 	t.Helper()
 	if _, err := f.claims.InsertOne(context.Background(), bson.D{
-		{Key: "_id", Value: mongo.ClaimID(key, rev, gen)},
+		{Key: "_id", Value: claimID(key, rev, gen)},
 		{Key: "k", Value: key}, {Key: "r", Value: string(rev)}, {Key: "at", Value: at},
 	}); err != nil {
 		t.Fatal(err)
