@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/tokencache/tokencache/integration/internal/benchratio"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/etcd"
 	"github.com/tokencache/tokencache/storage/storagetest"
@@ -43,6 +44,28 @@ func BenchmarkBaseline(b *testing.B) {
 			resp, err := c.Get(ctx, key)
 			if err != nil || len(resp.Kvs) == 0 {
 				return nil, errors.Join(err, errors.New("missing"))
+			}
+			return resp.Kvs[0].Value, nil
+		},
+		func(val []byte) error {
+			_, err := c.Put(ctx, key, string(val))
+			return err
+		})
+}
+
+// BenchmarkUpdateVsBaseline: Store's conditional Update against the plain
+// client's Get then Put, on the same cluster, in alternation (see
+// benchratio).
+func BenchmarkUpdateVsBaseline(b *testing.B) {
+	ctx := context.Background()
+	c := plainClient(b)
+	key := uniquePrefix() + "baseline"
+	b.Cleanup(func() { c.Delete(ctx, key) })
+	benchratio.UpdateVsBaseline(b, openAdapterB(b, prefixed(b)),
+		func() ([]byte, error) {
+			resp, err := c.Get(ctx, key)
+			if err != nil || len(resp.Kvs) == 0 {
+				return nil, err
 			}
 			return resp.Kvs[0].Value, nil
 		},

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tokencache/tokencache/integration/internal/benchratio"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/postgres"
 	"github.com/tokencache/tokencache/storage/storagetest"
@@ -55,6 +56,32 @@ func BenchmarkBaseline(b *testing.B) {
 		func(val []byte) error {
 			// An UPDATE, as the adapter's conditional write is, and an
 			// INSERT the first time.
+			tag, err := p.Exec(ctx, "UPDATE "+t+" SET value = $1 WHERE key = 'baseline'", val)
+			if err == nil && tag.RowsAffected() == 0 {
+				_, err = p.Exec(ctx, "INSERT INTO "+t+" (key, value) VALUES ('baseline', $1)", val)
+			}
+			return err
+		})
+}
+
+// BenchmarkUpdateVsBaseline: Store's conditional Update against the plain
+// pool's SELECT then UPDATE, on the same server, in alternation (see
+// benchratio).
+func BenchmarkUpdateVsBaseline(b *testing.B) {
+	ctx := context.Background()
+	p := plainPool(b)
+	t := pgx.Identifier{uniqueTable()}.Sanitize()
+	if _, err := p.Exec(ctx, "CREATE TABLE "+t+" (key text PRIMARY KEY, value bytea NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Exec(ctx, "DROP TABLE "+t) })
+	benchratio.UpdateVsBaseline(b, openAdapterB(b, storeURL(b)),
+		func() ([]byte, error) {
+			var v []byte
+			err := p.QueryRow(ctx, "SELECT value FROM "+t+" WHERE key = 'baseline'").Scan(&v)
+			return v, err
+		},
+		func(val []byte) error {
 			tag, err := p.Exec(ctx, "UPDATE "+t+" SET value = $1 WHERE key = 'baseline'", val)
 			if err == nil && tag.RowsAffected() == 0 {
 				_, err = p.Exec(ctx, "INSERT INTO "+t+" (key, value) VALUES ('baseline', $1)", val)
