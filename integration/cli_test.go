@@ -136,7 +136,12 @@ func buildCLI(t *testing.T) string {
 			return
 		}
 		cliPath = filepath.Join(dir, "tokencache")
-		out, err := exec.Command("go", "build", "-o", cliPath, "github.com/tokencache/tokencache/cmd/tokencache").CombinedOutput()
+		// Built in the main module (the parent directory: tests run in
+		// their package's), whose go.sum covers the command's
+		// dependencies; this module's covers only what its tests import.
+		build := exec.Command("go", "build", "-o", cliPath, "./cmd/tokencache")
+		build.Dir = ".."
+		out, err := build.CombinedOutput()
 		if err != nil {
 			cliErr = &buildError{out: string(out), err: err}
 		}

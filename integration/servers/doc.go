@@ -18,10 +18,13 @@
 // serialized across processes with a file lock in that directory, because
 // `go test ./...` runs several test binaries at once.
 //
-// FerretDB's source is the separate Go module in ../ferretdb (kept apart so
-// its large dependency tree stays out of the main go.mod); it is found next to
-// this package's source, so StartFerretDB works from a checkout of the
-// repository.
+// This package belongs to the module github.com/tokencache/tokencache/integration,
+// not to tokencache's own, so that testcontainers and the Docker client stay
+// out of the go.mod of programs that import tokencache. FerretDB's and
+// etcd's sources are Go modules of their own again, in ../ferretdb and
+// ../etcd (their large dependency trees stay out of every go.mod the tests
+// use); they are found next to this package's source, so StartFerretDB and
+// StartEtcdCluster work from a checkout of the repository.
 //
 // # Using it
 //
