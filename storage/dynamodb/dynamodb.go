@@ -52,6 +52,8 @@
 // outcome is unknown and the error ErrUnavailable, as when DynamoDB does
 // not answer at all. A condition that fails on a request's only attempt,
 // or after attempts DynamoDB refused (throttling, 4xx), is ErrConflict.
+// A write that failed with no attempt that may have applied (none could
+// connect, or DynamoDB refused each) also matches storage.ErrNotApplied.
 //
 // List pages through a Query of the store's partition (1 MB per page),
 // strongly consistent, costing read capacity for every item in the
@@ -92,6 +94,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"strconv"
 	"sync/atomic"
 
@@ -248,7 +251,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		}
 	}
 	if err != nil {
-		return "", a.fail(ctx, "put", key, err)
+		return "", tr.mark(a.fail(ctx, "put", key, err))
 	}
 	return rev, nil
 }
@@ -257,8 +260,18 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 // when an attempt failed without DynamoDB's answer that it did nothing (a
 // lost connection, a timeout, a 5xx): the SDK then retries a request that
 // may already have been applied, and a failed condition on the retry may
-// be the first attempt's own doing.
+// be the first attempt's own doing. Attempts that could not connect, or
+// that DynamoDB refused (4xx), leave it unset.
 type attempts struct{ maybeApplied bool }
+
+// mark returns err, a failed write's, marked storage.ErrNotApplied when no
+// attempt of it may have been applied.
+func (t *attempts) mark(err error) error {
+	if t.maybeApplied {
+		return err
+	}
+	return storage.NotApplied(err)
+}
 
 // watch is an option for one call: it puts the tracker behind the SDK's
 // retry loop, where it sees every attempt.
@@ -268,7 +281,10 @@ func (t *attempts) watch(o *dynamodb.Options) {
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 				out, md, err := next.HandleFinalize(ctx, in)
 				var re *smithyhttp.ResponseError
-				if err != nil && !(errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500) {
+				var dial *net.OpError
+				refused := errors.As(err, &re) && re.HTTPStatusCode() >= 400 && re.HTTPStatusCode() < 500
+				unsent := errors.As(err, &dial) && dial.Op == "dial"
+				if err != nil && !refused && !unsent {
 					t.maybeApplied = true
 				}
 				return out, md, err
@@ -296,7 +312,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		return storage.Wrap(storage.ErrConflict, opMsg("delete", key)+" "+cond.String(), nil)
 	}
 	if err != nil {
-		return a.fail(ctx, "delete", key, err)
+		return tr.mark(a.fail(ctx, "delete", key, err))
 	}
 	return nil
 }

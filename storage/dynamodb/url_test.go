@@ -1,6 +1,7 @@
 package dynamodb_test
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strings"
@@ -54,5 +55,26 @@ func TestOpenURLForms(t *testing.T) {
 				t.Errorf("table %q prefix %q, want %q %q", o.Table, o.Prefix, c.table, c.prefix)
 			}
 		})
+	}
+}
+
+// A write that could not connect changed nothing, and says so
+// (storage.ErrNotApplied), so that a caller may put back what it held.
+func TestWriteToNoServerNotApplied(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	a, err := storage.OpenAdapter(context.Background(), "dynamodb://tokens?region=us-east-1&endpoint=http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = a.Put(context.Background(), "p", []byte(`{}`), storage.IfAbsent())
+	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Put with no server: %v, want ErrUnavailable and ErrNotApplied", err)
+	}
+	err = a.Delete(context.Background(), "p", storage.Condition{})
+	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Delete with no server: %v, want ErrUnavailable and ErrNotApplied", err)
 	}
 }

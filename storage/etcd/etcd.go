@@ -110,7 +110,9 @@
 // connection, so a cluster that is down shows up as a deadline. A
 // cancelled context is only the caller's error. Authentication failures
 // are ErrInvalid, a permission denied or etcd's NOSPACE alarm ErrReadOnly,
-// a value over the request limit ErrInvalid.
+// a value over the request limit ErrInvalid. A write etcd refused that way
+// also matches storage.ErrNotApplied: it certainly changed nothing; other
+// failed writes may have applied (see Guarantees).
 //
 // Passwords are never part of an error: use storage.Redact to log a URL.
 package etcd
@@ -232,7 +234,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 			return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
 		case err != nil:
 			if err := a.definite(ctx, "put", key, err); err != nil {
-				return "", err
+				return "", refused(err, unknown)
 			}
 			unknown = true
 		}
@@ -366,7 +368,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 			return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
 		case err != nil:
 			if err := a.definite(ctx, "delete", key, err); err != nil {
-				return err
+				return refused(err, unknown)
 			}
 			unknown = true
 		}
@@ -613,6 +615,16 @@ func (a *Adapter) pause(ctx context.Context, op, key string, attempt int) error 
 		return a.fail(ctx, op, key, err)
 	}
 	return nil
+}
+
+// refused marks err, a write's definite failure, storage.ErrNotApplied
+// when etcd refused the write (credentials, permission, size, the NOSPACE
+// alarm) and no earlier attempt of it may have applied (unknown).
+func refused(err error, unknown bool) error {
+	if !unknown && (errors.Is(err, storage.ErrInvalid) || errors.Is(err, storage.ErrReadOnly)) {
+		return storage.NotApplied(err)
+	}
+	return err
 }
 
 // definite returns nil when err leaves the outcome of a call unknown and a

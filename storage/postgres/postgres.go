@@ -48,6 +48,12 @@
 // transaction-mode pooler (PgBouncer) the writes work, since each is one
 // statement, but LISTEN does not: open such a store with listen=false.
 //
+// A write that fails without the statement having been sent (no connection
+// could be had) or with an error from the server (the statement rolled
+// back) matches storage.ErrNotApplied: it certainly changed nothing. One
+// whose connection broke after sending it may have committed, and does
+// not.
+//
 // List is one SELECT of every key, a consistent snapshot of the table.
 //
 // # Change notification
@@ -297,7 +303,7 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 // Put implements storage.Adapter.
 func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
 	if err := a.ready(ctx, "put", key); err != nil {
-		return "", err
+		return "", storage.NotApplied(err) // the write was not sent
 	}
 	if value == nil {
 		value = []byte{} // pgx sends a nil slice as NULL
@@ -316,7 +322,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		tag, err = a.pool.Exec(ctx, a.sqlPutAny, key, value, string(rev))
 	}
 	if err != nil && !(cond.Kind != storage.Any && isCode(err, serializationFailure)) {
-		return "", a.fail(ctx, "put", key, err)
+		return "", a.writeFail(ctx, "put", key, err)
 	}
 	// The tag is the final SELECT's: one row per row written. Under
 	// REPEATABLE READ or SERIALIZABLE (a server or role default) a
@@ -331,7 +337,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 // Delete implements storage.Adapter.
 func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
 	if err := a.ready(ctx, "delete", key); err != nil {
-		return err
+		return storage.NotApplied(err) // the write was not sent
 	}
 	conflict := func() error {
 		return storage.Wrap(storage.ErrConflict, "postgres: delete "+strconv.Quote(key)+" "+cond.String(), nil)
@@ -351,7 +357,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	case storage.Match:
 		tag, err := a.pool.Exec(ctx, a.sqlDeleteMatch, key, string(cond.Revision))
 		if err != nil && !isCode(err, serializationFailure) {
-			return a.fail(ctx, "delete", key, err)
+			return a.writeFail(ctx, "delete", key, err)
 		}
 		if err != nil || tag.RowsAffected() == 0 {
 			return conflict()
@@ -359,7 +365,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		return nil
 	default:
 		if _, err := a.pool.Exec(ctx, a.sqlDeleteAny, key); err != nil {
-			return a.fail(ctx, "delete", key, err)
+			return a.writeFail(ctx, "delete", key, err)
 		}
 		return nil
 	}
@@ -422,6 +428,19 @@ func opMsg(op, key string) string {
 // operation and the profile, never a value; pgx's own errors name the
 // host, user and database, and the password is dropped should one ever
 // appear.
+// writeFail is fail for a write, marked storage.ErrNotApplied when the
+// write certainly changed nothing: pgx sent nothing (the connection could
+// not be had), or the server answered with an error, which in a
+// single-statement transaction means it rolled back. A connection lost
+// after the statement was sent leaves the outcome unknown: no mark.
+func (a *Adapter) writeFail(ctx context.Context, op, key string, err error) error {
+	var pgErr *pgconn.PgError
+	if pgconn.SafeToRetry(err) || errors.As(err, &pgErr) {
+		return storage.NotApplied(a.fail(ctx, op, key, err))
+	}
+	return a.fail(ctx, op, key, err)
+}
+
 func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	msg := opMsg(op, key)
 	if cerr := ctx.Err(); cerr != nil {

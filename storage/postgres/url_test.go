@@ -70,3 +70,21 @@ func TestOpenURLForms(t *testing.T) {
 		})
 	}
 }
+
+// A write that could not reach the server changed nothing, and says so
+// (storage.ErrNotApplied), so that a caller may put back what it held.
+func TestWriteToNoServerNotApplied(t *testing.T) {
+	a, err := storage.OpenAdapter(context.Background(), "postgres://u:pw@127.0.0.1:1/db?connect_timeout=1&listen=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = a.Put(context.Background(), "p", []byte(`{}`), storage.IfAbsent())
+	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Put with no server: %v, want ErrUnavailable and ErrNotApplied", err)
+	}
+	err = a.Delete(context.Background(), "p", storage.Condition{})
+	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Delete with no server: %v, want ErrUnavailable and ErrNotApplied", err)
+	}
+}

@@ -115,6 +115,9 @@ func TestReview3RetriedPutUnreadableIsConflict(t *testing.T) {
 	if errors.Is(err, storage.ErrConflict) && gerr == nil {
 		t.Fatalf("Put if absent: %v, yet the profile it wrote is there", err)
 	}
+	if errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Put if absent: %v, marked not applied, yet it applied", err)
+	}
 }
 
 // A retried Put whose first attempt applied is the Put's success, with the
@@ -155,8 +158,8 @@ func TestRetriedWriteThatApplied(t *testing.T) {
 	lose.target = "DeleteItem"
 	lose.armed.Store(true)
 	err = a.Delete(ctx, "p", storage.IfMatch(r1))
-	if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) {
-		t.Fatalf("Delete if match, first answer lost: %v, want ErrUnavailable (outcome unknown)", err)
+	if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Delete if match, first answer lost: %v, want ErrUnavailable (outcome unknown), not ErrNotApplied", err)
 	}
 	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get after the delete: %v", err)

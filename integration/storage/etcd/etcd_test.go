@@ -138,8 +138,8 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("Get as reader: %v", err)
 	}
 	_, err = reader.Put(ctx, "p", []byte(`{"n":2}`), storage.Condition{})
-	if !errors.Is(err, storage.ErrReadOnly) {
-		t.Fatalf("Put as reader: %v, want ErrReadOnly", err)
+	if !errors.Is(err, storage.ErrReadOnly) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Put as reader: %v, want ErrReadOnly and ErrNotApplied", err)
 	}
 }
 

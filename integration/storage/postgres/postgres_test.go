@@ -316,8 +316,8 @@ func TestReadOnly(t *testing.T) {
 	if _, _, err := ro.Get(ctx, "p"); err != nil {
 		t.Fatalf("Get from a read-only session: %v", err)
 	}
-	if _, err := ro.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrReadOnly) {
-		t.Fatalf("Put to a read-only session: %v, want ErrReadOnly", err)
+	if _, err := ro.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrReadOnly) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Put to a read-only session: %v, want ErrReadOnly and ErrNotApplied", err)
 	}
 }
 
