@@ -213,7 +213,8 @@ type Credentials struct {
 	cleartext sync.Once // warned about a plain-http token endpoint
 
 	tel         *telemetry
-	stats       requestStats
+	stats       *requestStats            // Token results, perhaps shared with other profiles
+	hits        []paddedCount            // stats.hits, for the cached path
 	metricAttrs metric.MeasurementOption // the profile, when its attribute is on
 
 	mu       sync.Mutex
@@ -270,9 +271,10 @@ func New(cfg Config) (*Credentials, error) {
 		root:        root,
 		cancel:      cancel,
 		tel:         tel,
-		stats:       newRequestStats(),
+		stats:       tel.statsFor(),
 		metricAttrs: metric.WithAttributes(tel.attrs(cfg.Profile)...),
 	}
+	c.hits = c.stats.hits
 	tel.join(c)
 	return c, nil
 }
@@ -302,7 +304,7 @@ func (c *Credentials) Store() *storage.Store { return c.store }
 func (c *Credentials) Token(ctx context.Context) (*Token, error) {
 	now := c.cfg.Now()
 	if t := c.cur.Load(); t != nil && now.Before(t.quietUntil) {
-		c.stats.hit()
+		c.hit()
 		return t, nil
 	}
 	return c.tokenSlow(ctx, now)
@@ -315,7 +317,7 @@ func (c *Credentials) tokenSlow(ctx context.Context, now time.Time) (*Token, err
 		if t.dueForRenewal(now) && !c.renewing.Load() && !c.cfg.ManualRefresh {
 			c.startFlight(t)
 		}
-		c.stats.hit()
+		c.hit()
 		return t, nil
 	}
 	if c.cfg.ManualRefresh {
@@ -350,7 +352,7 @@ func (c *Credentials) Refresh(ctx context.Context, stale *Token) (*Token, error)
 	if stale == nil {
 		stale = forceRefresh
 	} else if cur != stale && cur.Valid(c.cfg.Now()) {
-		c.stats.hit()
+		c.hit()
 		return cur, nil
 	}
 	return c.await(ctx, c.startFlight(stale))
@@ -368,7 +370,7 @@ func (c *Credentials) Rejected(ctx context.Context, t *Token) (*Token, error) {
 	now := c.cfg.Now()
 	cur := c.cur.Load()
 	if cur != t && cur.Valid(now) {
-		c.stats.hit()
+		c.hit()
 		return cur, nil
 	}
 	last := c.lastRejected.Load()
@@ -381,7 +383,7 @@ func (c *Credentials) Rejected(ctx context.Context, t *Token) (*Token, error) {
 		if f != nil {
 			return c.await(ctx, f)
 		}
-		c.stats.hit()
+		c.hit()
 		if cur := c.cur.Load(); cur != nil {
 			return cur, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,10 @@ type telemetry struct {
 	unpersisted metric.Int64ObservableGauge
 	reg         metric.Registration
 
+	// shared counts the Token results of every Credentials of this
+	// telemetry when they are not told apart by profile.
+	shared *requestStats
+
 	mu      sync.Mutex
 	live    map[*Credentials]struct{}
 	retired map[string]*[numResults]int64 // counts of closed Credentials, by profile ("" without the attribute)
@@ -138,6 +143,9 @@ func newTelemetry(cfg *Config) *telemetry {
 		profileAttr: cfg.ProfileAttribute,
 		live:        map[*Credentials]struct{}{},
 		retired:     map[string]*[numResults]int64{},
+	}
+	if !t.profileAttr {
+		t.shared = newRequestStats(maxSharedShards)
 	}
 	buckets := metric.WithExplicitBucketBoundaries(durationBuckets...)
 	// Instrument errors are reported to otel's error handler and yield a
@@ -186,9 +194,14 @@ func (t *telemetry) observe(_ context.Context, o metric.Observer) error {
 		}
 		return s
 	}
+	if t.shared != nil {
+		t.shared.addTo(&get("").counts)
+	}
 	for c := range t.live {
 		s := get(c.cfg.Profile)
-		c.stats.addTo(&s.counts)
+		if c.stats != t.shared {
+			c.stats.addTo(&s.counts)
+		}
 		c.mu.Lock()
 		if c.pending != nil {
 			s.pending++
@@ -233,16 +246,14 @@ func (t *telemetry) leave(c *Credentials) {
 		return
 	}
 	delete(t.live, c)
-	key := ""
-	if t.profileAttr {
-		key = c.cfg.Profile
+	if c.stats != t.shared {
+		r := t.retired[c.cfg.Profile]
+		if r == nil {
+			r = &[numResults]int64{}
+			t.retired[c.cfg.Profile] = r
+		}
+		c.stats.addTo(r)
 	}
-	r := t.retired[key]
-	if r == nil {
-		r = &[numResults]int64{}
-		t.retired[key] = r
-	}
-	c.stats.addTo(r)
 	if t.owned && t.reg != nil {
 		t.reg.Unregister()
 		t.reg = nil
@@ -259,12 +270,21 @@ func (t *telemetry) close() {
 	}
 }
 
-// requestStats counts one Credentials' Token results. Memory hits, the
-// hot path, go to a counter sharded by the caller's goroutine stack, so
-// that goroutines on different cores rarely share a cache line.
+// requestStats counts Token results: of one Credentials, or of every
+// Credentials of a telemetry when the profile attribute is off. Memory
+// hits, the hot path, go to a counter sharded by the caller's goroutine
+// stack, so that goroutines on different cores rarely share a cache line.
 type requestStats struct {
-	hits   []paddedCount
+	hits   []paddedCount // a power of two of them
 	others [numResults]atomic.Int64
+}
+
+// statsFor returns the counts c's results go to.
+func (t *telemetry) statsFor() *requestStats {
+	if t.shared != nil {
+		return t.shared
+	}
+	return newRequestStats(maxOwnShards)
 }
 
 type paddedCount struct {
@@ -272,17 +292,27 @@ type paddedCount struct {
 	_ [56]byte
 }
 
-func newRequestStats() requestStats {
-	return requestStats{hits: make([]paddedCount, hitShards)}
+// newRequestStats shards the hits twice per core, at least 4 and at most
+// max: enough that the goroutines of a machine's cores seldom meet on one.
+func newRequestStats(max int) *requestStats {
+	n := 4
+	for n < 2*runtime.GOMAXPROCS(0) && n < max {
+		n *= 2
+	}
+	return &requestStats{hits: make([]paddedCount, n)}
 }
 
-// hitShards is a power of two: enough shards that the goroutines of a
-// machine's cores seldom meet on one.
-const hitShards = 16
+// Shards of the shared counts, and of each Credentials' own (profile
+// attribute on: memory per profile matters for many profiles).
+const (
+	maxSharedShards = 64
+	maxOwnShards    = 8
+)
 
 // hit counts a Token call served from memory.
-func (s *requestStats) hit() {
-	s.hits[stackShard()].n.Add(1)
+func (c *Credentials) hit() {
+	h := c.hits
+	h[stackShard()&uintptr(len(h)-1)].n.Add(1)
 }
 
 // stackShard picks a shard from the address of the caller's stack: a
@@ -290,11 +320,9 @@ func (s *requestStats) hit() {
 // concurrent goroutines land on different shards without any per-call
 // randomness (which, drawn per call, would make every core touch every
 // shard). Only the address is used, never the memory behind it.
-//
-//go:nosplit
 func stackShard() uintptr {
 	var marker byte
-	return uintptr(unsafe.Pointer(&marker)) >> 13 & (hitShards - 1)
+	return uintptr(unsafe.Pointer(&marker)) >> 13
 }
 
 func (s *requestStats) count(r result) { s.others[r].Add(1) }
@@ -320,7 +348,7 @@ func (c *Credentials) awaited(f *flight, err error) {
 		r = resultMemory
 	}
 	if r == resultMemory {
-		c.stats.hit()
+		c.hit()
 		return
 	}
 	c.stats.count(r)

@@ -442,3 +442,48 @@ func TestTelemetryDefaultsToGlobals(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTelemetryProfiles: the Credentials of one Profiles share one set of
+// instruments; results stay counted after a profile is removed.
+func TestTelemetryProfiles(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	sdk := newOtelSDK(t)
+	for _, profileAttr := range []bool{false, true} {
+		t.Run(fmt.Sprint("profile attribute ", profileAttr), func(t *testing.T) {
+			st := storage.NewStore(memory.New()) // Profiles.Close closes it
+			for _, p := range []string{"a", "b"} {
+				credentialstest.Seed(t, st, p, f.srv)
+			}
+			cfg := credentials.Config{Store: st, ProfileAttribute: profileAttr, JournalDir: "-"}
+			sdk.config(&cfg)
+			ps, err := credentials.NewProfiles(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{"a", "a", "b"} {
+				if _, err := ps.Token(context.Background(), p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ps.Remove(context.Background(), "a"); err != nil {
+				t.Fatal(err)
+			}
+			rm := sdk.collect(t)
+			if n := total(rm, "tokencache.token.requests", result("refreshed")); n < 2 {
+				t.Errorf("%d refreshed results, want at least 2", n)
+			}
+			if n := total(rm, "tokencache.token.requests"); n != 3 {
+				t.Errorf("%d Token results in this Profiles, want 3", n)
+			}
+			if profileAttr {
+				if n := total(rm, "tokencache.token.requests", attribute.String("tokencache.profile", "a")); n != 2 {
+					t.Errorf("%d results for profile a, want 2", n)
+				}
+			}
+			ps.Close()
+			if n := total(sdk.collect(t), "tokencache.token.requests"); n != 0 {
+				t.Errorf("after Close the Profiles still reports %d results", n)
+			}
+		})
+	}
+}
