@@ -144,7 +144,7 @@ type benchPhase struct {
 }
 
 func (a *app) bench(ctx context.Context, o benchOpts, storeGiven bool) error {
-	life := o.ttl - demoSkew
+	life := o.ttl - benchSkew(o.ttl)
 	switch {
 	case o.replicas < 1 || o.goroutines < 1 || o.expiries < 1:
 		return usagef("bench: --replicas, --goroutines and --expiries must be at least 1")
@@ -153,12 +153,12 @@ func (a *app) bench(ctx context.Context, o benchOpts, storeGiven bool) error {
 	case o.latency < 0 || o.latency >= life:
 		// A token that arrives already past its use-by time would be
 		// refreshed again at once, forever.
-		return usagef("bench: --latency must be shorter than a token's useful life (--ttl less %s)", demoSkew)
+		return usagef("bench: --latency must be shorter than a token's useful life (--ttl less %s)", benchSkew(o.ttl))
 	case o.think < 0 || o.pollInterval <= 0:
 		return usagef("bench: --think must not be negative and --poll-interval must be positive")
-	case o.steady && (o.renewAhead <= demoSkew || o.renewAhead > o.ttl/2):
+	case o.steady && (o.renewAhead <= benchSkew(o.ttl) || o.renewAhead > o.ttl/2):
 		// The library caps RenewAhead at half a token's remaining life.
-		return usagef("bench: --renew-ahead must be longer than %s (tokens stop being handed out then) and at most half of --ttl", demoSkew)
+		return usagef("bench: --renew-ahead must be longer than %s (tokens stop being handed out then) and at most half of --ttl", benchSkew(o.ttl))
 	case !o.steady && o.renewAhead != 0:
 		return usagef("bench: --renew-ahead needs --steady")
 	}
@@ -384,6 +384,11 @@ func (a *app) runBenchPhase(ctx context.Context, o benchOpts, p benchPhase, stor
 	)
 	if o.steady {
 		args = append(args, "--renew-ahead", o.renewAhead.String(), "--warm-up")
+	} else {
+		// Renewal when a token stops being handed out, not ahead: every
+		// expiry is a refresh that callers wait for, which this mode
+		// measures.
+		args = append(args, "--renew-ahead", benchSkew(o.ttl).String())
 	}
 	// Secrets go by environment, not argv, where ps would show them.
 	environ := append(os.Environ(), envDemoSecret+"="+clientSecret, envDemoRefresh+"="+refreshToken)
@@ -500,11 +505,15 @@ func probeEndpoint(ctx context.Context, srv *oauthtest.Server, n int) (time.Dura
 	return times[n/2], nil
 }
 
+// benchSkew is the skew the library applies to a token of lifetime ttl:
+// the replicas' --skew, capped at a quarter of the lifetime.
+func benchSkew(ttl time.Duration) time.Duration { return min(demoSkew, ttl/4) }
+
 // benchRunLength is how long the load runs: expiries token lifetimes,
 // stopping half a lifetime before the last one ends, so that no call is
 // made after it (which would start a refresh for the next).
 func benchRunLength(ttl time.Duration, expiries int) time.Duration {
-	life := ttl - demoSkew
+	life := ttl - benchSkew(ttl)
 	return time.Duration(expiries)*life - life/2
 }
 

@@ -115,21 +115,36 @@ func (a *app) runBenchReplica(ctx context.Context, o benchReplicaOpts) error {
 	load, baseline := newBenchRecs(o.goroutines, waitCap), newBenchRecs(o.goroutines, 0)
 	rep.Buffers = uint64(2*o.goroutines)*uint64(unsafe.Sizeof(benchRec{})) + uint64(o.goroutines*waitCap)*8
 
+	keepWarm := func() {}
 	if o.warmUp {
 		if _, err := src.call(ctx); err != nil {
 			return err
 		}
+		// Until the start line, a caller now and then keeps the token
+		// renewed, as in a replica that has been running: replicas start
+		// slowly on a busy machine, and a token left alone is not renewed
+		// ahead (renewal is started by a Token call).
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for backoff.Sleep(wctx, 50*time.Millisecond) == nil {
+				src.call(wctx)
+			}
+		}()
+		keepWarm = func() { cancel(); <-done }
 	}
-	// The library's figures are the load's: what it recorded before (the
-	// warm-up) is taken off.
-	before := toks.figures(ctx)
 
 	link := a.newReplicaLink()
 	loadCtx, stop, started := link.awaitStart(ctx)
+	keepWarm()
 	if !started {
 		return nil // the bench went away before the start
 	}
 	defer stop()
+	// The library's figures are the load's: what it recorded before (the
+	// warm-up) is taken off.
+	before := toks.figures(ctx)
 	begin := time.Now()
 	for _, r := range load {
 		r.since.Store(begin.UnixNano())
