@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
@@ -107,6 +110,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// MeterProvider and TracerProvider receive the metrics and spans
+	// listed under Observability in the package documentation; nil means
+	// the otel global providers, which record nothing until an SDK is
+	// installed. When set they also instrument Store (Store.Instrument).
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+	// ProfileAttribute adds the profile name (tokencache.profile) to every
+	// metric and span. Off by default: a profile name may be a tenant id,
+	// and every profile then makes its own time series.
+	ProfileAttribute bool
+
+	tel *telemetry // shared by the Credentials of one Profiles
 }
 
 func (c *Config) setDefaults() error {
@@ -196,6 +212,11 @@ type Credentials struct {
 	journal   journal
 	cleartext sync.Once // warned about a plain-http token endpoint
 
+	tel         *telemetry
+	stats       *requestStats            // Token results, perhaps shared with other profiles
+	hits        []paddedCount            // stats.hits, for the cached path
+	metricAttrs metric.MeasurementOption // the profile, when its attribute is on
+
 	mu       sync.Mutex
 	flight   *flight
 	deadRT   secret.Secret // refresh token the server rejected: do not retry it
@@ -206,6 +227,7 @@ type Credentials struct {
 	failures int           // consecutive temporary failures, for backoff
 	holdOff  time.Time     // no new refresh before this, after failures
 	lastErr  error
+	known    [3]string // the profile's secrets, masked in recorded errors
 
 	root   context.Context
 	cancel context.CancelFunc
@@ -219,9 +241,10 @@ type leaseSighting struct {
 }
 
 type flight struct {
-	done chan struct{}
-	tok  *Token
-	err  error
+	done   chan struct{}
+	tok    *Token
+	err    error
+	result result // set when the flight ran
 }
 
 // New returns Credentials for cfg.Profile in cfg.Store. It does no I/O:
@@ -230,16 +253,30 @@ func New(cfg Config) (*Credentials, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if name := cfg.Store.Name(); name != "" {
+		cfg.Logger = cfg.Logger.With("store", name) // already redacted
+	}
+	tel := cfg.tel
+	if tel == nil {
+		tel = newTelemetry(&cfg)
+		tel.owned = true
+	}
 	root, cancel := context.WithCancel(context.Background())
-	return &Credentials{
-		cfg:      cfg,
-		store:    cfg.Store,
-		endpoint: endpoint{client: httpsafe.NoRedirects(cfg.HTTPClient), authStyle: cfg.AuthStyle},
-		owner:    newOwnerID(),
-		journal:  newJournal(cfg.JournalDir, cfg.Store.Name(), cfg.Profile),
-		root:     root,
-		cancel:   cancel,
-	}, nil
+	c := &Credentials{
+		cfg:         cfg,
+		store:       cfg.Store,
+		endpoint:    endpoint{client: httpsafe.NoRedirects(cfg.HTTPClient), authStyle: cfg.AuthStyle},
+		owner:       newOwnerID(),
+		journal:     newJournal(cfg.JournalDir, cfg.Store.Name(), cfg.Profile),
+		root:        root,
+		cancel:      cancel,
+		tel:         tel,
+		stats:       tel.statsFor(),
+		metricAttrs: metric.WithAttributes(tel.attrs(cfg.Profile)...),
+	}
+	c.hits = c.stats.hits
+	tel.join(c)
+	return c, nil
 }
 
 // String describes c without its secrets (a Grant's, say, which fmt would
@@ -266,10 +303,21 @@ func (c *Credentials) Store() *storage.Store { return c.store }
 // protocol when needed. The cached path takes no lock and allocates nothing.
 func (c *Credentials) Token(ctx context.Context) (*Token, error) {
 	now := c.cfg.Now()
+	if t := c.cur.Load(); t != nil && now.Before(t.quietUntil) {
+		c.hit()
+		return t, nil
+	}
+	return c.tokenSlow(ctx, now)
+}
+
+// tokenSlow is Token for a token that is due for renewal, expired or
+// missing.
+func (c *Credentials) tokenSlow(ctx context.Context, now time.Time) (*Token, error) {
 	if t := c.cur.Load(); t.Valid(now) {
 		if t.dueForRenewal(now) && !c.renewing.Load() && !c.cfg.ManualRefresh {
 			c.startFlight(t)
 		}
+		c.hit()
 		return t, nil
 	}
 	if c.cfg.ManualRefresh {
@@ -304,6 +352,7 @@ func (c *Credentials) Refresh(ctx context.Context, stale *Token) (*Token, error)
 	if stale == nil {
 		stale = forceRefresh
 	} else if cur != stale && cur.Valid(c.cfg.Now()) {
+		c.hit()
 		return cur, nil
 	}
 	return c.await(ctx, c.startFlight(stale))
@@ -321,6 +370,7 @@ func (c *Credentials) Rejected(ctx context.Context, t *Token) (*Token, error) {
 	now := c.cfg.Now()
 	cur := c.cur.Load()
 	if cur != t && cur.Valid(now) {
+		c.hit()
 		return cur, nil
 	}
 	last := c.lastRejected.Load()
@@ -333,6 +383,7 @@ func (c *Credentials) Rejected(ctx context.Context, t *Token) (*Token, error) {
 		if f != nil {
 			return c.await(ctx, f)
 		}
+		c.hit()
 		if cur := c.cur.Load(); cur != nil {
 			return cur, nil
 		}
@@ -350,8 +401,10 @@ var forceRefresh = &Token{}
 func (c *Credentials) await(ctx context.Context, f *flight) (*Token, error) {
 	select {
 	case <-f.done:
+		c.awaited(f, f.err)
 		return f.tok, f.err
 	case <-ctx.Done():
+		c.awaited(f, ctx.Err())
 		return nil, ctx.Err()
 	}
 }
@@ -394,7 +447,9 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		f.tok, f.err = c.refresh(stale)
+		ft := c.beginFlight(stale)
+		f.tok, f.err = c.refresh(ft, stale)
+		f.result = ft.end(f.err)
 		c.mu.Lock()
 		c.flight = nil
 		c.renewing.Store(false)
@@ -421,5 +476,6 @@ func (c *Credentials) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	defer c.tel.leave(c)
 	return c.flushPending(context.Background())
 }

@@ -85,6 +85,46 @@
 // without one the next refresh gets invalid_grant, reported once as
 // ErrReauthRequired.
 //
+// # Observability
+//
+// Credentials records OpenTelemetry metrics and spans through
+// Config.MeterProvider and Config.TracerProvider (the otel globals by
+// default, which record nothing until an SDK is installed); no exporter is
+// a dependency. Attributes are bounded: the profile name
+// (tokencache.profile) only with Config.ProfileAttribute.
+//
+//   - tokencache.token.requests ({request}, counter): Token, Refresh and
+//     Rejected calls by tokencache.result: memory, adopted (another
+//     process had refreshed), waited (after another process's lease),
+//     refreshed (here), failed. The results add up to the calls made.
+//   - tokencache.refresh.duration (s): flights by tokencache.result and
+//     tokencache.refresh.trigger (expired, renew_ahead, forced).
+//   - tokencache.token_endpoint.request.duration (s): each endpoint call,
+//     with the HTTP client attributes http.request.method, server.address,
+//     server.port, http.response.status_code, error.type, and
+//     tokencache.oauth.error (an RFC 6749 code, or "other").
+//   - tokencache.lease.wait.duration (s), tokencache.lease.takeovers.
+//   - tokencache.refresh_token.unpersisted (gauge): rotated refresh tokens
+//     the store has not taken yet; tokencache.journal.replays by
+//     tokencache.outcome.
+//   - tokencache.renewals (flights started ahead of expiry) and
+//     tokencache.hold_offs by tokencache.reason (failure, retry_after).
+//   - db.client.operation.duration (s), from storage.Store: every store
+//     call by db.system.name, db.operation.name and
+//     tokencache.store.result (ok, not_found, conflict, error).
+//
+// A flight is a span, tokencache.refresh, with children
+// tokencache.store.read, tokencache.lease.take, tokencache.token_endpoint
+// (its context reaches the HTTP client, so an instrumented client's span
+// nests under it) and tokencache.write_back, and the events
+// tokencache.lease.wait, tokencache.adopt and tokencache.lease.takeover.
+// Errors are recorded by type with their message, in which no token or
+// client secret appears.
+//
+// The cached path records nothing through the API: a hit costs one atomic
+// add on a counter sharded by goroutine, which an observable counter
+// reports.
+//
 // Expiry comes from expires_in, or the JWT exp claim when the token is a
 // JWT (decoded without verification), less Skew, which is capped at a
 // quarter of the lifetime of tokens shorter than it.

@@ -402,6 +402,7 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 		err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, e.notApplied) })
 		cancel()
+		c.journalReplayed(err)
 		switch {
 		case errors.Is(err, errForeign):
 			continue // another grant's, or another store's of the same name: leave it

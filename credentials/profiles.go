@@ -41,6 +41,7 @@ func NewProfiles(cfg Config) (*Profiles, error) {
 		// One pace per token endpoint for all the profiles served here.
 		cfg.Limiter = &EndpointLimiter{}
 	}
+	cfg.tel = newTelemetry(&cfg) // one set of instruments for every profile
 	p := &Profiles{cfg: cfg, creds: map[string]*Credentials{}}
 	p.read.Store(&map[string]*Credentials{})
 	return p, nil
@@ -176,6 +177,7 @@ func (p *Profiles) Close() error {
 	for _, c := range creds {
 		errs = append(errs, c.Close())
 	}
+	p.cfg.tel.close()
 	return errors.Join(append(errs, p.cfg.Store.Close())...)
 }
 

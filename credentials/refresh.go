@@ -17,8 +17,8 @@ import (
 
 // refresh runs one flight: it ends with a token valid now that is not
 // stale, or an error.
-func (c *Credentials) refresh(stale *Token) (*Token, error) {
-	ctx, cancel := context.WithTimeout(c.root, 2*c.cfg.LeaseTTL+time.Duration(c.cfg.MaxRetries+2)*c.cfg.RefreshTimeout)
+func (c *Credentials) refresh(ft *flightRec, stale *Token) (*Token, error) {
+	ctx, cancel := context.WithTimeout(ft.context(c.root), 2*c.cfg.LeaseTTL+time.Duration(c.cfg.MaxRetries+2)*c.cfg.RefreshTimeout)
 	defer cancel()
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
 	var tries tries
@@ -39,7 +39,9 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		if err := c.replayJournal(ctx); err != nil {
 			return nil, err
 		}
-		rec, rev, err := c.store.Load(ctx, c.cfg.Profile)
+		sctx, done := ft.child(ctx, spanStoreRead)
+		rec, rev, err := c.store.Load(sctx, c.cfg.Profile)
+		done(err)
 		if errors.Is(err, storage.ErrNotFound) && c.cfg.Grant != nil {
 			// A grant needs nothing stored to start from (client
 			// credentials, a redemption service): the lease put creates
@@ -69,6 +71,7 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		if t := c.tokenFrom(next, now); t.Valid(now) && (stale == nil || t.AccessToken != stale.AccessToken) {
 			c.cur.Store(t)
 			c.succeeded()
+			ft.adopt()
 			log.Debug("adopted token from store", "expiry", t.Expiry)
 			return t, nil
 		}
@@ -79,6 +82,7 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			// Someone is refreshing: wait for their write, at most until
 			// their lease ends (then it is theirs no more and we take over).
 			log.Debug("waiting for lease holder", "owner", next.Lease.Owner, "for", end.Sub(now))
+			ft.waiting(next.Lease.Owner, end.Sub(now))
 			if slot != nil {
 				slot() // another process is at the endpoint: our slot is not needed
 				slot = nil
@@ -111,7 +115,9 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 		}
 		now = c.cfg.Now()
 		next.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL), TTL: storage.Duration(c.cfg.LeaseTTL)}
-		leaseRev, err := c.store.Replace(ctx, rec, rev, next)
+		lctx, done := ft.child(ctx, spanLeaseTake)
+		leaseRev, err := c.store.Replace(lctx, rec, rev, next)
+		done(err)
 		if errors.Is(err, storage.ErrConflict) {
 			// Someone moved first: read again. A store that keeps
 			// answering conflict (a claim a dead writer left) must not
@@ -128,6 +134,7 @@ func (c *Credentials) refresh(stale *Token) (*Token, error) {
 			return nil, fmt.Errorf("credentials: profile %q: taking the refresh lease: %w", c.cfg.Profile, err)
 		}
 		conflicts = 0
+		ft.leaseTaken(rec)
 		log.Debug("lease taken, calling token endpoint", "attempt", tries.attempt)
 		t, again, err := c.refreshUnderLease(ctx, next, leaseRev, now, stale, &tries)
 		if again {
@@ -151,7 +158,9 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	keep := context.WithoutCancel(ctx)
 	rctx, rcancel := context.WithTimeout(keep, c.cfg.RefreshTimeout)
 	sent := c.cfg.Now()
+	rctx, done := c.endpointCall(rctx, leased)
 	got, err := c.callEndpoint(rctx, leased, sent)
+	done(err)
 	rcancel()
 	if err != nil {
 		c.releaseLease(ctx, leased, leaseRev)
@@ -214,7 +223,10 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	// rec keeps our lease until the write is known to have landed: see
 	// errHeldBack. The rotated refresh token is durable (in the store, or
 	// in the recovery journal) before the new access token reaches a caller.
-	if err := c.persistDurably(ctx, leased, leaseRev, rec, takenAt.Add(c.cfg.LeaseTTL)); err != nil {
+	wctx, done := c.child(ctx, spanWriteBack)
+	err = c.persistDurably(wctx, leased, leaseRev, rec, takenAt.Add(c.cfg.LeaseTTL))
+	done(err)
+	if err != nil {
 		c.failed(err, stale)
 		return nil, false, err
 	}
@@ -350,6 +362,7 @@ func (c *Credentials) failedFor(err error, stale *Token, pause time.Duration) er
 	c.failures++
 	c.lastErr = err
 	c.holdOff = c.cfg.Now().Add(max(backoff.Exponential(c.cfg.RetryBackoff, c.failures), pause))
+	c.heldOff(pause)
 	if stale.Valid(c.cfg.Now()) {
 		c.cfg.Logger.Warn("background refresh failed; still serving the current token", "profile", c.cfg.Profile, "err", err)
 	}

@@ -21,6 +21,10 @@ type Token struct {
 
 	validUntil time.Time // Expiry minus the skew: stop handing it out
 	renewAt    time.Time // start a background refresh from here on
+	// quietUntil is the earlier of the two, or the end of time for a
+	// token without expiry: before it, Token's cached path has nothing to
+	// check but this one comparison.
+	quietUntil time.Time
 }
 
 // Valid reports whether the token can be sent at time now, with the skew
@@ -50,14 +54,24 @@ func (t *Token) AuthorizationHeader() string {
 // and is renewed in the background from ahead before expiry, moved later
 // by spread (a fraction in [0, 1)) of the window between the two.
 func newToken(access secret.Secret, typ string, expiry time.Time, skew, ahead time.Duration, spread float64) *Token {
-	t := &Token{AccessToken: access, TokenType: typ, Expiry: expiry}
+	t := &Token{AccessToken: access, TokenType: typ, Expiry: expiry, quietUntil: endOfTime}
 	if !expiry.IsZero() {
 		t.validUntil = expiry.Add(-skew)
 		start := max(ahead, skew)
 		t.renewAt = expiry.Add(-start + time.Duration(spread*float64(start-skew)))
+		t.quietUntil = t.renewAt
+		if t.validUntil.Before(t.renewAt) {
+			t.quietUntil = t.validUntil
+		}
+	}
+	if access == "" {
+		t.quietUntil = time.Time{}
 	}
 	return t
 }
+
+// endOfTime is later than any token's expiry.
+var endOfTime = time.Unix(1<<62, 0)
 
 // renewalPoint returns where in its renewal window a token is renewed, as
 // a fraction: mostly fixed by the token itself, so that every replica

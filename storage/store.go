@@ -21,6 +21,7 @@ type Store struct {
 	name    string
 	now     func() time.Time
 	closed  atomic.Bool
+	tel     atomic.Pointer[storeTelemetry] // made on first use; see Instrument
 }
 
 // NewStore returns a Store over a. The Store owns a: Close closes it.
@@ -63,7 +64,9 @@ func (s *Store) Load(ctx context.Context, profile string) (*Record, Revision, er
 	if err := s.check(profile); err != nil {
 		return nil, "", err
 	}
+	ctx, done := s.observe(ctx, opGet)
 	b, rev, err := s.adapter.Get(ctx, profile)
+	done(err)
 	if err != nil {
 		return nil, "", err
 	}
@@ -104,7 +107,10 @@ func (s *Store) put(ctx context.Context, r *Record, cond Condition) (Revision, e
 	if err != nil {
 		return "", err
 	}
-	return s.adapter.Put(ctx, r.Profile, b, cond)
+	ctx, done := s.observe(ctx, opPut)
+	rev, err := s.adapter.Put(ctx, r.Profile, b, cond)
+	done(err)
+	return rev, err
 }
 
 // ErrAbort may be returned by an Update function to stop without writing;
@@ -181,7 +187,10 @@ func (s *Store) Delete(ctx context.Context, profile string) error {
 	if err := s.check(profile); err != nil {
 		return err
 	}
-	return s.adapter.Delete(ctx, profile, Condition{})
+	ctx, done := s.observe(ctx, opDelete)
+	err := s.adapter.Delete(ctx, profile, Condition{})
+	done(err)
+	return err
 }
 
 // List returns the profile names in the store, in no particular order.
@@ -189,13 +198,18 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 	if s.closed.Load() {
 		return nil, Wrap(ErrClosed, "list", nil)
 	}
-	return s.adapter.List(ctx)
+	ctx, done := s.observe(ctx, opList)
+	names, err := s.adapter.List(ctx)
+	done(err)
+	return names, err
 }
 
 // Wait blocks until the profile may have changed from revision rev, or ctx
 // ends. Adapters that implement Watcher wake it on change; for the others it
 // polls every interval, with jitter so that waiters spread out.
-func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval time.Duration) error {
+func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval time.Duration) (err error) {
+	ctx, done := s.observe(ctx, opWait)
+	defer func() { done(err) }()
 	if w, ok := s.adapter.(Watcher); ok {
 		if err := w.Wait(ctx, profile, rev); !errors.Is(err, errors.ErrUnsupported) {
 			return err

@@ -50,24 +50,30 @@ const (
 
 // benchReplicaReport is a bench replica's final report.
 type benchReplicaReport struct {
-	Calls     int64        `json:"calls"`
-	Failed    int64        `json:"failed"`
-	Between   histSnapshot `json:"between"`    // calls that found a valid token in memory
-	During    histSnapshot `json:"during"`     // calls that had to wait for a refresh
-	Waits     []int64      `json:"waits_ns"`   // the same exactly; nil when too many
-	StorePut  histSnapshot `json:"store_put"`  // conditional Puts (shared mode)
-	Atomic    histSnapshot `json:"atomic"`     // the atomic.Pointer baseline
-	StoreLoad histSnapshot `json:"store_load"` // Loads of the profile (shared mode)
-	HeapInuse uint64       `json:"heap_inuse_bytes"`
-	RSS       uint64       `json:"rss_bytes"`
-	Buffers   uint64       `json:"bench_buffers_bytes"` // the histograms, part of HeapInuse
-	Stuck     int          `json:"stuck"`               // goroutines still in a Token call long after the stop
+	Calls  int64 `json:"calls"`
+	Failed int64 `json:"failed"`
+	// Interrupted calls were cut short by the stop: the library counts
+	// them (as failed: the caller's context ended), the load does not.
+	Interrupted int64        `json:"interrupted"`
+	Between     histSnapshot `json:"between"`    // calls that found a valid token in memory
+	During      histSnapshot `json:"during"`     // calls that had to wait for a refresh
+	Waits       []int64      `json:"waits_ns"`   // the same exactly; nil when too many
+	StorePut    histSnapshot `json:"store_put"`  // conditional Puts (shared mode)
+	Atomic      histSnapshot `json:"atomic"`     // the atomic.Pointer baseline
+	StoreLoad   histSnapshot `json:"store_load"` // Loads of the profile (shared mode)
+	HeapInuse   uint64       `json:"heap_inuse_bytes"`
+	RSS         uint64       `json:"rss_bytes"`
+	Buffers     uint64       `json:"bench_buffers_bytes"` // the histograms, part of HeapInuse
+	Stuck       int          `json:"stuck"`               // goroutines still in a Token call long after the stop
+	// Library is what the library's metrics recorded during the load.
+	Library *libraryFigures `json:"library,omitempty"`
 }
 
 type benchReplicaOpts struct {
 	replicaLoad
 	expiries int
 	runFor   time.Duration
+	warmUp   bool // get a token before reporting ready: the load starts in steady state
 }
 
 func (a *app) benchReplicaCmd() *cobra.Command {
@@ -77,6 +83,7 @@ func (a *app) benchReplicaCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&o.expiries, "expiries", 3, "token lifetimes the load lasts (sizes buffers)")
 	f.DurationVar(&o.runFor, "run-for", 0, "how long the load lasts from the start line")
+	f.BoolVar(&o.warmUp, "warm-up", false, "get a token before the start line, so that the load begins with one in memory")
 	return cmd
 }
 
@@ -85,7 +92,7 @@ func (a *app) runBenchReplica(ctx context.Context, o benchReplicaOpts) error {
 	base := &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
 	defer base.CloseIdleConnections()
 	hc := &http.Client{Transport: base, Timeout: a.tune.httpTimeout}
-	toks, err := a.openReplicaTokens(ctx, o.mode, o.tokenURL, o.clientID, hc)
+	toks, err := a.openReplicaTokens(ctx, o.replicaLoad, hc)
 	if err != nil {
 		return err
 	}
@@ -108,21 +115,47 @@ func (a *app) runBenchReplica(ctx context.Context, o benchReplicaOpts) error {
 	load, baseline := newBenchRecs(o.goroutines, waitCap), newBenchRecs(o.goroutines, 0)
 	rep.Buffers = uint64(2*o.goroutines)*uint64(unsafe.Sizeof(benchRec{})) + uint64(o.goroutines*waitCap)*8
 
+	keepWarm := func() {}
+	if o.warmUp {
+		if _, err := src.call(ctx); err != nil {
+			return err
+		}
+		// Until the start line, a caller now and then keeps the token
+		// renewed, as in a replica that has been running: replicas start
+		// slowly on a busy machine, and a token left alone is not renewed
+		// ahead (renewal is started by a Token call).
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for backoff.Sleep(wctx, 50*time.Millisecond) == nil {
+				src.call(wctx)
+			}
+		}()
+		keepWarm = func() { cancel(); <-done }
+	}
+
 	link := a.newReplicaLink()
 	loadCtx, stop, started := link.awaitStart(ctx)
+	keepWarm()
 	if !started {
 		return nil // the bench went away before the start
 	}
 	defer stop()
+	// The library's figures are the load's: what it recorded before (the
+	// warm-up) is taken off.
+	before := toks.figures(ctx)
 	begin := time.Now()
 	for _, r := range load {
 		r.since.Store(begin.UnixNano())
 	}
 	rep.Stuck = runBenchLoad(loadCtx, src, load, o.think, begin.Add(o.runFor))
 	stuck := stuckWaits(load)
+
 	// Memory now, while the token source is open and holds its token.
 	rep.HeapInuse, rep.RSS = memoryInUse()
 	runBenchLoad(ctx, newAtomicSource(), baseline, o.think, time.Now().Add(benchBaselineFor))
+	rep.Library = toks.finalFigures(ctx, before)
 
 	var between, during, atomicSum histSum
 	exact := true
@@ -135,6 +168,7 @@ func (a *app) runBenchReplica(ctx context.Context, o benchReplicaOpts) error {
 		atomicSum.addHist(&baseline[i].between)
 		rep.Calls += load[i].calls
 		rep.Failed += load[i].failed
+		rep.Interrupted += load[i].interrupted
 		exact = exact && len(load[i].waits) <= benchExactWaits
 	}
 	// A stuck caller is a wait too, and the longest: count it at its wait
@@ -262,6 +296,7 @@ func (s atomicSource) validUntil(tok any) time.Time { return tok.(*baselineToken
 type benchRec struct {
 	between, during latencyHist
 	calls, failed   int64
+	interrupted     int64           // calls the stop cut short: not samples
 	waits           []time.Duration // exact durations of the during calls
 	exited          atomic.Bool     // the goroutine is done with this record
 	since           atomic.Int64    // Unix ns when its current call began, about
@@ -314,6 +349,7 @@ func runBenchLoad(ctx context.Context, src benchSource, recs []*benchRec, think 
 				// never returns; stored outside the timed region.
 				rec.since.Store(t0.UnixNano() + int64(d))
 				if err != nil && ctx.Err() != nil {
+					rec.interrupted++
 					break // stopped mid-call: neither a failure nor a sample
 				}
 				rec.calls++

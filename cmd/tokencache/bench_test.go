@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBenchSmall runs the bench with small numbers on the default
@@ -89,14 +90,56 @@ func checkBenchJSON(t *testing.T, r result, expiries int) {
 		pass[tg.Name] = tg.Pass
 		t.Log(tg.Line)
 	}
-	for _, name := range []string{"calls_per_expiry", "reuse_detections", "failed_calls"} {
+	for _, name := range []string{"calls_per_expiry", "reuse_detections", "failed_calls", "metrics_agree"} {
 		if p, ok := pass[name]; !ok || !p {
 			t.Errorf("target %s: present %v, pass %v", name, ok, p)
 		}
 	}
+	// The library's metrics saw what the server and the load saw.
+	if l := tc.Library; l == nil || l.EndpointCalls != tc.TokenEndpoint || l.Flights["refreshed"] != tc.TokenEndpoint || l.calls() != tc.Calls+tc.Interrupted {
+		t.Errorf("library figures %+v disagree with %d endpoint calls and %d Token calls", l, tc.TokenEndpoint, tc.Calls)
+	}
 	for _, name := range []string{"cached_p50", "waiter_p99"} {
 		if _, ok := pass[name]; !ok {
 			t.Errorf("no target %s", name)
+		}
+	}
+}
+
+// TestBenchSteady runs the steady-state mode small: renewals in the
+// background, one endpoint call per token lifetime, the library's metrics
+// agreeing, and --otel stdout printing the replicas' spans and metrics to
+// standard error. The p99 target is logged, not asserted.
+func TestBenchSteady(t *testing.T) {
+	r := benchExit(t, cli(t, nil, "bench", "--steady", "--ttl", "4s", "--replicas", "2", "--goroutines", "5", "--expiries", "2",
+		"--think", "1ms", "--json", "--otel", "stdout"))
+	var rep benchReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, r.stdout)
+	}
+	if rep.Mode != "steady" || len(rep.Runs) != 1 || rep.RenewAheadNs != int64(2*time.Second) {
+		t.Fatalf("mode %q, %d runs, renew ahead %v", rep.Mode, len(rep.Runs), time.Duration(rep.RenewAheadNs))
+	}
+	pass := map[string]bool{}
+	for _, tg := range rep.Targets {
+		pass[tg.Name] = tg.Pass
+		t.Log(tg.Line)
+	}
+	for _, name := range []string{"calls_per_expiry", "reuse_detections", "failed_calls", "metrics_agree"} {
+		if p, ok := pass[name]; !ok || !p {
+			t.Errorf("target %s: present %v, pass %v", name, ok, p)
+		}
+	}
+	if _, ok := pass["every_call_p99"]; !ok {
+		t.Error("no target every_call_p99")
+	}
+	tc := rep.Runs[0]
+	if tc.Library == nil || tc.Library.Renewals == 0 || tc.Library.Requests["failed"] != 0 {
+		t.Errorf("library figures: %+v; want renewals and no failure", tc.Library)
+	}
+	for _, want := range []string{`"Name":"tokencache.refresh"`, `"Name":"tokencache.token.requests"`, `"Name":"db.client.operation.duration"`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("--otel stdout: no %s on standard error", want)
 		}
 	}
 }

@@ -27,6 +27,7 @@ const demoProfile = "tokencache-demo"
 type demoOpts struct {
 	replicas, goroutines, expiries int
 	ttl, latency, think            time.Duration
+	otel                           string // --otel: see otel_flag.go
 }
 
 // demoPhase is one way of running the same load.
@@ -75,6 +76,7 @@ Progress is printed as it goes, then a side-by-side summary. The demo exits
 	f.DurationVar(&o.latency, "latency", 100*time.Millisecond, "token endpoint latency")
 	f.DurationVar(&o.think, "think", 10*time.Millisecond, "pause between one requester's requests")
 	f.MarkHidden("think")
+	addOtelFlag(f, &o.otel)
 	return cmd
 }
 

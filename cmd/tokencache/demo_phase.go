@@ -210,6 +210,11 @@ func (a *app) runPhase(ctx context.Context, o demoOpts, p demoPhase, storeURL st
 	)
 	// Secrets go by environment, not argv, where ps would show them.
 	environ := append(os.Environ(), envDemoSecret+"="+clientSecret, envDemoRefresh+"="+refreshToken)
+	otelEnv, err := otelEnviron(o.otel)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	environ = append(environ, otelEnv...)
 
 	reps, err := a.startReplicas(ctx, "demo", o.replicas, args, environ)
 	if err != nil {
@@ -252,12 +257,27 @@ loop:
 	tick.Stop()
 	var res phaseResult
 	reports, crashed := reps.finish(15 * time.Second)
+	var lib *libraryFigures
 	for _, c := range reports {
 		res.ok, res.fail, res.tokErr = res.ok+c.OK, res.fail+c.Fail, res.tokErr+c.TokErr
+		if c.Library != nil {
+			if lib == nil {
+				lib = &libraryFigures{}
+			}
+			lib.add(c.Library)
+		}
 	}
 	res.crashed = crashed
 	res.stats = srv.Stats()
 	progress()
+	if lib != nil {
+		// What the replicas' library recorded, from its metrics.
+		fmt.Fprintf(a.stdout, "  library metrics: Token calls %d (memory %d, adopted %d, waited %d, refreshed %d, failed %d); "+
+			"refreshes %d, adoptions %d; token endpoint calls %d; lease waits %d, takeovers %d; store conflicts %d, errors %d\n",
+			lib.calls(), lib.Requests["memory"], lib.Requests["adopted"], lib.Requests["waited"], lib.Requests["refreshed"], lib.Requests["failed"],
+			lib.Flights["refreshed"], lib.Flights["adopted"]+lib.Flights["waited"], lib.EndpointCalls, lib.LeaseWaits, lib.Takeovers,
+			lib.StoreConflicts, lib.StoreErrors)
+	}
 	return res, nil
 }
 

@@ -49,6 +49,9 @@ type replicaReport struct {
 	TokErr int64 `json:"tok_err"` // of those, failures to get a token at all
 
 	Bench *benchReplicaReport `json:"bench,omitempty"` // a bench replica's final report
+	// Library is what the library's metrics recorded during the load
+	// (shared mode, final report only).
+	Library *libraryFigures `json:"library,omitempty"`
 }
 
 // replicaLoad is what every replica process is told, demo's and bench's.
@@ -56,6 +59,9 @@ type replicaLoad struct {
 	mode, tokenURL, clientID string
 	goroutines               int
 	think                    time.Duration
+	// renewAhead, when set, is the library's RenewAhead: background
+	// renewal (the bench's steady mode).
+	renewAhead time.Duration
 }
 
 func (o *replicaLoad) addFlags(f *pflag.FlagSet, goroutines int, think time.Duration) {
@@ -64,6 +70,7 @@ func (o *replicaLoad) addFlags(f *pflag.FlagSet, goroutines int, think time.Dura
 	f.StringVar(&o.clientID, "client-id", "", "client id (private mode)")
 	f.IntVar(&o.goroutines, "goroutines", goroutines, "concurrent callers")
 	f.DurationVar(&o.think, "think", think, "pause between one caller's calls")
+	f.DurationVar(&o.renewAhead, "renew-ahead", 0, "renew tokens this long before expiry in the background (0: when they stop being handed out)")
 }
 
 // replicaCommand is a hidden subcommand that the demo and bench run in
@@ -100,7 +107,7 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 	defer base.CloseIdleConnections()
 	hc := &http.Client{Transport: base, Timeout: a.tune.httpTimeout}
 
-	toks, err := a.openReplicaTokens(ctx, o.mode, o.tokenURL, o.clientID, hc)
+	toks, err := a.openReplicaTokens(ctx, o.replicaLoad, hc)
 	if err != nil {
 		return err
 	}
@@ -157,6 +164,7 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 	wg.Wait()
 	final := counts()
 	final.Done = true
+	final.Library = toks.finalFigures(ctx, nil)
 	link.report(final)
 	return nil
 }
@@ -167,12 +175,18 @@ func (a *app) runReplica(ctx context.Context, o replicaOpts) error {
 type replicaTokens struct {
 	creds *credentials.Credentials // modeShared
 	store *storage.Store           // modeShared
+	tel   *replicaTelemetry        // modeShared
 	src   oauth2.TokenSource       // modePrivate
 }
 
-func (a *app) openReplicaTokens(ctx context.Context, mode, tokenURL, clientID string, hc *http.Client) (*replicaTokens, error) {
+func (a *app) openReplicaTokens(ctx context.Context, o replicaLoad, hc *http.Client) (*replicaTokens, error) {
+	mode, tokenURL, clientID := o.mode, o.tokenURL, o.clientID
 	switch mode {
 	case modeShared:
+		tel, err := newReplicaTelemetry(a.getenv, a.stderr)
+		if err != nil {
+			return nil, err
+		}
 		st, err := a.openStore(ctx)
 		if err != nil {
 			return nil, err
@@ -180,12 +194,16 @@ func (a *app) openReplicaTokens(ctx context.Context, mode, tokenURL, clientID st
 		cfg := a.credConfig(st)
 		cfg.HTTPClient = hc
 		cfg.Logger = nil // a replica's output is the demo's: no lease notices
+		if o.renewAhead > 0 {
+			cfg.RenewAhead = o.renewAhead
+		}
+		tel.configure(&cfg)
 		c, err := credentials.New(cfg)
 		if err != nil {
 			st.Close()
 			return nil, err
 		}
-		return &replicaTokens{creds: c, store: st}, nil
+		return &replicaTokens{creds: c, store: st, tel: tel}, nil
 	case modePrivate:
 		// What most Go services do.
 		conf := &oauth2.Config{
@@ -204,7 +222,41 @@ func (t *replicaTokens) Close() {
 	if t.creds != nil {
 		t.creds.Close()
 		t.store.Close()
+		t.tel.Shutdown(context.Background())
 	}
+}
+
+// figures reads what the library recorded; nil in private mode.
+func (t *replicaTokens) figures(ctx context.Context) *libraryFigures {
+	if t.tel == nil {
+		return nil
+	}
+	f, err := t.tel.figures(ctx)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// finalFigures closes the Credentials, so that a renewal still in flight
+// when the load stopped ends and is recorded (the token server counted it
+// when it arrived), and returns what the library recorded since before.
+// The Token results are read before the close: a closed Credentials stops
+// reporting them, and no call is made any more.
+func (t *replicaTokens) finalFigures(ctx context.Context, before *libraryFigures) *libraryFigures {
+	pre := t.figures(ctx)
+	if pre == nil {
+		return nil
+	}
+	t.tel.mp.ForceFlush(ctx) // --otel: the last export with the Token results
+	t.creds.Close()
+	post := t.figures(ctx)
+	if post == nil {
+		return nil
+	}
+	post.Requests, post.Unpersisted = pre.Requests, pre.Unpersisted
+	post.sub(before)
+	return post
 }
 
 // replicaLink is a replica's end of the line protocol with its parent.
