@@ -66,9 +66,9 @@
 // lease lasts, not even a forced refresh or a replica whose clock runs
 // ahead. That is what makes a lost profile safe to restore: a store that
 // loses it (a cache evicts it, a server restarts empty) gets it back from
-// the refresher, even after a write whose reply was lost, while its lease
-// lasts; later only if no failed write of it may have landed
-// (storage.ErrNotApplied). Otherwise another replica may have refreshed
+// the refresher (or from its journal entry, replayed on the same machine)
+// even after a write whose reply was lost, while its lease lasts; later
+// only if no failed write of it may have landed (storage.ErrNotApplied). Otherwise another replica may have refreshed
 // past it, and putting it back could hand out a spent token: it stays in
 // the journal, and the error names the entry for an operator to restore
 // with init --force if no other replica refreshed since.

@@ -398,9 +398,14 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.rec.Lineage.Gen, a.rec.Lineage.Gen) })
 	for _, e := range todo {
 		path, rec := e.path, e.rec
-		rec.Lease = nil // its writer's, whose lease is not ours to know
+		// The entry carries its writer's lease, taken on this machine's
+		// clock: while it lasts, no replica can have refreshed past the
+		// entry's token, and it may go back into an emptied store. It is
+		// not written: it is not ours.
+		restore := e.notApplied || (rec.Lease != nil && c.cfg.Now().Before(rec.Lease.Until))
+		rec.Lease = nil
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, e.notApplied) })
+		err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
 		cancel()
 		c.journalReplayed(err)
 		switch {
