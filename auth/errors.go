@@ -111,7 +111,7 @@ func mapError(scheme string, m *Masker, password bool, err error) error {
 	}
 	var ee *credentials.EndpointError
 	if errors.As(err, &ee) && ee.StatusCode == 0 && ee.Err != nil {
-		// Seed 003's AuthorizationError covers a failure "for unknown
+		// An authorization error covers a failure "for unknown
 		// reasons": no answer at all is one.
 		return &AuthorizationError{Scheme: scheme, Message: m.Mask(ee.Error()), kind: ErrUnreachable, err: err}
 	}

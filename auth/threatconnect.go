@@ -19,8 +19,8 @@ func init() { registerConfig("tc_token", NewTCToken) }
 // the platform starts an App with tc_token and tc_token_expires, and the
 // App renews the token before it expires.
 //
-// Seed 000 does not give the wire format; this follows TcEx, and these are
-// assumptions: the renewal is GET {BaseURL}/appAuth?expiredToken=<token>
+// ThreatConnect's documentation does not give the wire format; this follows
+// TcEx, and these are assumptions: the renewal is GET {BaseURL}/appAuth?expiredToken=<token>
 // with no other authorization, answered by
 // {"apiToken": "...", "apiTokenExpires": <Unix seconds, number or string>},
 // and the header is "Authorization: TC-Token <token>". BaseURL is the API
