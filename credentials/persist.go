@@ -258,7 +258,7 @@ func (c *Credentials) keepPending(p *pendingWrite) error {
 	c.mu.Unlock()
 	if old != nil {
 		// Ours descends from it, and lineage keeps the newer one anyway.
-		c.journal.remove(old.journal)
+		c.journal.remove(c.journalOf(old))
 	}
 	if start {
 		c.wg.Add(1)
@@ -318,7 +318,7 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		// the store it belongs to, or an operator.
 		keepEntry = true
 		c.cfg.Logger.Warn("a pending refresh token belongs to another grant than the store's; left in the recovery journal",
-			"profile", c.cfg.Profile, "journal", p.journal)
+			"profile", c.cfg.Profile, "journal", c.journalOf(p))
 	case errors.Is(err, storage.ErrLineage):
 		c.cfg.Logger.Info("a pending refresh token was superseded by a newer one in the store; dropped", "profile", c.cfg.Profile)
 	case err != nil:
@@ -342,9 +342,16 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	if !keepEntry {
-		c.journal.remove(p.journal)
+		c.journal.remove(c.journalOf(p))
 	}
 	return nil
+}
+
+// journalOf returns p's journal entry, which markMaybeApplied may replace.
+func (c *Credentials) journalOf(p *pendingWrite) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return p.journal
 }
 
 // markMaybeApplied records that a write of p may have landed: p is no
@@ -352,6 +359,10 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 // neither is its journal entry, which is rewritten to say so.
 func (c *Credentials) markMaybeApplied(p *pendingWrite) {
 	c.mu.Lock()
+	if !p.notApplied {
+		c.mu.Unlock()
+		return // a concurrent flush marked it
+	}
 	p.notApplied = false
 	old := p.journal
 	c.mu.Unlock()
