@@ -56,7 +56,11 @@ type BurstResult struct {
 	// Adapter call a replica made (Get, Put, Delete, List, a Watcher's
 	// Wait) and the subscriptions it opened (KeyWatcher.WatchKeys).
 	StoreOps, Gets, Puts, Waits float64
-	Subscriptions               int64 // opened by all replicas together
+	// StoreOpsPerRefresh is StoreOps per endpoint refresh instead of per
+	// lifetime of wall time: a profile renewed early is renewed more often
+	// than once a lifetime, and every renewal costs each replica its reads.
+	StoreOpsPerRefresh float64
+	Subscriptions      int64 // opened by all replicas together
 
 	// Token's latency between refreshes, per call, beside the baseline's
 	// in the same goroutines: a map from profile name to an atomic pointer
@@ -356,6 +360,7 @@ func Burst(b *testing.B, open func() (storage.Adapter, error), o BurstOptions) B
 		Abandoned:               abandoned.Load(),
 		FailedCalls:             failed.Load(),
 		StoreOps:                per(gets + puts + others + waits + subs),
+		StoreOpsPerRefresh:      float64(gets+puts+others+waits+subs) / (float64(R) * float64(max(stats.RefreshCalls, 1))),
 		Gets:                    per(gets),
 		Puts:                    per(puts),
 		Waits:                   per(waits),
@@ -376,6 +381,7 @@ func Burst(b *testing.B, open func() (storage.Adapter, error), o BurstOptions) B
 	b.ReportMetric(float64(res.Abandoned), "abandoned-calls")
 	b.ReportMetric(float64(res.FailedCalls), "failed-calls")
 	b.ReportMetric(res.StoreOps, "store-ops/replica/profile/lifetime")
+	b.ReportMetric(res.StoreOpsPerRefresh, "store-ops/replica/refresh")
 	b.ReportMetric(res.Gets, "gets/replica/profile/lifetime")
 	b.ReportMetric(res.Puts, "puts/replica/profile/lifetime")
 	b.ReportMetric(res.Waits, "waits/replica/profile/lifetime")
