@@ -374,9 +374,12 @@ func Burst(b *testing.B, open func() (storage.Adapter, error), o BurstOptions) B
 					// Between refreshes is when the call returns the token
 					// the previous one did; a new one means it may have
 					// waited for the store or the endpoint.
-					if tok == last[j] {
+					switch {
+					case last[j] == nil:
+						// The first sweep: nothing to compare with.
+					case tok == last[j]:
 						lat[i] = append(lat[i], dt)
-					} else {
+					default:
 						waited[i]++
 					}
 					last[j] = tok
