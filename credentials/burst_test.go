@@ -38,7 +38,7 @@ func burstOptions() credentialstest.BurstOptions {
 // share one in-process map), SQLite and the file store (each replica opens
 // the same database or file, as processes on one machine would).
 // TOKENCACHE_BURST_STORES picks some (memory,sqlite,file; all by default).
-// The Redis run is in storage/redis, beside its server.
+// The Redis run is in integration/storage/redis, beside its server.
 //
 //	TOKENCACHE_BURST_PROFILES=10000 TOKENCACHE_BURST_LIFETIME_S=30 go test -run '^$' -bench Burst -benchtime 1x ./credentials/
 //

@@ -25,7 +25,7 @@ func burstEnv(name string, def int) int {
 // adapter's one pattern subscription. The same variables as the
 // credentials package's BenchmarkBurst shape it:
 //
-//	TOKENCACHE_BURST_PROFILES=10000 TOKENCACHE_BURST_LIFETIME_S=30 go test -run '^$' -bench Burst -benchtime 1x ./storage/redis/
+//	cd integration && TOKENCACHE_BURST_PROFILES=10000 TOKENCACHE_BURST_LIFETIME_S=30 go test -run '^$' -bench Burst -benchtime 1x ./storage/redis/
 func BenchmarkBurst(b *testing.B) {
 	o := credentialstest.BurstOptions{
 		Profiles:  burstEnv("TOKENCACHE_BURST_PROFILES", 1000),
