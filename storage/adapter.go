@@ -16,6 +16,30 @@
 // refresh token is replaced only by its successor from the server (Rotate)
 // or by an explicit new grant (Grant, or a Seed the profile has never held);
 // anything else fails with ErrLineage and writes nothing. See Lineage.
+//
+// # The cost of waiting
+//
+// A process waits on the store (Store.Wait) while another one refreshes a
+// profile, and a multi-tenant process may wait on many profiles at once.
+// What a Wait costs depends on what the adapter can do, best first:
+//
+//   - KeyWatcher: the Store opens one subscription on first use and shares
+//     it among all its waiters, whatever the number of profiles; each
+//     Wait costs one read of its key (after joining, so that no change
+//     slips between the caller's read and the wait) and no connection of
+//     its own. Redis: one pattern subscription, which hears every write
+//     under the prefix, one message each. File and SQLite: one directory
+//     watch and one goroutine, which reads the watched keys' revisions
+//     once per change (SQLite: one point query per watched key, repeated at
+//     a few settle delays after each commit), however many wait on them.
+//   - Watcher: each Wait subscribes on its own (Redis on a Cluster with
+//     shard channels: a connection per Wait, to the key's shard).
+//     PostgreSQL's Watcher already shares one LISTEN connection per
+//     adapter among its waiters.
+//   - Neither: each Wait polls at its interval, with jitter.
+//
+// Wrappers that forward Watcher but not KeyWatcher (storage/kms,
+// fault-injecting test adapters) get the Watcher cost.
 package storage
 
 import "context"

@@ -22,6 +22,7 @@ type Store struct {
 	now     func() time.Time
 	closed  atomic.Bool
 	tel     atomic.Pointer[storeTelemetry] // made on first use; see Instrument
+	watch   watchMux                       // one subscription for every waiter, over a KeyWatcher
 }
 
 // NewStore returns a Store over a. The Store owns a: Close closes it.
@@ -205,11 +206,18 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 }
 
 // Wait blocks until the profile may have changed from revision rev, or ctx
-// ends. Adapters that implement Watcher wake it on change; for the others it
-// polls every interval, with jitter so that waiters spread out.
+// ends. Over an adapter that implements KeyWatcher every Wait of the Store
+// shares one subscription; over a Watcher each Wait asks the adapter; for
+// the others it polls every interval, with jitter so that waiters spread
+// out. See the package's notes on the cost of waiting.
 func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval time.Duration) (err error) {
 	ctx, done := s.observe(ctx, opWait)
 	defer func() { done(err) }()
+	if kw, ok := s.adapter.(KeyWatcher); ok {
+		if err := s.watch.wait(ctx, s, kw, profile, rev, interval); !errors.Is(err, errors.ErrUnsupported) {
+			return err
+		}
+	}
 	if w, ok := s.adapter.(Watcher); ok {
 		if err := w.Wait(ctx, profile, rev); !errors.Is(err, errors.ErrUnsupported) {
 			return err
@@ -218,12 +226,13 @@ func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval
 	return backoff.Sleep(ctx, backoff.Around(interval))
 }
 
-// Close closes the adapter.
+// Close ends the Store's watch subscription, waking its waiters, and
+// closes the adapter.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.adapter.Close()
+	return errors.Join(s.watch.close(), s.adapter.Close())
 }
 
 func (s *Store) check(profile string) error {

@@ -796,3 +796,32 @@ func (a *Adapter) StoreName() string {
 	}
 	return (&url.URL{Scheme: "file", Path: path}).String()
 }
+
+// WatchKeys implements storage.KeyWatcher: the directory watch that Wait
+// uses, shared by every waiter of a Store, with one goroutine that re-reads
+// the file once per change (a parse only when it did change) and wakes the
+// waiters of the profiles whose revision moved. Where the directory cannot
+// be watched it returns errors.ErrUnsupported, like Wait.
+func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (storage.KeySubscription, error) {
+	if err := a.alive(ctx, "watch"); err != nil {
+		return nil, err
+	}
+	k, err := a.watch.WatchKeys(a.revisions, nil, changed)
+	if err != nil {
+		return nil, fmt.Errorf("file: watch: %w", err)
+	}
+	return k, nil
+}
+
+// revisions reads the file once for the revisions of keys.
+func (a *Adapter) revisions(_ context.Context, keys []string) (map[string]storage.Revision, error) {
+	snap, err := a.load()
+	if err != nil {
+		return nil, err
+	}
+	revs := make(map[string]storage.Revision, len(keys))
+	for _, k := range keys {
+		_, revs[k], _ = snap.get(k)
+	}
+	return revs, nil
+}

@@ -603,3 +603,33 @@ func canonicalPath(path string) string {
 	}
 	return path
 }
+
+// WatchKeys implements storage.KeyWatcher: the directory watch that Wait
+// uses, shared by every waiter of a Store, with one goroutine that after
+// each commit (and at the settle delays after it, see settle) queries the
+// revisions of the profiles being waited on, one point query each, and
+// wakes the waiters of those that moved. Where the directory cannot be
+// watched it returns errors.ErrUnsupported, like Wait.
+func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (storage.KeySubscription, error) {
+	if err := a.alive(ctx, "watch"); err != nil {
+		return nil, err
+	}
+	k, err := a.watch.WatchKeys(a.revisions, settle, changed)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: watch: %w", err)
+	}
+	return k, nil
+}
+
+// revisions queries the revisions of keys.
+func (a *Adapter) revisions(ctx context.Context, keys []string) (map[string]storage.Revision, error) {
+	revs := make(map[string]storage.Revision, len(keys))
+	for _, k := range keys {
+		rev, err := a.revision(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		revs[k] = rev
+	}
+	return revs, nil
+}

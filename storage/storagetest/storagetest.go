@@ -85,6 +85,27 @@ func Run(t *testing.T, open Opener) {
 		}
 		testWatch(t, a, conn(t), prefix+"Watch")
 	})
+	t.Run("KeyWatch", func(t *testing.T) {
+		a := conn(t)
+		kw, ok := a.(storage.KeyWatcher)
+		if ok {
+			// A store that holds something: a file store's directory then exists.
+			mustPut(t, a, prefix+"KeyWatchProbe", obj(prefix+"KeyWatchProbe", 1), storage.Condition{})
+			sub, err := kw.WatchKeys(context.Background(), func(string) {})
+			if errors.Is(err, errors.ErrUnsupported) {
+				ok = false
+			} else if err != nil {
+				t.Fatalf("WatchKeys: %v", err)
+			} else {
+				sub.Close()
+			}
+		}
+		if !ok {
+			t.Logf("%T cannot watch many keys at once; each Store.Wait watches on its own", a)
+			return
+		}
+		testKeyWatch(t, a, conn(t), prefix+"KeyWatch")
+	})
 	t.Run("CloseThenUse", func(t *testing.T) { testClose(t, open(t), prefix+"Closed") })
 }
 
@@ -357,6 +378,102 @@ func testWatch(t *testing.T, a, b storage.Adapter, key string) {
 	defer cancel2()
 	_, cur := mustGet(t, a, key)
 	wantErr(t, "Wait without a change", w.Wait(short, key, cur), context.DeadlineExceeded)
+}
+
+// subscriptionCounter counts the subscriptions a Store opens on its adapter.
+type subscriptionCounter struct {
+	storage.Adapter
+	subs atomic.Int32
+}
+
+func (c *subscriptionCounter) WatchKeys(ctx context.Context, changed func(string)) (storage.KeySubscription, error) {
+	c.subs.Add(1)
+	return c.Adapter.(storage.KeyWatcher).WatchKeys(ctx, changed)
+}
+
+// Close leaves the adapter to the suite, which closes it.
+func (c *subscriptionCounter) Close() error { return nil }
+
+// testKeyWatch has many waiters on many keys share one Store, as the
+// profiles of a multi-tenant process do: they must share one subscription,
+// a write to one key must wake every waiter of that key, and the waiters
+// of the other keys must sleep on.
+func testKeyWatch(t *testing.T, a, b storage.Adapter, prefix string) {
+	const keys, perKey = 8, 4
+	counter := &subscriptionCounter{Adapter: a}
+	st := storage.NewStore(counter)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := make([]string, keys)
+	revs := make([]storage.Revision, keys)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s%d", prefix, i)
+		revs[i] = mustPut(t, a, names[i], obj(names[i], 1), storage.IfAbsent())
+	}
+	woke := make([]chan error, keys)
+	for i := range names {
+		woke[i] = make(chan error, perKey)
+		for range perKey {
+			// An hour's poll: only the subscription can wake them in time.
+			go func() { woke[i] <- st.Wait(ctx, names[i], revs[i], time.Hour) }()
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let them subscribe (a write before is seen too)
+	expect := func(i int, what string) {
+		t.Helper()
+		for range perKey {
+			select {
+			case err := <-woke[i]:
+				if err != nil {
+					t.Fatalf("a waiter of key %d after %s: %v", i, what, err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("the waiters of key %d did not wake after %s", i, what)
+			}
+		}
+	}
+	quiet := func(from int) {
+		t.Helper()
+		time.Sleep(300 * time.Millisecond)
+		for i := from; i < keys; i++ {
+			select {
+			case err := <-woke[i]:
+				t.Fatalf("a waiter of key %d woke from another key's write: %v", i, err)
+			default:
+			}
+		}
+	}
+	mustPut(t, b, names[0], obj(names[0], 2), storage.IfMatch(revs[0]))
+	expect(0, "a write from another connection")
+	quiet(1)
+	if err := b.Delete(ctx, names[1], storage.IfMatch(revs[1])); err != nil {
+		t.Fatal(err)
+	}
+	expect(1, "a delete from another connection")
+	quiet(2)
+	// Writes through the Store's own adapter wake its waiters too.
+	mustPut(t, a, names[2], obj(names[2], 2), storage.IfMatch(revs[2]))
+	expect(2, "a write from the same connection")
+	quiet(3)
+	if n := counter.subs.Load(); n != 1 {
+		t.Errorf("%d waiters on %d keys opened %d subscriptions; want 1", keys*perKey, keys, n)
+	}
+	// Closing the Store ends the subscription and wakes the rest.
+	if err := st.Close(); err != nil {
+		t.Fatalf("Store.Close: %v", err)
+	}
+	for i := 3; i < keys; i++ {
+		for range perKey {
+			select {
+			case err := <-woke[i]:
+				if !errors.Is(err, storage.ErrClosed) {
+					t.Fatalf("a waiter after Store.Close: %v; want ErrClosed", err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("the waiters of key %d did not wake when the Store closed", i)
+			}
+		}
+	}
 }
 
 func testClose(t *testing.T, a storage.Adapter, key string) {
