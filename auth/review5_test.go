@@ -102,4 +102,3 @@ func TestReview5TCGrantOwnClientNoRedirect(t *testing.T) {
 	_, err = g.Obtain(t.Context(), &storage.Record{Profile: "p", AccessToken: "tc-token-value"})
 	th.check(t, err, "tc-token-value")
 }
-
