@@ -152,11 +152,11 @@ func TestReview5GrantSecretsNotInSpans(t *testing.T) {
 	for _, sp := range spans {
 		texts := []string{sp.Status().Description}
 		for _, kv := range sp.Attributes() {
-			texts = append(texts, kv.Value.Emit())
+			texts = append(texts, kv.Value.String())
 		}
 		for _, ev := range sp.Events() {
 			for _, kv := range ev.Attributes {
-				texts = append(texts, kv.Value.Emit())
+				texts = append(texts, kv.Value.String())
 			}
 		}
 		for _, txt := range texts {
