@@ -93,6 +93,17 @@ func (e Env) client() *http.Client {
 	return defaultClient
 }
 
+// grantClient is the client a Grant built from a caller's client calls
+// with: the caller's client may follow redirects, which would send the
+// grant's credentials again to wherever one points. nil means
+// defaultClient.
+func grantClient(c *http.Client) *http.Client {
+	if c == nil {
+		return defaultClient
+	}
+	return httpsafe.NoRedirects(c)
+}
+
 // defaultClient bounds a call the context does not bound.
 var defaultClient = httpsafe.NoRedirects(&http.Client{Timeout: 30 * time.Second})
 

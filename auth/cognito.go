@@ -96,9 +96,9 @@ func (c CognitoSRPConfig) Grant(client *http.Client) (credentials.Grant, error) 
 	if err != nil {
 		return nil, err
 	}
-	if client == nil {
-		client = defaultClient
-	}
+	// The caller's client may follow redirects: the requests carry the
+	// refresh token, SECRET_HASH and the password proof.
+	client = grantClient(client)
 	return &cognitoGrant{cfg: c, poolName: poolName, client: client, now: time.Now, rand: rand.Reader}, nil
 }
 

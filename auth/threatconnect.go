@@ -38,9 +38,7 @@ func (c TCTokenConfig) Grant(client *http.Client) (credentials.Grant, error) {
 	if u, err := url.Parse(c.BaseURL); c.BaseURL == "" || err != nil || !u.IsAbs() {
 		return nil, &OptionError{Scheme: tcTokenScheme, Option: "tc_api_path", Reason: "want an absolute URL"}
 	}
-	if client == nil {
-		client = defaultClient
-	}
+	client = grantClient(client)
 	return &tcRenewal{url: strings.TrimRight(c.BaseURL, "/") + "/appAuth", client: client, now: time.Now}, nil
 }
 

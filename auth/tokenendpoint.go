@@ -94,9 +94,7 @@ func (c TokenEndpointConfig) Grant(client *http.Client) (credentials.Grant, erro
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	if client == nil {
-		client = defaultClient
-	}
+	client = grantClient(client)
 	return &tokenEndpointGrant{cfg: c, client: client, now: time.Now}, nil
 }
 

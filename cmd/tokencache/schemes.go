@@ -49,7 +49,9 @@ func (a *app) schemeParams(cmd *cobra.Command, s schemeInput, in profileInput) (
 	for _, kv := range s.params {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usagef("--param wants NAME=VALUE, not %q", k)
+			// Not quoted: without "=" the whole argument may be the
+			// value, often a secret.
+			return nil, usagef("--param wants NAME=VALUE; one has no name or no \"=\" (not repeated here: it may hold a secret)")
 		}
 		if err := set("--param", k, v); err != nil {
 			return nil, err
