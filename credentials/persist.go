@@ -427,6 +427,15 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 		case errors.Is(err, storage.ErrLineage):
 			c.cfg.Logger.Info("recovery journal entry superseded by the store; removed", "profile", c.cfg.Profile, "journal", path)
 		default:
+			if e.notApplied && !notApplied(err) {
+				// This write may have landed and been read: the entry no
+				// longer goes into an emptied store once its lease is over.
+				// Should the rewrite fail, the entry stays, claiming too
+				// much, as in markMaybeApplied.
+				if jerr := c.journal.maybeApplied(path); jerr != nil {
+					c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", path, "err", jerr)
+				}
+			}
 			return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 		}
 		c.journal.remove(path)

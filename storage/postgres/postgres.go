@@ -49,10 +49,12 @@
 // statement, but LISTEN does not: open such a store with listen=false.
 //
 // A write that fails without the statement having been sent (no connection
-// could be had) or with an error from the server (the statement rolled
-// back) matches storage.ErrNotApplied: it certainly changed nothing. One
-// whose connection broke after sending it may have committed, and does
-// not.
+// could be had) or with the server's error that the statement failed (it
+// rolled back) matches storage.ErrNotApplied: it certainly changed nothing.
+// One whose connection broke after sending it may have committed, and does
+// not; nor does one answered with a FATAL, a connection exception (which a
+// pooler such as PgBouncer reports when its server connection broke), or
+// an internal error, any of which can follow a commit.
 //
 // List is one SELECT of every key, a consistent snapshot of the table.
 //
@@ -424,23 +426,55 @@ func opMsg(op, key string) string {
 	return msg
 }
 
-// fail maps a pgx error to the storage sentinels. The messages name the
-// operation and the profile, never a value; pgx's own errors name the
-// host, user and database, and the password is dropped should one ever
-// appear.
 // writeFail is fail for a write, marked storage.ErrNotApplied when the
 // write certainly changed nothing: pgx sent nothing (the connection could
-// not be had), or the server answered with an error, which in a
-// single-statement transaction means it rolled back. A connection lost
-// after the statement was sent leaves the outcome unknown: no mark.
+// not be had), or the server refused or rolled back the statement (see
+// rolledBack). A connection lost after the statement was sent leaves the
+// outcome unknown: no mark.
 func (a *Adapter) writeFail(ctx context.Context, op, key string, err error) error {
-	var pgErr *pgconn.PgError
-	if pgconn.SafeToRetry(err) || errors.As(err, &pgErr) {
+	if pgconn.SafeToRetry(err) || rolledBack(err) {
 		return storage.NotApplied(a.fail(ctx, op, key, err))
 	}
 	return a.fail(ctx, op, key, err)
 }
 
+// rolledBack reports whether err is PostgreSQL's answer that a
+// one-statement transaction failed, and so rolled back. Not every error
+// message says that. A FATAL or PANIC ends the session, and the server
+// may send one after the commit (a transaction timeout or a termination
+// noticed once the commit's interrupts are released). A connection
+// exception (class 08) comes from a pooler as often as from the server:
+// PgBouncer answers "server conn crashed?" or "query timeout" (08P01) when
+// the server connection broke or timed out after the statement was sent,
+// so the statement may have committed. Operator intervention (57, but for
+// a cancelled statement, 57014), system errors (58) and internal errors
+// (XX, which an error after the commit record is written also reports)
+// leave the outcome unknown as well.
+func rolledBack(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	severity := pgErr.SeverityUnlocalized
+	if severity == "" {
+		severity = pgErr.Severity // servers before 9.6 send only this
+	}
+	if severity != "ERROR" {
+		return false
+	}
+	switch class := pgErr.Code[:min(2, len(pgErr.Code))]; {
+	case class == "08", class == "58", class == "XX", len(pgErr.Code) != 5:
+		return false
+	case class == "57":
+		return pgErr.Code == "57014" // query_canceled: the statement stopped
+	}
+	return true
+}
+
+// fail maps a pgx error to the storage sentinels. The messages name the
+// operation and the profile, never a value; pgx's own errors name the
+// host, user and database, and the password is dropped should one ever
+// appear.
 func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	msg := opMsg(op, key)
 	if cerr := ctx.Err(); cerr != nil {

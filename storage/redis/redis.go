@@ -30,7 +30,10 @@
 // then returns ErrUnavailable or the ctx's error while the write stands.
 // Callers treat such a write as possibly applied: re-read before deciding,
 // as the refresh protocol's lineage rule does. A conflict (ErrConflict), by
-// contrast, always means that nothing changed.
+// contrast, means that nothing changed, with one exception: go-redis sends
+// a command again when its connection failed after sending it, and a
+// conditional delete whose first run deleted the key then finds it gone. A
+// put sent again recognizes its own revision and reports it written.
 //
 // Redis replication is asynchronous. After a failover (Sentinel or Cluster)
 // the new master can miss the last writes the old one acknowledged, so a
@@ -222,8 +225,15 @@ end
 // putScript stores a value and its revision when the condition holds.
 // ARGV: mode ("any", "absent", "match"), expected revision, new revision,
 // value, publish command. Returns conflicted, or one of the written codes.
+//
+// A key that holds the new revision already was written by this very put:
+// go-redis sends a command again when its connection failed after sending
+// it (EOF, a read timeout), and the first run may have written. Only that
+// run can have made the revision (16 random bytes), so the retry reports
+// it written rather than a conflict, which would claim nothing changed.
 var putScript = goredis.NewScript(notifyLua + `
 local cur = redis.call('HGET', KEYS[1], 'r')
+if cur == ARGV[3] then return 1 end
 if ARGV[1] == 'absent' then
 	if cur then return 0 end
 elseif ARGV[1] == 'match' then
