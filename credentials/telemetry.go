@@ -336,12 +336,16 @@ func (s *requestStats) addTo(out *[numResults]int64) {
 	}
 }
 
-// awaited counts the result of a Token call that joined flight f.
+// awaited counts the result of a Token call that joined flight f. f.result
+// is read only once f is done (err is nil or f's own error then): a caller
+// whose context ended leaves a flight that still runs.
 func (c *Credentials) awaited(f *flight, err error) {
-	r := f.result
+	r := resultFailed
+	if err == nil {
+		r = f.result
+	}
 	switch {
 	case err != nil:
-		r = resultFailed
 	case r == resultUnset || r == resultFailed:
 		// A flight that did not run (hold-off, Close) handed out the
 		// token still held.
