@@ -217,10 +217,14 @@ type Credentials struct {
 	hits        []paddedCount            // stats.hits, for the cached path
 	metricAttrs metric.MeasurementOption // the profile, when its attribute is on
 
-	mu       sync.Mutex
-	flight   *flight
-	deadRT   secret.Secret // refresh token the server rejected: do not retry it
-	pending  *pendingWrite // a rotated token the store has not taken yet
+	mu      sync.Mutex
+	flight  *flight
+	deadRT  secret.Secret // refresh token the server rejected: do not retry it
+	pending *pendingWrite // a rotated token the store has not taken yet
+	// flushMu serializes flushPending: the background writer and a flight
+	// must not both write the same pending record, or one that was slow
+	// could put it back after the other wrote it and the flight spent it.
+	flushMu  sync.Mutex
 	flushing bool          // a background writer retries pending
 	closed   bool          // Close was called: no new goroutines
 	seen     leaseSighting // the other holder's lease we last waited for

@@ -293,6 +293,8 @@ func (c *Credentials) flushLoop() {
 // It returns an error only while the record could not be written; a
 // record the store has moved past is dropped.
 func (c *Credentials) flushPending(ctx context.Context) error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
 	c.mu.Lock()
 	p := c.pending
 	c.mu.Unlock()
