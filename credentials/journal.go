@@ -93,50 +93,15 @@ func (j journal) save(store string, rec *storage.Record, notApplied bool) (strin
 	rnd := make([]byte, 6)
 	crand.Read(rnd)
 	path := filepath.Join(j.dir, fmt.Sprintf("%s.%d.%s.json", j.prefix, rec.Lineage.Gen, hex.EncodeToString(rnd)))
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("recovery journal: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(j.dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("recovery journal: %w", err)
+	if err := j.writeDurably(path, b); err != nil {
+		return "", err
 	}
 	return path, nil
 }
 
-// maybeApplied rewrites the entry at path, in place and durably, to say
-// that a store write of its record may have been applied; record and
-// lease stay as they are. An entry that says so already is left alone.
-func (j journal) maybeApplied(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("recovery journal: %w", err)
-	}
-	var e journalEntry
-	if err := json.Unmarshal(b, &e); err != nil {
-		return storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
-	}
-	if !e.NotApplied {
-		return nil
-	}
-	e.NotApplied = false
-	if b, err = json.Marshal(e); err != nil {
-		return err
-	}
+// writeDurably puts b at path whole or not at all: a 0600 temporary file,
+// synced, renamed over path, and the directory synced.
+func (j journal) writeDurably(path string, b []byte) error {
 	rnd := make([]byte, 6)
 	crand.Read(rnd)
 	tmp := path + "." + hex.EncodeToString(rnd) + ".tmp"
@@ -162,6 +127,28 @@ func (j journal) maybeApplied(path string) error {
 		return fmt.Errorf("recovery journal: %w", err)
 	}
 	return nil
+}
+
+// maybeApplied rewrites the entry at path, in place and durably, to say
+// that a store write of its record may have been applied; record and
+// lease stay as they are. An entry that says so already is left alone.
+func (j journal) maybeApplied(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("recovery journal: %w", err)
+	}
+	var e journalEntry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
+	}
+	if !e.NotApplied {
+		return nil
+	}
+	e.NotApplied = false
+	if b, err = json.Marshal(e); err != nil {
+		return err
+	}
+	return j.writeDurably(path, b)
 }
 
 // entries returns the paths of this profile's entries, in no particular
