@@ -38,8 +38,32 @@ func (f *fixture) checkGrant(t *testing.T) {
 // store: another process.
 func (f *fixture) replica(t *testing.T, mod func(*credentials.Config)) *credentials.Credentials {
 	t.Helper()
-	other := &fixture{srv: f.srv, store: storage.NewNamedStore(f.store.Name(), f.flaky.Adapter), journal: t.TempDir()}
+	other := &fixture{srv: f.srv, store: f.direct(), journal: t.TempDir()}
 	return other.creds(t, mod)
+}
+
+// tokenWithFault has c refresh, turning fault on once the server has
+// rotated the refresh token (so the write of the successor meets it), and
+// returns the token Token handed out. fault stays on.
+func (f *fixture) tokenWithFault(t *testing.T, c *credentials.Credentials, fault *atomic.Bool) *credentials.Token {
+	t.Helper()
+	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
+	go func() {
+		<-hold.Arrived()
+		fault.Store(true)
+		hold.Release()
+	}()
+	tok, err := c.Token(context.Background())
+	if err != nil {
+		t.Fatalf("Token with the store failing after the rotation: %v", err)
+	}
+	return tok
+}
+
+// direct returns the fixture's store without its faults: another replica
+// that is not partitioned, or the server side of an eviction.
+func (f *fixture) direct() *storage.Store {
+	return storage.NewNamedStore(f.store.Name(), f.flaky.Adapter)
 }
 
 // Case 1: a write that landed but was reported as failed leaves a pending
@@ -48,15 +72,7 @@ func (f *fixture) replica(t *testing.T, mod func(*credentials.Config)) *credenti
 func TestLateFlushDoesNotReplaceNewerToken(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
-	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
-	go func() {
-		<-hold.Arrived()
-		f.flaky.lostReply.Store(true)
-		hold.Release()
-	}()
-	if _, err := c1.Token(context.Background()); err != nil {
-		t.Fatalf("Token with the reply of the write lost: %v", err)
-	}
+	f.tokenWithFault(t, c1, &f.flaky.lostReply)
 	f.flaky.lostReply.Store(false)
 	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
 	c2 := f.replica(t, nil)
@@ -80,17 +96,8 @@ func TestLateFlushDoesNotReplaceNewerToken(t *testing.T) {
 func TestCloseDuringOutageJournalsAndNextProcessReplays(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 400 * time.Millisecond })
-	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
-	go func() {
-		<-hold.Arrived()
-		f.flaky.down.Store(true)
-		hold.Release()
-	}()
-	tok, err := c1.Token(context.Background())
-	if err != nil {
-		t.Fatalf("Token: %v", err)
-	}
-	err = c1.Close()
+	tok := f.tokenWithFault(t, c1, &f.flaky.down)
+	err := c1.Close()
 	var ue *credentials.UnpersistedError
 	if !errors.As(err, &ue) || !errors.Is(err, credentials.ErrUnpersisted) || ue.Journal == "" {
 		t.Fatalf("Close during the outage: %v, want an UnpersistedError naming the journal", err)
@@ -320,15 +327,7 @@ func TestCloseRacesTokenCalls(t *testing.T) {
 func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true, AccessTTL: 2 * time.Second})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
-	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
-	go func() {
-		<-hold.Arrived()
-		f.flaky.lostReply.Store(true)
-		hold.Release()
-	}()
-	if _, err := c1.Token(context.Background()); err != nil {
-		t.Fatalf("Token with the reply of the write lost: %v", err)
-	}
+	f.tokenWithFault(t, c1, &f.flaky.lostReply)
 	f.flaky.lostReply.Store(false)
 	f.flaky.down.Store(true)            // c1 is partitioned: its retries fail
 	time.Sleep(1100 * time.Millisecond) // past c1's lease
@@ -336,7 +335,7 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 	if _, err := c2.Refresh(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	direct := storage.NewNamedStore(f.store.Name(), f.flaky.Adapter) // not partitioned
+	direct := f.direct() // not partitioned
 	rec, _, err := direct.Load(context.Background(), "p")
 	if err != nil {
 		t.Fatal(err)
@@ -371,17 +370,8 @@ func TestHeldBackTokenNotRestoredIntoEmptiedStore(t *testing.T) {
 func TestHeldBackTokenRestoredWithinLease(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 600 * time.Millisecond })
-	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
-	go func() {
-		<-hold.Arrived()
-		f.flaky.down.Store(true)
-		hold.Release()
-	}()
-	tok, err := c1.Token(context.Background())
-	if err != nil {
-		t.Fatalf("Token with the store down: %v", err)
-	}
-	direct := storage.NewNamedStore(f.store.Name(), f.flaky.Adapter)
+	tok := f.tokenWithFault(t, c1, &f.flaky.down)
+	direct := f.direct()
 	if err := direct.Delete(context.Background(), "p"); err != nil { // restarted empty
 		t.Fatal(err)
 	}
@@ -404,16 +394,7 @@ func TestHeldBackTokenRestoredWithinLease(t *testing.T) {
 func TestForcedRefreshWaitsForHeldBackWrite(t *testing.T) {
 	f := newFixture(t, oauthtest.Options{Rotate: true})
 	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 1500 * time.Millisecond })
-	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
-	go func() {
-		<-hold.Arrived()
-		f.flaky.lostReply.Store(true)
-		hold.Release()
-	}()
-	tok, err := c1.Token(context.Background())
-	if err != nil {
-		t.Fatalf("Token with the reply of the write lost: %v", err)
-	}
+	tok := f.tokenWithFault(t, c1, &f.flaky.lostReply)
 	f.flaky.lostReply.Store(false)
 	f.flaky.down.Store(true) // c1 is partitioned: its retries fail
 	c2 := f.replica(t, func(c *credentials.Config) { c.LeaseTTL = 300 * time.Millisecond })
@@ -423,7 +404,7 @@ func TestForcedRefreshWaitsForHeldBackWrite(t *testing.T) {
 	if calls := f.srv.Stats().RefreshCalls; calls != 1 {
 		t.Fatalf("%d refresh calls: the forced refresh did not wait for the writer's lease", calls)
 	}
-	direct := storage.NewNamedStore(f.store.Name(), f.flaky.Adapter)
+	direct := f.direct()
 	if err := direct.Delete(context.Background(), "p"); err != nil { // evicted
 		t.Fatal(err)
 	}

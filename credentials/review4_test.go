@@ -35,20 +35,12 @@ func heldBackLanded(t *testing.T, f *fixture, mod func(*credentials.Config)) (*c
 			mod(c)
 		}
 	})
-	hold := f.srv.HoldRefreshes(oauthtest.AfterRotate)
-	go func() {
-		<-hold.Arrived()
-		f.flaky.lostReply.Store(true)
-		hold.Release()
-	}()
-	if _, err := c1.Token(context.Background()); err != nil {
-		t.Fatalf("Token with the reply of the write lost: %v", err)
-	}
+	f.tokenWithFault(t, c1, &f.flaky.lostReply)
 	// Cut c1 off before the lost replies stop, so that its background
 	// retry cannot learn that the write landed.
 	f.flaky.down.Store(true)
 	f.flaky.lostReply.Store(false)
-	return c1, storage.NewNamedStore(f.store.Name(), f.flaky.Adapter)
+	return c1, f.direct()
 }
 
 // evictAndFlush empties the store (an evicting cache, a server restarted
