@@ -47,7 +47,7 @@ func (e *UnpersistedError) Unwrap() []error { return []error{ErrUnpersisted, e.E
 // pendingWrite is a refreshed record the store has not taken yet.
 type pendingWrite struct {
 	rec      *storage.Record // with our lease, until leaseEnd
-	journal  string          // entry path, "" if not journalled
+	journal  string          // entry path, "" if not journalled; set once
 	err      error           // the last store error
 	leaseEnd time.Time       // when our lease stops excluding other refreshers
 	// notApplied: no failed write of rec may have been applied, so no
@@ -258,7 +258,7 @@ func (c *Credentials) keepPending(p *pendingWrite) error {
 	c.mu.Unlock()
 	if old != nil {
 		// Ours descends from it, and lineage keeps the newer one anyway.
-		c.journal.remove(c.journalOf(old))
+		c.journal.remove(old.journal)
 	}
 	if start {
 		c.wg.Add(1)
@@ -320,7 +320,7 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		// the store it belongs to, or an operator.
 		keepEntry = true
 		c.cfg.Logger.Warn("a pending refresh token belongs to another grant than the store's; left in the recovery journal",
-			"profile", c.cfg.Profile, "journal", c.journalOf(p))
+			"profile", c.cfg.Profile, "journal", p.journal)
 	case errors.Is(err, storage.ErrLineage):
 		c.cfg.Logger.Info("a pending refresh token was superseded by a newer one in the store; dropped", "profile", c.cfg.Profile)
 	case err != nil:
@@ -329,9 +329,8 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		}
 		c.mu.Lock()
 		p.err = err
-		journal := p.journal
 		c.mu.Unlock()
-		return &UnpersistedError{Profile: c.cfg.Profile, Journal: journal, Err: err}
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
 	default:
 		c.cfg.Logger.Info("rotated refresh token written after a store outage", "profile", c.cfg.Profile)
 		c.clearLease(ctx, written, rev)
@@ -344,16 +343,9 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	if !keepEntry {
-		c.journal.remove(c.journalOf(p))
+		c.journal.remove(p.journal)
 	}
 	return nil
-}
-
-// journalOf returns p's journal entry, which markMaybeApplied may replace.
-func (c *Credentials) journalOf(p *pendingWrite) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return p.journal
 }
 
 // markMaybeApplied records that a write of p may have landed: p is no
@@ -361,27 +353,17 @@ func (c *Credentials) journalOf(p *pendingWrite) string {
 // neither is its journal entry, which is rewritten to say so.
 func (c *Credentials) markMaybeApplied(p *pendingWrite) {
 	c.mu.Lock()
-	if !p.notApplied {
-		c.mu.Unlock()
-		return // a concurrent flush marked it
-	}
+	first := p.notApplied
 	p.notApplied = false
-	old := p.journal
 	c.mu.Unlock()
-	if old == "" {
-		return
+	if !first || p.journal == "" {
+		return // a concurrent flush marked it, or there is no entry
 	}
-	path, err := c.journal.save(c.store.Name(), p.rec, false)
-	if err != nil {
-		// The old entry stays, claiming too much; it is replayed only
-		// into a store that lost the profile, and only on this machine.
-		c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", old, "err", err)
-		return
+	if err := c.journal.maybeApplied(p.journal); err != nil {
+		// The entry stays, claiming too much; it is replayed only into a
+		// store that lost the profile, and only on this machine.
+		c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", p.journal, "err", err)
 	}
-	c.mu.Lock()
-	p.journal = path
-	c.mu.Unlock()
-	c.journal.remove(old)
 }
 
 // replayJournal writes entries a process on this machine journalled for
