@@ -26,11 +26,17 @@ type flaky struct {
 	// lostReply makes every Put apply and then report ErrUnavailable, as
 	// a write whose reply timed out does.
 	lostReply atomic.Bool
-	puts      atomic.Int64
+	// refused fails every call as a refused connection: writes say they
+	// were not applied, reads do not bother (a read applies nothing).
+	refused atomic.Bool
+	// afterLostReply, if set, runs after a Put that lostReply failed:
+	// what happens in the store before the writer tries again.
+	afterLostReply atomic.Pointer[func()]
+	puts           atomic.Int64
 }
 
 func (f *flaky) err() error {
-	if f.down.Load() {
+	if f.down.Load() || f.refused.Load() {
 		return storage.Wrap(storage.ErrUnavailable, "flaky", errors.New("connection refused"))
 	}
 	return nil
@@ -46,10 +52,16 @@ func (f *flaky) Get(ctx context.Context, k string) ([]byte, storage.Revision, er
 func (f *flaky) Put(ctx context.Context, k string, v []byte, c storage.Condition) (storage.Revision, error) {
 	f.puts.Add(1)
 	if err := f.err(); err != nil {
+		if f.refused.Load() {
+			err = storage.NotApplied(err)
+		}
 		return "", err
 	}
 	rev, err := f.Adapter.Put(ctx, k, v, c)
 	if err == nil && f.lostReply.Load() {
+		if fn := f.afterLostReply.Load(); fn != nil {
+			(*fn)()
+		}
 		return "", storage.Wrap(storage.ErrUnavailable, "flaky", errors.New("i/o timeout after the write applied"))
 	}
 	return rev, err

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -442,5 +443,91 @@ func TestUnknownFlavor(t *testing.T) {
 	}
 	if _, ok := credentials.LookupFlavor(""); !ok {
 		t.Fatal("the built-in flavor is not found")
+	}
+}
+
+// Simulation seed 5786: the store restarts empty while a refresh is at the
+// server, the call fails, and the store fails the first attempt to release
+// the lease (refused: certainly not applied). The record the refresher
+// leased is the only copy left; it goes back while the lease lasts instead
+// of being given up after one try.
+func TestFailedRefreshRestoresVanishedRecordThroughStoreFaults(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, func(c *credentials.Config) { c.MaxRetries = -1 })
+	seeded := f.record(t).RefreshToken.Reveal()
+	hold := f.srv.HoldRefreshes(oauthtest.BeforeRotate)
+	go func() {
+		<-hold.Arrived()
+		if err := f.direct().Delete(context.Background(), "p"); err != nil { // restarted empty
+			t.Error(err)
+		}
+		f.flaky.refused.Store(true)
+		hold.Drop() // the call fails before the server rotates
+		time.Sleep(100 * time.Millisecond)
+		f.flaky.refused.Store(false)
+	}()
+	if _, err := c.Token(context.Background()); err == nil {
+		t.Fatal("Token succeeded though the token call was cut off")
+	}
+	rec := f.record(t)
+	if rec.RefreshToken.Reveal() != seeded || rec.Lease != nil {
+		t.Fatalf("restored record: refresh token kept %v, lease %v; want the leased record back without its lease",
+			rec.RefreshToken.Reveal() == seeded, rec.Lease)
+	}
+	f.checkGrant(t)
+}
+
+// Simulation seed 4882: the write of a rotated token is refused (certainly
+// not applied) and the store then loses the profile. The background flush
+// keeps failing to read the store until the writer's lease is over. A
+// failed read writes nothing, so the held-back token is still known never
+// to have landed, and goes back once the store answers.
+func TestHeldBackTokenStaysUnappliedThroughFailedReads(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 400 * time.Millisecond })
+	tok := f.tokenWithFault(t, c, &f.flaky.refused)
+	if err := f.direct().Delete(context.Background(), "p"); err != nil { // restarted empty
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // the lease ends; the flushes keep failing
+	f.flaky.refused.Store(false)
+	if err := c.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if rec := f.record(t); rec.AccessToken != tok.AccessToken {
+		t.Fatal("the held-back token was not restored")
+	}
+	f.checkGrant(t)
+}
+
+// Simulation seed 10056: after a failed call, releasing the lease lands
+// but is reported as failed. Another replica may then take the lease,
+// refresh past the released token, and lose its record to an eviction. A
+// retry that put the released token back would replay a spent token, so a
+// release that may have landed is not tried again.
+func TestReleaseThatMayHaveLandedIsNotRetried(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, func(c *credentials.Config) { c.MaxRetries = -1 })
+	var once sync.Once
+	evict := func() {
+		once.Do(func() {
+			if err := f.flaky.Adapter.Delete(context.Background(), "p", storage.Condition{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	f.flaky.afterLostReply.Store(&evict)
+	hold := f.srv.HoldRefreshes(oauthtest.BeforeRotate)
+	go func() {
+		<-hold.Arrived()
+		f.flaky.lostReply.Store(true)
+		hold.Drop() // the call fails; the release that follows lands unseen
+	}()
+	if _, err := c.Token(context.Background()); err == nil {
+		t.Fatal("Token succeeded though the token call was cut off")
+	}
+	f.flaky.lostReply.Store(false)
+	if _, _, err := f.direct().Load(context.Background(), "p"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after the eviction the store holds a record again (%v): a released token was put back", err)
 	}
 }

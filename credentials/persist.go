@@ -441,26 +441,39 @@ func (c *Credentials) update(ctx context.Context, fn func(*storage.Record) error
 }
 
 // releaseLease clears our lease after a failed refresh so that another
-// process need not wait for it to lapse. Losing the race is fine.
-func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision) {
+// process need not wait for it to lapse; losing the race is fine. If the
+// store lost the profile meanwhile (evicted, a server restarted empty),
+// the record we leased goes back: its refresh token may be the only copy
+// left (a failed call may still be in its reuse grace period), and while
+// our lease lasts no replica can have refreshed past it. A write that
+// certainly did not land is tried again while the lease lasts. One that
+// may have landed is not: it may have released the lease (or restored
+// the record without one), another replica may have refreshed past it
+// since, and a second restore would put a spent token back. The lease
+// then lapses by itself.
+func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, leaseEnd time.Time) {
 	next := leased.Clone()
 	next.Lease = nil
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
-	defer cancel()
-	_, err := c.store.Replace(wctx, leased, leaseRev, next)
-	if errors.Is(err, storage.ErrConflict) {
-		// The record changed; if it vanished (evicted, a server restarted
-		// empty) the refresh token we hold may be the only copy left (a
-		// failed call may still be in its reuse grace period): put it back.
-		err = c.update(wctx, func(cur *storage.Record) error {
-			if !vanished(cur) {
-				return storage.ErrAbort
-			}
-			*cur = *next
-			return nil
-		})
+	var err error
+	for attempt := 0; ; attempt++ {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
+		_, err = c.store.Replace(wctx, leased, leaseRev, next)
+		if errors.Is(err, storage.ErrConflict) {
+			err = c.update(wctx, func(cur *storage.Record) error {
+				if !vanished(cur) || !c.cfg.Now().Before(leaseEnd) {
+					return storage.ErrAbort
+				}
+				*cur = *next
+				return nil
+			})
+		}
+		cancel()
 		if errors.Is(err, storage.ErrAbort) {
-			err = nil
+			return
+		}
+		d := backoff.Exponential(c.cfg.RetryBackoff, attempt)
+		if err == nil || !notApplied(err) || !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(ctx, d) != nil {
+			break
 		}
 	}
 	if err != nil {

@@ -163,7 +163,7 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	done(err)
 	rcancel()
 	if err != nil {
-		c.releaseLease(ctx, leased, leaseRev)
+		c.releaseLease(ctx, leased, leaseRev, takenAt.Add(c.cfg.LeaseTTL))
 		if errors.Is(err, ErrInvalidGrant) {
 			// Re-check before reporting: a refresher whose lease lapsed
 			// may have rotated the token under us.

@@ -151,7 +151,10 @@ func (s *Store) update(ctx context.Context, profile string, fn func(*Record) err
 		case errors.Is(err, ErrNotFound):
 			cur, r = nil, &Record{Profile: profile}
 		case err != nil:
-			return nil, "", err
+			// Nothing was written: a conflict before this read changed
+			// nothing either. Callers that track whether a write may have
+			// landed (a held-back refresh token) must not count this one.
+			return nil, "", NotApplied(err)
 		default:
 			r = cur.Clone()
 		}

@@ -186,10 +186,9 @@ func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.3fs", t.Sub(r.sta
 // with no grace period to recover it, or the zero time. The ways:
 //   - the server rotated and its answer never reached the client (a kill,
 //     a late, slow or truncated reply, a client timeout);
-//   - the client got it but was cut off from the store (partitioned) when
-//     its lease ended, before anyone stored the successor: once the lease
-//     is over another replica may refresh with the token it holds, and no
-//     lease rule can prevent that;
+//   - the client got it but could not store it before its lease ended
+//     (see holderCutOff): once the lease is over another replica may
+//     refresh with the token it holds, and no lease rule can prevent that;
 //   - the holder was paused past its lease (see pausedHolder);
 //   - a request its client had given up on reached the server after
 //     another replica rotated the token it carried, which was current when
@@ -241,24 +240,8 @@ func (r *run) loss() (at time.Time, cause string) {
 			earlier(e.At, "holder paused past its lease")
 			continue
 		}
-		p, ok := plan[callers[e.Call]]
-		if !ok || p.partition.to == 0 {
-			continue
-		}
-		end := e.At.Add(p.leaseTTL)
-		from, to := r.start.Add(p.partition.from), r.start.Add(p.partition.to)
-		if to.Before(end) || from.After(end) {
-			continue // not cut off when its lease ended
-		}
-		stored := false
-		for _, w := range writes {
-			if w.gen > e.Generation && w.at.Before(end) {
-				stored = true
-				break
-			}
-		}
-		if !stored {
-			earlier(end, "holder partitioned when its lease ended")
+		if end, ok := r.holderCutOff(e, writes, callers, plan); ok {
+			earlier(end, "holder could not store the successor before its lease ended")
 		}
 	}
 	r.mu.Lock()
@@ -342,6 +325,51 @@ func (r *run) judgePutBacks(log []oauthtest.RefreshEvent, loss time.Time) {
 				r.rel(pb.at), pb.who, pb.gen)
 		}
 	}
+}
+
+// holderCutOff reports whether the client that got the answer to call e
+// could not store the successor before its lease ended, and when that
+// was: nobody stored a later generation by then, and the holder's store
+// calls met trouble in the second half of its lease, when a holder that
+// keeps trying (the library retries every quarter lease at most) must have
+// been at it: an injected fault or latency, a partition, or the process
+// stalled. A holder without trouble then that does not store in time is
+// the library's fault, not an excuse.
+func (r *run) holderCutOff(e oauthtest.RefreshEvent, writes []storeWrite, callers map[int64]string, plan map[string]replicaPlan) (time.Time, bool) {
+	who := callers[e.Call]
+	p, ok := plan[who]
+	if !ok {
+		return time.Time{}, false
+	}
+	end := e.At.Add(p.leaseTTL)
+	for _, w := range writes {
+		if w.who == who && w.lease && w.at.Before(e.At) {
+			end = w.at.Add(p.leaseTTL)
+		}
+	}
+	for _, w := range writes {
+		if w.gen > e.Generation && w.at.Before(end) {
+			return time.Time{}, false
+		}
+	}
+	late := end.Add(-p.leaseTTL / 2)
+	during := func(from, to time.Time) bool { return !to.Before(late) && !from.After(end) }
+	if p.partition.to > 0 && during(r.start.Add(p.partition.from), r.start.Add(p.partition.to)) {
+		return end, true
+	}
+	for _, ev := range r.world.Events() {
+		if ev.Replica == who && during(ev.At, ev.At) {
+			return end, true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.stalls {
+		if during(st.from, st.to) {
+			return end, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // pausedHolder reports whether the maker of call e was paused (the process

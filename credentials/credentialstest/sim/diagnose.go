@@ -137,7 +137,7 @@ func (r *run) diagnose(log []oauthtest.RefreshEvent) []string {
 	}
 	switch {
 	case r.storedGen < 0 && !lastDelete.IsZero():
-		hint("6-vanished-mid-refresh", "the store lost the profile at %s while a refresh was at the server; the refresher did not write the record back (persist gives up with errLeaseLost)", r.rel(lastDelete))
+		hint("6-vanished-mid-refresh", "the store lost the profile at %s while a refresh was at the server; no replica wrote the record back (a refresher restores it only while its lease lasts, or a held-back token known not to have landed)", r.rel(lastDelete))
 	case !stored && rotator != "":
 		closed := false
 		for _, m := range timeline {

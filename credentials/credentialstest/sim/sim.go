@@ -772,6 +772,10 @@ func (r *run) report() {
 		}
 		fmt.Fprintf(&b, "replay: TOKENCACHE_SIM_SEED=%d go test -race -run 'TestSimulation' ./credentials/credentialstest/sim\n", res.Seed)
 		b.WriteString("schedule:\n  " + strings.Join(r.schedule(400), "\n  "))
+		if res.Failed() && r.o.Verbose {
+			// A replayed failure: the replicas' debug logs say why.
+			b.WriteString("\nlogs:\n" + string(r.logs.Bytes()))
+		}
 		if res.Failed() {
 			r.t.Errorf("sim: seed %d failed:\n%s", res.Seed, b.String())
 		} else {
