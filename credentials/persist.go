@@ -456,7 +456,8 @@ func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, 
 	next.Lease = nil
 	var err error
 	for attempt := 0; ; attempt++ {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StoreTimeout)
+		// Each try ends with the lease: a restore must land while it lasts.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(leaseEnd.Sub(c.cfg.Now()), c.cfg.StoreTimeout))
 		_, err = c.store.Replace(wctx, leased, leaseRev, next)
 		if errors.Is(err, storage.ErrConflict) {
 			err = c.update(wctx, func(cur *storage.Record) error {
@@ -472,7 +473,7 @@ func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, 
 			return
 		}
 		d := backoff.Exponential(c.cfg.RetryBackoff, attempt)
-		if err == nil || !notApplied(err) || !retryableStore(err) || c.cfg.Now().Add(d+c.cfg.StoreTimeout).After(leaseEnd) || backoff.Sleep(ctx, d) != nil {
+		if err == nil || !notApplied(err) || !retryableStore(err) || c.cfg.Now().Add(d).After(leaseEnd) || backoff.Sleep(ctx, d) != nil {
 			break
 		}
 	}

@@ -371,8 +371,10 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 		select {
 		case <-t.C:
 		case <-ctx.Done():
+			// Given up before the call reached the inner store: nothing
+			// was applied, and the caller may know it.
 			t.Stop()
-			return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op, ctx.Err())
+			return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op, ctx.Err()))
 		}
 	}
 	if p.fault == FailBefore {

@@ -45,6 +45,28 @@ func TestFailBeforeAppliesNothing(t *testing.T) {
 	}
 }
 
+// A write whose caller gives up during the injected latency never reached
+// the store, and says so: a refresher may then restore a held-back token.
+func TestLatencyCutShortAppliesNothing(t *testing.T) {
+	w := faultstore.NewWorld(memory.New())
+	a := w.Adapter("r1", seeded(1), faultstore.Rates{Latency: 1, MaxLatency: time.Second})
+	var err error
+	for range 20 { // the latency is drawn up to MaxLatency: some exceed 1 ms
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		_, err = a.Put(ctx, "k", []byte(`{}`), storage.Condition{})
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, storage.ErrNotApplied) {
+		t.Fatalf("Put cut short during latency: %v, want the deadline marked ErrNotApplied", err)
+	}
+	if _, _, err := w.Inner().Get(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("inner Get: %v; the write must not have applied", err)
+	}
+}
+
 // The dangerous one: the write lands and the caller is told it failed.
 func TestFailAfterApplies(t *testing.T) {
 	ctx := context.Background()
