@@ -142,6 +142,9 @@ type Result struct {
 	// Journaled counts runs that ended with the current refresh token in a
 	// recovery journal rather than the store.
 	Journaled int
+	// WipesUnrestored counts runs whose store lost the profile too late in
+	// its lease holder's lease to be put back (see wipeOutlastedLease).
+	WipesUnrestored int
 	// AfterRevoke counts tokens handed out after a reuse (a violation
 	// itself) revoked the grant; they make one ValidHandout violation.
 	AfterRevoke int
@@ -372,6 +375,71 @@ func (r *run) holderCutOff(e oauthtest.RefreshEvent, writes []storeWrite, caller
 	return time.Time{}, false
 }
 
+// wipeOutlastedLease reports whether the store's last loss of the
+// profile left its lease holder no way to put the record back: the wipe
+// came during the holder's token call, and from when the call ended (or
+// the wipe, if later) to the end of its lease there was less than one
+// store timeout, or its store calls met trouble then (an injected fault or
+// latency, a partition, the process stalled), or it was killed. Once the
+// lease is over no replica may put the record back: another may have
+// refreshed past it before the wipe. A holder with time and no trouble
+// that does not restore is the library's fault.
+func (r *run) wipeOutlastedLease() bool {
+	r.mu.Lock()
+	writes := slices.Clone(r.writes)
+	if len(r.wipes) == 0 {
+		r.mu.Unlock()
+		return false
+	}
+	w := r.wipes[len(r.wipes)-1]
+	callEnd, ended := r.ended[w.req]
+	killed := r.killed != nil
+	r.mu.Unlock()
+	if w.who == childReplica {
+		return killed
+	}
+	var p replicaPlan
+	for _, x := range r.sc.replicas {
+		if x.name == w.who {
+			p = x
+		}
+	}
+	var leased time.Time
+	for _, x := range writes {
+		if x.who == w.who && x.lease && x.at.Before(w.at) {
+			leased = x.at
+		}
+	}
+	if p.name == "" || leased.IsZero() {
+		return false
+	}
+	end := leased.Add(p.leaseTTL)
+	from := w.at
+	if ended && callEnd.After(from) {
+		from = callEnd
+	}
+	if end.Sub(from) < (p.leaseTTL-p.refreshTimeout)/2 { // the library's default store timeout
+		return true
+	}
+	during := func(a, b time.Time) bool { return !b.Before(from) && !a.After(end) }
+	if p.partition.to > 0 && during(r.start.Add(p.partition.from), r.start.Add(p.partition.to)) {
+		return true
+	}
+	for _, ev := range r.world.Events() {
+		if ev.Replica == w.who && during(ev.At, ev.At) {
+			return true
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.stalls {
+		if during(st.from, st.to) {
+			return true
+		}
+	}
+	return false
+}
+
 // pausedHolder reports whether the maker of call e was paused (the process
 // did not run) past its lease: the call reached the server after the lease
 // had ended, or the process stalled during the lease and the successor was
@@ -535,6 +603,11 @@ func (r *run) check() {
 	case errors.Is(err, storage.ErrNotFound) && !loss.IsZero():
 		// The grant died first: there is nothing left worth restoring.
 		res.Inherent++
+	case errors.Is(err, storage.ErrNotFound) && r.wipeOutlastedLease():
+		// The store lost the profile too late in its holder's lease for
+		// the holder to put it back, and after the lease nobody may.
+		res.Inherent++
+		res.WipesUnrestored++
 	case errors.Is(err, storage.ErrNotFound):
 		r.violate(RecordIntact, "the profile is gone from the store")
 	case err != nil:
@@ -551,7 +624,7 @@ func (r *run) check() {
 	case rec == nil && !loss.IsZero():
 		res.Inherent++
 	case rec == nil:
-		if !r.inJournal() {
+		if !r.inJournal() && !r.wipeOutlastedLease() {
 			r.violate(FinalTokenCurrent, "the store ends without the profile, so without generation %d, the current one", g.Current)
 		}
 	default:
@@ -792,9 +865,12 @@ type Summary struct {
 	Inherent    int
 	SkewExpired int
 	Journaled   int
-	Losses      map[string]int     // runs by LossCause
-	Excused     int                // reuse detections after an inherent loss
-	Causes      map[string][]int64 // hint code -> seeds
+	// WipesUnrestored: runs whose store lost the profile too late in a
+	// lease for its holder to put it back.
+	WipesUnrestored int
+	Losses          map[string]int     // runs by LossCause
+	Excused         int                // reuse detections after an inherent loss
+	Causes          map[string][]int64 // hint code -> seeds
 }
 
 // Add counts one run's result; nil (a child process's) is ignored.
@@ -821,6 +897,7 @@ func (s *Summary) Add(r *Result) {
 	s.Inherent += r.Inherent
 	s.SkewExpired += r.SkewExpired
 	s.Journaled += r.Journaled
+	s.WipesUnrestored += r.WipesUnrestored
 	s.Excused += r.ExcusedReuses
 	if r.LossCause != "" {
 		if s.Losses == nil {
@@ -864,6 +941,7 @@ func (s *Summary) String() string {
 	}
 	fmt.Fprintf(&b, "inherent outcomes in all (those reuses, tokens handed out after them, lost final tokens): %d\n", s.Inherent)
 	fmt.Fprintf(&b, "runs that ended with the current refresh token in a recovery journal, not the store: %d\n", s.Journaled)
+	fmt.Fprintf(&b, "runs whose store lost the profile too late in a lease for its holder to put it back (inherent): %d\n", s.WipesUnrestored)
 	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
 	codes := make([]string, 0, len(s.Causes))
 	for c := range s.Causes {

@@ -88,7 +88,7 @@ func TestReview4SpentGenerationPutBackMidRotationIsAViolation(t *testing.T) {
 // client timed out. The checks must not call that a lost answer.
 func TestReview4LateReplayOfASpentTokenIsNotALostAnswer(t *testing.T) {
 	r := &run{t: t, o: &Options{}, sc: &scenario{seed: 6},
-		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, gaveUp: map[int64]time.Time{}, sentAt: map[int64]time.Time{}}
+		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, ended: map[int64]time.Time{}, gaveUp: map[int64]time.Time{}, sentAt: map[int64]time.Time{}}
 	r.res = &Result{}
 	r.srv = oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	defer r.srv.Close()

@@ -148,6 +148,8 @@ type run struct {
 	callers  map[int64]string    // token call number -> the replica that made it
 	requests map[int64]int64     // token call number -> the client's request id
 	received map[int64]bool      // request ids whose answer the client read in full
+	ended    map[int64]time.Time // request ids and when their client had the answer or gave up
+	wipes    []wipe              // the store lost the profile during these token calls
 	gaveUp   map[int64]time.Time // request ids whose client gave up (an error), and when
 	sentAt   map[int64]time.Time // request ids, and when the client sent them
 	reqSeq   atomic.Int64
@@ -176,6 +178,14 @@ type storeWrite struct {
 	backward bool // broke the lineage rule
 }
 
+// wipe is the store losing the profile during token call req of replica
+// who.
+type wipe struct {
+	at  time.Time
+	who string
+	req int64
+}
+
 // mark is a harness event for the schedule.
 type mark struct {
 	at      time.Time
@@ -202,7 +212,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	}
 	o.defaults()
 	r := &run{t: t, o: &o, sc: newScenario(seed, &o), logs: &syncBuffer{},
-		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, gaveUp: map[int64]time.Time{}, sentAt: map[int64]time.Time{}}
+		callers: map[int64]string{}, requests: map[int64]int64{}, received: map[int64]bool{}, ended: map[int64]time.Time{}, gaveUp: map[int64]time.Time{}, sentAt: map[int64]time.Time{}}
 	if o.adjust != nil {
 		o.adjust(r.sc)
 	}
@@ -296,15 +306,21 @@ func (r *run) serverFaults() func(oauthtest.Call) oauthtest.Fault {
 			return serverFaults[kind]
 		}
 		ctx := context.Background()
+		wiped := false
 		switch {
 		case ev < r.sc.evict:
-			if r.world.Evict(ctx, profile) == nil {
+			if wiped = r.world.Evict(ctx, profile) == nil; wiped {
 				r.note("world", "profile evicted while a refresh is at the server", true)
 			}
 		case ev < r.sc.evict+r.sc.restart:
-			if r.world.RestartEmpty(ctx) == nil {
+			if wiped = r.world.RestartEmpty(ctx) == nil; wiped {
 				r.note("world", "store restarted empty while a refresh is at the server", true)
 			}
+		}
+		if wiped {
+			r.mu.Lock()
+			r.wipes = append(r.wipes, wipe{at: time.Now(), who: c.Header.Get(replicaHdr), req: id})
+			r.mu.Unlock()
 		}
 		return 0
 	}
@@ -612,31 +628,42 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		t.r.mu.Lock()
 		t.r.gaveUp[id] = time.Now()
+		t.r.ended[id] = time.Now()
 		t.r.mu.Unlock()
 	}
 	if err == nil {
-		resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() {
+		resp.Body = &trackedBody{ReadCloser: resp.Body, done: func(read bool) {
 			t.r.mu.Lock()
-			t.r.received[id] = true
+			t.r.received[id] = t.r.received[id] || read
+			if _, ok := t.r.ended[id]; !ok {
+				t.r.ended[id] = time.Now()
+			}
 			t.r.mu.Unlock()
 		}}
 	}
 	return resp, err
 }
 
-// trackedBody calls done when the body has been read to its end.
+// trackedBody calls done(true) when the body has been read to its end,
+// done(false) when it fails or is closed first: either way the client is
+// done with the call.
 type trackedBody struct {
 	io.ReadCloser
-	done func()
+	done func(read bool)
 	once sync.Once
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.once.Do(b.done)
+	if err != nil {
+		b.once.Do(func() { b.done(err == io.EOF) })
 	}
 	return n, err
+}
+
+func (b *trackedBody) Close() error {
+	b.once.Do(func() { b.done(false) })
+	return b.ReadCloser.Close()
 }
 
 // delivered reports whether the client read the whole answer to the
