@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,7 +9,11 @@ import (
 	"sync"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/tokencache/tokencache/auth"
+	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -101,4 +106,65 @@ func TestReview5TCGrantOwnClientNoRedirect(t *testing.T) {
 	}
 	_, err = g.Obtain(t.Context(), &storage.Record{Profile: "p", AccessToken: "tc-token-value"})
 	th.check(t, err, "tc-token-value")
+}
+
+// TestReview5GrantSecretsNotInSpans: a token endpoint that echoes what it
+// was sent in its error_description (some do: "bad client_secret ...")
+// must not put the password or client secret of a grant-based scheme into
+// the span that records the failed call, nor into the error the caller
+// gets. Credentials scrub a record's own secrets from recorded errors, but
+// a Grant's (the password, the client secret of a password or cognito_srp
+// scheme) live in the scheme, not the record.
+func TestReview5GrantSecretsNotInSpans(t *testing.T) {
+	const password, clientSecret = "pw-Review5-9f3a", "cs-Review5-7b1c"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, cs, _ := r.BasicAuth()
+		io.WriteString(w, `{"error":"invalid_grant","error_description":"user `+r.PostForm.Get("username")+
+			` password `+r.PostForm.Get("password")+` secret `+cs+r.PostForm.Get("client_secret")+` refused"}`)
+	}))
+	t.Cleanup(srv.Close)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	a, err := auth.New("oauth2_password", auth.Params{"token_url": srv.URL, "client_id": "cid", "client_secret": clientSecret,
+		"username": "alice", "password": password}, auth.Env{Credentials: credentials.Config{TracerProvider: tp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAuth(t, a)
+	req, _ := http.NewRequest("GET", "http://api.example/x", nil)
+	err = a.Authorize(t.Context(), req)
+	if err == nil {
+		t.Fatal("a refused login authorized the request")
+	}
+	for _, s := range []string{password, clientSecret} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("the error carries a secret: %v", err)
+		}
+	}
+	spans := rec.Ended()
+	if len(spans) == 0 {
+		t.Fatal("no span recorded")
+	}
+	for _, sp := range spans {
+		texts := []string{sp.Status().Description}
+		for _, kv := range sp.Attributes() {
+			texts = append(texts, kv.Value.String())
+		}
+		for _, ev := range sp.Events() {
+			for _, kv := range ev.Attributes {
+				texts = append(texts, kv.Value.String())
+			}
+		}
+		for _, txt := range texts {
+			for _, s := range []string{password, clientSecret} {
+				if strings.Contains(txt, s) {
+					t.Errorf("span %q records a secret: %q", sp.Name(), txt)
+				}
+			}
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -78,6 +79,9 @@ func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
 	env, ownStore := env.resolve(o.scheme)
 	cfg := env.Credentials
 	cfg.Store, cfg.Profile, cfg.Grant = env.Store, env.Profile, o.grant
+	if o.grant != nil && len(o.secrets) > 0 {
+		cfg.Grant = heldSecrets{o.grant, slices.Concat(slices.Collect(maps.Values(o.secrets))...)}
+	}
 	cfg.HTTPClient, cfg.Logger, cfg.AuthStyle = env.HTTPClient, env.Logger, o.authStyle
 	if o.configure != nil {
 		o.configure(&cfg)
@@ -115,6 +119,16 @@ func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
 	}
 	return a, nil
 }
+
+// heldSecrets tells Credentials which secrets a scheme's grant holds (see
+// credentials.SecretHolder), so that a token endpoint echoing one in its
+// error_description puts it into no error and no span, Masker or not.
+type heldSecrets struct {
+	credentials.Grant
+	secrets []secret.Secret
+}
+
+func (g heldSecrets) Secrets() []secret.Secret { return g.secrets }
 
 // cleared reports whether rec holds no credentials, endpoint or scheme.
 func cleared(rec *storage.Record) bool {

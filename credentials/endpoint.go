@@ -279,6 +279,49 @@ type Grant interface {
 	Obtain(ctx context.Context, rec *storage.Record) (*Tokens, error)
 }
 
+// A SecretHolder is a Grant that holds secrets the record does not: a
+// password, a client secret of its own. Some token endpoints echo what
+// they were sent in error_description; errors and spans mask these
+// secrets as they mask the record's own.
+type SecretHolder interface {
+	Secrets() []secret.Secret
+}
+
+// maskSecrets returns err with every value in secrets masked: in the text
+// of err and in the fields of an *EndpointError in its chain.
+func maskSecrets(err error, secrets []secret.Secret) error {
+	var vals []string
+	for _, s := range secrets {
+		if v := s.Reveal(); len(v) >= 4 {
+			vals = append(vals, v)
+		}
+	}
+	if err == nil || len(vals) == 0 {
+		return err
+	}
+	mask := func(s string) string {
+		for _, v := range vals {
+			s = strings.ReplaceAll(s, v, secret.Mask)
+		}
+		return s
+	}
+	var ee *EndpointError
+	if errors.As(err, &ee) {
+		ee.Description, ee.ErrorURI, ee.Body = mask(ee.Description), mask(ee.ErrorURI), mask(ee.Body)
+	}
+	return &maskedError{err: err, text: mask(err.Error())}
+}
+
+// maskedError is an error whose text has secrets masked; errors.Is and
+// errors.As see the original chain.
+type maskedError struct {
+	err  error
+	text string
+}
+
+func (e *maskedError) Error() string { return e.text }
+func (e *maskedError) Unwrap() error { return e.err }
+
 // GrantFunc adapts a function to Grant.
 type GrantFunc func(ctx context.Context, rec *storage.Record) (*Tokens, error)
 

@@ -297,7 +297,11 @@ func (c *Credentials) refreshable(rec *storage.Record) error {
 // grant in the record's flavor.
 func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record, sent time.Time) (*Tokens, error) {
 	if c.cfg.Grant != nil {
-		return c.cfg.Grant.Obtain(ctx, rec)
+		t, err := c.cfg.Grant.Obtain(ctx, rec)
+		if h, ok := c.cfg.Grant.(SecretHolder); ok && err != nil {
+			err = maskSecrets(err, h.Secrets())
+		}
+		return t, err
 	}
 	if httpsafe.Cleartext(rec.TokenURL) {
 		c.cleartext.Do(func() {

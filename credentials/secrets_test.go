@@ -11,7 +11,9 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/memory"
 )
 
 // TestNoSecretInLogsOrErrors runs refreshes, rotation, a store outage and a
@@ -77,4 +79,40 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 		}
 	}
 	t.Logf("%d secrets checked against %d bytes of logs and errors", len(secrets), len(all))
+}
+
+// echoingGrant is a Grant whose endpoint echoes its password back in
+// error_description, as some do.
+type echoingGrant struct{ password secret.Secret }
+
+func (g echoingGrant) Obtain(context.Context, *storage.Record) (*credentials.Tokens, error) {
+	return nil, &credentials.EndpointError{URL: "https://idp.example/token", StatusCode: 400, Code: "invalid_grant",
+		Description: "password " + g.password.Reveal() + " refused"}
+}
+
+func (g echoingGrant) Secrets() []secret.Secret { return []secret.Secret{g.password} }
+
+// A Grant's own secrets (see SecretHolder) are masked in the error the
+// caller gets and in the EndpointError it can inspect; the error keeps its
+// kind.
+func TestGrantSecretsMaskedInErrors(t *testing.T) {
+	const password = "pw-echoed-4f1e"
+	c, err := credentials.New(credentials.Config{Store: storage.NewStore(memory.New()), Profile: "p",
+		Grant: echoingGrant{password: password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Token(context.Background())
+	var ee *credentials.EndpointError
+	switch {
+	case err == nil:
+		t.Fatal("Token succeeded with a refused grant")
+	case strings.Contains(err.Error(), password):
+		t.Fatalf("the error carries the grant's password: %v", err)
+	case !errors.As(err, &ee) || !errors.Is(err, credentials.ErrInvalidGrant):
+		t.Fatalf("the error lost its kind: %v", err)
+	case strings.Contains(ee.Description, password):
+		t.Fatalf("EndpointError.Description carries the grant's password: %q", ee.Description)
+	}
 }

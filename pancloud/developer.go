@@ -45,6 +45,10 @@ func DeveloperTokenFromEnv(getenv func(string) string) *DeveloperToken {
 
 var defaultClient = &http.Client{Timeout: 30 * time.Second}
 
+// Secrets implements credentials.SecretHolder: a provider that echoes the
+// developer token in an error puts it into no error and no span.
+func (d *DeveloperToken) Secrets() []secret.Secret { return []secret.Secret{d.Token} }
+
 // Obtain implements credentials.Grant.
 func (d *DeveloperToken) Obtain(ctx context.Context, _ *storage.Record) (*credentials.Tokens, error) {
 	provider := d.Provider
