@@ -56,6 +56,10 @@ const (
 	RestartEmpty
 	// Evict is the World losing one key.
 	Evict
+	// Slow is not injected: the inner store took longer than
+	// Rates.SlowAfter to answer (a loaded machine, a contended lock).
+	// It is recorded because a caller's timeout may have struck.
+	Slow
 
 	numKinds
 )
@@ -85,6 +89,8 @@ func (k Kind) String() string {
 		return "restart-empty"
 	case Evict:
 		return "evict"
+	case Slow:
+		return "slow"
 	}
 	return "kind-" + strconv.Itoa(int(k))
 }
@@ -101,6 +107,9 @@ type Rates struct {
 	// Hang bounds a dropped reply when the caller's context has no
 	// earlier deadline; default 1s.
 	Hang time.Duration
+	// SlowAfter, if set, records a Slow event for every call the inner
+	// store took longer than this to answer.
+	SlowAfter time.Duration
 }
 
 // Counts is how many faults of each kind were injected.
@@ -320,15 +329,16 @@ func (a *Adapter) Partitioned() bool { return a.partitioned.Load() }
 
 // plan is what happens to one call, drawn before it runs.
 type plan struct {
-	delay time.Duration
-	fault Kind // FailBefore, FailAfter, DropReply, or -1 for none
+	delay     time.Duration
+	fault     Kind // FailBefore, FailAfter, DropReply, or -1 for none
+	slowAfter time.Duration
 }
 
 func (a *Adapter) draw(write bool) plan {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.rates
-	p := plan{fault: -1}
+	p := plan{fault: -1, slowAfter: r.SlowAfter}
 	// Always draw the same number of values per call, so that changing one
 	// rate does not shift the faults every later call gets.
 	lat, dur, f := a.rnd.Float64(), a.rnd.Int64N(int64(r.MaxLatency)+1), a.rnd.Float64()
@@ -382,7 +392,13 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 		a.w.record(ev)
 		return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": injected failure before apply", nil))
 	}
+	began := time.Now()
 	err := apply(ctx, p.fault)
+	if took := time.Since(began); p.slowAfter > 0 && took > p.slowAfter {
+		e := ev
+		e.Kind, e.Detail = Slow, took.Round(time.Millisecond).String()
+		a.w.record(e)
+	}
 	if p.fault < 0 || (err != nil && p.fault == FailAfter) {
 		// A write that did not apply has nothing to hide: pass its
 		// answer on (a lost conflict reply is no more interesting than a

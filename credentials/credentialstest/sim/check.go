@@ -418,7 +418,7 @@ func (r *run) wipeOutlastedLease() bool {
 	if ended && callEnd.After(from) {
 		from = callEnd
 	}
-	if end.Sub(from) < (p.leaseTTL-p.refreshTimeout)/2 { // the library's default store timeout
+	if end.Sub(from) < p.storeTimeout() {
 		return true
 	}
 	during := func(a, b time.Time) bool { return !b.Before(from) && !a.After(end) }

@@ -59,6 +59,18 @@ type replicaPlan struct {
 
 type window struct{ from, to time.Duration }
 
+// storeTimeout is the replica's Config.StoreTimeout: the library's default.
+func (p replicaPlan) storeTimeout() time.Duration { return (p.leaseTTL - p.refreshTimeout) / 2 }
+
+// storeRates are the replica's fault rates, and the store calls that count
+// as slow (and are noted as faults, though not injected): those longer
+// than the replica's store timeout, which then struck.
+func (p replicaPlan) storeRates() faultstore.Rates {
+	r := p.rates
+	r.SlowAfter = p.storeTimeout()
+	return r
+}
+
 // killPlan: an OS process replica forced to refresh, killed with SIGKILL
 // while its request is at the server.
 type killPlan struct {

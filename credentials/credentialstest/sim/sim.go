@@ -252,7 +252,7 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	var wg sync.WaitGroup
 	for i, p := range r.sc.replicas {
 		reps[i] = &replica{r: r, plan: p,
-			fs: r.world.Adapter(p.name, rand.New(rand.NewPCG(p.seed, 1)), p.rates)}
+			fs: r.world.Adapter(p.name, rand.New(rand.NewPCG(p.seed, 1)), p.storeRates())}
 		wg.Go(reps[i].run)
 	}
 	if r.sc.kill != nil {
