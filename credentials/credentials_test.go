@@ -32,7 +32,11 @@ type flaky struct {
 	// afterLostReply, if set, runs after a Put that lostReply failed:
 	// what happens in the store before the writer tries again.
 	afterLostReply atomic.Pointer[func()]
-	puts           atomic.Int64
+	// slowPuts makes that many next Puts apply only after slowBy: a
+	// loaded store.
+	slowPuts atomic.Int32
+	slowBy   time.Duration
+	puts     atomic.Int64
 }
 
 func (f *flaky) err() error {
@@ -56,6 +60,9 @@ func (f *flaky) Put(ctx context.Context, k string, v []byte, c storage.Condition
 			err = storage.NotApplied(err)
 		}
 		return "", err
+	}
+	if f.slowPuts.Add(-1) >= 0 {
+		time.Sleep(f.slowBy)
 	}
 	rev, err := f.Adapter.Put(ctx, k, v, c)
 	if err == nil && f.lostReply.Load() {

@@ -531,3 +531,32 @@ func TestReleaseThatMayHaveLandedIsNotRetried(t *testing.T) {
 		t.Fatalf("after the eviction the store holds a record again (%v): a released token was put back", err)
 	}
 }
+
+// Simulation seed 4942: taking the lease took most of it (a loaded store),
+// and a token call with its full timeout would have been answered too
+// late to store before the lease ended, when another replica may take
+// over and spend the same token. The refresher does not call with a lease
+// that cannot cover the call and its write: it takes a fresh one first.
+func TestNoTokenCallOnALeaseTooShortForIt(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, func(c *credentials.Config) {
+		c.LeaseTTL, c.RefreshTimeout, c.StoreTimeout = time.Second, 600*time.Millisecond, 200*time.Millisecond
+	})
+	f.flaky.slowBy = 600 * time.Millisecond
+	f.flaky.slowPuts.Store(1) // the lease put
+	before := f.flaky.puts.Load()
+	hold := f.srv.HoldRefreshes(oauthtest.BeforeRotate)
+	putsAtCall := make(chan int64, 1)
+	go func() {
+		<-hold.Arrived()
+		putsAtCall <- f.flaky.puts.Load() - before
+		hold.Release()
+	}()
+	if _, err := c.Token(context.Background()); err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	if n := <-putsAtCall; n < 3 {
+		t.Fatalf("the token call went out after %d store writes: on the slowly taken lease, not after releasing it and taking a fresh one", n)
+	}
+	f.checkGrant(t)
+}

@@ -243,8 +243,8 @@ func retryableStore(err error) bool {
 // and returns nil when it is durable in the journal, or an
 // *UnpersistedError when it is only in memory.
 func (c *Credentials) keepPending(p *pendingWrite) error {
-	path := p.journal
-	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", p.err)
+	path, perr := p.journal, p.err // the flush loop started below may change p.err
+	log := c.cfg.Logger.With("profile", c.cfg.Profile, "err", perr)
 	if path == "" {
 		log.Error("store unavailable and no recovery journal: the rotated refresh token is held in memory only")
 	} else {
@@ -265,7 +265,7 @@ func (c *Credentials) keepPending(p *pendingWrite) error {
 		go c.flushLoop()
 	}
 	if path == "" {
-		return &UnpersistedError{Profile: c.cfg.Profile, Err: p.err}
+		return &UnpersistedError{Profile: c.cfg.Profile, Err: perr}
 	}
 	return nil
 }

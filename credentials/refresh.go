@@ -156,12 +156,22 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	// detached from the flight's cancellation, bounded by their own
 	// timeouts (which the lease outlives).
 	keep := context.WithoutCancel(ctx)
-	rctx, rcancel := context.WithTimeout(keep, c.cfg.RefreshTimeout)
+	// The call must leave time to store its answer while the lease lasts:
+	// taking the lease may itself have been slow, and an answer stored
+	// after the lease may meet a replica that took over and spent the
+	// same token. With less than half its time left there is no call: one
+	// cut that short would likely lose its answer after the server rotated.
+	var got *Tokens
 	sent := c.cfg.Now()
-	rctx, done := c.endpointCall(rctx, leased)
-	got, err := c.callEndpoint(rctx, leased, sent)
-	done(err)
-	rcancel()
+	if budget := min(c.cfg.RefreshTimeout, takenAt.Add(c.cfg.LeaseTTL-c.cfg.StoreTimeout).Sub(sent)); budget >= c.cfg.RefreshTimeout/2 {
+		rctx, rcancel := context.WithTimeout(keep, budget)
+		rctx, done := c.endpointCall(rctx, leased)
+		got, err = c.callEndpoint(rctx, leased, sent)
+		done(err)
+		rcancel()
+	} else {
+		err = errLeaseTooShort
+	}
 	if err != nil {
 		c.releaseLease(ctx, leased, leaseRev, takenAt.Add(c.cfg.LeaseTTL))
 		if errors.Is(err, ErrInvalidGrant) {
@@ -262,6 +272,10 @@ func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
 	}
 	return c.seen.at.Add(ttl)
 }
+
+// errLeaseTooShort: taking the lease took so long that a token call could
+// not be stored before the lease ends. Temporary: the flight tries again.
+var errLeaseTooShort = errors.New("credentials: taking the refresh lease left no time for the token call")
 
 // tries counts one flight's retries of the token endpoint.
 type tries struct {
