@@ -17,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -217,11 +218,11 @@ func TestVanishedProfileIsRestored(t *testing.T) {
 // conflicting answers every Put with ErrConflict, as a store holding a
 // dead writer's claim does.
 type conflicting struct {
-	storage.Adapter
+	driver.Adapter
 	puts atomic.Int64
 }
 
-func (c *conflicting) Put(ctx context.Context, k string, v []byte, cond storage.Condition) (storage.Revision, error) {
+func (c *conflicting) Put(ctx context.Context, k string, v []byte, cond driver.Condition) (storage.Revision, error) {
 	c.puts.Add(1)
 	return "", storage.ErrConflict
 }
@@ -511,7 +512,7 @@ func TestReleaseThatMayHaveLandedIsNotRetried(t *testing.T) {
 	var once sync.Once
 	evict := func() {
 		once.Do(func() {
-			if err := f.flaky.Adapter.Delete(context.Background(), "p", storage.Condition{}); err != nil {
+			if err := f.flaky.Adapter.Delete(context.Background(), "p", driver.Condition{}); err != nil {
 				t.Error(err)
 			}
 		})

@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
 // unreadable fails every read, as a store that is down does.
-type unreadable struct{ storage.Adapter }
+type unreadable struct{ driver.Adapter }
 
 func (unreadable) Get(context.Context, string) ([]byte, storage.Revision, error) {
-	return nil, "", storage.Wrap(storage.ErrUnavailable, "get", errors.New("connection refused"))
+	return nil, "", driver.Wrap(storage.ErrUnavailable, "get", errors.New("connection refused"))
 }
 
 // An Update that cannot read writes nothing, and says so: a refresher that

@@ -21,10 +21,11 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
-func init() { storage.Register("dynamodb", open) }
+func init() { driver.Register("dynamodb", open) }
 
 // URLOptions is what a dynamodb:// URL says besides Options.
 type URLOptions struct {
@@ -43,7 +44,7 @@ func ParseURL(u *url.URL) (URLOptions, error) {
 	bare := *u
 	bare.RawQuery, bare.Fragment, bare.User = "", "", nil
 	bad := func(why string) error {
-		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: %s", bare.String(), why), nil)
+		return driver.Wrap(driver.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: %s", bare.String(), why), nil)
 	}
 	var o URLOptions
 	o.Table = u.Host
@@ -89,7 +90,7 @@ func ParseURL(u *url.URL) (URLOptions, error) {
 	return o, nil
 }
 
-func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
+func open(ctx context.Context, u *url.URL) (driver.Adapter, error) {
 	o, err := ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -101,7 +102,7 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, lo...)
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: AWS configuration", storage.Redact(u.String())), err)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: AWS configuration", secret.RedactURL(u.String())), err)
 	}
 	endpoint := func(opt *dynamodb.Options) {
 		if o.Endpoint != "" {

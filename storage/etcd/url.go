@@ -16,7 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultDialTimeout bounds authentication with a username and password at
@@ -24,11 +25,11 @@ import (
 const DefaultDialTimeout = 5 * time.Second
 
 func init() {
-	storage.Register("etcd", open)
-	storage.Register("etcds", open)
+	driver.Register("etcd", open)
+	driver.Register("etcds", open)
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
+func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 	cfg, opts, err := ConfigFromURL(u)
 	if err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 			err = errors.New("details withheld: they repeat a secret of the URL")
 		}
 		why, kind := classify(err)
-		return nil, storage.Wrap(kind, fmt.Sprintf("etcd: open %q%s", storage.Redact(bareURL(u)), why), lastCause(err))
+		return nil, driver.Wrap(kind, fmt.Sprintf("etcd: open %q%s", secret.RedactURL(bareURL(u)), why), lastCause(err))
 	}
 	a := New(c, opts)
 	a.owned = true
@@ -55,8 +56,8 @@ func ConfigFromURL(u *url.URL) (clientv3.Config, Options, error) {
 	var cfg clientv3.Config
 	opts := Options{Prefix: DefaultPrefix, Timeout: DefaultTimeout}
 	bad := func(why string) (clientv3.Config, Options, error) {
-		msg := fmt.Sprintf("etcd: store URL %q: %s", storage.Redact(bareURL(u)), why)
-		return clientv3.Config{}, Options{}, storage.Wrap(storage.ErrInvalid, msg, nil)
+		msg := fmt.Sprintf("etcd: store URL %q: %s", secret.RedactURL(bareURL(u)), why)
+		return clientv3.Config{}, Options{}, driver.Wrap(driver.ErrInvalid, msg, nil)
 	}
 	if u.Scheme != "etcd" && u.Scheme != "etcds" {
 		return bad("scheme must be etcd or etcds")
@@ -167,7 +168,7 @@ func ConfigFromURL(u *url.URL) (clientv3.Config, Options, error) {
 }
 
 // bareURL is u without its query, which may hold a misspelt secret
-// parameter ("pasword=") that storage.Redact would not recognise.
+// parameter ("pasword=") that secret.RedactURL would not recognise.
 func bareURL(u *url.URL) string {
 	bare := *u
 	bare.RawQuery, bare.Fragment = "", ""

@@ -19,25 +19,26 @@ import (
 	"github.com/tokencache/tokencache/internal/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/file"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 func TestConformance(t *testing.T) {
 	// Every connection is its own Adapter on the same path, as separate
 	// processes would be.
 	path := filepath.Join(t.TempDir(), "conf", "credentials.json")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return file.New(path) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return file.New(path) })
 }
 
 func TestProcesses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
-	storagetest.RunProcesses(t, "file://"+path, 4, 200)
+	drivertest.RunProcesses(t, "file://"+path, 4, 200)
 }
 
 func BenchmarkStore(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "credentials.json")
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return file.New(path) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return file.New(path) })
 }
 
 func copyFixture(t *testing.T, dst string) []byte {
@@ -168,10 +169,10 @@ func TestTinyDBCompact(t *testing.T) {
 	if err != nil || !strings.Contains(string(v), "bbbb") || rev2 == rev {
 		t.Fatalf("in-place change not seen: %s, %q, %v", v, rev2, err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfMatch(rev)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on the revision before the in-place change: %v", err)
 	}
-	if _, err := a.Put(ctx, "q", []byte(`{"profile":"wrong","n":2}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "q", []byte(`{"profile":"wrong","n":2}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -187,7 +188,7 @@ func TestNewFileLayoutAndPermissions(t *testing.T) {
 	path := filepath.Join(dir, "credentials.json")
 	a := file.New(path)
 	defer a.Close()
-	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"x"}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"x"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -204,7 +205,7 @@ func TestNewFileLayoutAndPermissions(t *testing.T) {
 
 	// A file another tool made world-readable is replaced by a 0600 one.
 	os.Chmod(path, 0o644)
-	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"y"}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"y"}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Stat(path); fi.Mode() != 0o600 {
@@ -233,16 +234,16 @@ func TestCorruptFile(t *testing.T) {
 			a := file.New(path)
 			defer a.Close()
 			_, _, err := a.Get(ctx, "p")
-			if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.offset) {
+			if !errors.Is(err, driver.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.offset) {
 				t.Fatalf("Get: %v; want ErrCorrupt naming %s and %s", err, path, c.offset)
 			}
-			if _, err := a.List(ctx); !errors.Is(err, storage.ErrCorrupt) {
+			if _, err := a.List(ctx); !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("List: %v", err)
 			}
-			if _, err := a.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+			if _, err := a.Put(ctx, "p", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Put: %v", err)
 			}
-			if err := a.Delete(ctx, "p", storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+			if err := a.Delete(ctx, "p", driver.Condition{}); !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Delete: %v", err)
 			}
 			if got, _ := os.ReadFile(path); string(got) != c.text {
@@ -258,17 +259,17 @@ func TestEmptyFileIsEmptyStore(t *testing.T) {
 	os.WriteFile(path, []byte("  \n"), 0o600)
 	a := file.New(path)
 	defer a.Close()
-	if _, _, err := a.Get(context.Background(), "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(context.Background(), "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(context.Background(), "p", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(context.Background(), "p", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPathsAndURLs(t *testing.T) {
 	for _, url := range []string{"file://", "file:"} {
-		if _, err := storage.OpenAdapter(context.Background(), url); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := driver.Open(context.Background(), url); !errors.Is(err, driver.ErrInvalid) {
 			t.Errorf("%s names no file: got %v, want ErrInvalid", url, err)
 		}
 	}
@@ -279,7 +280,7 @@ func TestPathsAndURLs(t *testing.T) {
 		"file:rel/creds.json":         filepath.Join(wd, "rel", "creds.json"),
 		"file:///with%20space/c.json": "/with space/c.json",
 	} {
-		a, err := storage.OpenAdapter(context.Background(), url)
+		a, err := driver.Open(context.Background(), url)
 		if err != nil {
 			t.Fatalf("%s: %v", url, err)
 		}
@@ -288,7 +289,7 @@ func TestPathsAndURLs(t *testing.T) {
 		}
 		a.Close()
 	}
-	if _, err := storage.OpenAdapter(context.Background(), "file://otherhost/x.json"); !errors.Is(err, storage.ErrInvalid) {
+	if _, err := driver.Open(context.Background(), "file://otherhost/x.json"); !errors.Is(err, driver.ErrInvalid) {
 		t.Fatalf("remote host: %v", err)
 	}
 }
@@ -297,7 +298,7 @@ func TestInvalidValue(t *testing.T) {
 	a := file.New(filepath.Join(t.TempDir(), "c.json"))
 	defer a.Close()
 	for _, v := range []string{``, `[]`, `"s"`, `{"a":1}x`, `{`} {
-		if _, err := a.Put(context.Background(), "p", []byte(v), storage.Condition{}); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := a.Put(context.Background(), "p", []byte(v), driver.Condition{}); !errors.Is(err, driver.ErrInvalid) {
 			t.Errorf("Put(%q): %v", v, err)
 		}
 	}
@@ -318,7 +319,7 @@ func TestReadOnly(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "credentials.json")
 	a := file.New(path)
-	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
@@ -356,12 +357,12 @@ func checkReadOnly(t *testing.T, path string) {
 	if err != nil || !strings.Contains(string(v), `"n":1`) {
 		t.Fatalf("Get on a read-only store: %s, %v", v, err)
 	}
-	_, err = a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(rev))
-	if !errors.Is(err, storage.ErrReadOnly) {
+	_, err = a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev))
+	if !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Put on a read-only store: %v", err)
 	}
 	t.Logf("Put: %v", err)
-	if err := a.Delete(ctx, "p", storage.Condition{}); !errors.Is(err, storage.ErrReadOnly) {
+	if err := a.Delete(ctx, "p", driver.Condition{}); !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Delete on a read-only store: %v", err)
 	}
 	if names, err := a.List(ctx); err != nil || len(names) != 1 {
@@ -377,13 +378,13 @@ func TestUncreatableDirectory(t *testing.T) {
 	a := file.New(filepath.Join(blocker, "pancloud", "credentials.json"))
 	defer a.Close()
 	ctx := context.Background()
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get: %v", err)
 	}
 	if names, err := a.List(ctx); err != nil || len(names) != 0 {
 		t.Fatalf("List: %q, %v", names, err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); !errors.Is(err, storage.ErrReadOnly) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Put: %v", err)
 	}
 }
@@ -404,14 +405,14 @@ func TestCancelledWhileLocked(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.Condition{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Put while another holds the lock: %v", err)
 	}
 	unflockFile(lock)
 	// The abandoned lock attempt must not leave the Adapter stuck or
 	// confused about who holds the lock.
 	for i := range 3 {
-		if _, err := a.Put(context.Background(), "p", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(context.Background(), "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -444,7 +445,7 @@ func TestWaitAcrossProcesses(t *testing.T) {
 
 func TestWaitClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
-	dirwatchtest.CloseWakes(t, func(*testing.T) storage.Adapter { return file.New(path) })
+	dirwatchtest.CloseWakes(t, func(*testing.T) driver.Adapter { return file.New(path) })
 }
 
 // TestWaitInPlaceWrite: pancloud rewrites the file in place, through a
@@ -497,7 +498,7 @@ func TestWaitNoDirectory(t *testing.T) {
 	if err := a.Wait(ctx, "p", ""); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Wait without a directory: %v, want ErrUnsupported", err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Wait(ctx, "p", ""); err != nil {

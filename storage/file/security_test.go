@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/file"
 )
 
@@ -24,7 +24,7 @@ func TestNeverWorldReadable(t *testing.T) {
 	a := file.New(filepath.Join(dir, "credentials.json"))
 	defer a.Close()
 	ctx := context.Background()
-	if _, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,7 +51,7 @@ func TestNeverWorldReadable(t *testing.T) {
 		}
 	})
 	for i := range 200 {
-		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}

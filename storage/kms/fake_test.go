@@ -16,7 +16,7 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -96,7 +96,7 @@ func TestCachingSavesKMSCalls(t *testing.T) {
 	mem := memory.New()
 	a := Wrap(mem, f, "k")
 	for i := range 10 {
-		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := a.Get(ctx, "p"); err != nil {
@@ -118,7 +118,7 @@ func TestCachingSavesKMSCalls(t *testing.T) {
 		t.Fatalf("5 reads by a second adapter: %d Decrypt, want 1", d)
 	}
 	// A data key is per profile: the KMS encryption context names it.
-	if _, err := a.Put(ctx, "q", []byte(`{}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "q", []byte(`{}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	if g := f.generates.Load(); g != 2 {
@@ -134,7 +134,7 @@ func TestDataKeyBounds(t *testing.T) {
 	a.now = func() time.Time { return now }
 	put := func(key string) {
 		t.Helper()
-		if _, err := a.Put(ctx, key, []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, key, []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -161,7 +161,7 @@ func TestDataKeyBounds(t *testing.T) {
 	z := Wrap(memory.New(), f, "k", WithDataKeyTTL(0))
 	before := f.generates.Load() + f.decrypts.Load()
 	for range 3 {
-		if _, err := z.Put(ctx, "p", []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := z.Put(ctx, "p", []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := z.Get(ctx, "p"); err != nil {
@@ -179,7 +179,7 @@ func TestFaults(t *testing.T) {
 	f := newFake()
 	mem := memory.New()
 	a := Wrap(mem, f, "k")
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	cold := func() *Adapter { b := Wrap(memory.New(), f, "k"); b.inner = mem; return b }
@@ -190,9 +190,9 @@ func TestFaults(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"unreachable", fmt.Errorf("operation error KMS: Decrypt: %w", netErr), storage.ErrUnavailable},
-		{"throttled", &smithy.GenericAPIError{Code: "ThrottlingException", Fault: smithy.FaultClient}, storage.ErrUnavailable},
-		{"kms fault", &smithy.GenericAPIError{Code: "KMSInternalException", Fault: smithy.FaultServer}, storage.ErrUnavailable},
+		{"unreachable", fmt.Errorf("operation error KMS: Decrypt: %w", netErr), driver.ErrUnavailable},
+		{"throttled", &smithy.GenericAPIError{Code: "ThrottlingException", Fault: smithy.FaultClient}, driver.ErrUnavailable},
+		{"kms fault", &smithy.GenericAPIError{Code: "KMSInternalException", Fault: smithy.FaultServer}, driver.ErrUnavailable},
 		{"access denied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, ErrDecrypt},
 		{"key disabled", &smithy.GenericAPIError{Code: "DisabledException", Fault: smithy.FaultClient}, ErrDecrypt},
 	} {
@@ -203,18 +203,18 @@ func TestFaults(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Fatalf("Get: %v, want %v", err, c.want)
 			}
-			if c.want == ErrDecrypt && !errors.Is(err, storage.ErrCorrupt) {
-				t.Fatalf("ErrDecrypt does not match storage.ErrCorrupt: %v", err)
+			if c.want == ErrDecrypt && !errors.Is(err, driver.ErrCorrupt) {
+				t.Fatalf("ErrDecrypt does not match driver.ErrCorrupt: %v", err)
 			}
 			// The cached key keeps serving the process that has it.
 			if _, _, err := a.Get(ctx, "p"); err != nil {
 				t.Fatalf("Get with a cached data key while KMS fails: %v", err)
 			}
-			_, err = cold().Put(ctx, "p", []byte(`{}`), storage.Condition{})
-			if c.want == storage.ErrUnavailable && !errors.Is(err, storage.ErrUnavailable) {
+			_, err = cold().Put(ctx, "p", []byte(`{}`), driver.Condition{})
+			if c.want == driver.ErrUnavailable && !errors.Is(err, driver.ErrUnavailable) {
 				t.Fatalf("Put: %v, want ErrUnavailable", err)
 			}
-			if c.want == ErrDecrypt && !errors.Is(err, storage.ErrInvalid) {
+			if c.want == ErrDecrypt && !errors.Is(err, driver.ErrInvalid) {
 				t.Fatalf("Put refused by KMS: %v, want ErrInvalid", err)
 			}
 		})
@@ -234,7 +234,7 @@ func TestNotAnEnvelope(t *testing.T) {
 	mem := memory.New()
 	a := Wrap(mem, newFake(), "k")
 	for _, v := range []string{`{"profile":"p","access_token":"plain"}`, `{"tokencache_kms":{"v":2}}`, `not json`} {
-		if _, err := mem.Put(ctx, "p", []byte(v), storage.Condition{}); err != nil {
+		if _, err := mem.Put(ctx, "p", []byte(v), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := a.Get(ctx, "p"); !errors.Is(err, ErrDecrypt) {

@@ -13,7 +13,8 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // innerSchemes are the schemes "kms+<scheme>" is registered for: those of
@@ -23,12 +24,12 @@ var innerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memc
 
 func init() {
 	for _, s := range innerSchemes {
-		storage.Register("kms+"+s, open)
+		driver.Register("kms+"+s, open)
 	}
 }
 
-func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
-	redacted := storage.Redact(u.String())
+func open(ctx context.Context, u *url.URL) (driver.Adapter, error) {
+	redacted := secret.RedactURL(u.String())
 	q := u.Query()
 	keyID, region, endpoint := q.Get("kms_key_id"), q.Get("kms_region"), q.Get("kms_endpoint")
 	var allowed []string
@@ -45,16 +46,16 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 			q.Del(k)
 		default:
 			if strings.HasPrefix(k, "kms_") {
-				return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: unknown parameter %q", redacted, k), nil)
+				return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q: unknown parameter %q", redacted, k), nil)
 			}
 		}
 	}
 	if keyID == "" {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q has no kms_key_id", redacted), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q has no kms_key_id", redacted), nil)
 	}
 	if endpoint != "" {
 		if err := checkEndpoint(endpoint); err != nil {
-			return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: kms_endpoint: %s", redacted, err), nil)
+			return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q: kms_endpoint: %s", redacted, err), nil)
 		}
 	}
 	inner := *u
@@ -70,14 +71,14 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: AWS configuration", redacted), err)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q: AWS configuration", redacted), err)
 	}
 	client := awskms.NewFromConfig(cfg, func(o *awskms.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	a, err := storage.OpenAdapter(ctx, inner.String())
+	a, err := driver.Open(ctx, inner.String())
 	if err != nil {
 		return nil, err
 	}

@@ -10,18 +10,19 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("memcached", open)
+	driver.Register("memcached", open)
 }
 
 // defaultMaxIdle is well above gomemcache's 2: with fewer idle connections
 // than concurrent callers every burst dials anew.
 const defaultMaxIdle = 16
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
+func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 	c, opts, err := NewClientFromURL(u)
 	if err != nil {
 		return nil, err
@@ -43,7 +44,7 @@ func NewClientFromURL(u *url.URL) (*memcache.Client, Options, error) {
 	bare := *u
 	bare.User, bare.RawQuery, bare.Fragment = nil, "", ""
 	bad := func(why string) error {
-		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("memcached: store URL %q: %s", storage.Redact(bare.String()), why), nil)
+		return driver.Wrap(driver.ErrInvalid, fmt.Sprintf("memcached: store URL %q: %s", secret.RedactURL(bare.String()), why), nil)
 	}
 	if u.User != nil {
 		return nil, opts, bad("memcached takes no user or password")

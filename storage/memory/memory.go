@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("memory", func(_ context.Context, u *url.URL) (storage.Adapter, error) {
+	driver.Register("memory", func(_ context.Context, u *url.URL) (driver.Adapter, error) {
 		return Shared(u.Host + u.Path), nil
 	})
 }
@@ -40,7 +40,7 @@ func Shared(name string) *Adapter {
 	return &Adapter{data: d}
 }
 
-// Adapter implements storage.Adapter and storage.Watcher.
+// Adapter implements driver.Adapter and driver.Watcher.
 type Adapter struct {
 	*data
 	mu     sync.RWMutex
@@ -56,7 +56,7 @@ type data struct {
 
 type entry struct {
 	value []byte
-	rev   storage.Revision
+	rev   driver.Revision
 }
 
 func newData() *data {
@@ -68,13 +68,13 @@ func (a *Adapter) alive(ctx context.Context, op string) error {
 	closed := a.closed
 	a.mu.RUnlock()
 	if closed {
-		return storage.Wrap(storage.ErrClosed, "memory: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "memory: "+op, nil)
 	}
 	return ctx.Err()
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get"); err != nil {
 		return nil, "", err
 	}
@@ -82,7 +82,7 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	e, ok := a.entries[key]
 	a.data.mu.RUnlock()
 	if !ok {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "memory: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "memory: get "+strconv.Quote(key), nil)
 	}
 	// Values are never mutated in place, so sharing the slice is safe as
 	// long as callers do not write to it; copy anyway, the contract says
@@ -90,32 +90,32 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	return append([]byte(nil), e.value...), e.rev, nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put"); err != nil {
 		return "", err
 	}
 	a.data.mu.Lock()
 	defer a.data.mu.Unlock()
 	if !cond.Holds(a.entries[key].rev) {
-		return "", storage.Wrap(storage.ErrConflict, "memory: put "+strconv.Quote(key)+" "+cond.String(), nil)
+		return "", driver.Wrap(driver.ErrConflict, "memory: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	a.seq++
-	rev := storage.Revision(strconv.FormatUint(a.seq, 10))
+	rev := driver.Revision(strconv.FormatUint(a.seq, 10))
 	a.entries[key] = entry{value: append([]byte(nil), value...), rev: rev}
 	a.notifyLocked()
 	return rev, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete"); err != nil {
 		return err
 	}
 	a.data.mu.Lock()
 	defer a.data.mu.Unlock()
 	if !cond.Holds(a.entries[key].rev) {
-		return storage.Wrap(storage.ErrConflict, "memory: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+		return driver.Wrap(driver.ErrConflict, "memory: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	if _, ok := a.entries[key]; ok {
 		delete(a.entries, key)
@@ -124,7 +124,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	return nil
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list"); err != nil {
 		return nil, err
@@ -138,8 +138,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Wait implements storage.Watcher.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+// Wait implements driver.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	if err := a.alive(ctx, "wait"); err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	}
 }
 
-// Close implements storage.Adapter.
+// Close implements driver.Adapter.
 func (a *Adapter) Close() error {
 	a.mu.Lock()
 	a.closed = true

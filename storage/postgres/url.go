@@ -11,15 +11,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("postgres", open)
-	storage.Register("postgresql", open)
+	driver.Register("postgres", open)
+	driver.Register("postgresql", open)
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
+func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 	cfg, opts, err := ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -65,12 +66,12 @@ func ParseURL(u *url.URL) (*pgxpool.Config, Options, error) {
 }
 
 // urlError reports a bad URL without its query (a secret under a
-// misspelt name would escape storage.Redact) and without pgx's copy of the
+// misspelt name would escape secret.RedactURL) and without pgx's copy of the
 // connection string, which masks the password only on a best-effort basis.
 func urlError(u *url.URL, why string, cause error) error {
 	bare := *u
 	bare.RawQuery, bare.Fragment = "", ""
-	msg := fmt.Sprintf("postgres: store URL %q: %s", storage.Redact(bare.String()), why)
+	msg := fmt.Sprintf("postgres: store URL %q: %s", secret.RedactURL(bare.String()), why)
 	var pce *pgconn.ParseConfigError
 	if errors.As(cause, &pce) {
 		// "cannot parse `CONNSTRING`: why (cause)": keep what follows
@@ -85,5 +86,5 @@ func urlError(u *url.URL, why string, cause error) error {
 	if cause != nil && leaks(cause.Error(), secretsOf(u)) {
 		cause = nil
 	}
-	return storage.Wrap(storage.ErrInvalid, msg, cause)
+	return driver.Wrap(driver.ErrInvalid, msg, cause)
 }

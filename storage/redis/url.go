@@ -9,15 +9,16 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("redis", open)
-	storage.Register("rediss", open)
+	driver.Register("redis", open)
+	driver.Register("rediss", open)
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
+func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 	c, opts, err := NewClientFromURL(u)
 	if err != nil {
 		return nil, err
@@ -33,14 +34,14 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 func NewClientFromURL(u *url.URL) (goredis.UniversalClient, Options, error) {
 	bad := func(why string, cause error) error {
 		// The query is left out: a misspelt parameter ("pasword=") would
-		// escape storage.Redact's masking.
+		// escape secret.RedactURL's masking.
 		bare := *u
 		bare.RawQuery, bare.Fragment = "", ""
-		msg := fmt.Sprintf("redis: store URL %q: %s", storage.Redact(bare.String()), why)
+		msg := fmt.Sprintf("redis: store URL %q: %s", secret.RedactURL(bare.String()), why)
 		if cause != nil && leaksSecret(cause.Error(), u) {
 			cause = nil
 		}
-		return storage.Wrap(storage.ErrInvalid, msg, cause)
+		return driver.Wrap(driver.ErrInvalid, msg, cause)
 	}
 	q := u.Query()
 	opts := Options{Prefix: DefaultPrefix}

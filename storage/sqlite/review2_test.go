@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/sqlite"
 )
 
@@ -50,7 +50,7 @@ func TestReview2SQLiteWALSymlinkChmodsLinkTarget(t *testing.T) {
 		return
 	}
 	const rt = "REFRESH-TOKEN-SECRET-review2-0123456789"
-	if _, err := a.Put(ctx, "default", []byte(`{"refresh_token":"`+rt+`"}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "default", []byte(`{"refresh_token":"`+rt+`"}`), driver.IfAbsent()); err != nil {
 		t.Logf("Put: %v", err)
 	}
 	loot, _ := os.ReadFile(attacker)

@@ -14,12 +14,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/etcd"
 )
 
 // review3: of two Puts conditioned on one revision exactly one may succeed
-// (storage.Adapter). When ours is lost before it reaches etcd and another
+// (driver.Adapter). When ours is lost before it reaches etcd and another
 // writer stores the very same bytes meanwhile, the read-back takes the
 // other writer's write for ours: both callers are told they won, and ours
 // never applied (etcd's own history shows one write).
@@ -30,15 +30,15 @@ func TestReview3IdenticalBytesBothWin(t *testing.T) {
 	a, f := faultyAdapter(t, prefix)
 	other := etcd.New(plain, etcd.Options{Prefix: prefix})
 
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	value := []byte(`{"lease":"same"}`)
 	var otherErr error
 	f.plan = []string{"dropped"}
-	f.before = func() { _, otherErr = other.Put(ctx, "p", value, storage.IfMatch(r0)) }
-	_, ourErr := a.Put(ctx, "p", value, storage.IfMatch(r0))
+	f.before = func() { _, otherErr = other.Put(ctx, "p", value, driver.IfMatch(r0)) }
+	_, ourErr := a.Put(ctx, "p", value, driver.IfMatch(r0))
 	if otherErr == nil && ourErr == nil {
 		t.Fatalf("both Puts conditioned on %s succeeded; etcd applied %d write(s) after the create",
 			r0, version(t, plain, prefix+"p")-1)
@@ -70,8 +70,8 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 		if resp.Succeeded {
 			// The answer is lost; another writer reads our write and
 			// builds on it before we read back.
-			ours := storage.Revision(strconv.FormatInt(resp.Header.Revision, 10))
-			_, otherErr = other.Put(ctx, "p", []byte(`{"n":"theirs"}`), storage.IfMatch(ours))
+			ours := driver.Revision(strconv.FormatInt(resp.Header.Revision, 10))
+			_, otherErr = other.Put(ctx, "p", []byte(`{"n":"theirs"}`), driver.IfMatch(ours))
 		}
 		return status.Error(codes.Unavailable, "injected: connection lost before the answer")
 	}
@@ -82,16 +82,16 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 	}
 	defer c.Close()
 	a := etcd.New(c, etcd.Options{Prefix: prefix})
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	armed = true
-	_, err = a.Put(ctx, "p", []byte(`{"n":"ours"}`), storage.IfMatch(r0))
+	_, err = a.Put(ctx, "p", []byte(`{"n":"ours"}`), driver.IfMatch(r0))
 	if otherErr != nil {
 		t.Fatalf("the other writer, conditioned on our write's revision: %v", otherErr)
 	}
-	if errors.Is(err, storage.ErrConflict) {
+	if errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put reported ErrConflict (nothing changed), but it applied: the other writer's Put conditioned on its revision succeeded; key version %d",
 			version(t, plain, prefix+"p"))
 	}
@@ -106,14 +106,14 @@ func TestReview3ConditionalDeleteBothWin(t *testing.T) {
 	plain := plainClient(t)
 	a, f := faultyAdapter(t, prefix)
 	other := etcd.New(plain, etcd.Options{Prefix: prefix})
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var otherErr error
 	f.plan = []string{"dropped"}
-	f.before = func() { otherErr = other.Delete(ctx, "p", storage.IfMatch(r0)) }
-	ourErr := a.Delete(ctx, "p", storage.IfMatch(r0))
+	f.before = func() { otherErr = other.Delete(ctx, "p", driver.IfMatch(r0)) }
+	ourErr := a.Delete(ctx, "p", driver.IfMatch(r0))
 	if otherErr == nil && ourErr == nil {
 		t.Fatalf("both Deletes conditioned on %s succeeded; only the other one was ever sent", r0)
 	}

@@ -14,9 +14,10 @@ import (
 	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/kms"
 	"github.com/tokencache/tokencache/storage/memory"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 // TestOtherKeyRefused: someone who can write the store, and can use
@@ -32,10 +33,10 @@ func TestOtherKeyRefused(t *testing.T) {
 	// The legitimate record first, so that the warm adapter has its data
 	// key cached.
 	warm := kms.Wrap(mem, c, ours)
-	if _, err := storage.NewStore(warm).Replace(ctx, nil, "", storagetest.SampleRecord("p")); err != nil {
+	if _, err := storage.NewStore(warm).Replace(ctx, nil, "", drivertest.SampleRecord("p")); err != nil {
 		t.Fatal(err)
 	}
-	planted := storagetest.SampleRecord("p")
+	planted := drivertest.SampleRecord("p")
 	planted.RefreshToken = secret.Secret("rt-planted")
 	raw, err := storage.EncodeRecord(planted)
 	if err != nil {
@@ -43,7 +44,7 @@ func TestOtherKeyRefused(t *testing.T) {
 	}
 	// Written as the attacker would, with the adapter, past any rule of
 	// the Store's.
-	if _, err := kms.Wrap(mem, c, theirs).Put(ctx, "p", raw, storage.Condition{}); err != nil {
+	if _, err := kms.Wrap(mem, c, theirs).Put(ctx, "p", raw, driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _, err := mem.Get(ctx, "p")
@@ -53,7 +54,7 @@ func TestOtherKeyRefused(t *testing.T) {
 	for name, a := range map[string]*kms.Adapter{"warm": warm, "cold": kms.Wrap(mem, c, ours)} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := a.Get(ctx, "p")
-			if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, storage.ErrCorrupt) {
+			if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Get of a record sealed under another key: %v, want ErrDecrypt and ErrCorrupt", err)
 			}
 			if !strings.Contains(err.Error(), theirs) {
@@ -64,7 +65,7 @@ func TestOtherKeyRefused(t *testing.T) {
 				r.AccessToken = secret.Secret("at-new")
 				return nil
 			})
-			if !errors.Is(err, storage.ErrCorrupt) {
+			if !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Update over a record sealed under another key: %v, want ErrCorrupt", err)
 			}
 			after, _, err := mem.Get(ctx, "p")
@@ -95,7 +96,7 @@ func TestAllowedKeys(t *testing.T) {
 	mem := memory.New()
 	seal := func(profile, key string) {
 		t.Helper()
-		if _, err := kms.Wrap(mem, c, key).Put(ctx, profile, []byte(`{"profile":"`+profile+`"}`), storage.Condition{}); err != nil {
+		if _, err := kms.Wrap(mem, c, key).Put(ctx, profile, []byte(`{"profile":"`+profile+`"}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +123,7 @@ func TestAllowedKeys(t *testing.T) {
 				switch {
 				case tc.readable[p] && (err != nil || string(v) != `{"profile":"`+p+`"}`):
 					t.Errorf("Get(%s) = %s, %v; want it read", p, v, err)
-				case !tc.readable[p] && !errors.Is(err, storage.ErrCorrupt):
+				case !tc.readable[p] && !errors.Is(err, driver.ErrCorrupt):
 					t.Errorf("Get(%s): %v, want ErrCorrupt", p, err)
 				}
 			}
@@ -136,7 +137,7 @@ func urlAdapter(t *testing.T, mem *memory.Adapter, key, allowed string) *kms.Ada
 	t.Helper()
 	name := "pin-" + strings.ReplaceAll(t.Name(), "/", "-")
 	q := url.Values{"kms_key_id": {key}, "kms_endpoint": {endpoint(t)}, "kms_region": {servers.LocalKMSRegion}, "kms_allowed_key_ids": {allowed}}
-	a, err := storage.OpenAdapter(context.Background(), "kms+memory://"+name+"?"+q.Encode())
+	a, err := driver.Open(context.Background(), "kms+memory://"+name+"?"+q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func urlAdapter(t *testing.T, mem *memory.Adapter, key, allowed string) *kms.Ada
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := inner.Put(ctx, n, v, storage.Condition{}); err != nil {
+		if _, err := inner.Put(ctx, n, v, driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
