@@ -53,7 +53,7 @@ func BenchmarkBurst(b *testing.B) {
 	}{
 		{"memory", func(b *testing.B) func() (driver.Adapter, error) {
 			name := fmt.Sprintf("%s-%d", b.Name(), time.Now().UnixNano())
-			return func() (driver.Adapter, error) { return memory.Shared(name), nil }
+			return func() (driver.Adapter, error) { return memory.New(&memory.Options{Name: name}), nil }
 		}},
 		{"sqlite", func(b *testing.B) func() (driver.Adapter, error) {
 			u := "sqlite://" + filepath.Join(b.TempDir(), "tokens.db")

@@ -80,7 +80,7 @@ func newFixture(t *testing.T, opts oauthtest.Options) *fixture {
 	srv := oauthtest.NewServer(opts)
 	t.Cleanup(srv.Close)
 	srv.AddClient("storm-client", "storm-secret")
-	fl := &flaky{Adapter: memory.New()}
+	fl := &flaky{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("flaky:"+t.Name(), fl)
 	credentialstest.Seed(t, st, "p", srv)
 	return &fixture{srv: srv, store: st, flaky: fl, journal: t.TempDir()}
@@ -373,7 +373,7 @@ func TestProactiveRenewalServesCurrentToken(t *testing.T) {
 }
 
 func TestPartialCredentials(t *testing.T) {
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	st.Update(context.Background(), "p", func(r *storage.Record) error { r.ClientID = "id"; return nil })
 	c, _ := credentials.New(credentials.Config{Store: st, Profile: "p"})
 	defer c.Close()
@@ -568,7 +568,7 @@ func TestEndpointSlowerThanLease(t *testing.T) {
 }
 
 func TestUndecodableRecord(t *testing.T) {
-	a := memory.New()
+	a := memory.New(nil)
 	garbage := []byte(`{"profile":"p","expiry":"not a time"}`)
 	a.Put(context.Background(), "p", garbage, driver.IfAbsent())
 	c, _ := credentials.New(credentials.Config{Store: storage.NewStore(a), Profile: "p"})

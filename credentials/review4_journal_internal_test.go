@@ -63,7 +63,7 @@ func TestReview4JournalReplaysNewestGenerationFirst(t *testing.T) {
 	gen2.Rotate(t2.RefreshToken.Reveal())
 	gen2.AccessToken, gen2.Expiry, gen2.IssuedAt = t2.AccessToken, t2.Expiry, now
 
-	log := &putLog{Adapter: memory.New()}
+	log := &putLog{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("journal-order:"+t.Name(), log)
 	c, err := New(Config{Store: st, Profile: "p", JournalDir: t.TempDir()})
 	if err != nil {

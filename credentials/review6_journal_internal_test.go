@@ -50,7 +50,7 @@ func TestReview6JournalReplayWithLostAnswerMayHaveApplied(t *testing.T) {
 	gen2 := gen1.Clone()
 	gen2.Rotate("rt-2")
 
-	a := &lostAnswer{Adapter: memory.New()}
+	a := &lostAnswer{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("review6-journal:"+t.Name(), a)
 	ctx := context.Background()
 	if _, err := st.Replace(ctx, nil, "", gen0.Clone()); err != nil {

@@ -47,7 +47,7 @@ func TestDecodeRecordErrorsAreCorrupt(t *testing.T) {
 
 func TestUpdateRetriesOnConflict(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	const n = 50
 	var wg sync.WaitGroup
 	for range n {
@@ -73,7 +73,7 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 }
 
 func TestStoreRejectsBadProfiles(t *testing.T) {
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	for _, p := range []string{"", "a\nb", strings.Repeat("x", 201), "\xff"} {
 		if _, _, err := st.Load(context.Background(), p); !errors.Is(err, storage.ErrInvalid) {
 			t.Errorf("Load(%q) = %v, want ErrInvalid", p, err)

@@ -21,7 +21,7 @@ func (unreadable) Get(context.Context, string) ([]byte, storage.Revision, error)
 // tracks whether a write of its refresh token may have landed must not
 // count it (see ErrNotApplied).
 func TestUpdateThatCannotReadIsNotApplied(t *testing.T) {
-	st := storage.NewStore(unreadable{memory.New()})
+	st := storage.NewStore(unreadable{memory.New(nil)})
 	_, _, err := st.Update(context.Background(), "p", func(r *storage.Record) error { return nil })
 	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
 		t.Fatalf("Update over a failing read: %v; want ErrUnavailable marked ErrNotApplied", err)

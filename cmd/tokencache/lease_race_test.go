@@ -39,7 +39,7 @@ func (r *racyAdapter) Put(ctx context.Context, key string, value []byte, cond dr
 
 func (r *racyAdapter) Close() error { return nil }
 
-var racy = &racyAdapter{Adapter: memory.New()}
+var racy = &racyAdapter{Adapter: memory.New(nil)}
 
 func init() {
 	driver.Register("leaserace", func(context.Context, *url.URL) (driver.Adapter, error) { return racy, nil })

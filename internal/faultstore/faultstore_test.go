@@ -19,7 +19,7 @@ func seeded(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
 
 // With no faults the wrapper is a conforming adapter, Watcher included.
 func TestConformanceWithoutFaults(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	defer w.Close()
 	n := uint64(0)
 	drivertest.Run(t, func(t *testing.T) driver.Adapter {
@@ -32,7 +32,7 @@ func TestConformanceWithoutFaults(t *testing.T) {
 }
 
 func TestFailBeforeAppliesNothing(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{FailBefore: 1})
 	_, err := a.Put(context.Background(), "k", []byte(`{}`), driver.Condition{})
 	if !errors.Is(err, driver.ErrUnavailable) {
@@ -49,7 +49,7 @@ func TestFailBeforeAppliesNothing(t *testing.T) {
 // A write whose caller gives up during the injected latency never reached
 // the store, and says so: a refresher may then restore a held-back token.
 func TestLatencyCutShortAppliesNothing(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{Latency: 1, MaxLatency: time.Second})
 	var err error
 	for range 20 { // the latency is drawn up to MaxLatency: some exceed 1 ms
@@ -71,7 +71,7 @@ func TestLatencyCutShortAppliesNothing(t *testing.T) {
 // The dangerous one: the write lands and the caller is told it failed.
 func TestFailAfterApplies(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{FailAfter: 1})
 	_, err := a.Put(ctx, "k", []byte(`{"v":1}`), driver.IfAbsent())
 	if !errors.Is(err, driver.ErrUnavailable) {
@@ -102,7 +102,7 @@ func TestFailAfterApplies(t *testing.T) {
 }
 
 func TestDropReplyAppliesAndBlocksUntilContextEnds(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{DropReply: 1, Hang: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -126,7 +126,7 @@ func TestDropReplyAppliesAndBlocksUntilContextEnds(t *testing.T) {
 
 func TestPartitionCutsOffOneReplica(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	b := w.Adapter("b", seeded(2), faultstore.Rates{})
 	a.Partition(true)
@@ -152,7 +152,7 @@ func TestPartitionCutsOffOneReplica(t *testing.T) {
 
 func TestWorldEvents(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	for _, k := range []string{"x", "y", "z"} {
 		if _, err := a.Put(ctx, k, []byte(`{}`), driver.Condition{}); err != nil {
@@ -182,7 +182,7 @@ func TestWorldEvents(t *testing.T) {
 // The same seed draws the same faults for the same sequence of calls.
 func TestSameSeedSameSchedule(t *testing.T) {
 	run := func(seed uint64) []string {
-		w := faultstore.NewWorld(memory.New())
+		w := faultstore.NewWorld(memory.New(nil))
 		a := w.Adapter("r", seeded(seed), faultstore.Rates{
 			Latency: 0.2, MaxLatency: time.Millisecond, FailBefore: 0.1, FailAfter: 0.1, DropReply: 0.1, Hang: time.Millisecond})
 		for range 200 {
@@ -208,7 +208,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 type notWatcher struct{ driver.Adapter }
 
 func TestWaitUnsupportedWhenInnerCannotWatch(t *testing.T) {
-	w := faultstore.NewWorld(notWatcher{memory.New()})
+	w := faultstore.NewWorld(notWatcher{memory.New(nil)})
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	if err := a.Wait(context.Background(), "k", ""); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Wait: %v, want errors.ErrUnsupported", err)
@@ -223,7 +223,7 @@ func TestWaitUnsupportedWhenInnerCannotWatch(t *testing.T) {
 }
 
 func TestCloseLeavesTheWorldOpen(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	b := w.Adapter("b", seeded(2), faultstore.Rates{})
 	a.Close()
@@ -239,7 +239,7 @@ func TestCloseLeavesTheWorldOpen(t *testing.T) {
 // World events, in order; not the writes that did not apply.
 func TestOnWrite(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	var got []string
 	w.OnWrite(func(wr faultstore.Write) {
 		told := "ok"

@@ -127,10 +127,8 @@ const compressAbove = 64 << 10
 // maxItem is DynamoDB's item size limit, names and overhead included.
 const maxItem = 400_000
 
-// Options configure an Adapter.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
-	// Table names the table. Required.
-	Table string
 	// Prefix is the partition key of every profile; DefaultPrefix when
 	// empty. Give each independent store sharing a table its own.
 	Prefix string
@@ -141,21 +139,28 @@ type Adapter struct {
 	c      *dynamodb.Client
 	table  string
 	prefix string
-	conns  *connSet // the client's connections, when the Adapter made it (storage.Open)
+	conns  *connSet // the client's connections, when the Adapter made it (OpenURL)
 	closed atomic.Bool
 }
 
-// New returns an Adapter over client. The table must exist (see the
-// package documentation, or CreateTable).
-func New(client *dynamodb.Client, opts Options) (*Adapter, error) {
-	if opts.Table == "" {
+// New returns an Adapter over client, on the table named table, which must
+// exist (see the package documentation, or CreateTable). The caller keeps
+// ownership of client. nil opts means the defaults. It does no I/O.
+func New(client *dynamodb.Client, table string, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "dynamodb: no client", nil)
+	}
+	if table == "" {
 		return nil, driver.Wrap(driver.ErrInvalid, "dynamodb: no table name", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Adapter{c: client, table: opts.Table, prefix: prefix}, nil
+	return &Adapter{c: client, table: table, prefix: prefix}, nil
 }
 
 // Client returns the DynamoDB client the Adapter uses.
@@ -356,8 +361,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 }
 
 // Close implements driver.Adapter. It closes the connections of the
-// client only when the Adapter made it (storage.Open); a client passed to
-// New stays the caller's.
+// client only when the Adapter made it (OpenURL, storage.Open); a client
+// passed to New stays the caller's.
 func (a *Adapter) Close() error {
 	if !a.closed.Swap(true) && a.conns != nil {
 		a.conns.closeAll()

@@ -12,7 +12,7 @@ import (
 // review3: a store URL's error must not repeat a secret. The postgres and
 // etcd adapters drop the query from their URL errors because a secret in
 // a parameter secret.RedactURL does not recognise (a misspelt name, or a
-// URL nested in a value) would escape it; dynamodb's ParseURL errors
+// URL nested in a value) would escape it; dynamodb's URL errors
 // repeat the whole query through Redact. Since main 636bf3a Redact masks
 // the nested URL's password; the misspelt name still escapes.
 func TestReview3URLErrorsHideSecrets(t *testing.T) {

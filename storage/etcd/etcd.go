@@ -147,7 +147,7 @@ const DefaultTimeout = 5 * time.Second
 // listPage is how many keys one range request of List returns.
 const listPage = 1000
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Prefix is put in front of every key; DefaultPrefix when empty.
 	Prefix string
@@ -171,8 +171,14 @@ type Adapter struct {
 
 // New returns an Adapter over client. The caller keeps ownership of client:
 // Close stops the Adapter but leaves client open, since it may serve other
-// uses.
-func New(client *clientv3.Client, opts Options) *Adapter {
+// uses. nil opts means the defaults.
+func New(client *clientv3.Client, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "etcd: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	a := &Adapter{c: client, prefix: opts.Prefix, timeout: opts.Timeout, done: make(chan struct{})}
 	if a.prefix == "" {
 		a.prefix = DefaultPrefix
@@ -180,7 +186,7 @@ func New(client *clientv3.Client, opts Options) *Adapter {
 	if a.timeout <= 0 {
 		a.timeout = DefaultTimeout
 	}
-	return a
+	return a, nil
 }
 
 // Client returns the etcd client the Adapter uses.
@@ -492,7 +498,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) err
 }
 
 // Close implements driver.Adapter. It closes the client only when the
-// Adapter made it (storage.Open); see New.
+// Adapter made it (OpenURL, storage.Open); see New.
 func (a *Adapter) Close() error {
 	var err error
 	a.closeOnce.Do(func() {

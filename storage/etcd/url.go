@@ -25,12 +25,17 @@ import (
 const DefaultDialTimeout = 5 * time.Second
 
 func init() {
+	open := func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) }
 	driver.Register("etcd", open)
 	driver.Register("etcds", open)
 }
 
-func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
-	cfg, opts, err := ConfigFromURL(u)
+// OpenURL makes the etcd client an etcd:// or etcds:// URL describes (the
+// forms are in the package documentation; it reads the TLS files the URL
+// names) and an Adapter over it, which owns it: Close closes the client.
+// It is the opener the package registers for "etcd" and "etcds".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+	cfg, opts, err := configFromURL(u)
 	if err != nil {
 		return nil, err
 	}
@@ -44,15 +49,19 @@ func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 		why, kind := classify(err)
 		return nil, driver.Wrap(kind, fmt.Sprintf("etcd: open %q%s", secret.RedactURL(bareURL(u)), why), lastCause(err))
 	}
-	a := New(c, opts)
+	a, err := New(c, &opts)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	a.owned = true
 	return a, nil
 }
 
-// ConfigFromURL makes the client configuration that an etcd:// or etcds://
-// URL describes (the forms are in the package documentation) and the
-// Options its path and parameters set. It reads the TLS files it names.
-func ConfigFromURL(u *url.URL) (clientv3.Config, Options, error) {
+// configFromURL makes the client configuration that an etcd:// or etcds://
+// URL describes and the Options its path and parameters set. It reads the
+// TLS files it names.
+func configFromURL(u *url.URL) (clientv3.Config, Options, error) {
 	var cfg clientv3.Config
 	opts := Options{Prefix: DefaultPrefix, Timeout: DefaultTimeout}
 	bad := func(why string) (clientv3.Config, Options, error) {

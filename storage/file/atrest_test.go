@@ -25,7 +25,7 @@ import (
 func checkUnsafeLock(t *testing.T, path, why string) {
 	t.Helper()
 	ctx := context.Background()
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	_, err := a.Put(ctx, "p", []byte(`{"refresh_token":"x"}`), driver.Condition{})
 	if !errors.Is(err, driver.ErrReadOnly) || !errors.Is(err, file.ErrUnsafeFile) ||
@@ -124,7 +124,7 @@ func TestLockedTooLong(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := file.New(path, file.WithLockTimeout(300*time.Millisecond))
+	a := newAdapter(t, path, &file.Options{LockTimeout: 300 * time.Millisecond})
 	defer a.Close()
 	put := func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
@@ -181,7 +181,7 @@ func TestWidePermissionsTightened(t *testing.T) {
 	copyFixture(t, path) // 0644, as pancloud leaves it under a 022 umask
 
 	var logged bytes.Buffer
-	a := file.New(path, file.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	a := newAdapter(t, path, &file.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	defer a.Close()
 	ctx := context.Background()
 	names, err := a.List(ctx)
@@ -219,7 +219,7 @@ func TestWidePermissionsTightened(t *testing.T) {
 
 	// Without a logger: as private, and silent.
 	os.Chmod(path, 0o644)
-	b := file.New(path)
+	b := newAdapter(t, path, nil)
 	defer b.Close()
 	if _, err := b.List(ctx); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestHugeFileNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	ctx := context.Background()
 
@@ -273,13 +273,13 @@ func TestMaxSize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	fixture := copyFixture(t, path)
 
-	small := file.New(path, file.WithMaxSize(int64(len(fixture))-1))
+	small := newAdapter(t, path, &file.Options{MaxSize: int64(len(fixture)) - 1})
 	defer small.Close()
 	if _, err := small.List(ctx); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("List of a file over the bound: %v", err)
 	}
 
-	a := file.New(path, file.WithMaxSize(int64(len(fixture))+100))
+	a := newAdapter(t, path, &file.Options{MaxSize: int64(len(fixture)) + 100})
 	defer a.Close()
 	if _, err := a.List(ctx); err != nil {
 		t.Fatalf("List of a file within the bound: %v", err)

@@ -31,7 +31,7 @@
 //   - A file or directory that cannot be written (read-only file system,
 //     permissions) makes writes fail with driver.ErrReadOnly; reads work.
 //   - A write that finds the sidecar lock held waits at most the lock
-//     timeout (DefaultLockTimeout, WithLockTimeout) and then fails with
+//     timeout (DefaultLockTimeout, Options.LockTimeout) and then fails with
 //     driver.ErrUnavailable, saying the file is locked and naming the lock
 //     file; the caller's ctx can end the wait sooner.
 //
@@ -41,7 +41,7 @@
 //     also when it replaces a file another tool created with wider
 //     permissions. A file found with access for group or others is changed
 //     to 0600 on the first read, before any write, and the logger given
-//     with WithLogger is warned once (what the file held may have been
+//     in Options.Logger is warned once (what the file held may have been
 //     read already; without a logger the Adapter is silent). A directory
 //     that others can write is reported the same way but left alone: it
 //     may be shared, and only a directory the Adapter creates is its own.
@@ -51,7 +51,7 @@
 //     ErrUnsafeFile, reads go on. Whoever can write the directory could
 //     otherwise make us create or lock a file of their choosing.
 //   - The file is read only up to a bound (DefaultMaxSize, 64 MiB;
-//     WithMaxSize): a larger one is driver.ErrCorrupt and is not read into
+//     Options.MaxSize): a larger one is driver.ErrCorrupt and is not read into
 //     memory, and a write that would pass the bound is driver.ErrInvalid.
 //
 // What it does not protect: the tokens are plain JSON, as pancloud wrote
@@ -95,20 +95,26 @@ import (
 )
 
 func init() {
-	driver.Register("file", func(_ context.Context, u *url.URL) (driver.Adapter, error) {
-		p, err := PathFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return New(p), nil
+	driver.Register("file", func(ctx context.Context, u *url.URL) (driver.Adapter, error) {
+		return OpenURL(ctx, u)
 	})
 }
 
-// PathFromURL returns the file a URL names: file:///abs/path.json or
-// file:relative/path.json. A URL without a path (file:, file://) names no
-// file and is driver.ErrInvalid: where a default credentials file lives
-// is a vendor's convention (package pancloud has pancloud's).
-func PathFromURL(u *url.URL) (string, error) {
+// OpenURL returns an Adapter for the file a URL names: file:///abs/path.json
+// or file:relative/path.json, with default Options. A URL without a path
+// (file:, file://) names no file and is driver.ErrInvalid: where a default
+// credentials file lives is a vendor's convention (package pancloud has
+// pancloud's). It is the opener the package registers for "file".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+	p, err := pathFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return New(p, nil)
+}
+
+// pathFromURL returns the file a URL names; see OpenURL.
+func pathFromURL(u *url.URL) (string, error) {
 	if u.Scheme != "file" {
 		return "", driver.Wrap(driver.ErrInvalid, fmt.Sprintf("file: URL scheme %q is not file", u.Scheme), nil)
 	}
@@ -130,13 +136,13 @@ func PathFromURL(u *url.URL) (string, error) {
 }
 
 // DefaultMaxSize is the largest credentials file the Adapter reads, unless
-// WithMaxSize says otherwise: a file of many thousands of profiles is a
+// Options.MaxSize says otherwise: a file of many thousands of profiles is a
 // few megabytes, so a bigger one is not a credentials file, and reading
 // it whole into memory is what a bound is for.
 const DefaultMaxSize = 64 << 20
 
 // DefaultLockTimeout is how long a write waits for another process's
-// write lock, unless WithLockTimeout says otherwise. A write holds the
+// write lock, unless Options.LockTimeout says otherwise. A write holds the
 // lock for a read, a compare and an fsynced replace: milliseconds. A
 // lock held for seconds belongs to a process that is stuck.
 const DefaultLockTimeout = 10 * time.Second
@@ -147,34 +153,20 @@ const DefaultLockTimeout = 10 * time.Second
 // else may have planted it; remove it once you know where it came from.
 var ErrUnsafeFile = errors.New("file: unsafe lock file")
 
-// An Option configures New.
-type Option func(*Adapter)
-
-// WithLogger gives the Adapter a logger for warnings: a credentials file
-// or directory that others can access (see the package documentation).
-// Without one the Adapter is silent.
-func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
-
-// WithMaxSize sets the largest file the Adapter reads (DefaultMaxSize when
-// n <= 0). A larger file is driver.ErrCorrupt, and a write that would
-// make the file larger is driver.ErrInvalid.
-func WithMaxSize(n int64) Option {
-	return func(a *Adapter) {
-		if n > 0 {
-			a.maxSize = n
-		}
-	}
-}
-
-// WithLockTimeout sets how long a write waits for another writer's lock
-// before it fails with driver.ErrUnavailable (DefaultLockTimeout when
-// d <= 0). The caller's ctx can end the wait sooner.
-func WithLockTimeout(d time.Duration) Option {
-	return func(a *Adapter) {
-		if d > 0 {
-			a.lockTimeout = d
-		}
-	}
+// Options configures New. nil, and every zero field, mean the default.
+type Options struct {
+	// Logger receives warnings: a credentials file or directory that
+	// others can access (see the package documentation). Without one the
+	// Adapter is silent.
+	Logger *slog.Logger
+	// MaxSize is the largest file the Adapter reads (DefaultMaxSize when
+	// <= 0). A larger file is driver.ErrCorrupt, and a write that would
+	// make the file larger is driver.ErrInvalid.
+	MaxSize int64
+	// LockTimeout is how long a write waits for another writer's lock
+	// before it fails with driver.ErrUnavailable (DefaultLockTimeout when
+	// <= 0). The caller's ctx can end the wait sooner.
+	LockTimeout time.Duration
 }
 
 // Adapter implements driver.Adapter over one credentials file. Several
@@ -199,25 +191,34 @@ type Adapter struct {
 	watch  *dirwatch.Watch
 }
 
-// New returns an Adapter for the file at path. Nothing is created until the
-// first write.
-func New(path string, opts ...Option) *Adapter {
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+// New returns an Adapter for the file at path, made absolute. It does no
+// I/O: nothing is created until the first write. The Adapter owns nothing
+// the caller made; Close releases its lock file and directory watch.
+func New(path string, opts *Options) (*Adapter, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "file: path", err)
+	}
+	if opts == nil {
+		opts = &Options{}
 	}
 	a := &Adapter{
-		path:        path,
-		lockPath:    path + ".lock",
-		dir:         filepath.Dir(path),
+		path:        abs,
+		lockPath:    abs + ".lock",
+		dir:         filepath.Dir(abs),
+		log:         opts.Logger,
 		maxSize:     DefaultMaxSize,
 		lockTimeout: DefaultLockTimeout,
 		sem:         make(chan struct{}, 1),
-		watch:       dirwatch.New(filepath.Dir(path), filepath.Base(path)),
+		watch:       dirwatch.New(filepath.Dir(abs), filepath.Base(abs)),
 	}
-	for _, o := range opts {
-		o(a)
+	if opts.MaxSize > 0 {
+		a.maxSize = opts.MaxSize
 	}
-	return a
+	if opts.LockTimeout > 0 {
+		a.lockTimeout = opts.LockTimeout
+	}
+	return a, nil
 }
 
 // Path returns the file the Adapter uses.
@@ -577,7 +578,7 @@ func (a *Adapter) unsafeLock(why string) error {
 
 func (a *Adapter) tooBig() error {
 	return driver.Wrap(driver.ErrCorrupt, fmt.Sprintf(
-		"file: %s is larger than the limit of %d bytes, so it is not read (the file is left as is; see WithMaxSize)", a.path, a.maxSize), nil)
+		"file: %s is larger than the limit of %d bytes, so it is not read (the file is left as is; see Options.MaxSize)", a.path, a.maxSize), nil)
 }
 
 // checkFileMode makes the credentials file, open as f, private if others

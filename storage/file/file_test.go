@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestConformance(t *testing.T) {
 	// Every connection is its own Adapter on the same path, as separate
 	// processes would be.
 	path := filepath.Join(t.TempDir(), "conf", "credentials.json")
-	drivertest.Run(t, func(t *testing.T) driver.Adapter { return file.New(path) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return newAdapter(t, path, nil) })
 }
 
 func TestProcesses(t *testing.T) {
@@ -38,7 +39,7 @@ func TestProcesses(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "credentials.json")
-	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return file.New(path) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return newAdapter(b, path, nil) })
 }
 
 func copyFixture(t *testing.T, dst string) []byte {
@@ -71,7 +72,7 @@ func TestPancloudCompat(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	orig := copyFixture(t, path)
-	st := storage.NewStore(file.New(path))
+	st := storage.NewStore(newAdapter(t, path, nil))
 	defer st.Close()
 
 	r, _, err := st.Load(ctx, "beta")
@@ -151,7 +152,7 @@ func TestTinyDBCompact(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.json")
 	const before = `{"profiles": {"7": {"profile": "p", "access_token": "aaaa"}}, "other": {"1": {"x": 1}}}`
 	os.WriteFile(path, []byte(before), 0o600)
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	v, rev, err := a.Get(ctx, "p")
 	if err != nil || string(v) != `{"profile":"p","access_token":"aaaa"}` {
@@ -186,7 +187,7 @@ func TestNewFileLayoutAndPermissions(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a", "pancloud")
 	path := filepath.Join(dir, "credentials.json")
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"x"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
@@ -231,7 +232,7 @@ func TestCorruptFile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "credentials.json")
 			os.WriteFile(path, []byte(c.text), 0o600)
-			a := file.New(path)
+			a := newAdapter(t, path, nil)
 			defer a.Close()
 			_, _, err := a.Get(ctx, "p")
 			if !errors.Is(err, driver.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.offset) {
@@ -257,7 +258,7 @@ func TestEmptyFileIsEmptyStore(t *testing.T) {
 	// TinyDB creates the file empty before it first writes.
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	os.WriteFile(path, []byte("  \n"), 0o600)
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	if _, _, err := a.Get(context.Background(), "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatal(err)
@@ -295,7 +296,7 @@ func TestPathsAndURLs(t *testing.T) {
 }
 
 func TestInvalidValue(t *testing.T) {
-	a := file.New(filepath.Join(t.TempDir(), "c.json"))
+	a := newAdapter(t, filepath.Join(t.TempDir(), "c.json"), nil)
 	defer a.Close()
 	for _, v := range []string{``, `[]`, `"s"`, `{"a":1}x`, `{`} {
 		if _, err := a.Put(context.Background(), "p", []byte(v), driver.Condition{}); !errors.Is(err, driver.ErrInvalid) {
@@ -318,7 +319,7 @@ func TestReadOnly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "credentials.json")
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +352,7 @@ func TestReadOnly(t *testing.T) {
 
 func checkReadOnly(t *testing.T, path string) {
 	ctx := context.Background()
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	v, rev, err := a.Get(ctx, "p")
 	if err != nil || !strings.Contains(string(v), `"n":1`) {
@@ -375,7 +376,7 @@ func checkReadOnly(t *testing.T, path string) {
 func TestUncreatableDirectory(t *testing.T) {
 	blocker := filepath.Join(t.TempDir(), "not-a-dir")
 	os.WriteFile(blocker, nil, 0o600)
-	a := file.New(filepath.Join(blocker, "pancloud", "credentials.json"))
+	a := newAdapter(t, filepath.Join(blocker, "pancloud", "credentials.json"), nil)
 	defer a.Close()
 	ctx := context.Background()
 	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
@@ -401,7 +402,7 @@ func TestCancelledWhileLocked(t *testing.T) {
 	if err := flockFile(lock); err != nil {
 		t.Fatal(err)
 	}
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -421,7 +422,11 @@ func TestCancelledWhileLocked(t *testing.T) {
 func ExampleNew() {
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)
-	st := storage.NewStore(file.New(filepath.Join(dir, "credentials.json")))
+	a, err := file.New(filepath.Join(dir, "credentials.json"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	st := storage.NewStore(a)
 	defer st.Close()
 	ctx := context.Background()
 	st.Update(ctx, "default", func(r *storage.Record) error {
@@ -445,7 +450,7 @@ func TestWaitAcrossProcesses(t *testing.T) {
 
 func TestWaitClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
-	dirwatchtest.CloseWakes(t, func(*testing.T) driver.Adapter { return file.New(path) })
+	dirwatchtest.CloseWakes(t, func(t *testing.T) driver.Adapter { return newAdapter(t, path, nil) })
 }
 
 // TestWaitInPlaceWrite: pancloud rewrites the file in place, through a
@@ -455,7 +460,7 @@ func TestWaitInPlaceWrite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	orig := copyFixture(t, path)
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	_, rev, err := a.Get(ctx, "alpha")
 	if err != nil {
@@ -493,7 +498,7 @@ func TestWaitInPlaceWrite(t *testing.T) {
 // poll, and watches once the first write has made the directory.
 func TestWaitNoDirectory(t *testing.T) {
 	ctx := context.Background()
-	a := file.New(filepath.Join(t.TempDir(), "later", "credentials.json"))
+	a := newAdapter(t, filepath.Join(t.TempDir(), "later", "credentials.json"), nil)
 	defer a.Close()
 	if err := a.Wait(ctx, "p", ""); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Wait without a directory: %v, want ErrUnsupported", err)
@@ -504,4 +509,14 @@ func TestWaitNoDirectory(t *testing.T) {
 	if err := a.Wait(ctx, "p", ""); err != nil {
 		t.Fatalf("Wait after the first write: %v", err)
 	}
+}
+
+// newAdapter is file.New for a test, which fails on its error.
+func newAdapter(tb testing.TB, path string, opts *file.Options) *file.Adapter {
+	tb.Helper()
+	a, err := file.New(path, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
 }

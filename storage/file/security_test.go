@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/storage/driver"
-	"github.com/tokencache/tokencache/storage/file"
 )
 
 // TestNeverWorldReadable watches the directory while writes replace the
@@ -21,7 +20,7 @@ func TestNeverWorldReadable(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	dir := filepath.Join(t.TempDir(), "pancloud")
-	a := file.New(filepath.Join(dir, "credentials.json"))
+	a := newAdapter(t, filepath.Join(dir, "credentials.json"), nil)
 	defer a.Close()
 	ctx := context.Background()
 	if _, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent()); err != nil {

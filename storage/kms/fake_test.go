@@ -93,8 +93,8 @@ func fakeARN(id string) string {
 func TestCachingSavesKMSCalls(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
-	mem := memory.New()
-	a := Wrap(mem, f, "k")
+	mem := memory.New(nil)
+	a := mustNew(t, mem, f, "k", nil)
 	for i := range 10 {
 		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
@@ -107,7 +107,7 @@ func TestCachingSavesKMSCalls(t *testing.T) {
 		t.Fatalf("10 writes and reads in one process: %d GenerateDataKey, %d Decrypt; want 1, 0", g, d)
 	}
 	// Another process (another adapter) decrypts the data key once.
-	b := Wrap(memory.New(), f, "k")
+	b := mustNew(t, memory.New(nil), f, "k", nil)
 	b.inner = mem
 	for range 5 {
 		if _, _, err := b.Get(ctx, "p"); err != nil {
@@ -130,7 +130,7 @@ func TestDataKeyBounds(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
 	now := time.Unix(1e9, 0)
-	a := Wrap(memory.New(), f, "k", WithDataKeyUses(3), WithDataKeyTTL(time.Minute), WithCacheSize(2))
+	a := mustNew(t, memory.New(nil), f, "k", &Options{DataKeyUses: 3, DataKeyTTL: time.Minute, CacheSize: 2})
 	a.now = func() time.Time { return now }
 	put := func(key string) {
 		t.Helper()
@@ -158,7 +158,7 @@ func TestDataKeyBounds(t *testing.T) {
 		t.Fatalf("caches hold %d and %d keys, bound 2", n, m)
 	}
 	// No caching at all: every operation asks KMS.
-	z := Wrap(memory.New(), f, "k", WithDataKeyTTL(0))
+	z := mustNew(t, memory.New(nil), f, "k", &Options{DataKeyTTL: -1})
 	before := f.generates.Load() + f.decrypts.Load()
 	for range 3 {
 		if _, err := z.Put(ctx, "p", []byte(`{}`), driver.Condition{}); err != nil {
@@ -177,12 +177,12 @@ func TestDataKeyBounds(t *testing.T) {
 func TestFaults(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
-	mem := memory.New()
-	a := Wrap(mem, f, "k")
+	mem := memory.New(nil)
+	a := mustNew(t, mem, f, "k", nil)
 	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	cold := func() *Adapter { b := Wrap(memory.New(), f, "k"); b.inner = mem; return b }
+	cold := func() *Adapter { b := mustNew(t, memory.New(nil), f, "k", nil); b.inner = mem; return b }
 
 	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	for _, c := range []struct {
@@ -231,8 +231,8 @@ func TestFaults(t *testing.T) {
 
 func TestNotAnEnvelope(t *testing.T) {
 	ctx := context.Background()
-	mem := memory.New()
-	a := Wrap(mem, newFake(), "k")
+	mem := memory.New(nil)
+	a := mustNew(t, mem, newFake(), "k", nil)
 	for _, v := range []string{`{"profile":"p","access_token":"plain"}`, `{"tokencache_kms":{"v":2}}`, `not json`} {
 		if _, err := mem.Put(ctx, "p", []byte(v), driver.Condition{}); err != nil {
 			t.Fatal(err)
@@ -258,4 +258,14 @@ func TestLRU(t *testing.T) {
 	if c.len() != 2 {
 		t.Fatalf("len %d", c.len())
 	}
+}
+
+// mustNew is New for a test, which fails on its error.
+func mustNew(t *testing.T, inner driver.Adapter, client API, keyID string, opts *Options) *Adapter {
+	t.Helper()
+	a, err := New(inner, client, keyID, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -25,7 +25,7 @@
 //   - Revisions and conditions are the inner adapter's, unchanged, so the
 //     wrapper is exactly as atomic as what it wraps.
 //   - Pinned keys: a value is read only if its data key belongs to the
-//     configured KMS key or to one listed with WithAllowedKeyIDs
+//     configured KMS key or to one listed with Options.AllowedKeyIDs
 //     (kms_allowed_key_ids). Without the pin, anyone who can write the
 //     store and use some other key that this process may also use could
 //     seal credentials of their choosing under that key and plant them.
@@ -40,7 +40,7 @@
 //     against each accepted alias in turn.
 //   - Rotation: the envelope records the ARN of the KMS key that sealed
 //     it. To move a store to a new key, configure the new key and list the
-//     old one with WithAllowedKeyIDs until every profile has been written
+//     old one with Options.AllowedKeyIDs until every profile has been written
 //     again; the next write of a profile seals it under the new key.
 //
 // Not guaranteed: the profile name and the value's size are visible, and a
@@ -65,7 +65,7 @@
 // The trade-off: plaintext data keys live in process memory for up to
 // DataKeyTTL (the tokens they protect live there anyway once loaded), and
 // revoking the process's KMS permissions takes effect for cached keys only
-// when they expire. WithDataKeyTTL(0) turns caching off.
+// when they expire. A negative Options.DataKeyTTL turns caching off.
 //
 // # URLs
 //
@@ -79,7 +79,7 @@
 //
 // kms_key_id is required; kms_region, kms_endpoint (a KMS-compatible
 // endpoint such as local-kms) and kms_allowed_key_ids (comma-separated key
-// ids, ARNs or aliases whose values may be read, see WithAllowedKeyIDs)
+// ids, ARNs or aliases whose values may be read, see Options.AllowedKeyIDs)
 // are optional. An http:// kms_endpoint is refused (driver.ErrInvalid)
 // unless its host is a loopback address or "localhost": data keys cross
 // it in the clear, and a host that could answer for KMS could hand out
@@ -87,7 +87,7 @@
 // SDK's default chain (AWS_ACCESS_KEY_ID and friends, shared config, roles),
 // never from the URL. A scheme per inner scheme keeps URLs readable (no
 // nested escaping) at the price of a fixed list; an adapter outside it can
-// be wrapped with Wrap.
+// be wrapped with New.
 package kms
 
 import (
@@ -140,26 +140,24 @@ const (
 // CloudTrail, which is why it is a plain, stable name.
 const contextKey = "tokencache:profile"
 
-// Option configures Wrap.
-type Option func(*Adapter)
-
-// WithDataKeyTTL bounds how long a data key is reused for writes and how
-// long a decrypted one is cached; 0 calls KMS on every operation.
-func WithDataKeyTTL(d time.Duration) Option { return func(a *Adapter) { a.ttl = d } }
-
-// WithDataKeyUses bounds how many values one data key seals.
-func WithDataKeyUses(n int) Option { return func(a *Adapter) { a.maxUses = n } }
-
-// WithCacheSize bounds the number of data keys kept, for writing and for
-// reading each.
-func WithCacheSize(n int) Option { return func(a *Adapter) { a.size = n } }
-
-// WithAllowedKeyIDs lets values sealed under other KMS keys (key ids, key
-// ARNs, alias names or alias ARNs) be read besides those of the key Wrap
-// writes with: the keys a store used before a rotation. Nothing is ever
-// written under them.
-func WithAllowedKeyIDs(ids ...string) Option {
-	return func(a *Adapter) { a.accepted = append(a.accepted, ids...) }
+// Options configure New. nil, and every zero field, mean the default.
+type Options struct {
+	// AllowedKeyIDs lets values sealed under other KMS keys (key ids, key
+	// ARNs, alias names or alias ARNs) be read besides those of the key New
+	// writes with: the keys a store used before a rotation. Nothing is ever
+	// written under them.
+	AllowedKeyIDs []string
+	// DataKeyTTL bounds how long a data key is reused for writes and how
+	// long a decrypted one is cached; DefaultDataKeyTTL when zero. A
+	// negative DataKeyTTL turns caching off: KMS is called on every
+	// operation.
+	DataKeyTTL time.Duration
+	// DataKeyUses bounds how many values one data key seals;
+	// DefaultDataKeyUses when zero.
+	DataKeyUses int
+	// CacheSize bounds the number of data keys kept, for writing and for
+	// reading each; DefaultCacheSize when zero.
+	CacheSize int
 }
 
 // Adapter is a driver.Adapter that encrypts values for an inner one. It
@@ -168,7 +166,7 @@ type Adapter struct {
 	inner    driver.Adapter
 	kms      API
 	keyID    string
-	accepted []string // keyID, then WithAllowedKeyIDs
+	accepted []string // keyID, then Options.AllowedKeyIDs
 	ttl      time.Duration
 	maxUses  int
 	size     int
@@ -195,21 +193,42 @@ type readKey struct {
 	born  time.Time
 }
 
-// Wrap returns an adapter that stores values in inner, encrypted under data
-// keys from the KMS key keyID (a key id, ARN or alias). It owns inner:
-// Close closes it.
-func Wrap(inner driver.Adapter, client API, keyID string, opts ...Option) *Adapter {
+// New returns an adapter that stores values in inner, encrypted under data
+// keys from the KMS key keyID (a key id, ARN or alias), through client,
+// which stays the caller's. Once New has succeeded the Adapter owns inner:
+// Close closes it. nil opts means the defaults. It does no I/O.
+func New(inner driver.Adapter, client API, keyID string, opts *Options) (*Adapter, error) {
+	switch {
+	case inner == nil:
+		return nil, driver.Wrap(driver.ErrInvalid, "kms: no inner adapter", nil)
+	case client == nil:
+		return nil, driver.Wrap(driver.ErrInvalid, "kms: no KMS client", nil)
+	case keyID == "":
+		return nil, driver.Wrap(driver.ErrInvalid, "kms: no key id", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	a := &Adapter{
-		inner: inner, kms: client, keyID: keyID, accepted: []string{keyID},
+		inner: inner, kms: client, keyID: keyID, accepted: append([]string{keyID}, opts.AllowedKeyIDs...),
 		ttl: DefaultDataKeyTTL, maxUses: DefaultDataKeyUses, size: DefaultCacheSize,
 		now: time.Now,
 	}
-	for _, o := range opts {
-		o(a)
+	switch {
+	case opts.DataKeyTTL < 0:
+		a.ttl = 0
+	case opts.DataKeyTTL > 0:
+		a.ttl = opts.DataKeyTTL
 	}
-	a.enc = newLRU[string, *writeKey](max(a.size, 1))
-	a.dec = newLRU[string, *readKey](max(a.size, 1))
-	return a
+	if opts.DataKeyUses > 0 {
+		a.maxUses = opts.DataKeyUses
+	}
+	if opts.CacheSize > 0 {
+		a.size = opts.CacheSize
+	}
+	a.enc = newLRU[string, *writeKey](a.size)
+	a.dec = newLRU[string, *readKey](a.size)
+	return a, nil
 }
 
 // Inner returns the wrapped adapter.

@@ -24,11 +24,16 @@ var innerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memc
 
 func init() {
 	for _, s := range innerSchemes {
-		driver.Register("kms+"+s, open)
+		driver.Register("kms+"+s, func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
 	}
 }
 
-func open(ctx context.Context, u *url.URL) (driver.Adapter, error) {
+// OpenURL opens the inner adapter a kms+<scheme> URL names (its package
+// must be imported) and an Adapter over it, with a KMS client from the AWS
+// SDK's default chain and configuration (see the package documentation).
+// The Adapter owns the inner adapter: Close closes it. It is the opener
+// the package registers for every kms+<scheme>.
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	redacted := secret.RedactURL(u.String())
 	q := u.Query()
 	keyID, region, endpoint := q.Get("kms_key_id"), q.Get("kms_region"), q.Get("kms_endpoint")
@@ -82,7 +87,12 @@ func open(ctx context.Context, u *url.URL) (driver.Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(a, client, keyID, WithAllowedKeyIDs(allowed...)), nil
+	k, err := New(a, client, keyID, &Options{AllowedKeyIDs: allowed})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return k, nil
 }
 
 // checkEndpoint refuses a KMS endpoint that would carry data keys in the

@@ -142,7 +142,7 @@ const (
 	maxCASRetries = 64
 )
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Prefix is put in front of every key; DefaultPrefix when empty. It
 	// must be a legal memcached key part: no spaces or control characters,
@@ -165,8 +165,15 @@ type Adapter struct {
 }
 
 // New returns an Adapter over client. The caller keeps ownership of
-// client: Close stops the Adapter but does not close the client.
-func New(client *memcache.Client, opts Options) (*Adapter, error) {
+// client: Close stops the Adapter but does not close the client. nil opts
+// means the defaults.
+func New(client *memcache.Client, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "memcached: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -456,7 +463,7 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 }
 
 // Close implements driver.Adapter. It closes the client only when the
-// Adapter made it (storage.Open); see New.
+// Adapter made it (OpenURL, storage.Open); see New.
 func (a *Adapter) Close() error {
 	if a.closed.Swap(true) {
 		return nil

@@ -15,19 +15,23 @@ import (
 )
 
 func init() {
-	driver.Register("memcached", open)
+	driver.Register("memcached", func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
 }
 
 // defaultMaxIdle is well above gomemcache's 2: with fewer idle connections
 // than concurrent callers every burst dials anew.
 const defaultMaxIdle = 16
 
-func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
-	c, opts, err := NewClientFromURL(u)
+// OpenURL makes the gomemcache client a memcached:// URL describes (see
+// the package documentation) and an Adapter over it, which owns it: Close
+// closes the client. It is the opener the package registers for
+// "memcached".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+	c, opts, err := newClientFromURL(u)
 	if err != nil {
 		return nil, err
 	}
-	a, err := New(c, opts)
+	a, err := New(c, &opts)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -36,10 +40,9 @@ func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 	return a, nil
 }
 
-// NewClientFromURL makes the gomemcache client a memcached:// URL
-// describes (see the package documentation) and the Options its prefix
-// parameter sets. The caller owns the client.
-func NewClientFromURL(u *url.URL) (*memcache.Client, Options, error) {
+// newClientFromURL makes the gomemcache client a memcached:// URL
+// describes and the Options its prefix parameter sets.
+func newClientFromURL(u *url.URL) (*memcache.Client, Options, error) {
 	var opts Options
 	bare := *u
 	bare.User, bare.RawQuery, bare.Fragment = nil, "", ""

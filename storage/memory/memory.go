@@ -1,7 +1,8 @@
 // Package memory is an in-process storage adapter: the fastest store for a
 // single process and the reference the conformance suite is checked against.
 // Its URL is "memory://NAME"; every Open of the same NAME in one process
-// shares the data, like separate connections to one server.
+// shares the data, like separate connections to one server. New(nil) makes
+// one with data of its own; New(&Options{Name: NAME}) is memory://NAME.
 package memory
 
 import (
@@ -14,28 +15,49 @@ import (
 )
 
 func init() {
-	driver.Register("memory", func(_ context.Context, u *url.URL) (driver.Adapter, error) {
-		return Shared(u.Host + u.Path), nil
+	driver.Register("memory", func(ctx context.Context, u *url.URL) (driver.Adapter, error) {
+		return OpenURL(ctx, u)
 	})
 }
 
-// New returns an empty adapter of its own.
-func New() *Adapter { return &Adapter{data: newData()} }
+// Options configures New. The zero Options, and nil, make an adapter with
+// data of its own.
+type Options struct {
+	// Name, when set, makes the adapter one of the process's adapters over
+	// the data of that name, as memory://NAME does: they share it, like
+	// separate connections to one server. Closing one does not drop the
+	// data, which the others may still use.
+	Name string
+}
+
+// New returns an adapter over empty data of its own, or over the
+// process-wide data opts.Name names. It has nothing to reach and nothing
+// to validate, so it returns no error.
+func New(opts *Options) *Adapter {
+	if opts != nil && opts.Name != "" {
+		return shared(opts.Name)
+	}
+	return &Adapter{data: newData()}
+}
+
+// OpenURL returns an adapter over the process-wide data memory://NAME
+// names; it is the opener the package registers for "memory".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+	return shared(u.Host + u.Path), nil
+}
 
 var (
-	sharedMu sync.Mutex
-	shared   = map[string]*data{}
+	sharedMu   sync.Mutex
+	sharedData = map[string]*data{}
 )
 
-// Shared returns an adapter over the process-wide data named name. Closing
-// it does not drop the data, which other adapters may still use.
-func Shared(name string) *Adapter {
+func shared(name string) *Adapter {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	d, ok := shared[name]
+	d, ok := sharedData[name]
 	if !ok {
 		d = newData()
-		shared[name] = d
+		sharedData[name] = d
 	}
 	return &Adapter{data: d}
 }

@@ -13,7 +13,7 @@ import (
 func TestConformance(t *testing.T) {
 	// Each connection is its own Adapter over the same named data, so that
 	// closing one leaves the others working, as with a server.
-	drivertest.Run(t, func(t *testing.T) driver.Adapter { return memory.Shared("conformance") })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return memory.New(&memory.Options{Name: "conformance"}) })
 }
 
 func TestOpenURL(t *testing.T) {
@@ -28,5 +28,5 @@ func TestOpenURL(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) {
-	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return memory.New() })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return memory.New(nil) })
 }

@@ -62,7 +62,7 @@
 // never block it for good; a process that starts after a claim was
 // abandoned waits ClaimTTL from when it first meets it. The claim protocol is chosen
 // automatically from the server's buildInfo (it reports ferretdbVersion
-// v1.x); the "claims" URL parameter or WithClaims forces it either way.
+// v1.x); the "claims" URL parameter or Options.Claims forces it either way.
 //
 // Unconditional writes (Put and Delete with the zero Condition) are single
 // operations on MongoDB. With claims they are loops of conditional ones, so
@@ -111,7 +111,8 @@ import (
 )
 
 const (
-	// DefaultDatabase and DefaultCollection apply when a URL names none.
+	// DefaultDatabase and DefaultCollection apply when a URL or Options
+	// name none.
 	DefaultDatabase   = "tokencache"
 	DefaultCollection = "tokencache"
 
@@ -132,7 +133,7 @@ const (
 
 func init() {
 	for _, scheme := range []string{"mongodb", "mongodb+srv"} {
-		driver.Register(scheme, open)
+		driver.Register(scheme, func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
 	}
 }
 
@@ -149,16 +150,20 @@ const (
 	ClaimsOn
 )
 
-// Option configures New.
-type Option func(*Adapter)
-
-// WithClaims overrides the automatic choice of the claim protocol.
-func WithClaims(c Claims) Option { return func(a *Adapter) { a.claims.Store(int32(c)) } }
-
-// WithClock sets the clock that claims' ages are measured by, time.Now
-// unless given: a test can let ClaimTTL pass without waiting for it. Only
-// differences between two readings of this one clock are used.
-func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = now } }
+// Options configure New. nil, and every zero field, mean the default.
+type Options struct {
+	// Database names the database; DefaultDatabase when empty.
+	Database string
+	// Collection names the collection; DefaultCollection when empty. The
+	// claims live beside it, in Collection + "_claims".
+	Collection string
+	// Claims overrides the automatic choice of the claim protocol.
+	Claims Claims
+	// Now is the clock that claims' ages are measured by, time.Now when
+	// nil: a test can let ClaimTTL pass without waiting for it. Only
+	// differences between two readings of this one clock are used.
+	Now func() time.Time
+}
 
 // Adapter implements driver.Adapter over one collection.
 type Adapter struct {
@@ -181,9 +186,23 @@ type Adapter struct {
 	seen   map[string]sighting
 }
 
-// New returns an adapter over db.collection through client, which the
-// caller keeps owning: Close does not disconnect it.
-func New(client *mongodriver.Client, db, collection string, opts ...Option) *Adapter {
+// New returns an adapter over a collection through client, which the
+// caller keeps owning: Close does not disconnect it. nil opts means the
+// defaults. It does no I/O.
+func New(client *mongodriver.Client, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "mongo: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	db, collection := opts.Database, opts.Collection
+	if db == "" {
+		db = DefaultDatabase
+	}
+	if collection == "" {
+		collection = DefaultCollection
+	}
 	d := client.Database(db)
 	a := &Adapter{
 		client: client,
@@ -191,13 +210,19 @@ func New(client *mongodriver.Client, db, collection string, opts ...Option) *Ada
 		claimC: d.Collection(collection + "_claims"),
 		now:    time.Now,
 	}
-	for _, o := range opts {
-		o(a)
+	a.claims.Store(int32(opts.Claims))
+	if opts.Now != nil {
+		a.now = opts.Now
 	}
-	return a
+	return a, nil
 }
 
-func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
+// OpenURL makes the MongoDB client a mongodb:// or mongodb+srv:// URL
+// describes (see the package documentation) and an Adapter over it, which
+// owns it: Close disconnects the client. It does not connect; the first
+// call does. It is the opener the package registers for "mongodb" and
+// "mongodb+srv".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
 	redacted := secret.RedactURL(u.String())
 	q := u.Query()
 	coll := q.Get("collection")
@@ -236,7 +261,11 @@ func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 		// The driver's parse errors can quote the URI, password included.
 		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("mongo: store URL %q is not a valid MongoDB URI", redacted), nil)
 	}
-	a := New(client, db, coll, WithClaims(claims))
+	a, err := New(client, &Options{Database: db, Collection: coll, Claims: claims})
+	if err != nil {
+		client.Disconnect(context.Background())
+		return nil, err
+	}
 	a.own = true
 	return a, nil
 }

@@ -139,7 +139,7 @@ import (
 // DefaultTable is the table the adapter uses when Options.Table is empty.
 const DefaultTable = "tokencache"
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Table names the table, created if missing; DefaultTable when empty.
 	Table string
@@ -177,9 +177,21 @@ type Adapter struct {
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // New returns an Adapter over pool. The caller keeps ownership of pool:
-// Close stops the Adapter but leaves pool open. It fails with
-// driver.ErrInvalid on a bad table or schema name.
-func New(pool *pgxpool.Pool, opts Options) (*Adapter, error) {
+// Close stops the Adapter but leaves pool open. nil opts means the
+// defaults. It fails with driver.ErrInvalid on a bad table or schema name.
+func New(pool *pgxpool.Pool, opts *Options) (*Adapter, error) {
+	if pool == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "postgres: no pool", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	return newAdapter(pool, opts)
+}
+
+// newAdapter is New for a pool that may still be to come (OpenURL checks
+// the options before it makes the pool).
+func newAdapter(pool *pgxpool.Pool, opts *Options) (*Adapter, error) {
 	table := opts.Table
 	if table == "" {
 		table = DefaultTable
@@ -390,7 +402,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 }
 
 // Close implements driver.Adapter. It stops the listening connection and
-// closes the pool only when the Adapter made it (storage.Open); see New.
+// closes the pool only when the Adapter made it (OpenURL, storage.Open);
+// see New.
 func (a *Adapter) Close() error {
 	a.closeOnce.Do(func() {
 		a.closed.Store(true)

@@ -16,16 +16,21 @@ import (
 )
 
 func init() {
+	open := func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) }
 	driver.Register("postgres", open)
 	driver.Register("postgresql", open)
 }
 
-func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
-	cfg, opts, err := ParseURL(u)
+// OpenURL makes the pgx pool a postgres:// or postgresql:// URL describes
+// (see the package documentation) and an Adapter over it, which owns it:
+// Close closes the pool. It does not connect; the first call does. It is
+// the opener the package registers for "postgres" and "postgresql".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+	cfg, opts, err := parseURL(u)
 	if err != nil {
 		return nil, err
 	}
-	a, err := New(nil, opts)
+	a, err := newAdapter(nil, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -39,10 +44,10 @@ func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
 	return a, nil
 }
 
-// ParseURL returns the pool configuration and Options that a postgres:// or
-// postgresql:// URL describes (see the package documentation): the table
-// and schema parameters become Options, everything else is pgxpool's.
-func ParseURL(u *url.URL) (*pgxpool.Config, Options, error) {
+// parseURL returns the pool configuration and Options that a postgres:// or
+// postgresql:// URL describes: the table, schema and listen parameters
+// become Options, everything else is pgxpool's.
+func parseURL(u *url.URL) (*pgxpool.Config, Options, error) {
 	q := u.Query()
 	opts := Options{Table: q.Get("table"), Schema: q.Get("schema")}
 	if q.Has("listen") {

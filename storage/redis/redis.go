@@ -109,7 +109,7 @@ import (
 // DefaultPrefix is where profiles live when Options.Prefix is empty.
 const DefaultPrefix = "tokencache:"
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Prefix is put in front of every key; DefaultPrefix when empty. Give
 	// each independent store sharing a server its own prefix.
@@ -134,8 +134,14 @@ type Adapter struct {
 
 // New returns an Adapter over client. The caller keeps ownership of client:
 // Close stops the Adapter but leaves client open, since it may serve other
-// uses.
-func New(client goredis.UniversalClient, opts Options) *Adapter {
+// uses. nil opts means the defaults.
+func New(client goredis.UniversalClient, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "redis: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -144,7 +150,7 @@ func New(client goredis.UniversalClient, opts Options) *Adapter {
 	if _, ok := client.(*goredis.ClusterClient); ok {
 		a.shard.Store(shardUnknown)
 	}
-	return a
+	return a, nil
 }
 
 const (
@@ -409,7 +415,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) err
 }
 
 // Close implements driver.Adapter. It closes the client only when the
-// Adapter made it (storage.Open); see New.
+// Adapter made it (OpenURL, storage.Open); see New.
 func (a *Adapter) Close() error {
 	var err error
 	a.closeOnce.Do(func() {

@@ -14,24 +14,33 @@ import (
 )
 
 func init() {
+	open := func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) }
 	driver.Register("redis", open)
 	driver.Register("rediss", open)
 }
 
-func open(_ context.Context, u *url.URL) (driver.Adapter, error) {
-	c, opts, err := NewClientFromURL(u)
+// OpenURL makes the go-redis client that a redis:// or rediss:// URL
+// describes (the forms are in the package documentation) and an Adapter
+// over it, which owns it: Close closes the client. It does not connect;
+// the first call does. It is the opener the package registers for "redis"
+// and "rediss".
+func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+	c, opts, err := newClientFromURL(u)
 	if err != nil {
 		return nil, err
 	}
-	a := New(c, opts)
+	a, err := New(c, &opts)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	a.owned = true
 	return a, nil
 }
 
-// NewClientFromURL makes the go-redis client that a redis:// or rediss://
-// URL describes (the forms are in the package documentation) and the
-// Options its prefix parameter sets. The caller owns the client.
-func NewClientFromURL(u *url.URL) (goredis.UniversalClient, Options, error) {
+// newClientFromURL makes the go-redis client that a redis:// or rediss://
+// URL describes and the Options its prefix parameter sets.
+func newClientFromURL(u *url.URL) (goredis.UniversalClient, Options, error) {
 	bad := func(why string, cause error) error {
 		// The query is left out: a misspelt parameter ("pasword=") would
 		// escape secret.RedactURL's masking.

@@ -41,7 +41,7 @@ func TestExistingFilesTightened(t *testing.T) {
 	}
 
 	var logged bytes.Buffer
-	a, err := sqlite.Open(ctx, path, sqlite.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	a, err := sqlite.Open(ctx, path, &sqlite.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestExistingFilesTightened(t *testing.T) {
 func TestDeletedSecretScrubbed(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tokens.db")
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestReview2SQLiteWALSymlinkChmodsLinkTarget(t *testing.T) {
 	if err := os.Symlink(attacker, path+"-wal"); err != nil {
 		t.Fatal(err)
 	}
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	// SQLite itself refuses a -wal that is a link; but tighten has
 	// already followed it and changed the mode of the file it names.
 	if fi, serr := os.Stat(attacker); serr == nil && fi.Mode().Perm() != 0o666 {
@@ -73,7 +73,7 @@ func TestReview2SQLiteDBSymlinkCreatesTarget(t *testing.T) {
 	if err := os.Symlink(target, path); err != nil {
 		t.Fatal(err)
 	}
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	if err == nil {
 		a.Close()
 	}

@@ -80,15 +80,21 @@ const DefaultTable = "tokencache"
 
 func init() {
 	driver.Register("sqlite", func(ctx context.Context, u *url.URL) (driver.Adapter, error) {
-		path, opts, err := parseURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return Open(ctx, path, opts)
+		return OpenURL(ctx, u)
 	})
 }
 
-// Options configure Open. The zero value is a good default.
+// OpenURL opens the database a sqlite: URL names (see the package
+// documentation); it is the opener the package registers for "sqlite".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	path, opts, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, path, &opts)
+}
+
+// Options configure Open. nil, and every zero field, mean the default.
 type Options struct {
 	// Table names the table, created if missing; DefaultTable when empty.
 	Table string
@@ -140,8 +146,12 @@ type Adapter struct {
 	get, rev, insert, update, upsert, del, delRev, exists, list *sql.Stmt
 }
 
-// Open opens (creating if need be) the database at path.
-func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
+// Open opens (creating if need be) the database at path. The Adapter owns
+// the database handle it opens: Close closes it.
+func Open(ctx context.Context, path string, opts *Options) (*Adapter, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	table := opts.Table
 	if table == "" {
 		table = DefaultTable

@@ -43,7 +43,7 @@ func BenchmarkStore(b *testing.B) {
 func TestPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new", "dir")
 	path := filepath.Join(dir, "tokens.db")
-	a, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	a, err := sqlite.Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestNotADatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "junk.db")
 	junk := []byte("this is not an SQLite database, and it is long enough to have a header.....................................")
 	os.WriteFile(path, junk, 0o600)
-	_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	_, err := sqlite.Open(context.Background(), path, nil)
 	if !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Open of a non-database: %v", err)
 	}
@@ -114,7 +114,7 @@ func TestNotADatabase(t *testing.T) {
 func TestUncreatableDirectory(t *testing.T) {
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, nil, 0o600)
-	_, err := sqlite.Open(context.Background(), filepath.Join(blocker, "x.db"), sqlite.Options{})
+	_, err := sqlite.Open(context.Background(), filepath.Join(blocker, "x.db"), nil)
 	if !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Open under a regular file: %v", err)
 	}
@@ -150,7 +150,7 @@ func TestLocked(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "busy.db")
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func quiet(sc *scenario) {
 func TestChecksCatchASpentTokenWrittenBack(t *testing.T) {
 	rec := &recorder{TB: t}
 	res := Run(rec, 1, Options{
-		Open:   func(testing.TB) driver.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		Store:  "memory",
 		adjust: quiet,
 		sabotage: func(r *run) {
@@ -80,7 +80,7 @@ func TestChecksCatchASpentTokenWrittenBack(t *testing.T) {
 // ... and a run without faults passes, each generation presented once.
 func TestQuietRunPasses(t *testing.T) {
 	res := Run(t, 2, Options{
-		Open:   func(testing.TB) driver.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		adjust: quiet,
 	})
 	if res.Failed() || res.CleanGens == 0 || res.CleanGens != res.Generations || res.Handouts == 0 {
@@ -93,7 +93,7 @@ func TestQuietRunPasses(t *testing.T) {
 func TestChecksCatchAnInvalidHandout(t *testing.T) {
 	rec := &recorder{TB: t}
 	res := Run(rec, 3, Options{
-		Open:   func(testing.TB) driver.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		adjust: quiet,
 		sabotage: func(r *run) {
 			sleepUntil(r.start.Add(r.o.Duration / 3))

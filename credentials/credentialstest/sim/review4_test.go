@@ -35,7 +35,7 @@ import (
 func TestReview4SpentGenerationPutBackMidRotationIsAViolation(t *testing.T) {
 	rec := &recorder{TB: t}
 	res := Run(rec, 5, Options{
-		Open:   func(testing.TB) driver.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		Store:  "memory",
 		adjust: quiet,
 		sabotage: func(r *run) {

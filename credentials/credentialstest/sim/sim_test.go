@@ -37,15 +37,19 @@ type store struct {
 }
 
 var stores = []store{
-	{name: "memory", open: func(testing.TB, string) driver.Adapter { return memory.New() }},
+	{name: "memory", open: func(testing.TB, string) driver.Adapter { return memory.New(nil) }},
 	{name: "file",
-		open: func(_ testing.TB, dir string) driver.Adapter {
-			return file.New(filepath.Join(dir, "credentials.json"))
+		open: func(t testing.TB, dir string) driver.Adapter {
+			a, err := file.New(filepath.Join(dir, "credentials.json"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
 		},
 		url: func(dir string) string { return "file://" + filepath.Join(dir, "credentials.json") }},
 	{name: "sqlite",
 		open: func(t testing.TB, dir string) driver.Adapter {
-			a, err := sqlite.Open(context.Background(), filepath.Join(dir, "tokens.db"), sqlite.Options{})
+			a, err := sqlite.Open(context.Background(), filepath.Join(dir, "tokens.db"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

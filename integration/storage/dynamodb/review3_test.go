@@ -54,7 +54,7 @@ func TestReview3RetriedDeleteIsConflict(t *testing.T) {
 		Credentials:  awscreds.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   &http.Client{Transport: lose},
 	})
-	a, err := dynamodb.New(client, dynamodb.Options{Table: table})
+	a, err := dynamodb.New(client, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestReview3RetriedPutUnreadableIsConflict(t *testing.T) {
 		Credentials:  awscreds.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   &http.Client{Transport: tr},
 	})
-	a, err := dynamodb.New(client, dynamodb.Options{Table: table})
+	a, err := dynamodb.New(client, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestRetriedWriteThatApplied(t *testing.T) {
 		Credentials:  awscreds.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   &http.Client{Transport: lose},
 	})
-	a, err := dynamodb.New(client, dynamodb.Options{Table: table})
+	a, err := dynamodb.New(client, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,7 +178,7 @@ func ExampleNew() {
 		return
 	}
 	defer client.Close()
-	st := storage.NewStore(etcd.New(client, etcd.Options{Prefix: "myapp/tokens/"}))
+	st := storage.NewStore(must(etcd.New(client, &etcd.Options{Prefix: "myapp/tokens/"})))
 	defer st.Close()
 	_, _, _ = st.Load(context.Background(), "default")
 }

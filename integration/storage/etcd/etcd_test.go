@@ -66,7 +66,7 @@ func TestConformanceSharedClient(t *testing.T) {
 	c := plainClient(t)
 	prefix := uniquePrefix()
 	drivertest.Run(t, func(t *testing.T) driver.Adapter {
-		return etcd.New(c, etcd.Options{Prefix: prefix})
+		return must(etcd.New(c, &etcd.Options{Prefix: prefix}))
 	})
 	// The suite closed adapters; the caller's client must still work.
 	if _, err := c.Get(context.Background(), "x"); err != nil {
@@ -284,7 +284,7 @@ func TestNoABA(t *testing.T) {
 func TestRevisionIsEtcds(t *testing.T) {
 	prefix := uniquePrefix()
 	c := plainClient(t)
-	a := etcd.New(c, etcd.Options{Prefix: prefix})
+	a := must(etcd.New(c, &etcd.Options{Prefix: prefix}))
 	ctx := context.Background()
 	rev, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
 	if err != nil {
@@ -322,7 +322,7 @@ func TestListPages(t *testing.T) {
 	if _, err := c.Put(ctx, strings.TrimSuffix(prefix, "/")+"0", "{}"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := etcd.New(c, etcd.Options{Prefix: prefix}).List(ctx)
+	got, err := must(etcd.New(c, &etcd.Options{Prefix: prefix})).List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func faultyAdapter(t *testing.T, prefix string) (*etcd.Adapter, *faultyTxn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return etcd.New(c, etcd.Options{Prefix: prefix}), f
+	return must(etcd.New(c, &etcd.Options{Prefix: prefix})), f
 }
 
 // version is how many times key was written since it was created.
@@ -198,7 +198,7 @@ func TestLostAnswerStampedValue(t *testing.T) {
 	ctx := context.Background()
 	plain := plainClient(t)
 	prefix := uniquePrefix()
-	a := etcd.New(plain, etcd.Options{Prefix: prefix})
+	a := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
 	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}

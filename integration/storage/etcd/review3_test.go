@@ -28,7 +28,7 @@ func TestReview3IdenticalBytesBothWin(t *testing.T) {
 	prefix := uniquePrefix()
 	plain := plainClient(t)
 	a, f := faultyAdapter(t, prefix)
-	other := etcd.New(plain, etcd.Options{Prefix: prefix})
+	other := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
 
 	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
@@ -55,7 +55,7 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 	ctx := context.Background()
 	prefix := uniquePrefix()
 	plain := plainClient(t)
-	other := etcd.New(plain, etcd.Options{Prefix: prefix})
+	other := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
 	var armed bool
 	var otherErr error
 	intercept := func(ictx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -81,7 +81,7 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	a := etcd.New(c, etcd.Options{Prefix: prefix})
+	a := must(etcd.New(c, &etcd.Options{Prefix: prefix}))
 	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestReview3ConditionalDeleteBothWin(t *testing.T) {
 	prefix := uniquePrefix()
 	plain := plainClient(t)
 	a, f := faultyAdapter(t, prefix)
-	other := etcd.New(plain, etcd.Options{Prefix: prefix})
+	other := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
 	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)

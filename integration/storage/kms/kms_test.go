@@ -71,7 +71,7 @@ func TestConformanceMemory(t *testing.T) {
 	key := newKey(t, c)
 	name := fmt.Sprintf("kms-%d", time.Now().UnixNano())
 	drivertest.Run(t, func(t *testing.T) driver.Adapter {
-		return kms.Wrap(memory.Shared(name), c, key)
+		return must(kms.New(memory.New(&memory.Options{Name: name}), c, key, nil))
 	})
 }
 
@@ -129,8 +129,8 @@ func TestMovedToAnotherProfile(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	key := newKey(t, c)
-	mem := memory.New()
-	a := kms.Wrap(mem, c, key)
+	mem := memory.New(nil)
+	a := must(kms.New(mem, c, key, nil))
 	if _, err := a.Put(ctx, "alice", []byte(`{"profile":"alice","n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestMovedToAnotherProfile(t *testing.T) {
 	}
 	// Both with the data key cached (GCM's associated data refuses it) and
 	// without (KMS refuses the encryption context).
-	cold := kms.Wrap(mem, c, key)
+	cold := must(kms.New(mem, c, key, nil))
 	for name, x := range map[string]*kms.Adapter{"cached": a, "cold": cold} {
 		_, _, err := x.Get(ctx, "mallory")
 		if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, driver.ErrCorrupt) {
@@ -156,8 +156,8 @@ func TestTampered(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	key := newKey(t, c)
-	mem := memory.New()
-	a := kms.Wrap(mem, c, key)
+	mem := memory.New(nil)
+	a := must(kms.New(mem, c, key, nil))
 	if _, err := a.Put(ctx, "p", []byte(`{"profile":"p","n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestTampered(t *testing.T) {
 			if _, err := mem.Put(ctx, "p", tampered, driver.Condition{}); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := kms.Wrap(mem, c, key).Get(ctx, "p")
+			_, _, err := must(kms.New(mem, c, key, nil)).Get(ctx, "p")
 			if !errors.Is(err, kms.ErrDecrypt) {
 				t.Fatalf("Get of a tampered %s: %v, want ErrDecrypt", field, err)
 			}
@@ -195,15 +195,15 @@ func TestKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	oldKey, newKeyID := newKey(t, c), newKey(t, c)
-	mem := memory.New()
-	if _, err := kms.Wrap(mem, c, oldKey).Put(ctx, "p", []byte(`{"profile":"p","n":1}`), driver.IfAbsent()); err != nil {
+	mem := memory.New(nil)
+	if _, err := must(kms.New(mem, c, oldKey, nil)).Put(ctx, "p", []byte(`{"profile":"p","n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	// Not without saying so: the old key is another key.
-	if _, _, err := kms.Wrap(mem, c, newKeyID).Get(ctx, "p"); !errors.Is(err, kms.ErrDecrypt) {
+	if _, _, err := must(kms.New(mem, c, newKeyID, nil)).Get(ctx, "p"); !errors.Is(err, kms.ErrDecrypt) {
 		t.Fatalf("reading a value sealed under a key not allowed: %v, want ErrDecrypt", err)
 	}
-	rotated := kms.Wrap(mem, c, newKeyID, kms.WithAllowedKeyIDs(oldKey))
+	rotated := must(kms.New(mem, c, newKeyID, &kms.Options{AllowedKeyIDs: []string{oldKey}}))
 	v, rev, err := rotated.Get(ctx, "p")
 	if err != nil {
 		t.Fatalf("reading a value sealed under the old key: %v", err)
@@ -242,11 +242,11 @@ func TestKMSUnreachable(t *testing.T) {
 func BenchmarkStore(b *testing.B) {
 	c := client(b)
 	key := newKey(b, c)
-	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return kms.Wrap(memory.New(), c, key) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return must(kms.New(memory.New(nil), c, key, nil)) })
 }
 
 // BenchmarkBaseline is the inner adapter alone, to compare with
 // BenchmarkStore.
 func BenchmarkBaseline(b *testing.B) {
-	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return memory.New() })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return memory.New(nil) })
 }

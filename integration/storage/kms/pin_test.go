@@ -29,10 +29,10 @@ func TestOtherKeyRefused(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	ours, theirs := newKey(t, c), newKey(t, c)
-	mem := memory.New()
+	mem := memory.New(nil)
 	// The legitimate record first, so that the warm adapter has its data
 	// key cached.
-	warm := kms.Wrap(mem, c, ours)
+	warm := must(kms.New(mem, c, ours, nil))
 	if _, err := storage.NewStore(warm).Replace(ctx, nil, "", drivertest.SampleRecord("p")); err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +44,14 @@ func TestOtherKeyRefused(t *testing.T) {
 	}
 	// Written as the attacker would, with the adapter, past any rule of
 	// the Store's.
-	if _, err := kms.Wrap(mem, c, theirs).Put(ctx, "p", raw, driver.Condition{}); err != nil {
+	if _, err := must(kms.New(mem, c, theirs, nil)).Put(ctx, "p", raw, driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _, err := mem.Get(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, a := range map[string]*kms.Adapter{"warm": warm, "cold": kms.Wrap(mem, c, ours)} {
+	for name, a := range map[string]*kms.Adapter{"warm": warm, "cold": must(kms.New(mem, c, ours, nil))} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := a.Get(ctx, "p")
 			if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, driver.ErrCorrupt) {
@@ -93,10 +93,10 @@ func TestAllowedKeys(t *testing.T) {
 	oursAlias, theirsAlias := alias(ours), alias(theirs)
 	bareID := func(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
-	mem := memory.New()
+	mem := memory.New(nil)
 	seal := func(profile, key string) {
 		t.Helper()
-		if _, err := kms.Wrap(mem, c, key).Put(ctx, profile, []byte(`{"profile":"`+profile+`"}`), driver.Condition{}); err != nil {
+		if _, err := must(kms.New(mem, c, key, nil)).Put(ctx, profile, []byte(`{"profile":"`+profile+`"}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -109,12 +109,12 @@ func TestAllowedKeys(t *testing.T) {
 		a        *kms.Adapter
 		readable map[string]bool
 	}{
-		{"arn", kms.Wrap(mem, c, ours), map[string]bool{"ours": true}},
-		{"bare id", kms.Wrap(mem, c, bareID(ours)), map[string]bool{"ours": true}},
-		{"alias", kms.Wrap(mem, c, oursAlias), map[string]bool{"ours": true}},
-		{"allow arn", kms.Wrap(mem, c, ours, kms.WithAllowedKeyIDs(theirs)), map[string]bool{"ours": true, "theirs": true}},
-		{"allow bare id", kms.Wrap(mem, c, oursAlias, kms.WithAllowedKeyIDs(bareID(theirs))), map[string]bool{"ours": true, "theirs": true}},
-		{"allow alias", kms.Wrap(mem, c, ours, kms.WithAllowedKeyIDs(theirsAlias)), map[string]bool{"ours": true, "theirs": true}},
+		{"arn", must(kms.New(mem, c, ours, nil)), map[string]bool{"ours": true}},
+		{"bare id", must(kms.New(mem, c, bareID(ours), nil)), map[string]bool{"ours": true}},
+		{"alias", must(kms.New(mem, c, oursAlias, nil)), map[string]bool{"ours": true}},
+		{"allow arn", must(kms.New(mem, c, ours, &kms.Options{AllowedKeyIDs: []string{theirs}})), map[string]bool{"ours": true, "theirs": true}},
+		{"allow bare id", must(kms.New(mem, c, oursAlias, &kms.Options{AllowedKeyIDs: []string{bareID(theirs)}})), map[string]bool{"ours": true, "theirs": true}},
+		{"allow alias", must(kms.New(mem, c, ours, &kms.Options{AllowedKeyIDs: []string{theirsAlias}})), map[string]bool{"ours": true, "theirs": true}},
 		{"url", urlAdapter(t, mem, oursAlias, theirs+", "+theirsAlias), map[string]bool{"ours": true, "theirs": true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,7 +51,7 @@ func BenchmarkBaseline(b *testing.B) {
 // as well (see the package documentation).
 func ExampleNew() {
 	client := memcache.New("10.0.0.1:11211", "10.0.0.2:11211")
-	a, err := memcached.New(client, memcached.Options{Prefix: "myapp:"})
+	a, err := memcached.New(client, &memcached.Options{Prefix: "myapp:"})
 	if err != nil {
 		return
 	}

@@ -56,7 +56,7 @@ func TestConformanceSharedClient(t *testing.T) {
 	defer c.Close()
 	prefix := uniquePrefix(t)
 	drivertest.Run(t, func(t *testing.T) driver.Adapter {
-		a, err := memcached.New(c, memcached.Options{Prefix: prefix})
+		a, err := memcached.New(c, &memcached.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func newAdapter(t *testing.T, opts memcached.Options) (*memcached.Adapter, *memc
 	if opts.Prefix == "" {
 		opts.Prefix = uniquePrefix(t)
 	}
-	a, err := memcached.New(c, opts)
+	a, err := memcached.New(c, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestRestartABA(t *testing.T) {
 	open := func() *memcached.Adapter {
 		c := memcache.New(srv.Addr)
 		t.Cleanup(func() { c.Close() })
-		a, err := memcached.New(c, memcached.Options{Prefix: prefix})
+		a, err := memcached.New(c, &memcached.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,7 +51,7 @@ func newClaimFixture(t *testing.T) *claimFixture {
 	t.Cleanup(func() { client.Disconnect(context.Background()) })
 	db := fmt.Sprintf("tc_claims_%d", time.Now().UnixNano())
 	clock := &fakeClock{t: time.Now()}
-	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn), mongo.WithClock(clock.now))
+	a := must(mongo.New(client, &mongo.Options{Database: db, Collection: "c", Claims: mongo.ClaimsOn, Now: clock.now}))
 	t.Cleanup(func() { a.Close() })
 	return &claimFixture{a: a, clock: clock, claims: client.Database(db).Collection("c_claims")}
 }

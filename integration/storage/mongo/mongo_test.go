@@ -93,7 +93,7 @@ func TestNewKeepsClient(t *testing.T) {
 	}
 	defer client.Disconnect(ctx)
 	db := fmt.Sprintf("tc_new_%d", time.Now().UnixNano())
-	a := mongo.New(client, db, "c")
+	a := must(mongo.New(client, &mongo.Options{Database: db, Collection: "c"}))
 	if _, err := a.Put(ctx, "p", []byte(`{"profile":"p"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestClaimTakeover(t *testing.T) {
 	defer client.Disconnect(ctx)
 	db := fmt.Sprintf("tc_claim_%d", time.Now().UnixNano())
 	clock := &fakeClock{t: time.Now()}
-	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn), mongo.WithClock(clock.now))
+	a := must(mongo.New(client, &mongo.Options{Database: db, Collection: "c", Claims: mongo.ClaimsOn, Now: clock.now}))
 	defer a.Close()
 	claims := client.Database(db).Collection("c_claims")
 	plant := func(key string, rev driver.Revision, at time.Time) {

@@ -164,7 +164,7 @@ func ExampleNew() {
 		return
 	}
 	defer pool.Close()
-	a, err := postgres.New(pool, postgres.Options{Table: "oauth_tokens"})
+	a, err := postgres.New(pool, &postgres.Options{Table: "oauth_tokens"})
 	if err != nil {
 		return
 	}

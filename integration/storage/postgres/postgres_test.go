@@ -41,7 +41,7 @@ func TestConformanceSharedPool(t *testing.T) {
 	p := plainPool(t)
 	table := uniqueTable()
 	drivertest.Run(t, func(t *testing.T) driver.Adapter {
-		a, err := postgres.New(p, postgres.Options{Table: table})
+		a, err := postgres.New(p, &postgres.Options{Table: table})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -51,7 +51,7 @@ func BenchmarkBaseline(b *testing.B) {
 func ExampleNew() {
 	client := goredis.NewClient(&goredis.Options{Addr: "localhost:6379"})
 	defer client.Close()
-	st := storage.NewStore(redis.New(client, redis.Options{Prefix: "myapp:tokens:"}))
+	st := storage.NewStore(must(redis.New(client, &redis.Options{Prefix: "myapp:tokens:"})))
 	defer st.Close()
 	_, _, _ = st.Load(context.Background(), "default")
 }

@@ -68,7 +68,7 @@ func TestConformanceSharedClient(t *testing.T) {
 	c := plainClient(t)
 	prefix := uniquePrefix(t)
 	drivertest.Run(t, func(t *testing.T) driver.Adapter {
-		return redis.New(c, redis.Options{Prefix: prefix})
+		return must(redis.New(c, &redis.Options{Prefix: prefix}))
 	})
 	// The suite closed adapters; the caller's client must still work.
 	if err := c.Ping(context.Background()).Err(); err != nil {
@@ -106,7 +106,7 @@ func TestClusterSlots(t *testing.T) {
 	c := goredis.NewClusterClient(opt)
 	defer c.Close()
 	prefix := uniquePrefix(t)
-	a := redis.New(c, redis.Options{Prefix: prefix})
+	a := must(redis.New(c, &redis.Options{Prefix: prefix}))
 	names := []string{"{t}a", "{t}b", "{t}c", "{t}d", "x{t}", "%7B", "{}", "}{"}
 	for _, n := range names {
 		if _, err := a.Put(ctx, n, []byte(`{}`), driver.IfAbsent()); err != nil {
@@ -269,7 +269,7 @@ func TestCorruptKey(t *testing.T) {
 	if err := c.Set(ctx, prefix+"str", "not a hash", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	a := redis.New(c, redis.Options{Prefix: prefix})
+	a := must(redis.New(c, &redis.Options{Prefix: prefix}))
 	if _, _, err := a.Get(ctx, "str"); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Get of a non-hash key: %v, want ErrCorrupt", err)
 	}
@@ -303,7 +303,7 @@ func oldClusterAdapter(t *testing.T) func() *redis.Adapter {
 			},
 		})
 		t.Cleanup(func() { c.Close() })
-		a := redis.New(c, redis.Options{Prefix: prefix})
+		a := must(redis.New(c, &redis.Options{Prefix: prefix}))
 		t.Cleanup(func() { a.Close() })
 		return a
 	}

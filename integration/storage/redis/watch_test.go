@@ -23,7 +23,7 @@ func TestWatchKeysOnePatternSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := storage.NewStore(redis.New(c, redis.Options{Prefix: uniquePrefix(t)}))
+	st := storage.NewStore(must(redis.New(c, &redis.Options{Prefix: uniquePrefix(t)})))
 	defer st.Close()
 	const n = 50
 	revs := make([]driver.Revision, n)
@@ -73,9 +73,9 @@ func TestWatchKeysReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	prefix := uniquePrefix(t)
-	st := storage.NewStore(redis.New(c, redis.Options{Prefix: prefix}))
+	st := storage.NewStore(must(redis.New(c, &redis.Options{Prefix: prefix})))
 	defer st.Close()
-	other := redis.New(c, redis.Options{Prefix: prefix})
+	other := must(redis.New(c, &redis.Options{Prefix: prefix}))
 	rev, err := other.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
