@@ -63,7 +63,11 @@
 //     program can reach the package's extras (Client, CreateTable, Path).
 //   - Options is a struct passed by pointer as the last argument; nil, and
 //     every zero field, mean the documented default. There are no
-//     functional options.
+//     functional options. What has no default is a parameter before opts
+//     (dynamodb's table, kms's key id), never an Options field.
+//   - A nil client, or an option that cannot work (a table name the
+//     backend would refuse), is ErrInvalid from the constructor, not a
+//     panic or a failure on first use.
 //   - A wrapper over another adapter (storage/kms) takes the inner adapter
 //     first and owns it, as a storage.Store owns its adapter: Close closes
 //     it.
