@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 
+	"github.com/tokencache/tokencache/internal/registry"
 	"github.com/tokencache/tokencache/secret"
 )
 
@@ -16,38 +15,16 @@ import (
 // file): its Close releases them.
 type OpenFunc func(ctx context.Context, u *url.URL) (Adapter, error)
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]OpenFunc{}
-)
+var schemes = registry.New[OpenFunc]("storage/driver: Register")
 
 // Register makes a URL scheme available to Open and storage.Open. Adapter
 // packages call it from init, so importing a package (even as _) is enough
 // to use its URLs. Registering a nil OpenFunc, or a scheme twice, panics,
 // as database/sql.Register does.
-func Register(scheme string, open OpenFunc) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if open == nil {
-		panic("storage/driver: Register of a nil OpenFunc for scheme " + scheme)
-	}
-	if _, dup := registry[scheme]; dup {
-		panic("storage/driver: Register called twice for scheme " + scheme)
-	}
-	registry[scheme] = open
-}
+func Register(scheme string, open OpenFunc) { schemes.Add(scheme, open) }
 
 // Schemes returns the registered URL schemes, sorted.
-func Schemes() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	s := make([]string, 0, len(registry))
-	for k := range registry {
-		s = append(s, k)
-	}
-	slices.Sort(s)
-	return s
-}
+func Schemes() []string { return schemes.Names() }
 
 // Open opens the adapter that rawURL names by its scheme, for a wrapper
 // that stores through another adapter (storage/kms's kms+<scheme> URLs) or
@@ -58,9 +35,7 @@ func Open(ctx context.Context, rawURL string) (Adapter, error) {
 		// url.Parse's error repeats the URL, password and all.
 		return nil, Wrap(ErrInvalid, fmt.Sprintf("store URL %q is not a URL with a scheme", secret.RedactURL(rawURL)), nil)
 	}
-	registryMu.RLock()
-	open, ok := registry[u.Scheme]
-	registryMu.RUnlock()
+	open, ok := schemes.Lookup(u.Scheme)
 	if !ok {
 		return nil, Wrap(ErrInvalid, fmt.Sprintf("store URL %q: unknown scheme %q (registered: %s)",
 			secret.RedactURL(rawURL), u.Scheme, strings.Join(Schemes(), ", ")), nil)
