@@ -57,7 +57,8 @@
 //     database, created if need be). The adapter owns what it opened:
 //     Close releases it.
 //   - OpenURL(ctx, u *url.URL) (*Adapter, error) is the package's URL
-//     opener, the function it registers for its schemes. What it makes
+//     opener, registered for its schemes from init with
+//     Register(scheme, OpenURL). What it makes
 //     from the URL (a client, a pool, a connection) belongs to the
 //     adapter: Close releases it. It returns the concrete type, so that a
 //     program can reach the package's extras (Client, CreateTable, Path).

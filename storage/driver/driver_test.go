@@ -70,6 +70,28 @@ func TestWrap(t *testing.T) {
 	}
 }
 
+// nopAdapter is an adapter type of a package's own, as OpenURL returns.
+type nopAdapter struct{ driver.Adapter }
+
+// An opener that returns its package's concrete type registers as is, and
+// its nil adapter with an error reaches the caller as a nil Adapter, not
+// as a non-nil interface holding a nil pointer.
+func TestRegisterConcreteOpener(t *testing.T) {
+	driver.Register("drivertest-typed", func(context.Context, *url.URL) (*nopAdapter, error) {
+		return nil, driver.Wrap(driver.ErrInvalid, "drivertest-typed: bad URL", nil)
+	})
+	a, err := driver.Open(context.Background(), "drivertest-typed://h")
+	if a != nil || !errors.Is(err, driver.ErrInvalid) {
+		t.Fatalf("Open = %#v, %v; want a nil Adapter and ErrInvalid", a, err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Register of a nil opener did not panic")
+		}
+	}()
+	driver.Register[*nopAdapter]("drivertest-nil", nil)
+}
+
 func TestOpenUnknownSchemeNamesRegistered(t *testing.T) {
 	driver.Register("drivertest-open", func(context.Context, *url.URL) (driver.Adapter, error) {
 		return nil, driver.Wrap(driver.ErrUnavailable, "drivertest-open: down", nil)

@@ -10,18 +10,33 @@ import (
 	"github.com/tokencache/tokencache/secret"
 )
 
-// OpenFunc opens an adapter from a parsed store URL. The adapter it returns
-// owns whatever it made from the URL (a client, a connection pool, a
-// file): its Close releases them.
-type OpenFunc func(ctx context.Context, u *url.URL) (Adapter, error)
+// openFunc opens an adapter from a parsed store URL.
+type openFunc func(ctx context.Context, u *url.URL) (Adapter, error)
 
-var schemes = registry.New[OpenFunc]("storage/driver: Register")
+var schemes = registry.New[openFunc]("storage/driver: Register")
 
-// Register makes a URL scheme available to Open and storage.Open. Adapter
-// packages call it from init, so importing a package (even as _) is enough
-// to use its URLs. Registering a nil OpenFunc, or a scheme twice, panics,
-// as database/sql.Register does.
-func Register(scheme string, open OpenFunc) { schemes.Add(scheme, open) }
+// Register makes a URL scheme available to Open and storage.Open: open
+// makes an adapter from a parsed URL of the scheme, and that adapter owns
+// whatever open made from the URL (a client, a connection pool, a file):
+// its Close releases them. Adapter packages call Register from init with
+// their OpenURL, so importing a package (even as _) is enough to use its
+// URLs. open may return the package's concrete adapter type: a nil one
+// that comes with an error reaches no caller as a non-nil Adapter.
+// Registering a nil open, or a scheme twice, panics, as
+// database/sql.Register does.
+func Register[A Adapter](scheme string, open func(ctx context.Context, u *url.URL) (A, error)) {
+	var f openFunc
+	if open != nil {
+		f = func(ctx context.Context, u *url.URL) (Adapter, error) {
+			a, err := open(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			return a, nil
+		}
+	}
+	schemes.Add(scheme, f)
+}
 
 // Schemes returns the registered URL schemes, sorted.
 func Schemes() []string { return schemes.Names() }

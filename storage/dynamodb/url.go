@@ -26,7 +26,7 @@ import (
 )
 
 func init() {
-	driver.Register("dynamodb", func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
+	driver.Register("dynamodb", OpenURL)
 }
 
 // urlOptions is what a dynamodb:// URL says.

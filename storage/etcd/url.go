@@ -25,16 +25,15 @@ import (
 const DefaultDialTimeout = 5 * time.Second
 
 func init() {
-	open := func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) }
-	driver.Register("etcd", open)
-	driver.Register("etcds", open)
+	driver.Register("etcd", OpenURL)
+	driver.Register("etcds", OpenURL)
 }
 
 // OpenURL makes the etcd client an etcd:// or etcds:// URL describes (the
 // forms are in the package documentation; it reads the TLS files the URL
 // names) and an Adapter over it, which owns it: Close closes the client.
 // It is the opener the package registers for "etcd" and "etcds".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	cfg, opts, err := configFromURL(u)
 	if err != nil {
 		return nil, err

@@ -95,9 +95,7 @@ import (
 )
 
 func init() {
-	driver.Register("file", func(ctx context.Context, u *url.URL) (driver.Adapter, error) {
-		return OpenURL(ctx, u)
-	})
+	driver.Register("file", OpenURL)
 }
 
 // OpenURL returns an Adapter for the file a URL names: file:///abs/path.json
@@ -105,7 +103,7 @@ func init() {
 // (file:, file://) names no file and is driver.ErrInvalid: where a default
 // credentials file lives is a vendor's convention (package pancloud has
 // pancloud's). It is the opener the package registers for "file".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	p, err := pathFromURL(u)
 	if err != nil {
 		return nil, err

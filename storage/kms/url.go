@@ -24,7 +24,7 @@ var innerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memc
 
 func init() {
 	for _, s := range innerSchemes {
-		driver.Register("kms+"+s, func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
+		driver.Register("kms+"+s, OpenURL)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	driver.Register("memcached", func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
+	driver.Register("memcached", OpenURL)
 }
 
 // defaultMaxIdle is well above gomemcache's 2: with fewer idle connections
@@ -26,7 +26,7 @@ const defaultMaxIdle = 16
 // the package documentation) and an Adapter over it, which owns it: Close
 // closes the client. It is the opener the package registers for
 // "memcached".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	c, opts, err := newClientFromURL(u)
 	if err != nil {
 		return nil, err

@@ -15,9 +15,7 @@ import (
 )
 
 func init() {
-	driver.Register("memory", func(ctx context.Context, u *url.URL) (driver.Adapter, error) {
-		return OpenURL(ctx, u)
-	})
+	driver.Register("memory", OpenURL)
 }
 
 // Options configures New. The zero Options, and nil, make an adapter with
@@ -42,7 +40,7 @@ func New(opts *Options) *Adapter {
 
 // OpenURL returns an adapter over the process-wide data memory://NAME
 // names; it is the opener the package registers for "memory".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	return shared(u.Host + u.Path), nil
 }
 

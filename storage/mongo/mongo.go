@@ -133,7 +133,7 @@ const (
 
 func init() {
 	for _, scheme := range []string{"mongodb", "mongodb+srv"} {
-		driver.Register(scheme, func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) })
+		driver.Register(scheme, OpenURL)
 	}
 }
 
@@ -222,7 +222,7 @@ func New(client *mongodriver.Client, opts *Options) (*Adapter, error) {
 // owns it: Close disconnects the client. It does not connect; the first
 // call does. It is the opener the package registers for "mongodb" and
 // "mongodb+srv".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	redacted := secret.RedactURL(u.String())
 	q := u.Query()
 	coll := q.Get("collection")

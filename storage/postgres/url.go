@@ -16,16 +16,15 @@ import (
 )
 
 func init() {
-	open := func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) }
-	driver.Register("postgres", open)
-	driver.Register("postgresql", open)
+	driver.Register("postgres", OpenURL)
+	driver.Register("postgresql", OpenURL)
 }
 
 // OpenURL makes the pgx pool a postgres:// or postgresql:// URL describes
 // (see the package documentation) and an Adapter over it, which owns it:
 // Close closes the pool. It does not connect; the first call does. It is
 // the opener the package registers for "postgres" and "postgresql".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	cfg, opts, err := parseURL(u)
 	if err != nil {
 		return nil, err

@@ -14,9 +14,8 @@ import (
 )
 
 func init() {
-	open := func(ctx context.Context, u *url.URL) (driver.Adapter, error) { return OpenURL(ctx, u) }
-	driver.Register("redis", open)
-	driver.Register("rediss", open)
+	driver.Register("redis", OpenURL)
+	driver.Register("rediss", OpenURL)
 }
 
 // OpenURL makes the go-redis client that a redis:// or rediss:// URL
@@ -24,7 +23,7 @@ func init() {
 // over it, which owns it: Close closes the client. It does not connect;
 // the first call does. It is the opener the package registers for "redis"
 // and "rediss".
-func OpenURL(_ context.Context, u *url.URL) (*Adapter, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
 	c, opts, err := newClientFromURL(u)
 	if err != nil {
 		return nil, err

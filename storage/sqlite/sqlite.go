@@ -79,9 +79,7 @@ import (
 const DefaultTable = "tokencache"
 
 func init() {
-	driver.Register("sqlite", func(ctx context.Context, u *url.URL) (driver.Adapter, error) {
-		return OpenURL(ctx, u)
-	})
+	driver.Register("sqlite", OpenURL)
 }
 
 // OpenURL opens the database a sqlite: URL names (see the package
