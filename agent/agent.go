@@ -20,6 +20,7 @@ import (
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // hdrClose closes the connection after the answer.
@@ -386,7 +387,7 @@ func (h *Handler) credsOf(s *profileState) (*credentials.Credentials, error) {
 		return c, nil
 	}
 	if h.closed.Load() {
-		return nil, storage.Wrap(storage.ErrClosed, "agent: shutting down", nil)
+		return nil, driver.Wrap(storage.ErrClosed, "agent: shutting down", nil)
 	}
 	c, err := h.profiles.Get(s.name)
 	if err != nil {

@@ -79,7 +79,7 @@ func (e Env) resolve(scheme string) (env Env, ownStore bool) {
 	}
 	e.Logger = e.Logger.With("scheme", scheme)
 	if e.Store == nil {
-		e.Store, ownStore = storage.NewStore(memory.New()), true
+		e.Store, ownStore = storage.NewStore(memory.New(nil)), true
 	}
 	return e, ownStore
 }

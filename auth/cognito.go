@@ -173,7 +173,7 @@ func (g *cognitoGrant) login(ctx context.Context) (*credentials.Tokens, error) {
 	}
 	key, err := c.passwordKey(g.poolName, userID, g.cfg.Password.Reveal(), B, salt)
 	if err != nil {
-		return nil, &credentials.EndpointError{URL: storage.Redact(g.cfg.Endpoint), StatusCode: http.StatusOK, Err: err}
+		return nil, &credentials.EndpointError{URL: secret.RedactURL(g.cfg.Endpoint), StatusCode: http.StatusOK, Err: err}
 	}
 	ts := cognitoTimestamp(g.now())
 	answers := map[string]string{
@@ -229,13 +229,13 @@ func (g *cognitoGrant) unexpected(ans *cognitoAnswer) error {
 	if ans.ChallengeName == "" {
 		return g.malformed("the answer has neither a challenge nor an authentication result")
 	}
-	return &credentials.EndpointError{URL: storage.Redact(g.cfg.Endpoint), StatusCode: http.StatusOK, Code: truncate(ans.ChallengeName, 64),
+	return &credentials.EndpointError{URL: secret.RedactURL(g.cfg.Endpoint), StatusCode: http.StatusOK, Code: truncate(ans.ChallengeName, 64),
 		Description: "the user pool asks for a challenge this scheme does not answer; complete it once with another client",
 		Err:         ErrUnsupportedChallenge}
 }
 
 func (g *cognitoGrant) malformed(desc string) error {
-	return &credentials.EndpointError{URL: storage.Redact(g.cfg.Endpoint), StatusCode: http.StatusOK,
+	return &credentials.EndpointError{URL: secret.RedactURL(g.cfg.Endpoint), StatusCode: http.StatusOK,
 		Err: credentials.ErrNotTokenEndpoint, Description: desc}
 }
 

@@ -207,7 +207,7 @@ func TestCognitoSRPRenewal(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddClient("confidential", "s3cr3t-client")
 	srv.AddUser("alice", "Correct horse 1!")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	t.Cleanup(func() { st.Close() })
 	a := newCognito(t, cognitoParams(srv, "confidential", "s3cr3t-client", "alice", "Correct horse 1!"), auth.Env{Store: st, Profile: "alice"})
 	ta := a.(*auth.TokenAuthorizer)
@@ -296,7 +296,7 @@ func TestCognitoSRPReplicas(t *testing.T) {
 	storeName := t.Name() + "/" + time.Now().Format(time.RFC3339Nano)
 	var authorizers []httpauth.Authorizer
 	for range replicas {
-		st := storage.NewStore(memory.Shared(storeName))
+		st := storage.NewStore(memory.New(&memory.Options{Name: storeName}))
 		t.Cleanup(func() { st.Close() })
 		authorizers = append(authorizers, newCognito(t, p, auth.Env{Store: st, Profile: "svc",
 			Credentials: credentials.Config{Skew: 300 * time.Millisecond, RenewAhead: renewAhead,

@@ -14,7 +14,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
 )
 
 // lookup follows a dotted path through decoded JSON; nil when absent.
@@ -97,9 +97,9 @@ func malformed(req *http.Request, desc string) error {
 	return &credentials.EndpointError{URL: redact(req.URL), StatusCode: http.StatusOK, Err: credentials.ErrNotTokenEndpoint, Description: desc}
 }
 
-// redact is storage.Redact, the one redaction of every URL printed or
+// redact is secret.RedactURL, the one redaction of every URL printed or
 // logged.
-func redact(u *url.URL) string { return storage.Redact(u.String()) }
+func redact(u *url.URL) string { return secret.RedactURL(u.String()) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {

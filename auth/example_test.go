@@ -51,7 +51,7 @@ func ExampleNewClientCredentials() {
 	defer srv.Close()
 	srv.AddClient("svc", "svc-secret")
 
-	store := storage.NewStore(memory.New())
+	store := storage.NewStore(memory.New(nil))
 	defer store.Close()
 	a, err := auth.NewClientCredentials(auth.ClientCredentialsConfig{
 		TokenURL:     srv.TokenURL(),

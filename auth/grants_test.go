@@ -267,7 +267,7 @@ func TestRefreshTokenScheme(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient(cid, csecret)
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	params := auth.Params{"token_url": srv.TokenURL(), "client_id": cid, "client_secret": csecret, "refresh_token": srv.IssueRefreshToken(cid)}
 	a, err := auth.New("oauth2_refresh_token", params, auth.Env{Store: st, Profile: "pan"})
 	if err != nil {
@@ -305,7 +305,7 @@ func TestProfileInUse(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddClient("one", "s1")
 	srv.AddClient("two", "s2")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	env := auth.Env{Store: st, Profile: "shared"}
 	a, _ := auth.New("oauth2_client_credentials", auth.Params{"token_url": srv.TokenURL(), "client_id": "one", "client_secret": "s1"}, env)
 	closeAuth(t, a)

@@ -94,7 +94,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	})
 	_, keyPEM := p521PEM(t, false)
 
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	schemes := []struct {
 		name   string
 		config any // the typed config, to print

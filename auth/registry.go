@@ -2,42 +2,28 @@ package auth
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/tokencache/tokencache/httpauth"
+	"github.com/tokencache/tokencache/internal/registry"
 )
 
 // Factory makes an httpauth.Authorizer from a scheme's options. It reports bad
 // options as *OptionError.
 type Factory func(p Params, env Env) (httpauth.Authorizer, error)
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Factory{}
-)
+var factories = registry.New[Factory]("auth: Register")
 
 // Register makes a scheme available to New under name, as SL1's
-// @add_auth does. Registering a name twice panics, as database/sql.Register
-// does: two packages claiming one name is a build mistake.
-func Register(name string, f Factory) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if f == nil {
-		panic("auth: Register of a nil factory for " + name)
-	}
-	if _, dup := registry[name]; dup {
-		panic("auth: Register called twice for scheme " + name)
-	}
-	registry[name] = f
-}
+// @add_auth does. Registering a nil Factory, or a name twice, panics, as
+// database/sql.Register does: two packages claiming one name is a build
+// mistake.
+func Register(name string, f Factory) { factories.Add(name, f) }
 
 // New returns the httpauth.Authorizer of the scheme called name, configured by p.
 // Authorizers that hold background work or a store of their own implement
 // io.Closer; close them when done.
 func New(name string, p Params, env Env) (httpauth.Authorizer, error) {
-	registryMu.RLock()
-	f, ok := registry[name]
-	registryMu.RUnlock()
+	f, ok := factories.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownScheme, name)
 	}
@@ -45,11 +31,7 @@ func New(name string, p Params, env Env) (httpauth.Authorizer, error) {
 }
 
 // Schemes returns the registered scheme names, sorted.
-func Schemes() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	return sortedKeys(registry)
-}
+func Schemes() []string { return factories.Names() }
 
 // registerConfig registers a scheme whose options decode into a Config
 // struct C before build validates them.

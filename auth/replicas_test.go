@@ -43,7 +43,7 @@ func TestClientCredentialsReplicas(t *testing.T) {
 	storeName := t.Name() + "/" + time.Now().Format(time.RFC3339Nano) // -count=N must not reuse a store
 	var authorizers []httpauth.Authorizer
 	for range replicas {
-		st := storage.NewStore(memory.Shared(storeName)) // one connection per replica
+		st := storage.NewStore(memory.New(&memory.Options{Name: storeName})) // one connection per replica
 		t.Cleanup(func() { st.Close() })
 		a, err := auth.New("oauth2_client_credentials", params, auth.Env{
 			Store: st, Profile: "svc",

@@ -26,7 +26,7 @@ func TestReviewRefreshTokenSchemeSeedsWithoutLineage(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s")
 	seed := srv.IssueRefreshToken("app")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	a, err := auth.NewRefreshToken(auth.RefreshTokenConfig{TokenURL: srv.TokenURL(), ClientID: "app", ClientSecret: "s", RefreshToken: secretOf(seed)},
 		auth.Env{Store: st, Profile: "p", Credentials: credentials.Config{JournalDir: "-"}})
 	if err != nil {

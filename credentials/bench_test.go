@@ -69,7 +69,7 @@ func BenchmarkCachedToken(b *testing.B) {
 
 func benchCached(b *testing.B, srv *oauthtest.Server, sdk bool) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	cfg := credentials.Config{Store: st, Profile: "p"}
 	var reader *sdkmetric.ManualReader
 	if sdk {
@@ -118,7 +118,7 @@ func BenchmarkCachedTokenInterleaved(b *testing.B) {
 	srv := credentialstest.NewServer(b, credentialstest.StormOptions{TTL: time.Hour, Latency: time.Millisecond})
 	ctx := context.Background()
 	open := func(sdk bool) *credentials.Credentials {
-		st := storage.NewStore(memory.New())
+		st := storage.NewStore(memory.New(nil))
 		cfg := credentials.Config{Store: st, Profile: "p"}
 		if sdk {
 			reader := sdkmetric.NewManualReader()
@@ -218,7 +218,7 @@ func BenchmarkStorm(b *testing.B) {
 	var refreshes int64
 	for b.Loop() {
 		name := b.Name() + time.Now().String()
-		res := credentialstest.Storm(b, func(testing.TB) *storage.Store { return storage.NewStore(memory.Shared(name)) },
+		res := credentialstest.Storm(b, func(testing.TB) *storage.Store { return storage.NewStore(memory.New(&memory.Options{Name: name})) },
 			credentialstest.StormOptions{Replicas: 4, Goroutines: 50, Expiries: expiries, TTL: time.Second, Latency: 50 * time.Millisecond})
 		refreshes += res.Stats.RefreshCalls
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/credentials/credentialstest"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -49,19 +49,19 @@ func BenchmarkBurst(b *testing.B) {
 	o := burstOptions()
 	stores := []struct {
 		name string
-		open func(b *testing.B) func() (storage.Adapter, error)
+		open func(b *testing.B) func() (driver.Adapter, error)
 	}{
-		{"memory", func(b *testing.B) func() (storage.Adapter, error) {
+		{"memory", func(b *testing.B) func() (driver.Adapter, error) {
 			name := fmt.Sprintf("%s-%d", b.Name(), time.Now().UnixNano())
-			return func() (storage.Adapter, error) { return memory.Shared(name), nil }
+			return func() (driver.Adapter, error) { return memory.New(&memory.Options{Name: name}), nil }
 		}},
-		{"sqlite", func(b *testing.B) func() (storage.Adapter, error) {
+		{"sqlite", func(b *testing.B) func() (driver.Adapter, error) {
 			u := "sqlite://" + filepath.Join(b.TempDir(), "tokens.db")
-			return func() (storage.Adapter, error) { return storage.OpenAdapter(context.Background(), u) }
+			return func() (driver.Adapter, error) { return driver.Open(context.Background(), u) }
 		}},
-		{"file", func(b *testing.B) func() (storage.Adapter, error) {
+		{"file", func(b *testing.B) func() (driver.Adapter, error) {
 			u := "file://" + filepath.Join(b.TempDir(), "credentials.json")
-			return func() (storage.Adapter, error) { return storage.OpenAdapter(context.Background(), u) }
+			return func() (driver.Adapter, error) { return driver.Open(context.Background(), u) }
 		}},
 	}
 	pick := os.Getenv("TOKENCACHE_BURST_STORES")

@@ -17,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Config configures Credentials. The zero value of every field but Store
@@ -429,7 +430,7 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 		if stale.Valid(c.cfg.Now()) {
 			f.tok = stale
 		} else {
-			f.err = storage.Wrap(storage.ErrClosed, fmt.Sprintf("credentials: profile %q", c.cfg.Profile), nil)
+			f.err = driver.Wrap(storage.ErrClosed, fmt.Sprintf("credentials: profile %q", c.cfg.Profile), nil)
 		}
 		close(f.done)
 		return f

@@ -15,13 +15,14 @@ import (
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
 // flaky wraps an adapter and fails every call while down is set: fault
 // injection for store outages.
 type flaky struct {
-	storage.Adapter
+	driver.Adapter
 	down atomic.Bool
 	// lostReply makes every Put apply and then report ErrUnavailable, as
 	// a write whose reply timed out does.
@@ -41,7 +42,7 @@ type flaky struct {
 
 func (f *flaky) err() error {
 	if f.down.Load() || f.refused.Load() {
-		return storage.Wrap(storage.ErrUnavailable, "flaky", errors.New("connection refused"))
+		return driver.Wrap(storage.ErrUnavailable, "flaky", errors.New("connection refused"))
 	}
 	return nil
 }
@@ -53,11 +54,11 @@ func (f *flaky) Get(ctx context.Context, k string) ([]byte, storage.Revision, er
 	return f.Adapter.Get(ctx, k)
 }
 
-func (f *flaky) Put(ctx context.Context, k string, v []byte, c storage.Condition) (storage.Revision, error) {
+func (f *flaky) Put(ctx context.Context, k string, v []byte, c driver.Condition) (storage.Revision, error) {
 	f.puts.Add(1)
 	if err := f.err(); err != nil {
 		if f.refused.Load() {
-			err = storage.NotApplied(err)
+			err = driver.NotApplied(err)
 		}
 		return "", err
 	}
@@ -69,7 +70,7 @@ func (f *flaky) Put(ctx context.Context, k string, v []byte, c storage.Condition
 		if fn := f.afterLostReply.Load(); fn != nil {
 			(*fn)()
 		}
-		return "", storage.Wrap(storage.ErrUnavailable, "flaky", errors.New("i/o timeout after the write applied"))
+		return "", driver.Wrap(storage.ErrUnavailable, "flaky", errors.New("i/o timeout after the write applied"))
 	}
 	return rev, err
 }
@@ -86,7 +87,7 @@ func newFixture(t *testing.T, opts oauthtest.Options) *fixture {
 	srv := oauthtest.NewServer(opts)
 	t.Cleanup(srv.Close)
 	srv.AddClient("storm-client", "storm-secret")
-	fl := &flaky{Adapter: memory.New()}
+	fl := &flaky{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("flaky:"+t.Name(), fl)
 	credentialstest.Seed(t, st, "p", srv)
 	return &fixture{srv: srv, store: st, flaky: fl, journal: t.TempDir()}
@@ -379,7 +380,7 @@ func TestProactiveRenewalServesCurrentToken(t *testing.T) {
 }
 
 func TestPartialCredentials(t *testing.T) {
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	st.Update(context.Background(), "p", func(r *storage.Record) error { r.ClientID = "id"; return nil })
 	c, _ := credentials.New(credentials.Config{Store: st, Profile: "p"})
 	defer c.Close()
@@ -574,9 +575,9 @@ func TestEndpointSlowerThanLease(t *testing.T) {
 }
 
 func TestUndecodableRecord(t *testing.T) {
-	a := memory.New()
+	a := memory.New(nil)
 	garbage := []byte(`{"profile":"p","expiry":"not a time"}`)
-	a.Put(context.Background(), "p", garbage, storage.IfAbsent())
+	a.Put(context.Background(), "p", garbage, driver.IfAbsent())
 	c, _ := credentials.New(credentials.Config{Store: storage.NewStore(a), Profile: "p"})
 	defer c.Close()
 	if _, err := c.Token(context.Background()); !errors.Is(err, storage.ErrCorrupt) {

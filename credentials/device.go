@@ -76,7 +76,7 @@ func (c *Credentials) AuthorizeDevice(ctx context.Context, deviceAuthURL string)
 	}
 	u, err := url.Parse(deviceAuthURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("credentials: device authorization URL %q is not an absolute http(s) URL", storage.Redact(deviceAuthURL))
+		return nil, fmt.Errorf("credentials: device authorization URL %q is not an absolute http(s) URL", secret.RedactURL(deviceAuthURL))
 	}
 	form := url.Values{}
 	if len(rec.Scopes) > 0 {

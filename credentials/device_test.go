@@ -32,7 +32,7 @@ func newDeviceFixture(t *testing.T, clientSecret string) *deviceFixture {
 	t.Cleanup(srv.Close)
 	srv.AddClient("device-app", clientSecret)
 	srv.SetDeviceFlow(time.Second, time.Minute)
-	st := storage.NewNamedStore("memory:"+t.Name(), memory.New())
+	st := storage.NewNamedStore("memory:"+t.Name(), memory.New(nil))
 	oldRT := srv.IssueRefreshToken("device-app")
 	if _, _, err := st.Update(context.Background(), "p", func(r *storage.Record) error {
 		r.ClientID, r.ClientSecret, r.TokenURL, r.Scopes = "device-app", secret.Secret(clientSecret), srv.TokenURL(), []string{"read"}

@@ -15,7 +15,7 @@
 //     back (see Durability), then reads the store: a valid token another
 //     process stored is adopted.
 //  4. A lease held by someone else means a refresh is in progress: the
-//     flight waits for the record to change (storage.Watcher, or polling),
+//     flight waits for the record to change (driver.Watcher, or polling),
 //     at most until the lease ends, then reads again.
 //  5. Otherwise it takes the lease: a conditional write on the revision it
 //     read. Losing that race means someone moved first: read again, with a

@@ -365,9 +365,9 @@ func (tr *tokenResponse) expiry(now time.Time) time.Time {
 	return time.Time{}
 }
 
-// redactURL is storage.Redact, the one redaction of every URL printed or
+// redactURL is secret.RedactURL, the one redaction of every URL printed or
 // logged.
-func redactURL(u *url.URL) string { return storage.Redact(u.String()) }
+func redactURL(u *url.URL) string { return secret.RedactURL(u.String()) }
 
 // truncate shortens a server-provided string for an error message, and
 // escapes its control characters, so that printing it cannot rewrite a

@@ -27,7 +27,7 @@ func endpointAnswering(t *testing.T, handle http.HandlerFunc) (*credentials.Cred
 		handle(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	rec := &storage.Record{Profile: "p", ClientID: "cid", ClientSecret: "cs", TokenURL: srv.URL + "/token"}
 	rec.Grant("rt")
 	if _, err := st.Replace(context.Background(), nil, "", rec); err != nil {
@@ -99,7 +99,7 @@ func TestEndpointErrorUnwrapsTransportCause(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens: connection refused
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	rec := &storage.Record{Profile: "p", ClientID: "cid", ClientSecret: "cs", TokenURL: "http://" + addr + "/token"}
 	rec.Grant("rt")
 	st.Replace(context.Background(), nil, "", rec)
@@ -138,7 +138,7 @@ func TestThrottledEndpointIsPaused(t *testing.T) {
 		fmt.Fprintf(w, `{"access_token":"at-%d","token_type":"Bearer","expires_in":3600}`, calls.Load())
 	}))
 	defer srv.Close()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	const profiles = 20
 	for i := range profiles {
 		rec := &storage.Record{Profile: fmt.Sprintf("p%d", i), ClientID: "cid", ClientSecret: "cs", TokenURL: srv.URL + "/token"}

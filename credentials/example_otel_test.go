@@ -39,7 +39,7 @@ func Example_observability() {
 	defer srv.Close()
 	srv.AddClient("app", "app-secret")
 	srv.SetLatency(20 * time.Millisecond)
-	seed := storage.NewStore(memory.Shared("example-observability"))
+	seed := storage.NewStore(memory.New(&memory.Options{Name: "example-observability"}))
 	seed.Update(context.Background(), "api", func(r *storage.Record) error {
 		r.ClientID, r.ClientSecret, r.TokenURL = "app", "app-secret", srv.TokenURL()
 		r.Grant(srv.IssueRefreshToken("app"))
@@ -52,7 +52,7 @@ func Example_observability() {
 	var wg sync.WaitGroup
 	for range replicas {
 		c, err := credentials.New(credentials.Config{
-			Store: storage.NewStore(memory.Shared("example-observability")), Profile: "api",
+			Store: storage.NewStore(memory.New(&memory.Options{Name: "example-observability"})), Profile: "api",
 			Skew: 100 * time.Millisecond, RenewAhead: 100 * time.Millisecond,
 			MeterProvider: mp,
 		})

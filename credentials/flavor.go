@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/internal/registry"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
@@ -44,36 +44,23 @@ type Flavor interface {
 	Missing(rec *storage.Record) []string
 }
 
-var (
-	flavorsMu sync.RWMutex
-	flavors   = map[string]Flavor{}
-)
+var flavors = registry.New[Flavor]("credentials: RegisterFlavor")
 
 // RegisterFlavor makes f the Flavor of the records whose Flavor field is
 // name. Registering a name twice, the built-in ones included, or a nil
 // Flavor panics, as database/sql.Register does: two packages claiming one
 // name is a build mistake.
 func RegisterFlavor(name string, f Flavor) {
-	flavorsMu.Lock()
-	defer flavorsMu.Unlock()
-	if f == nil {
-		panic("credentials: RegisterFlavor of a nil Flavor for " + name)
+	if name == "" || name == FlavorOAuth2 {
+		panic("credentials: RegisterFlavor called twice for " + name)
 	}
-	if _, dup := flavors[name]; dup || name == "" || name == FlavorOAuth2 {
-		panic("credentials: RegisterFlavor called twice for flavor " + name)
-	}
-	flavors[name] = f
+	flavors.Add(name, f)
 }
 
 // Flavors returns the names of the registered flavors, sorted, the
 // built-in FlavorOAuth2 included.
 func Flavors() []string {
-	flavorsMu.RLock()
-	defer flavorsMu.RUnlock()
-	names := []string{FlavorOAuth2}
-	for n := range flavors {
-		names = append(names, n)
-	}
+	names := append(flavors.Names(), FlavorOAuth2)
 	slices.Sort(names)
 	return names
 }
@@ -89,10 +76,7 @@ func LookupFlavor(name string) (Flavor, bool) {
 	if name == "" || name == FlavorOAuth2 {
 		return nil, true
 	}
-	flavorsMu.RLock()
-	defer flavorsMu.RUnlock()
-	f, ok := flavors[name]
-	return f, ok
+	return flavors.Lookup(name)
 }
 
 // flavorOf returns the registered Flavor of rec, nil for RFC 6749.

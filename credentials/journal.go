@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // The recovery journal keeps a rotated refresh token that the store would
@@ -139,7 +140,7 @@ func (j journal) maybeApplied(path string) error {
 	}
 	var e journalEntry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
+		return driver.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
 	}
 	if !e.NotApplied {
 		return nil
@@ -185,7 +186,7 @@ func (j journal) load(path string) (rec *storage.Record, notApplied bool, err er
 	}
 	var e journalEntry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, false, storage.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
+		return nil, false, driver.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
 	}
 	rec, err = storage.DecodeRecord(e.Record)
 	return rec, e.NotApplied, err

@@ -17,6 +17,7 @@ import (
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -182,7 +183,7 @@ func TestShortLeaseHonoursHoldersLease(t *testing.T) {
 }
 
 func TestLeaseMustCoverCallAndWrite(t *testing.T) {
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	_, err := credentials.New(credentials.Config{Store: st, LeaseTTL: time.Second, RefreshTimeout: 700 * time.Millisecond, StoreTimeout: 400 * time.Millisecond})
 	if err == nil || !strings.Contains(err.Error(), "StoreTimeout") {
 		t.Fatalf("LeaseTTL shorter than call plus write accepted: %v", err)
@@ -217,11 +218,11 @@ func TestVanishedProfileIsRestored(t *testing.T) {
 // conflicting answers every Put with ErrConflict, as a store holding a
 // dead writer's claim does.
 type conflicting struct {
-	storage.Adapter
+	driver.Adapter
 	puts atomic.Int64
 }
 
-func (c *conflicting) Put(ctx context.Context, k string, v []byte, cond storage.Condition) (storage.Revision, error) {
+func (c *conflicting) Put(ctx context.Context, k string, v []byte, cond driver.Condition) (storage.Revision, error) {
 	c.puts.Add(1)
 	return "", storage.ErrConflict
 }
@@ -232,7 +233,7 @@ func TestLeaseConflictsBackOff(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	defer srv.Close()
 	srv.AddClient("storm-client", "storm-secret")
-	mem := memory.New()
+	mem := memory.New(nil)
 	credentialstest.Seed(t, storage.NewStore(mem), "p", srv)
 	ad := &conflicting{Adapter: mem}
 	c, err := credentials.New(credentials.Config{Store: storage.NewStore(ad), Profile: "p", LeaseTTL: 2 * time.Second, PollInterval: 10 * time.Millisecond})
@@ -256,7 +257,7 @@ func TestGrantOnEmptyStore(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{})
 	defer srv.Close()
 	srv.AddClient("svc", "svc-secret")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	grant := credentials.GrantFunc(func(ctx context.Context, _ *storage.Record) (*credentials.Tokens, error) {
 		return credentials.RequestToken(ctx, http.DefaultClient, credentials.AuthBasic, srv.TokenURL(),
 			url.Values{"grant_type": {"client_credentials"}}, "svc", secret.Secret("svc-secret"))
@@ -427,7 +428,7 @@ func TestForcedRefreshWaitsForHeldBackWrite(t *testing.T) {
 // A record whose flavor no imported package registers is an error that
 // says so, before anything is sent.
 func TestUnknownFlavor(t *testing.T) {
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	st.Update(context.Background(), "p", func(r *storage.Record) error {
 		r.ClientID, r.ClientSecret, r.TokenURL, r.Flavor = "app", "s", "http://127.0.0.1:1/token", "no-such-flavor"
 		r.Seed("rt")
@@ -511,7 +512,7 @@ func TestReleaseThatMayHaveLandedIsNotRetried(t *testing.T) {
 	var once sync.Once
 	evict := func() {
 		once.Do(func() {
-			if err := f.flaky.Adapter.Delete(context.Background(), "p", storage.Condition{}); err != nil {
+			if err := f.flaky.Adapter.Delete(context.Background(), "p", driver.Condition{}); err != nil {
 				t.Error(err)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // What happens to a refreshed record. persist writes it under our lease;
@@ -81,16 +82,16 @@ type pendingWrite struct {
 // no other replica had read it) for a rare replay that revokes it for
 // every replica; the first is visible and recoverable from the journal,
 // the second is neither.
-var errHeldBack = storage.Wrap(storage.ErrUnavailable, "the store lost the profile after a write of this refresh token failed; it may have landed and been used by another replica, so it is not put back automatically", nil)
+var errHeldBack = driver.Wrap(storage.ErrUnavailable, "the store lost the profile after a write of this refresh token failed; it may have landed and been used by another replica, so it is not put back automatically", nil)
 
 // Why a refreshed record was not written over the stored one.
 var (
 	// errSuperseded: the store holds a later token of the same grant.
-	errSuperseded = storage.Wrap(storage.ErrLineage, "the store holds a newer refresh token of the same grant", nil)
+	errSuperseded = driver.Wrap(storage.ErrLineage, "the store holds a newer refresh token of the same grant", nil)
 	// errForeign: the store holds another grant (a new login, a re-seeded
 	// or re-created profile, or another store of the same name): ours
 	// does not belong there.
-	errForeign = storage.Wrap(storage.ErrLineage, "the store holds another grant", nil)
+	errForeign = driver.Wrap(storage.ErrLineage, "the store holds another grant", nil)
 )
 
 // applySuccessor puts ours, a record this process refreshed, into cur, the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Profiles serves many profiles from one store, for multi-tenant apps: it
@@ -66,7 +67,7 @@ func (p *Profiles) Get(profile string) (*Credentials, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed.Load() {
-		return nil, storage.Wrap(storage.ErrClosed, "credentials: profiles", nil)
+		return nil, driver.Wrap(storage.ErrClosed, "credentials: profiles", nil)
 	}
 	if c, ok := p.creds[profile]; ok {
 		p.publish(false)

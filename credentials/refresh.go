@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -320,7 +321,7 @@ func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record, sen
 	if httpsafe.Cleartext(rec.TokenURL) {
 		c.cleartext.Do(func() {
 			c.cfg.Logger.Warn("the token endpoint is plain http on another machine: the client secret and refresh token travel in clear",
-				"profile", c.cfg.Profile, "token_url", storage.Redact(rec.TokenURL))
+				"profile", c.cfg.Profile, "token_url", secret.RedactURL(rec.TokenURL))
 		})
 	}
 	f, err := flavorOf(c.cfg.Profile, rec)

@@ -20,7 +20,7 @@ func TestReview3TokenRacesClose(t *testing.T) {
 	defer srv.Close()
 	srv.AddClient("cid", "cs")
 	for range 20 {
-		st := storage.NewStore(memory.New())
+		st := storage.NewStore(memory.New(nil))
 		rec := &storage.Record{Profile: "p", ClientID: "cid", ClientSecret: "cs", TokenURL: srv.TokenURL()}
 		rec.Grant(srv.IssueRefreshToken("cid"))
 		if _, err := st.Replace(context.Background(), nil, "", rec); err != nil {

@@ -40,7 +40,7 @@ func TestReview3RetryAfterHonouredByQueuedFlights(t *testing.T) {
 		fmt.Fprint(w, `{"error":"slow_down"}`)
 	}))
 	defer srv.Close()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	const profiles = 8
 	for i := range profiles {
 		rec := &storage.Record{Profile: fmt.Sprintf("p%d", i), ClientID: "cid", ClientSecret: "cs", TokenURL: srv.URL + "/token"}

@@ -29,7 +29,7 @@ func TestReview3ProfilesRace(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true, AccessTTL: time.Hour})
 	defer srv.Close()
 	srv.AddClient("cid", "cs")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	ps, err := credentials.NewProfiles(credentials.Config{Store: st, JournalDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

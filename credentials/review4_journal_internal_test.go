@@ -10,17 +10,18 @@ import (
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
 // putLog records the refresh token of every record written.
 type putLog struct {
-	storage.Adapter
+	driver.Adapter
 	mu  sync.Mutex
 	rts []string
 }
 
-func (p *putLog) Put(ctx context.Context, k string, v []byte, c storage.Condition) (storage.Revision, error) {
+func (p *putLog) Put(ctx context.Context, k string, v []byte, c driver.Condition) (storage.Revision, error) {
 	if r, err := storage.DecodeRecord(v); err == nil {
 		p.mu.Lock()
 		p.rts = append(p.rts, r.RefreshToken.Reveal())
@@ -62,7 +63,7 @@ func TestReview4JournalReplaysNewestGenerationFirst(t *testing.T) {
 	gen2.Rotate(t2.RefreshToken.Reveal())
 	gen2.AccessToken, gen2.Expiry, gen2.IssuedAt = t2.AccessToken, t2.Expiry, now
 
-	log := &putLog{Adapter: memory.New()}
+	log := &putLog{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("journal-order:"+t.Name(), log)
 	c, err := New(Config{Store: st, Profile: "p", JournalDir: t.TempDir()})
 	if err != nil {

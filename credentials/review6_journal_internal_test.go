@@ -7,19 +7,20 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
 // lostAnswer applies the next Put and then reports it as failed, without
 // the ErrNotApplied mark: the answer of a write that landed was lost.
 type lostAnswer struct {
-	storage.Adapter
+	driver.Adapter
 	mu   sync.Mutex
 	lose bool
 	rts  []string // refresh tokens of the records written
 }
 
-func (l *lostAnswer) Put(ctx context.Context, k string, v []byte, c storage.Condition) (storage.Revision, error) {
+func (l *lostAnswer) Put(ctx context.Context, k string, v []byte, c driver.Condition) (storage.Revision, error) {
 	rev, err := l.Adapter.Put(ctx, k, v, c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -28,7 +29,7 @@ func (l *lostAnswer) Put(ctx context.Context, k string, v []byte, c storage.Cond
 	}
 	if err == nil && l.lose {
 		l.lose = false
-		return "", storage.Wrap(storage.ErrUnavailable, "lostAnswer: reply lost", nil)
+		return "", driver.Wrap(storage.ErrUnavailable, "lostAnswer: reply lost", nil)
 	}
 	return rev, err
 }
@@ -49,7 +50,7 @@ func TestReview6JournalReplayWithLostAnswerMayHaveApplied(t *testing.T) {
 	gen2 := gen1.Clone()
 	gen2.Rotate("rt-2")
 
-	a := &lostAnswer{Adapter: memory.New()}
+	a := &lostAnswer{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("review6-journal:"+t.Name(), a)
 	ctx := context.Background()
 	if _, err := st.Replace(ctx, nil, "", gen0.Clone()); err != nil {

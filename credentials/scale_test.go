@@ -58,7 +58,7 @@ func scaleStores() []struct {
 	}{
 		{"memory", 10_000, func(tb testing.TB) func() *storage.Store {
 			name := fmt.Sprintf("%s-%d", tb.Name(), time.Now().UnixNano())
-			return func() *storage.Store { return storage.NewStore(memory.Shared(name)) }
+			return func() *storage.Store { return storage.NewStore(memory.New(&memory.Options{Name: name})) }
 		}},
 		{"sqlite", 10_000, dirStore("sqlite", "tokens.db")},
 		{"file", 1_000, dirStore("file", "credentials.json")},
@@ -233,7 +233,7 @@ func TestSoak(t *testing.T) {
 	}
 	go io.Copy(io.Discard, stdout)
 
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	names := make([]string, profiles)
 	for i := range names {
 		names[i] = fmt.Sprintf("soak-%02d", i)

@@ -97,7 +97,7 @@ func (g echoingGrant) Secrets() []secret.Secret { return []secret.Secret{g.passw
 // kind.
 func TestGrantSecretsMaskedInErrors(t *testing.T) {
 	const password = "pw-echoed-4f1e"
-	c, err := credentials.New(credentials.Config{Store: storage.NewStore(memory.New()), Profile: "p",
+	c, err := credentials.New(credentials.Config{Store: storage.NewStore(memory.New(nil)), Profile: "p",
 		Grant: echoingGrant{password: password}})
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,7 @@ func TestEndpointRedirectsAreNotFollowed(t *testing.T) {
 			}},
 		} {
 			t.Run(fmt.Sprintf("%d %s", code, op.name), func(t *testing.T) {
-				st := storage.NewStore(memory.New())
+				st := storage.NewStore(memory.New(nil))
 				defer st.Close()
 				rec := &storage.Record{Profile: "p", ClientID: "cid", ClientSecret: "client-secret-value",
 					TokenURL: redirector.URL + "/token", Flavor: op.flavor, AccessToken: "old-access", Expiry: time.Now().Add(-time.Hour)}
@@ -144,7 +144,7 @@ func TestClientKeepsTokenOnItsOrigin(t *testing.T) {
 // Issue 17, finding 9: a Credentials printed or logged shows no secret.
 func TestCredentialsPrintsNoSecret(t *testing.T) {
 	const dev = "developer-token-secret-value"
-	c, err := credentials.New(credentials.Config{Store: storage.NewNamedStore("memory://x", memory.New()), Profile: "p",
+	c, err := credentials.New(credentials.Config{Store: storage.NewNamedStore("memory://x", memory.New(nil)), Profile: "p",
 		Grant: &secretGrant{token: secret.Secret(dev), raw: dev}})
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestServerStringsEscapedAndCleartextWarned(t *testing.T) {
 		r.URL.Scheme, r.URL.Host = "http", strings.TrimPrefix(srv.URL, "http://")
 		return http.DefaultTransport.RoundTrip(r)
 	})}
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	rec := &storage.Record{Profile: "p", ClientID: "cid", ClientSecret: "cs", TokenURL: "http://idp.example/token"}
 	rec.Grant("rt")
 	st.Replace(context.Background(), nil, "", rec)

@@ -16,7 +16,7 @@ import (
 // for the same seed.
 func TestRenewalSpread(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	c, err := New(Config{Store: storage.NewStore(memory.New()), Skew: 10 * time.Second, RenewAhead: 110 * time.Second, Rand: r.Float64})
+	c, err := New(Config{Store: storage.NewStore(memory.New(nil)), Skew: 10 * time.Second, RenewAhead: 110 * time.Second, Rand: r.Float64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestRenewalSpread(t *testing.T) {
 		t.Fatalf("1000 renewal points span only %v of a 50 s spread", last.Sub(first))
 	}
 	// Replicas agree on a token's point, up to a twentieth of the spread.
-	other, _ := New(Config{Store: storage.NewStore(memory.New()), Skew: 10 * time.Second, RenewAhead: 110 * time.Second, Rand: rand.New(rand.NewPCG(3, 4)).Float64})
+	other, _ := New(Config{Store: storage.NewStore(memory.New(nil)), Skew: 10 * time.Second, RenewAhead: 110 * time.Second, Rand: rand.New(rand.NewPCG(3, 4)).Float64})
 	defer other.Close()
 	rec := &storage.Record{AccessToken: "shared", Expiry: expiry, IssuedAt: now}
 	a, b := c.tokenFrom(rec, now).renewAt, other.tokenFrom(rec, now).renewAt

@@ -11,6 +11,6 @@ import (
 func TestStormMemory(t *testing.T) {
 	name := t.Name()
 	credentialstest.Storm(t, func(testing.TB) *storage.Store {
-		return storage.NewStore(memory.Shared(name))
+		return storage.NewStore(memory.New(&memory.Options{Name: name}))
 	}, credentialstest.StormOptions{})
 }

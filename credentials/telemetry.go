@@ -561,7 +561,7 @@ func errorType(err error) string {
 }
 
 // recordError marks span failed with err's type and message. Errors of
-// this module carry no secret (URLs pass storage.Redact, tokens never
+// this module carry no secret (URLs pass secret.RedactURL, tokens never
 // enter them); the profile's own secrets are masked anyway, in case a
 // server echoed one in its error description.
 func (c *Credentials) recordError(span trace.Span, err error) {

@@ -197,14 +197,14 @@ func TestTelemetryStorm(t *testing.T) {
 	srv := credentialstest.NewServer(t, o)
 	sdk := newOtelSDK(t)
 	name := t.Name()
-	seed := storage.NewStore(memory.Shared(name))
+	seed := storage.NewStore(memory.New(&memory.Options{Name: name}))
 	credentialstest.Seed(t, seed, "p", srv)
 
 	var calls atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, replicas*goroutines)
 	for range replicas {
-		cfg := credentials.Config{Store: storage.NewStore(memory.Shared(name)), Profile: "p",
+		cfg := credentials.Config{Store: storage.NewStore(memory.New(&memory.Options{Name: name})), Profile: "p",
 			Skew: 100 * time.Millisecond, RenewAhead: 100 * time.Millisecond, LeaseTTL: 5 * time.Second,
 			PollInterval: 20 * time.Millisecond, ProfileAttribute: true}
 		sdk.config(&cfg)
@@ -450,7 +450,7 @@ func TestTelemetryProfiles(t *testing.T) {
 	sdk := newOtelSDK(t)
 	for _, profileAttr := range []bool{false, true} {
 		t.Run(fmt.Sprint("profile attribute ", profileAttr), func(t *testing.T) {
-			st := storage.NewStore(memory.New()) // Profiles.Close closes it
+			st := storage.NewStore(memory.New(nil)) // Profiles.Close closes it
 			for _, p := range []string{"a", "b"} {
 				credentialstest.Seed(t, st, p, f.srv)
 			}

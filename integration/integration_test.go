@@ -21,6 +21,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials/credentialstest"
 	"github.com/tokencache/tokencache/integration/servers"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 	_ "github.com/tokencache/tokencache/storage/dynamodb"
 	_ "github.com/tokencache/tokencache/storage/etcd"
@@ -122,7 +123,7 @@ func opener(u string) func(t testing.TB) *storage.Store {
 	return func(t testing.TB) *storage.Store {
 		st, err := storage.Open(context.Background(), u)
 		if err != nil {
-			t.Fatalf("open %s: %v", storage.Redact(u), err)
+			t.Fatalf("open %s: %v", secret.RedactURL(u), err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st

@@ -24,7 +24,7 @@ func ExampleOpen() {
 		pancloud.EnvDeveloperTokenProvider: api.DeveloperTokenURL(),
 	}
 
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	defer st.Close() // the store is the caller's
 	c, err := pancloud.Open(ctx, pancloud.Config{
 		Config: credentials.Config{Store: st, JournalDir: "-"},

@@ -97,7 +97,7 @@ func jsonRequest(ctx context.Context, u string, body any, bearer secret.Secret) 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
 	if err != nil {
 		// The URL may carry a secret in its query: say which, redacted.
-		return nil, fmt.Errorf("pancloud: endpoint URL %q: %w", storage.Redact(u), errors.Unwrap(err))
+		return nil, fmt.Errorf("pancloud: endpoint URL %q: %w", secret.RedactURL(u), errors.Unwrap(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")

@@ -9,6 +9,7 @@ import (
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/resolver"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Flavor is the name records carry (storage.Record.Flavor) for pancloud's
@@ -69,7 +70,7 @@ func DefaultPath(getenv func(string) string) (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", storage.Wrap(storage.ErrInvalid, "pancloud: no credentials path: "+EnvCredentialsFile+" is not set and there is no home directory", err)
+		return "", driver.Wrap(storage.ErrInvalid, "pancloud: no credentials path: "+EnvCredentialsFile+" is not set and there is no home directory", err)
 	}
 	return filepath.Join(home, ".config", "pancloud", "credentials.json"), nil
 }
@@ -85,7 +86,7 @@ func DefaultStoreURL(getenv func(string) string) (string, error) {
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", storage.Wrap(storage.ErrInvalid, "pancloud: "+EnvCredentialsFile, err)
+		return "", driver.Wrap(storage.ErrInvalid, "pancloud: "+EnvCredentialsFile, err)
 	}
 	return (&url.URL{Scheme: "file", Path: abs}).String(), nil
 }

@@ -181,7 +181,7 @@ func TestAutoRefresh(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "app-secret")
 	for _, manual := range []bool{true, false} {
-		st := storage.NewStore(memory.New())
+		st := storage.NewStore(memory.New(nil))
 		vars := map[string]string{pancloud.EnvClientID: "app", pancloud.EnvClientSecret: "app-secret",
 			pancloud.EnvRefreshToken: srv.IssueRefreshToken("app"), pancloud.EnvAccessToken: "expired-access"}
 		srv.ResetStats()
@@ -221,7 +221,7 @@ func TestExchangeRefreshRevokeInJSON(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "app-secret")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	if _, _, err := st.Update(ctx, "p", func(r *storage.Record) error {
 		r.ClientID, r.ClientSecret, r.TokenURL, r.Flavor = "app", "app-secret", srv.URL, pancloud.Flavor
 		return nil
@@ -277,7 +277,7 @@ func TestExchangeRefreshRevokeInJSON(t *testing.T) {
 // a secret is a PartialCredentialsError naming it, and nothing is sent.
 func TestMissingClientSecret(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	st.Update(ctx, "p", func(r *storage.Record) error {
 		r.ClientID, r.TokenURL, r.Flavor = "app", "http://127.0.0.1:1", pancloud.Flavor
 		r.Seed("rt")
@@ -302,7 +302,7 @@ func TestResolution(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.AddClient("env-app", "env-secret")
 	srv.AddClient("kw-app", "kw-secret")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	vars := map[string]string{pancloud.EnvClientID: "env-app", pancloud.EnvClientSecret: "env-secret", pancloud.EnvRefreshToken: srv.IssueRefreshToken("env-app")}
 
 	c, err := pancloud.Open(ctx, pancloud.Config{Config: credentials.Config{Store: st, Profile: "env", JournalDir: "-"}, BaseURL: srv.URL, Getenv: env(vars)})
@@ -391,7 +391,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 		http.Redirect(w, r, evil.URL+"/steal", http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(redirector.Close)
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	st.Update(context.Background(), "p", func(r *storage.Record) error {
 		r.ClientID, r.ClientSecret, r.TokenURL, r.Flavor = "app", "client-secret-value", redirector.URL, pancloud.Flavor
 		r.Seed("refresh-token-value")

@@ -64,7 +64,7 @@ func TestResolveBranches(t *testing.T) {
 
 func TestApplySeedKeepsRotatedToken(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	opts := resolver.Options{Profile: "p", ClientID: "id", ClientSecret: "s", RefreshToken: "rt-1", TokenURL: "http://t"}
 	if err := resolver.Resolve(opts).Apply(ctx, st); err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestApplySeedKeepsRotatedToken(t *testing.T) {
 
 func TestApplyStoreSource(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	err := resolver.Resolve(resolver.Options{Profile: "missing", Env: testEnv, Getenv: env(nil)}).Apply(ctx, st)
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("missing profile: %v", err)
@@ -113,7 +113,7 @@ func TestApplyStoreSource(t *testing.T) {
 // whole record, spent bootstrap refresh token included.
 func TestApplyChangedSecretKeepsRotatedToken(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	vars := map[string]string{"APP_CLIENT_ID": "id", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": "rt-1"}
 	if err := resolver.Resolve(resolver.Options{Profile: "p", Env: testEnv, Getenv: env(vars)}).Apply(ctx, st); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestApplyChangedSecretKeepsRotatedToken(t *testing.T) {
 // seed instead of lineage; the same seed must still keep the rotated token.
 func TestApplyMigratesLegacySeedFingerprint(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	opts := resolver.Options{Profile: "p", ClientID: "id", ClientSecret: "s", RefreshToken: "rt-1", TokenURL: "http://t"}
 	// What the previous version stored after a rotation: the fingerprint
 	// of (id, s, rt-1, "", http://t) and the rotated token, no lineage.

@@ -62,7 +62,7 @@ func TestReviewResolverReseedsLegacyRecord(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s1")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	seed := legacyRotated(t, st, srv, nil)
 	expireAccess(t, st)
 
@@ -87,7 +87,7 @@ func TestReviewLegacyFingerprintMissedOnSecretRotation(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s1")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	seed := legacyRotated(t, st, srv, func(r *storage.Record) {
 		r.SetExtra("tokencache_seed", legacyFingerprintForTest("app", "s1", r.RefreshToken.Reveal(), "", r.TokenURL))
 	})
@@ -116,7 +116,7 @@ func TestReviewResolverReseedsAnIntermediateGeneration(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s1")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	vars := map[string]string{"APP_CLIENT_ID": "app", "APP_CLIENT_SECRET": "s1", "APP_REFRESH_TOKEN": srv.IssueRefreshToken("app")}
 	opts := resolver.Options{Profile: "p", TokenURL: srv.TokenURL(), Env: testEnv, Getenv: env(vars)}
 	c, err := resolver.Credentials(ctx, st, opts, credentials.Config{JournalDir: "-"})
@@ -157,7 +157,7 @@ func TestReviewMigrationDuringRefreshDropsTheSuccessor(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s1")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	seed := srv.IssueRefreshToken("app")
 	legacy := &storage.Record{Profile: "p", ClientID: "app", ClientSecret: "s1", RefreshToken: secret.Secret(seed), TokenURL: srv.TokenURL()}
 	legacy.SetExtra("tokencache_seed", legacyFingerprintForTest("app", "s1", seed, "", srv.TokenURL()))
@@ -199,7 +199,7 @@ func TestReviewResolverSecondStartReplaysSeedOfLegacyRecord(t *testing.T) {
 	srv := oauthtest.NewServer(oauthtest.Options{Rotate: true})
 	t.Cleanup(srv.Close)
 	srv.AddClient("app", "s1")
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	seed := srv.IssueRefreshToken("app")
 	if _, err := st.Replace(ctx, nil, "", &storage.Record{Profile: "p", ClientID: "app", ClientSecret: "s1",
 		RefreshToken: secret.Secret(seed), TokenURL: srv.TokenURL()}); err != nil {

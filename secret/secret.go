@@ -6,6 +6,11 @@
 // value is reached only on purpose, through Reveal. Even encoding/json masks
 // it (slog's JSON handler marshals structs), so code that must persist a
 // secret, such as storage.Record, encodes the revealed string itself.
+//
+// RedactURL is the one redaction of URLs in the module: store URLs, token
+// endpoints, anything that goes into a log line or an error. It lives here,
+// beside Secret, because users of every package and authors of storage
+// adapters alike need it.
 package secret
 
 import (

@@ -1,85 +1,41 @@
 package storage
 
 import (
-	"context"
 	"errors"
+
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
-// Sentinel errors. Adapters wrap them (see Wrap) and callers test them with
-// errors.Is; the wrapped cause carries the backend's detail.
+// Errors callers test with errors.Is. The kinds adapters report are
+// defined in storage/driver, where adapters make them, and are the same
+// values here: errors.Is(err, storage.ErrNotFound) holds for an adapter's
+// driver.ErrNotFound. ErrLineage and ErrAbort are the Store's own.
 var (
-	// ErrNotFound: the key does not exist.
-	ErrNotFound = errors.New("storage: not found")
+	// ErrNotFound: the profile does not exist.
+	ErrNotFound = driver.ErrNotFound
 	// ErrConflict: a conditional write lost; re-read and try again.
-	ErrConflict = errors.New("storage: conflict")
+	ErrConflict = driver.ErrConflict
 	// ErrUnavailable: the backend could not be reached or did not answer;
 	// the operation may succeed later. Nothing was lost by the caller.
-	ErrUnavailable = errors.New("storage: unavailable")
+	ErrUnavailable = driver.ErrUnavailable
 	// ErrCorrupt: stored data cannot be decoded. It is reported, never
 	// overwritten, so that an operator can repair it.
-	ErrCorrupt = errors.New("storage: corrupt data")
-	// ErrInvalid: the caller passed a bad key, value or URL.
-	ErrInvalid = errors.New("storage: invalid argument")
+	ErrCorrupt = driver.ErrCorrupt
+	// ErrInvalid: the caller passed a bad profile name, record or URL.
+	ErrInvalid = driver.ErrInvalid
 	// ErrReadOnly: the backend refuses writes (read-only file system,
 	// permissions, a replica).
-	ErrReadOnly = errors.New("storage: read-only")
-	// ErrClosed: the adapter or store was used after Close.
-	ErrClosed = errors.New("storage: closed")
+	ErrReadOnly = driver.ErrReadOnly
+	// ErrClosed: the store was used after Close.
+	ErrClosed = driver.ErrClosed
+	// ErrNotApplied marks a failed write that certainly changed nothing
+	// (it never reached the backend, or the backend refused it before
+	// applying it); the error keeps its kind (ErrUnavailable, say). A
+	// failed write without it may have been applied, and another process
+	// may have read what it wrote.
+	ErrNotApplied = driver.ErrNotApplied
 )
 
-// Wrap returns an error that matches both kind (one of the sentinels) and
-// cause with errors.Is and errors.As, and reads "msg: cause". Context
-// errors stay context errors: a cancelled call is not an outage.
-func Wrap(kind error, msg string, cause error) error {
-	if cause == nil {
-		return &wrapped{kind: kind, msg: msg}
-	}
-	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
-		return &wrapped{kind: cause, msg: msg}
-	}
-	return &wrapped{kind: kind, msg: msg, cause: cause}
-}
-
-type wrapped struct {
-	kind  error
-	msg   string
-	cause error
-}
-
-func (e *wrapped) Error() string {
-	switch {
-	case e.cause != nil:
-		return e.msg + ": " + e.kind.Error() + ": " + e.cause.Error()
-	default:
-		return e.msg + ": " + e.kind.Error()
-	}
-}
-
-func (e *wrapped) Unwrap() []error {
-	if e.cause == nil {
-		return []error{e.kind}
-	}
-	return []error{e.kind, e.cause}
-}
-
-// ErrNotApplied marks a failed write that certainly changed nothing: it
-// never reached the backend (the connection was refused, the client is cut
-// off) or the backend refused it before applying it. A failed write
-// without it may have been applied (a timeout, a lost reply), and another
-// process may have read what it wrote. Adapters add it with NotApplied when
-// they know; the error keeps its kind (ErrUnavailable, say).
-var ErrNotApplied = errors.New("storage: write not applied")
-
-// NotApplied returns err marked as ErrNotApplied (see there); its text is
-// err's.
-func NotApplied(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &notApplied{err}
-}
-
-type notApplied struct{ err error }
-
-func (e *notApplied) Error() string   { return e.err.Error() }
-func (e *notApplied) Unwrap() []error { return []error{ErrNotApplied, e.err} }
+// ErrAbort may be returned by an Update function to stop without writing;
+// Update then returns it (wrapped errors pass through unchanged too).
+var ErrAbort = errors.New("storage: update aborted")

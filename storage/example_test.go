@@ -36,9 +36,3 @@ func ExampleStore_Update() {
 	// tenant-1 my-client
 	// true
 }
-
-// Redact masks passwords in store URLs for logs and errors.
-func ExampleRedact() {
-	fmt.Println(storage.Redact("redis://app:s3cret@cache:6379/0"))
-	// Output: redis://app:*****@cache:6379/0
-}

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // The lineage rule.
@@ -202,13 +203,13 @@ func checkLineage(cur, next *Record) error {
 		if next.Lineage.Gen > cur.Lineage.Gen {
 			return nil
 		}
-		return Wrap(ErrLineage, fmt.Sprintf("profile %q: generation %d does not follow the stored %d of the same grant", cur.Profile, next.Lineage.Gen, cur.Lineage.Gen), nil)
+		return driver.Wrap(ErrLineage, fmt.Sprintf("profile %q: generation %d does not follow the stored %d of the same grant", cur.Profile, next.Lineage.Gen, cur.Lineage.Gen), nil)
 	case slices.Contains(cur.Lineage.Seen, next.Lineage.Grant):
-		return Wrap(ErrLineage, fmt.Sprintf("profile %q: the refresh token belongs to a grant the profile has moved past", cur.Profile), nil)
+		return driver.Wrap(ErrLineage, fmt.Sprintf("profile %q: the refresh token belongs to a grant the profile has moved past", cur.Profile), nil)
 	case next.Lineage.Grant == "":
 		// A writer that changed the token without saying why: a successor
 		// must come through Rotate, a new grant through Grant or Seed.
-		return Wrap(ErrLineage, fmt.Sprintf("profile %q: the refresh token changed without Rotate, Grant or Seed", cur.Profile), nil)
+		return driver.Wrap(ErrLineage, fmt.Sprintf("profile %q: the refresh token changed without Rotate, Grant or Seed", cur.Profile), nil)
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 // "rt0" and then rotated n times by the protocol (rt1 ... rtn).
 func seeded(t *testing.T, n int) *storage.Store {
 	t.Helper()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
 	if _, _, err := st.Update(ctx, "p", func(r *storage.Record) error {
@@ -163,7 +163,7 @@ func TestLineageRollback(t *testing.T) {
 
 func TestLineageLegacyRecord(t *testing.T) {
 	ctx := context.Background()
-	st := storage.NewStore(memory.New())
+	st := storage.NewStore(memory.New(nil))
 	defer st.Close()
 	// A pancloud credentials.json entry: no lineage at all.
 	legacy := &storage.Record{Profile: "p", ClientID: "id", RefreshToken: "rt-py"}

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // SchemaVersion is the Record schema this package writes. Records without a
@@ -96,7 +99,7 @@ func (r *Record) GetExtra(name string, v any) (bool, error) {
 		return false, nil
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return true, Wrap(ErrCorrupt, fmt.Sprintf("record member %q", name), err)
+		return true, driver.Wrap(ErrCorrupt, fmt.Sprintf("record member %q", name), err)
 	}
 	return true, nil
 }
@@ -104,7 +107,7 @@ func (r *Record) GetExtra(name string, v any) (bool, error) {
 // SetExtra stores v as the extra member name; a nil v removes it.
 func (r *Record) SetExtra(name string, v any) error {
 	if isKnownMember(name) {
-		return Wrap(ErrInvalid, fmt.Sprintf("record member %q is not extra", name), nil)
+		return driver.Wrap(ErrInvalid, fmt.Sprintf("record member %q is not extra", name), nil)
 	}
 	if v == nil {
 		delete(r.Extra, name)
@@ -112,7 +115,7 @@ func (r *Record) SetExtra(name string, v any) error {
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return Wrap(ErrInvalid, fmt.Sprintf("record member %q", name), err)
+		return driver.Wrap(ErrInvalid, fmt.Sprintf("record member %q", name), err)
 	}
 	if r.Extra == nil {
 		r.Extra = make(map[string]json.RawMessage)
@@ -189,13 +192,13 @@ func EncodeRecord(r *Record) ([]byte, error) {
 	// stable output, since map order would change the bytes on every write.
 	var buf bytes.Buffer
 	buf.Write(b[:len(b)-1])
-	for _, k := range sortedKeys(r.Extra) {
+	for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
 		if isKnownMember(k) {
 			continue
 		}
 		v := r.Extra[k]
 		if !json.Valid(v) {
-			return nil, Wrap(ErrInvalid, fmt.Sprintf("record member %q is not JSON", k), nil)
+			return nil, driver.Wrap(ErrInvalid, fmt.Sprintf("record member %q is not JSON", k), nil)
 		}
 		kb, _ := json.Marshal(k)
 		buf.WriteByte(',')
@@ -226,10 +229,10 @@ func DecodeRecord(b []byte) (*Record, error) {
 		}
 	}
 	if err != nil {
-		return nil, Wrap(ErrCorrupt, "decode record", err)
+		return nil, driver.Wrap(ErrCorrupt, "decode record", err)
 	}
 	if w.SchemaVersion > SchemaVersion {
-		return nil, Wrap(ErrCorrupt, fmt.Sprintf("record schema %d is newer than this build supports (%d)", w.SchemaVersion, SchemaVersion), nil)
+		return nil, driver.Wrap(ErrCorrupt, fmt.Sprintf("record schema %d is newer than this build supports (%d)", w.SchemaVersion, SchemaVersion), nil)
 	}
 	r := &Record{
 		Profile:      w.Profile,
@@ -251,7 +254,7 @@ func DecodeRecord(b []byte) (*Record, error) {
 	if unknown {
 		var all map[string]json.RawMessage
 		if err := json.Unmarshal(b, &all); err != nil {
-			return nil, Wrap(ErrCorrupt, "decode record", err)
+			return nil, driver.Wrap(ErrCorrupt, "decode record", err)
 		}
 		for k := range all {
 			// encoding/json matches member names case-insensitively, so

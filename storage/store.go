@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokencache/tokencache/internal/backoff"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // MaxKeyLen bounds profile names so that every backend can hold them.
@@ -17,22 +18,22 @@ const MaxKeyLen = 200
 // Store is the portable, typed view of an Adapter that callers use. It is
 // safe for concurrent use; its methods take the profile name as key.
 type Store struct {
-	adapter Adapter
+	adapter driver.Adapter
 	name    string
 	now     func() time.Time
 	closed  atomic.Bool
 	tel     atomic.Pointer[storeTelemetry] // made on first use; see Instrument
-	watch   watchMux                       // one subscription for every waiter, over a KeyWatcher
+	watch   watchMux                       // one subscription for every waiter, over a driver.KeyWatcher
 }
 
 // NewStore returns a Store over a. The Store owns a: Close closes it.
-func NewStore(a Adapter) *Store { return &Store{adapter: a, now: time.Now} }
+func NewStore(a driver.Adapter) *Store { return &Store{adapter: a, now: time.Now} }
 
 // NewNamedStore is NewStore for a store that outlives the process, with a
 // name that identifies it to every process that uses it, such as its URL
 // with the secrets left out. Credentials key their recovery journal by it;
 // Open names the stores it opens.
-func NewNamedStore(name string, a Adapter) *Store {
+func NewNamedStore(name string, a driver.Adapter) *Store {
 	s := NewStore(a)
 	s.name = name
 	return s
@@ -43,7 +44,7 @@ func NewNamedStore(name string, a Adapter) *Store {
 func (s *Store) Name() string { return s.name }
 
 // Adapter returns the backend the Store wraps.
-func (s *Store) Adapter() Adapter { return s.adapter }
+func (s *Store) Adapter() driver.Adapter { return s.adapter }
 
 // CheckKey reports whether key is a usable profile name: non-empty, valid
 // UTF-8, no control characters, at most MaxKeyLen bytes.
@@ -55,7 +56,7 @@ func CheckKey(key string) error {
 		}
 	}
 	if bad {
-		return Wrap(ErrInvalid, fmt.Sprintf("profile name %q", key), nil)
+		return driver.Wrap(ErrInvalid, fmt.Sprintf("profile name %q", key), nil)
 	}
 	return nil
 }
@@ -95,14 +96,14 @@ func (s *Store) Replace(ctx context.Context, cur *Record, rev Revision, next *Re
 	if err := checkLineage(cur, next); err != nil {
 		return "", err
 	}
-	cond := IfMatch(rev)
+	cond := driver.IfMatch(rev)
 	if cur == nil {
-		cond = IfAbsent()
+		cond = driver.IfAbsent()
 	}
 	return s.put(ctx, next, cond)
 }
 
-func (s *Store) put(ctx context.Context, r *Record, cond Condition) (Revision, error) {
+func (s *Store) put(ctx context.Context, r *Record, cond driver.Condition) (Revision, error) {
 	r.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
 	b, err := EncodeRecord(r)
 	if err != nil {
@@ -113,10 +114,6 @@ func (s *Store) put(ctx context.Context, r *Record, cond Condition) (Revision, e
 	done(err)
 	return rev, err
 }
-
-// ErrAbort may be returned by an Update function to stop without writing;
-// Update then returns it (wrapped errors pass through unchanged too).
-var ErrAbort = errors.New("storage: update aborted")
 
 // Update applies fn to the profile's current record and writes the result
 // conditioned on the revision it read, retrying from a fresh read when
@@ -154,7 +151,7 @@ func (s *Store) update(ctx context.Context, profile string, fn func(*Record) err
 			// Nothing was written: a conflict before this read changed
 			// nothing either. Callers that track whether a write may have
 			// landed (a held-back refresh token) must not count this one.
-			return nil, "", NotApplied(err)
+			return nil, "", driver.NotApplied(err)
 		default:
 			r = cur.Clone()
 		}
@@ -192,7 +189,7 @@ func (s *Store) Delete(ctx context.Context, profile string) error {
 		return err
 	}
 	ctx, done := s.observe(ctx, opDelete)
-	err := s.adapter.Delete(ctx, profile, Condition{})
+	err := s.adapter.Delete(ctx, profile, driver.Condition{})
 	done(err)
 	return err
 }
@@ -200,7 +197,7 @@ func (s *Store) Delete(ctx context.Context, profile string) error {
 // List returns the profile names in the store, in no particular order.
 func (s *Store) List(ctx context.Context) ([]string, error) {
 	if s.closed.Load() {
-		return nil, Wrap(ErrClosed, "list", nil)
+		return nil, driver.Wrap(ErrClosed, "list", nil)
 	}
 	ctx, done := s.observe(ctx, opList)
 	names, err := s.adapter.List(ctx)
@@ -216,12 +213,12 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 func (s *Store) Wait(ctx context.Context, profile string, rev Revision, interval time.Duration) (err error) {
 	ctx, done := s.observe(ctx, opWait)
 	defer func() { done(err) }()
-	if kw, ok := s.adapter.(KeyWatcher); ok {
+	if kw, ok := s.adapter.(driver.KeyWatcher); ok {
 		if err := s.watch.wait(ctx, s, kw, profile, rev, interval); !errors.Is(err, errors.ErrUnsupported) {
 			return err
 		}
 	}
-	if w, ok := s.adapter.(Watcher); ok {
+	if w, ok := s.adapter.(driver.Watcher); ok {
 		if err := w.Wait(ctx, profile, rev); !errors.Is(err, errors.ErrUnsupported) {
 			return err
 		}
@@ -240,7 +237,7 @@ func (s *Store) Close() error {
 
 func (s *Store) check(profile string) error {
 	if s.closed.Load() {
-		return Wrap(ErrClosed, "store", nil)
+		return driver.Wrap(ErrClosed, "store", nil)
 	}
 	return CheckKey(profile)
 }

@@ -7,41 +7,8 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/internal/backoff"
+	"github.com/tokencache/tokencache/storage/driver"
 )
-
-// KeyWatcher is an optional Adapter capability that Store prefers to
-// Watcher: one subscription to the backend (a pattern subscription, one
-// directory watch, one poll loop) that reports changes to any number of
-// keys. A Store holds at most one, however many profiles it waits on, and
-// fans its reports out to its waiters; see the package's notes on the cost
-// of waiting.
-type KeyWatcher interface {
-	// WatchKeys opens the subscription and returns once it is live; ctx
-	// bounds the opening, not the subscription, which lasts until its
-	// Close. From
-	// then on the adapter calls changed(key) when a key added with Watch
-	// may have changed, and changed("") when any key may have (a lost
-	// connection was re-established, events were dropped). Spurious calls
-	// are allowed: waiters re-read. changed does not block; it is not
-	// called once Close has returned.
-	//
-	// An error that matches errors.ErrUnsupported says the adapter cannot
-	// watch in this configuration; the Store then uses Watcher, or polls.
-	WatchKeys(ctx context.Context, changed func(key string)) (KeySubscription, error)
-}
-
-// KeySubscription is a live KeyWatcher subscription. Its methods are
-// called by one Store, never concurrently with each other.
-type KeySubscription interface {
-	// Watch adds key, which its waiters last read at revision rev: every
-	// change to key that lands after Watch returns calls changed(key).
-	// Watch itself does no I/O (the Store re-reads the key after it).
-	Watch(key string, rev Revision)
-	// Unwatch removes key; a change to it may still be reported.
-	Unwatch(key string)
-	// Close ends the subscription and releases what it holds.
-	Close() error
-}
 
 // subscribeRetry is how long a Store polls after a failed subscription
 // before it tries to subscribe again, so that a store that is down is not
@@ -57,14 +24,14 @@ type watchMux struct {
 	failedAt    time.Time // when the last WatchKeys failed; under subscribing
 
 	mu     sync.Mutex
-	sub    KeySubscription
+	sub    driver.KeySubscription
 	closed bool
 	keys   map[string]map[chan struct{}]struct{} // each key's waiters
 }
 
 // wait is Store.Wait over a KeyWatcher. It returns errors.ErrUnsupported
 // when there is no subscription to wait on; the Store then falls back.
-func (m *watchMux) wait(ctx context.Context, s *Store, kw KeyWatcher, key string, rev Revision, interval time.Duration) error {
+func (m *watchMux) wait(ctx context.Context, s *Store, kw driver.KeyWatcher, key string, rev Revision, interval time.Duration) error {
 	ch, err := m.add(ctx, kw, key, rev)
 	if err != nil {
 		return err
@@ -89,7 +56,7 @@ func (m *watchMux) wait(ctx context.Context, s *Store, kw KeyWatcher, key string
 	select {
 	case <-ch:
 		if m.isClosed() {
-			return Wrap(ErrClosed, "wait", nil)
+			return driver.Wrap(ErrClosed, "wait", nil)
 		}
 		return nil
 	case <-ctx.Done():
@@ -98,14 +65,14 @@ func (m *watchMux) wait(ctx context.Context, s *Store, kw KeyWatcher, key string
 }
 
 // add registers a waiter for key, subscribing first if need be.
-func (m *watchMux) add(ctx context.Context, kw KeyWatcher, key string, rev Revision) (chan struct{}, error) {
+func (m *watchMux) add(ctx context.Context, kw driver.KeyWatcher, key string, rev Revision) (chan struct{}, error) {
 	if err := m.subscribe(ctx, kw); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, Wrap(ErrClosed, "wait", nil)
+		return nil, driver.Wrap(ErrClosed, "wait", nil)
 	}
 	ch := make(chan struct{}, 1)
 	waiters := m.keys[key]
@@ -119,7 +86,7 @@ func (m *watchMux) add(ctx context.Context, kw KeyWatcher, key string, rev Revis
 }
 
 // subscribe opens the shared subscription unless it is open.
-func (m *watchMux) subscribe(ctx context.Context, kw KeyWatcher) error {
+func (m *watchMux) subscribe(ctx context.Context, kw driver.KeyWatcher) error {
 	m.subscribing.Lock()
 	defer m.subscribing.Unlock()
 	m.mu.Lock()
@@ -127,7 +94,7 @@ func (m *watchMux) subscribe(ctx context.Context, kw KeyWatcher) error {
 	m.mu.Unlock()
 	switch {
 	case closed:
-		return Wrap(ErrClosed, "wait", nil)
+		return driver.Wrap(ErrClosed, "wait", nil)
 	case open:
 		return nil
 	case time.Since(m.failedAt) < subscribeRetry:
@@ -146,7 +113,7 @@ func (m *watchMux) subscribe(ctx context.Context, kw KeyWatcher) error {
 	if m.closed {
 		// Store.Close ran meanwhile and found nothing to close.
 		sub.Close()
-		return Wrap(ErrClosed, "wait", nil)
+		return driver.Wrap(ErrClosed, "wait", nil)
 	}
 	m.sub = sub
 	m.keys = map[string]map[chan struct{}]struct{}{}

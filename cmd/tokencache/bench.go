@@ -21,7 +21,6 @@ import (
 	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
-	"github.com/tokencache/tokencache/storage"
 )
 
 const benchProfile = "tokencache-bench"
@@ -185,7 +184,7 @@ func (a *app) bench(ctx context.Context, o benchOpts, storeGiven bool) error {
 	rep := benchReport{
 		Replicas: o.replicas, Goroutines: o.goroutines, Expiries: o.expiries,
 		TTLNs: int64(o.ttl), LatencyNs: int64(o.latency), ThinkNs: int64(o.think), PollIntervalNs: int64(o.pollInterval),
-		Store: storage.Redact(storeURL), Mode: "foreground", RenewAheadNs: int64(o.renewAhead),
+		Store: secret.RedactURL(storeURL), Mode: "foreground", RenewAheadNs: int64(o.renewAhead),
 	}
 	if o.steady {
 		rep.Mode = "steady"
@@ -370,7 +369,7 @@ func (a *app) runBenchPhase(ctx context.Context, o benchOpts, p benchPhase, stor
 	refreshToken := srv.IssueRefreshToken(clientID)
 	if p.mode == modeShared {
 		if err := seedShared(ctx, storeURL, benchProfile, srv.TokenURL(), clientID, clientSecret, refreshToken); err != nil {
-			return benchRun{}, fmt.Errorf("bench: seeding %s: %w", storage.Redact(storeURL), err)
+			return benchRun{}, fmt.Errorf("bench: seeding %s: %w", secret.RedactURL(storeURL), err)
 		}
 		if storeGiven {
 			defer dropProfile(storeURL, benchProfile)

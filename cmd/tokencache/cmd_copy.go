@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func (a *app) copyCmd() *cobra.Command {
@@ -154,7 +155,7 @@ func isKMS(storeURL string) bool {
 func copyOver(dst, src *storage.Record) error {
 	legacy := src.Lineage.Grant == "" && src.RefreshToken != dst.RefreshToken
 	if legacy && dst.HasSeen(src.RefreshToken.Reveal()) {
-		return storage.Wrap(storage.ErrLineage, "copy: the destination has held this refresh token before", nil)
+		return driver.Wrap(storage.ErrLineage, "copy: the destination has held this refresh token before", nil)
 	}
 	lin, rt := dst.Lineage, dst.RefreshToken
 	*dst = *src.Clone()

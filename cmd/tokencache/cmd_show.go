@@ -39,7 +39,7 @@ shared store cannot write to your terminal.`,
 			if asJSON {
 				return writeJSON(a.stdout, v)
 			}
-			return v.writeText(a.stdout, storage.Redact(a.storeURL))
+			return v.writeText(a.stdout, secret.RedactURL(a.storeURL))
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -103,12 +103,12 @@ func summarize(r *storage.Record, now time.Time) profileView {
 	return v
 }
 
-// redactURL is storage.Redact that keeps "" as "" (for omitempty).
+// redactURL is secret.RedactURL that keeps "" as "" (for omitempty).
 func redactURL(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	return storage.Redact(raw)
+	return secret.RedactURL(raw)
 }
 
 // accessStatus says in words whether the access token can be used.

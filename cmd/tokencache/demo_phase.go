@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -197,7 +198,7 @@ func (a *app) runPhase(ctx context.Context, o demoOpts, p demoPhase, storeURL st
 
 	if p.mode == modeShared {
 		if err := seedShared(ctx, storeURL, demoProfile, srv.TokenURL(), clientID, clientSecret, refreshToken); err != nil {
-			return phaseResult{}, fmt.Errorf("demo: seeding %s: %w", storage.Redact(storeURL), err)
+			return phaseResult{}, fmt.Errorf("demo: seeding %s: %w", secret.RedactURL(storeURL), err)
 		}
 		if storeGiven {
 			defer dropProfile(storeURL, demoProfile)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 )
 
@@ -114,13 +115,13 @@ func wrongURL(err error) bool {
 // errorLine renders err as the one line a user reads on stderr: a plain
 // statement of what is wrong with this profile and store, the library's
 // detail, and for the classes a user can fix, how. Library errors never
-// carry secrets and store URLs go through storage.Redact, so the line is
+// carry secrets and store URLs go through secret.RedactURL, so the line is
 // safe to log. The detail quotes servers (error_description) and stores,
 // so every URL in it is redacted again and control characters are escaped
 // (see httpsafe.Printable): a hostile server cannot write to the terminal.
 func (a *app) errorLine(err error, code int) string {
 	detail := redactURLs(condenseDriverErrors(oneLine(err.Error())))
-	store := storage.Redact(a.storeURL)
+	store := secret.RedactURL(a.storeURL)
 	ep := "token endpoint"
 	if a.revoking {
 		ep = "revocation endpoint"
@@ -177,7 +178,7 @@ var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
 // redactURLs masks the secret parts of every URL in s, for library errors
 // that quote an endpoint or store URL as they were given.
 func redactURLs(s string) string {
-	return urlInText.ReplaceAllStringFunc(s, storage.Redact)
+	return urlInText.ReplaceAllStringFunc(s, secret.RedactURL)
 }
 
 // oneLine keeps multi-line errors (errors.Join) on one line for scripts

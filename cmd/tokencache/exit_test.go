@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func TestExitCodeClasses(t *testing.T) {
@@ -24,11 +25,11 @@ func TestExitCodeClasses(t *testing.T) {
 		{nil, exitOK},
 		{errors.New("boom"), exitOther},
 		{usagef("bad"), exitUsage},
-		{fmt.Errorf("credentials: profile %q: %w", "p", storage.Wrap(storage.ErrNotFound, "get", nil)), exitNotFound},
-		{storage.Wrap(storage.ErrCorrupt, "decode", errors.New("x")), exitCorrupt},
-		{storage.Wrap(storage.ErrUnavailable, "dial", errors.New("refused")), exitStoreDown},
-		{storage.Wrap(storage.ErrReadOnly, "write", nil), exitStoreDown},
-		{storage.Wrap(storage.ErrInvalid, "url", nil), exitUsage},
+		{fmt.Errorf("credentials: profile %q: %w", "p", driver.Wrap(storage.ErrNotFound, "get", nil)), exitNotFound},
+		{driver.Wrap(storage.ErrCorrupt, "decode", errors.New("x")), exitCorrupt},
+		{driver.Wrap(storage.ErrUnavailable, "dial", errors.New("refused")), exitStoreDown},
+		{driver.Wrap(storage.ErrReadOnly, "write", nil), exitStoreDown},
+		{driver.Wrap(storage.ErrInvalid, "url", nil), exitUsage},
 		{endpoint(0, ""), exitTemporary},
 		{endpoint(503, "temporarily_unavailable"), exitTemporary},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), exitTemporary},

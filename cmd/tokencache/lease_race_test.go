@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -20,7 +21,7 @@ type racyAdapter struct {
 	once sync.Once
 }
 
-func (r *racyAdapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+func (r *racyAdapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (storage.Revision, error) {
 	r.once.Do(func() {
 		st := storage.NewStore(r.Adapter)
 		rec, rev, err := st.Load(ctx, key)
@@ -38,10 +39,10 @@ func (r *racyAdapter) Put(ctx context.Context, key string, value []byte, cond st
 
 func (r *racyAdapter) Close() error { return nil }
 
-var racy = &racyAdapter{Adapter: memory.New()}
+var racy = &racyAdapter{Adapter: memory.New(nil)}
 
 func init() {
-	storage.Register("leaserace", func(context.Context, *url.URL) (storage.Adapter, error) { return racy, nil })
+	driver.Register("leaserace", func(context.Context, *url.URL) (driver.Adapter, error) { return racy, nil })
 }
 
 // TestLeaseClearRefusesChangedLease (issue 13, 4): "lease clear" removes

@@ -10,7 +10,6 @@ import (
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
-	"github.com/tokencache/tokencache/storage"
 )
 
 // jsonSafe writes JSON to a terminal: encoding/json escapes C0 controls
@@ -37,14 +36,14 @@ func (j jsonSafe) Write(p []byte) (int, error) {
 }
 
 // displayURL is how every endpoint URL is printed: redacted (userinfo
-// password and secret-bearing query parameters masked, see storage.Redact)
+// password and secret-bearing query parameters masked, see secret.RedactURL)
 // and with control characters escaped (httpsafe.Printable, as the library
 // escapes what servers say).
 func displayURL(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	return httpsafe.Printable(storage.Redact(raw))
+	return httpsafe.Printable(secret.RedactURL(raw))
 }
 
 // checkEndpointURL accepts an absolute http or https URL with a host. The

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -69,10 +70,12 @@ func resolveStore(raw string, getenv func(string) string) (localStore, error) {
 			d, _ := url.Parse(def)
 			inner.Path = d.Path
 		}
-		p, err = file.PathFromURL(&inner)
+		fa, err := file.OpenURL(context.Background(), &inner) // no I/O
 		if err != nil {
 			return localStore{url: raw}, nil // storage.Open reports it
 		}
+		p = fa.Path()
+		fa.Close()
 	case "sqlite":
 		p = inner.Path
 		if inner.Opaque != "" {

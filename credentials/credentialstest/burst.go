@@ -18,6 +18,7 @@ import (
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // BurstOptions shape a Burst run. Zero fields take the defaults in brackets.
@@ -82,7 +83,7 @@ type BurstResult struct {
 // watch capabilities of the adapter it wraps, and reports
 // errors.ErrUnsupported where that has none.
 type countingAdapter struct {
-	storage.Adapter
+	driver.Adapter
 	gets, puts, others, waits, subs atomic.Int64
 }
 
@@ -91,12 +92,12 @@ func (c *countingAdapter) Get(ctx context.Context, k string) ([]byte, storage.Re
 	return c.Adapter.Get(ctx, k)
 }
 
-func (c *countingAdapter) Put(ctx context.Context, k string, v []byte, cond storage.Condition) (storage.Revision, error) {
+func (c *countingAdapter) Put(ctx context.Context, k string, v []byte, cond driver.Condition) (storage.Revision, error) {
 	c.puts.Add(1)
 	return c.Adapter.Put(ctx, k, v, cond)
 }
 
-func (c *countingAdapter) Delete(ctx context.Context, k string, cond storage.Condition) error {
+func (c *countingAdapter) Delete(ctx context.Context, k string, cond driver.Condition) error {
 	c.others.Add(1)
 	return c.Adapter.Delete(ctx, k, cond)
 }
@@ -107,7 +108,7 @@ func (c *countingAdapter) List(ctx context.Context) ([]string, error) {
 }
 
 func (c *countingAdapter) Wait(ctx context.Context, k string, rev storage.Revision) error {
-	w, ok := c.Adapter.(storage.Watcher)
+	w, ok := c.Adapter.(driver.Watcher)
 	if !ok {
 		return errors.ErrUnsupported
 	}
@@ -115,8 +116,8 @@ func (c *countingAdapter) Wait(ctx context.Context, k string, rev storage.Revisi
 	return w.Wait(ctx, k, rev)
 }
 
-func (c *countingAdapter) WatchKeys(ctx context.Context, changed func(string)) (storage.KeySubscription, error) {
-	kw, ok := c.Adapter.(storage.KeyWatcher)
+func (c *countingAdapter) WatchKeys(ctx context.Context, changed func(string)) (driver.KeySubscription, error) {
+	kw, ok := c.Adapter.(driver.KeyWatcher)
 	if !ok {
 		return nil, errors.ErrUnsupported
 	}
@@ -145,7 +146,7 @@ func (c *countingAdapter) reset() {
 // open is called once per replica and once for seeding; every adapter it
 // returns must reach the same data, as separate processes' connections
 // would. Burst closes them.
-func Burst(b *testing.B, open func() (storage.Adapter, error), o BurstOptions) BurstResult {
+func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) BurstResult {
 	o.defaults()
 	P, R, L, E := o.Profiles, o.Replicas, o.Lifetime, o.Lifetimes
 	ctx := context.Background()

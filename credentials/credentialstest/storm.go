@@ -181,7 +181,7 @@ func InChild() bool { return os.Getenv(childEnv) != "" }
 // StormProcesses runs the storm across OS processes: procs copies of the
 // test binary, each one replica with o.Goroutines goroutines, on the store
 // at storeURL, against a token server in this process. As with
-// storagetest.RunProcesses, the children re-run the calling test, so call
+// drivertest.RunProcesses, the children re-run the calling test, so call
 // it from a test that reaches it without side effects first, or check
 // InChild and call StormProcesses(t, "", ...) at once in a child.
 func StormProcesses(t *testing.T, storeURL string, procs int, o StormOptions) StormResult {

@@ -5,14 +5,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Revisions reads the current revisions of keys from the files, "" for a
 // key that is absent. An error counts as a change to every key.
-type Revisions func(ctx context.Context, keys []string) (map[string]storage.Revision, error)
+type Revisions func(ctx context.Context, keys []string) (map[string]driver.Revision, error)
 
-// Keys is a storage.KeySubscription over a Watch: one goroutine that, on
+// Keys is a driver.KeySubscription over a Watch: one goroutine that, on
 // each change to the files, reads the revisions of the keys being watched
 // and reports those that moved. However many waiters a Store has, the
 // directory is watched once and each change costs one read per watched
@@ -24,7 +24,7 @@ type Keys struct {
 	changed func(string)
 
 	mu   sync.Mutex
-	revs map[string]storage.Revision // watched keys, at the revision last seen
+	revs map[string]driver.Revision // watched keys, at the revision last seen
 
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -41,26 +41,26 @@ func (w *Watch) WatchKeys(read Revisions, settle []time.Duration, changed func(s
 		return nil, err
 	}
 	k := &Keys{w: w, read: read, settle: settle, changed: changed,
-		revs: map[string]storage.Revision{}, stop: make(chan struct{}), stopped: make(chan struct{})}
+		revs: map[string]driver.Revision{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 	go k.run(ch)
 	return k, nil
 }
 
-// Watch implements storage.KeySubscription.
-func (k *Keys) Watch(key string, rev storage.Revision) {
+// Watch implements driver.KeySubscription.
+func (k *Keys) Watch(key string, rev driver.Revision) {
 	k.mu.Lock()
 	k.revs[key] = rev
 	k.mu.Unlock()
 }
 
-// Unwatch implements storage.KeySubscription.
+// Unwatch implements driver.KeySubscription.
 func (k *Keys) Unwatch(key string) {
 	k.mu.Lock()
 	delete(k.revs, key)
 	k.mu.Unlock()
 }
 
-// Close implements storage.KeySubscription; the Watch stays open.
+// Close implements driver.KeySubscription; the Watch stays open.
 func (k *Keys) Close() error {
 	k.closeOnce.Do(func() { close(k.stop) })
 	<-k.stopped

@@ -1,11 +1,11 @@
-// Package faultstore wraps a storage.Adapter and injects the failures a
+// Package faultstore wraps a driver.Adapter and injects the failures a
 // real store and its network produce, drawn from a seeded random source so
 // that a simulation can replay them.
 //
 // Per call, each wrapper (an Adapter, one per simulated replica) may add
 // latency, fail before the call reaches the store, fail after a write
 // applied (the dangerous case: the Put or Delete happened and the caller is
-// told storage.ErrUnavailable), or drop the reply (the write applied, then
+// told driver.ErrUnavailable), or drop the reply (the write applied, then
 // the call blocks until its context ends or Rates.Hang passes and fails).
 // Partition cuts one wrapper off while the others over the same inner
 // adapter go on working. World-level events, which every replica sees at
@@ -18,7 +18,7 @@
 // draw in the order they arrive, which the Go scheduler decides.
 //
 // The wrapper answers errors.ErrUnsupported to Wait when the inner adapter
-// is no storage.Watcher, as the Watcher contract asks of wrappers.
+// is no driver.Watcher, as the Watcher contract asks of wrappers.
 //
 // This package is for tests; nothing outside tests should import it.
 package faultstore
@@ -33,7 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Kind is a kind of injected fault.
@@ -42,10 +42,10 @@ type Kind int
 const (
 	// Latency delays a call by up to Rates.MaxLatency.
 	Latency Kind = iota
-	// FailBefore fails a call with storage.ErrUnavailable; nothing applied.
+	// FailBefore fails a call with driver.ErrUnavailable; nothing applied.
 	FailBefore
 	// FailAfter applies a Put or Delete and then reports
-	// storage.ErrUnavailable, as a reply lost to a timeout would.
+	// driver.ErrUnavailable, as a reply lost to a timeout would.
 	FailAfter
 	// DropReply applies the call, then blocks until the caller's context
 	// ends or Rates.Hang passes, then fails.
@@ -175,7 +175,7 @@ func (e Event) String() string {
 // World is the inner adapter every wrapper shares and the log of what was
 // injected into it. World events go through it.
 type World struct {
-	inner storage.Adapter
+	inner driver.Adapter
 
 	// wmu serialises writes while onWrite is set, so that it sees them in
 	// the order they applied.
@@ -190,7 +190,7 @@ type World struct {
 }
 
 // NewWorld returns a World over inner. The World owns inner: Close closes it.
-func NewWorld(inner storage.Adapter) *World {
+func NewWorld(inner driver.Adapter) *World {
 	return &World{inner: inner, maxEvents: 10000}
 }
 
@@ -226,7 +226,7 @@ func (w *World) write(wr Write, apply func() error) error {
 
 // Inner returns the adapter the wrappers share, for checks that must see
 // the store without faults.
-func (w *World) Inner() storage.Adapter { return w.inner }
+func (w *World) Inner() driver.Adapter { return w.inner }
 
 // Close closes the inner adapter.
 func (w *World) Close() error { return w.inner.Close() }
@@ -265,7 +265,7 @@ func (w *World) RestartEmpty(ctx context.Context) error {
 		return err
 	}
 	for _, k := range keys {
-		if err := w.write(Write{Op: "delete", Key: k, Fault: -1}, func() error { return w.inner.Delete(ctx, k, storage.Condition{}) }); err != nil {
+		if err := w.write(Write{Op: "delete", Key: k, Fault: -1}, func() error { return w.inner.Delete(ctx, k, driver.Condition{}) }); err != nil {
 			return err
 		}
 	}
@@ -276,7 +276,7 @@ func (w *World) RestartEmpty(ctx context.Context) error {
 // Evict deletes key from the inner store, as a cache under memory pressure
 // would.
 func (w *World) Evict(ctx context.Context, key string) error {
-	if err := w.write(Write{Op: "delete", Key: key, Fault: -1}, func() error { return w.inner.Delete(ctx, key, storage.Condition{}) }); err != nil {
+	if err := w.write(Write{Op: "delete", Key: key, Fault: -1}, func() error { return w.inner.Delete(ctx, key, driver.Condition{}) }); err != nil {
 		return err
 	}
 	w.record(Event{Op: "evict", Key: key, Kind: Evict})
@@ -284,7 +284,7 @@ func (w *World) Evict(ctx context.Context, key string) error {
 }
 
 // Adapter is one replica's faulty view of the World's store. It implements
-// storage.Adapter and storage.Watcher.
+// driver.Adapter and driver.Watcher.
 type Adapter struct {
 	w    *World
 	name string
@@ -321,7 +321,7 @@ func (a *Adapter) SetRates(r Rates) {
 }
 
 // Partition cuts this wrapper off from the store (every call fails with
-// storage.ErrUnavailable and applies nothing) until Partition(false).
+// driver.ErrUnavailable and applies nothing) until Partition(false).
 func (a *Adapter) Partition(on bool) { a.partitioned.Store(on) }
 
 // Partitioned reports whether the wrapper is cut off.
@@ -363,14 +363,14 @@ func (a *Adapter) draw(write bool) plan {
 // and reports whether it changed the store (a write that succeeded).
 func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply func(ctx context.Context, told Kind) error) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "faultstore: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "faultstore: "+op, nil)
 	}
 	n := a.calls.Add(1)
 	ev := Event{Replica: a.name, Call: n, Op: op, Key: key}
 	if a.partitioned.Load() {
 		ev.Kind = Partitioned
 		a.w.record(ev)
-		return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": partitioned", nil))
+		return driver.NotApplied(driver.Wrap(driver.ErrUnavailable, "faultstore: "+op+": partitioned", nil))
 	}
 	p := a.draw(write)
 	if p.delay > 0 {
@@ -384,13 +384,13 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 			// Given up before the call reached the inner store: nothing
 			// was applied, and the caller may know it.
 			t.Stop()
-			return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op, ctx.Err()))
+			return driver.NotApplied(driver.Wrap(driver.ErrUnavailable, "faultstore: "+op, ctx.Err()))
 		}
 	}
 	if p.fault == FailBefore {
 		ev.Kind = FailBefore
 		a.w.record(ev)
-		return storage.NotApplied(storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": injected failure before apply", nil))
+		return driver.NotApplied(driver.Wrap(driver.ErrUnavailable, "faultstore: "+op+": injected failure before apply", nil))
 	}
 	began := time.Now()
 	err := apply(ctx, p.fault)
@@ -419,18 +419,18 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": reply dropped", ctx.Err())
+			return driver.Wrap(driver.ErrUnavailable, "faultstore: "+op+": reply dropped", ctx.Err())
 		}
-		return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": reply dropped", nil)
+		return driver.Wrap(driver.ErrUnavailable, "faultstore: "+op+": reply dropped", nil)
 	}
-	return storage.Wrap(storage.ErrUnavailable, "faultstore: "+op+": injected failure after apply", nil)
+	return driver.Wrap(driver.ErrUnavailable, "faultstore: "+op+": injected failure after apply", nil)
 }
 
 // errKind names the sentinel err matches, never its text (which may be a
 // backend's and is not ours to log).
 func errKind(err error) string {
-	for _, s := range []error{storage.ErrNotFound, storage.ErrConflict, storage.ErrUnavailable, storage.ErrCorrupt,
-		storage.ErrInvalid, storage.ErrReadOnly, storage.ErrClosed, context.Canceled, context.DeadlineExceeded} {
+	for _, s := range []error{driver.ErrNotFound, driver.ErrConflict, driver.ErrUnavailable, driver.ErrCorrupt,
+		driver.ErrInvalid, driver.ErrReadOnly, driver.ErrClosed, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
@@ -438,8 +438,8 @@ func errKind(err error) string {
 	return "other error"
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) (value []byte, rev storage.Revision, err error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) (value []byte, rev driver.Revision, err error) {
 	err = a.call(ctx, "get", key, false, func(ctx context.Context, _ Kind) error {
 		value, rev, err = a.w.inner.Get(ctx, key)
 		return err
@@ -450,8 +450,8 @@ func (a *Adapter) Get(ctx context.Context, key string) (value []byte, rev storag
 	return value, rev, nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (rev storage.Revision, err error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (rev driver.Revision, err error) {
 	err = a.call(ctx, "put", key, true, func(ctx context.Context, told Kind) error {
 		return a.w.write(Write{Replica: a.name, Op: "put", Key: key, Value: value, Fault: told}, func() error {
 			rev, err = a.w.inner.Put(ctx, key, value, cond)
@@ -464,8 +464,8 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	return rev, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	return a.call(ctx, "delete", key, true, func(ctx context.Context, told Kind) error {
 		return a.w.write(Write{Replica: a.name, Op: "delete", Key: key, Fault: told}, func() error {
 			return a.w.inner.Delete(ctx, key, cond)
@@ -473,7 +473,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	})
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) (keys []string, err error) {
 	err = a.call(ctx, "list", "", false, func(ctx context.Context, _ Kind) error {
 		keys, err = a.w.inner.List(ctx)
@@ -485,26 +485,26 @@ func (a *Adapter) List(ctx context.Context) (keys []string, err error) {
 	return keys, nil
 }
 
-// Wait implements storage.Watcher: errors.ErrUnsupported when the inner
+// Wait implements driver.Watcher: errors.ErrUnsupported when the inner
 // adapter cannot watch; while partitioned, it waits out ctx (a cut-off
 // client hears of no change) and fails. Faults are not drawn for Wait: a
 // waiter re-reads anyway, so a lost wake-up only costs time.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "faultstore: wait", nil)
+		return driver.Wrap(driver.ErrClosed, "faultstore: wait", nil)
 	}
-	w, ok := a.w.inner.(storage.Watcher)
+	w, ok := a.w.inner.(driver.Watcher)
 	if !ok {
 		return errors.ErrUnsupported
 	}
 	if a.partitioned.Load() {
 		<-ctx.Done()
-		return storage.Wrap(storage.ErrUnavailable, "faultstore: wait: partitioned", ctx.Err())
+		return driver.Wrap(driver.ErrUnavailable, "faultstore: wait: partitioned", ctx.Err())
 	}
 	return w.Wait(ctx, key, rev)
 }
 
-// Close implements storage.Adapter. It closes this wrapper only: the inner
+// Close implements driver.Adapter. It closes this wrapper only: the inner
 // adapter belongs to the World, which other wrappers still use.
 func (a *Adapter) Close() error {
 	a.closed.Store(true)

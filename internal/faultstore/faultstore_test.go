@@ -10,18 +10,19 @@ import (
 
 	"github.com/tokencache/tokencache/internal/faultstore"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/memory"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 func seeded(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
 
 // With no faults the wrapper is a conforming adapter, Watcher included.
 func TestConformanceWithoutFaults(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	defer w.Close()
 	n := uint64(0)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
 		n++
 		return w.Adapter("c", seeded(n), faultstore.Rates{})
 	})
@@ -31,13 +32,13 @@ func TestConformanceWithoutFaults(t *testing.T) {
 }
 
 func TestFailBeforeAppliesNothing(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{FailBefore: 1})
-	_, err := a.Put(context.Background(), "k", []byte(`{}`), storage.Condition{})
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err := a.Put(context.Background(), "k", []byte(`{}`), driver.Condition{})
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
-	if _, _, err := w.Inner().Get(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := w.Inner().Get(context.Background(), "k"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("inner Get: %v; the write must not have applied", err)
 	}
 	if c := w.Counts(); c[faultstore.FailBefore] != 1 {
@@ -48,21 +49,21 @@ func TestFailBeforeAppliesNothing(t *testing.T) {
 // A write whose caller gives up during the injected latency never reached
 // the store, and says so: a refresher may then restore a held-back token.
 func TestLatencyCutShortAppliesNothing(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{Latency: 1, MaxLatency: time.Second})
 	var err error
 	for range 20 { // the latency is drawn up to MaxLatency: some exceed 1 ms
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		_, err = a.Put(ctx, "k", []byte(`{}`), storage.Condition{})
+		_, err = a.Put(ctx, "k", []byte(`{}`), driver.Condition{})
 		cancel()
 		if err != nil {
 			break
 		}
 	}
-	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, storage.ErrNotApplied) {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Put cut short during latency: %v, want the deadline marked ErrNotApplied", err)
 	}
-	if _, _, err := w.Inner().Get(context.Background(), "k"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := w.Inner().Get(context.Background(), "k"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("inner Get: %v; the write must not have applied", err)
 	}
 }
@@ -70,10 +71,10 @@ func TestLatencyCutShortAppliesNothing(t *testing.T) {
 // The dangerous one: the write lands and the caller is told it failed.
 func TestFailAfterApplies(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{FailAfter: 1})
-	_, err := a.Put(ctx, "k", []byte(`{"v":1}`), storage.IfAbsent())
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err := a.Put(ctx, "k", []byte(`{"v":1}`), driver.IfAbsent())
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
 	v, _, err := w.Inner().Get(ctx, "k")
@@ -81,17 +82,17 @@ func TestFailAfterApplies(t *testing.T) {
 		t.Fatalf("inner Get: %q, %v; the write must have applied", v, err)
 	}
 	// A write that fails in the store passes its own answer on.
-	if _, err := a.Put(ctx, "k", []byte(`{"v":2}`), storage.IfAbsent()); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "k", []byte(`{"v":2}`), driver.IfAbsent()); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("conflicting Put: %v, want ErrConflict", err)
 	}
-	if err := a.Delete(ctx, "k", storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+	if err := a.Delete(ctx, "k", driver.Condition{}); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, _, err := w.Inner().Get(ctx, "k"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := w.Inner().Get(ctx, "k"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("inner Get after Delete: %v; the delete must have applied", err)
 	}
 	// Reads cannot apply anything: they fail before.
-	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, storage.ErrUnavailable) {
+	if _, _, err := a.Get(ctx, "k"); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Get: %v", err)
 	}
 	c := w.Counts()
@@ -101,12 +102,12 @@ func TestFailAfterApplies(t *testing.T) {
 }
 
 func TestDropReplyAppliesAndBlocksUntilContextEnds(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("r1", seeded(1), faultstore.Rates{DropReply: 1, Hang: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := a.Put(ctx, "k", []byte(`{}`), storage.Condition{})
+	_, err := a.Put(ctx, "k", []byte(`{}`), driver.Condition{})
 	if err == nil || time.Since(start) < 50*time.Millisecond {
 		t.Fatalf("Put returned %v after %v; want an error once ctx ended", err, time.Since(start))
 	}
@@ -115,7 +116,7 @@ func TestDropReplyAppliesAndBlocksUntilContextEnds(t *testing.T) {
 	}
 	// Without a deadline the hang is bounded.
 	a.SetRates(faultstore.Rates{DropReply: 1, Hang: 20 * time.Millisecond})
-	if _, err := a.Put(context.Background(), "k", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.Put(context.Background(), "k", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v", err)
 	}
 	if c := w.Counts(); c[faultstore.DropReply] != 2 {
@@ -125,14 +126,14 @@ func TestDropReplyAppliesAndBlocksUntilContextEnds(t *testing.T) {
 
 func TestPartitionCutsOffOneReplica(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	b := w.Adapter("b", seeded(2), faultstore.Rates{})
 	a.Partition(true)
-	if _, err := a.Put(ctx, "k", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.Put(ctx, "k", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("partitioned Put: %v", err)
 	}
-	if _, err := b.Put(ctx, "k", []byte(`{"b":1}`), storage.IfAbsent()); err != nil {
+	if _, err := b.Put(ctx, "k", []byte(`{"b":1}`), driver.IfAbsent()); err != nil {
 		t.Fatalf("the other replica's Put: %v (the partitioned one must not have written)", err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -151,10 +152,10 @@ func TestPartitionCutsOffOneReplica(t *testing.T) {
 
 func TestWorldEvents(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	for _, k := range []string{"x", "y", "z"} {
-		if _, err := a.Put(ctx, k, []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, k, []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -181,11 +182,11 @@ func TestWorldEvents(t *testing.T) {
 // The same seed draws the same faults for the same sequence of calls.
 func TestSameSeedSameSchedule(t *testing.T) {
 	run := func(seed uint64) []string {
-		w := faultstore.NewWorld(memory.New())
+		w := faultstore.NewWorld(memory.New(nil))
 		a := w.Adapter("r", seeded(seed), faultstore.Rates{
 			Latency: 0.2, MaxLatency: time.Millisecond, FailBefore: 0.1, FailAfter: 0.1, DropReply: 0.1, Hang: time.Millisecond})
 		for range 200 {
-			a.Put(context.Background(), "k", []byte(`{}`), storage.Condition{})
+			a.Put(context.Background(), "k", []byte(`{}`), driver.Condition{})
 			a.Get(context.Background(), "k")
 		}
 		var out []string
@@ -204,10 +205,10 @@ func TestSameSeedSameSchedule(t *testing.T) {
 }
 
 // notWatcher hides the memory adapter's Wait.
-type notWatcher struct{ storage.Adapter }
+type notWatcher struct{ driver.Adapter }
 
 func TestWaitUnsupportedWhenInnerCannotWatch(t *testing.T) {
-	w := faultstore.NewWorld(notWatcher{memory.New()})
+	w := faultstore.NewWorld(notWatcher{memory.New(nil)})
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	if err := a.Wait(context.Background(), "k", ""); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Wait: %v, want errors.ErrUnsupported", err)
@@ -222,14 +223,14 @@ func TestWaitUnsupportedWhenInnerCannotWatch(t *testing.T) {
 }
 
 func TestCloseLeavesTheWorldOpen(t *testing.T) {
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
 	b := w.Adapter("b", seeded(2), faultstore.Rates{})
 	a.Close()
-	if _, _, err := a.Get(context.Background(), "k"); !errors.Is(err, storage.ErrClosed) {
+	if _, _, err := a.Get(context.Background(), "k"); !errors.Is(err, driver.ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
 	}
-	if _, err := b.Put(context.Background(), "k", []byte(`{}`), storage.Condition{}); err != nil {
+	if _, err := b.Put(context.Background(), "k", []byte(`{}`), driver.Condition{}); err != nil {
 		t.Fatalf("the other wrapper: %v", err)
 	}
 }
@@ -238,7 +239,7 @@ func TestCloseLeavesTheWorldOpen(t *testing.T) {
 // World events, in order; not the writes that did not apply.
 func TestOnWrite(t *testing.T) {
 	ctx := context.Background()
-	w := faultstore.NewWorld(memory.New())
+	w := faultstore.NewWorld(memory.New(nil))
 	var got []string
 	w.OnWrite(func(wr faultstore.Write) {
 		told := "ok"
@@ -248,12 +249,12 @@ func TestOnWrite(t *testing.T) {
 		got = append(got, wr.Replica+" "+wr.Op+" "+wr.Key+" "+string(wr.Value)+" "+told)
 	})
 	a := w.Adapter("a", seeded(1), faultstore.Rates{})
-	a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent())
-	a.Put(ctx, "k", []byte(`{"n":2}`), storage.IfAbsent()) // conflict: not applied
+	a.Put(ctx, "k", []byte(`{"n":1}`), driver.IfAbsent())
+	a.Put(ctx, "k", []byte(`{"n":2}`), driver.IfAbsent()) // conflict: not applied
 	a.SetRates(faultstore.Rates{FailAfter: 1})
-	a.Put(ctx, "k", []byte(`{"n":3}`), storage.Condition{})
+	a.Put(ctx, "k", []byte(`{"n":3}`), driver.Condition{})
 	a.SetRates(faultstore.Rates{FailBefore: 1})
-	a.Put(ctx, "k", []byte(`{"n":4}`), storage.Condition{}) // failed before: not applied
+	a.Put(ctx, "k", []byte(`{"n":4}`), driver.Condition{}) // failed before: not applied
 	w.Evict(ctx, "k")
 	want := []string{`a put k {"n":1} ok`, `a put k {"n":3} fail-after-apply`, ` delete k  ok`}
 	if !slices.Equal(got, want) {

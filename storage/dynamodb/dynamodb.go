@@ -12,7 +12,7 @@
 // KiB is stored deflate-compressed in "vz" instead of "v", because an item
 // may not exceed DynamoDB's 400 KB: records are about a kilobyte, and a
 // value that does not fit even compressed is refused with
-// storage.ErrInvalid rather than cut.
+// driver.ErrInvalid rather than cut.
 //
 // One partition serves at most about 3,000 reads and 1,000 writes a second;
 // a token cache does a few writes per profile per token lifetime, far
@@ -38,7 +38,7 @@
 // r = :rev for a revision, which DynamoDB evaluates and applies atomically
 // on the item. Of N concurrent writers on one revision exactly one wins;
 // the others get ConditionalCheckFailedException, which is
-// storage.ErrConflict. Reads (GetItem and Query) are strongly consistent,
+// driver.ErrConflict. Reads (GetItem and Query) are strongly consistent,
 // so a read after a write sees it. Revisions are 16 random bytes from
 // crypto/rand, made by the client, so a profile deleted and created again
 // never comes back with a revision someone still holds (no ABA).
@@ -53,7 +53,7 @@
 // not answer at all. A condition that fails on a request's only attempt,
 // or after attempts DynamoDB refused (throttling, 4xx), is ErrConflict.
 // A write that failed with no attempt that may have applied (none could
-// connect, or DynamoDB refused each) also matches storage.ErrNotApplied.
+// connect, or DynamoDB refused each) also matches driver.ErrNotApplied.
 //
 // List pages through a Query of the store's partition (1 MB per page),
 // strongly consistent, costing read capacity for every item in the
@@ -64,7 +64,7 @@
 //
 // DynamoDB has no change notification a client can wait on (Streams are
 // for consumers of the table's log, with seconds of delay), so the Adapter
-// does not implement storage.Watcher, and storage.Store polls.
+// does not implement driver.Watcher, and storage.Store polls.
 //
 // dynalite (DynamoDB on LevelDB, the server this package's tests run
 // against) evaluates ConditionExpression on PutItem and DeleteItem,
@@ -105,7 +105,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultPrefix is the partition the profiles live in when Options.Prefix
@@ -127,35 +127,40 @@ const compressAbove = 64 << 10
 // maxItem is DynamoDB's item size limit, names and overhead included.
 const maxItem = 400_000
 
-// Options configure an Adapter.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
-	// Table names the table. Required.
-	Table string
 	// Prefix is the partition key of every profile; DefaultPrefix when
 	// empty. Give each independent store sharing a table its own.
 	Prefix string
 }
 
-// Adapter implements storage.Adapter over DynamoDB.
+// Adapter implements driver.Adapter over DynamoDB.
 type Adapter struct {
 	c      *dynamodb.Client
 	table  string
 	prefix string
-	conns  *connSet // the client's connections, when the Adapter made it (storage.Open)
+	conns  *connSet // the client's connections, when the Adapter made it (OpenURL)
 	closed atomic.Bool
 }
 
-// New returns an Adapter over client. The table must exist (see the
-// package documentation, or CreateTable).
-func New(client *dynamodb.Client, opts Options) (*Adapter, error) {
-	if opts.Table == "" {
-		return nil, storage.Wrap(storage.ErrInvalid, "dynamodb: no table name", nil)
+// New returns an Adapter over client, on the table named table, which must
+// exist (see the package documentation, or CreateTable). The caller keeps
+// ownership of client. nil opts means the defaults. It does no I/O.
+func New(client *dynamodb.Client, table string, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "dynamodb: no client", nil)
+	}
+	if table == "" {
+		return nil, driver.Wrap(driver.ErrInvalid, "dynamodb: no table name", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Adapter{c: client, table: opts.Table, prefix: prefix}, nil
+	return &Adapter{c: client, table: table, prefix: prefix}, nil
 }
 
 // Client returns the DynamoDB client the Adapter uses.
@@ -168,8 +173,8 @@ func (a *Adapter) itemKey(key string) map[string]types.AttributeValue {
 	}
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get", key); err != nil {
 		return nil, "", err
 	}
@@ -182,31 +187,31 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 		return nil, "", a.fail(ctx, "get", key, err)
 	}
 	if out.Item == nil {
-		return nil, "", storage.Wrap(storage.ErrNotFound, opMsg("get", key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, opMsg("get", key), nil)
 	}
 	return decodeItem(out.Item, key)
 }
 
-func decodeItem(item map[string]types.AttributeValue, key string) ([]byte, storage.Revision, error) {
+func decodeItem(item map[string]types.AttributeValue, key string) ([]byte, driver.Revision, error) {
 	r, rok := item[attrRev].(*types.AttributeValueMemberS)
 	if !rok || r.Value == "" {
-		return nil, "", storage.Wrap(storage.ErrCorrupt, opMsg("get", key)+": item has no revision", nil)
+		return nil, "", driver.Wrap(driver.ErrCorrupt, opMsg("get", key)+": item has no revision", nil)
 	}
 	if v, ok := item[attrVal].(*types.AttributeValueMemberB); ok {
-		return v.Value, storage.Revision(r.Value), nil
+		return v.Value, driver.Revision(r.Value), nil
 	}
 	if z, ok := item[attrValZ].(*types.AttributeValueMemberB); ok {
 		v, err := io.ReadAll(flate.NewReader(bytes.NewReader(z.Value)))
 		if err != nil {
-			return nil, "", storage.Wrap(storage.ErrCorrupt, opMsg("get", key)+": compressed value", err)
+			return nil, "", driver.Wrap(driver.ErrCorrupt, opMsg("get", key)+": compressed value", err)
 		}
-		return v, storage.Revision(r.Value), nil
+		return v, driver.Revision(r.Value), nil
 	}
-	return nil, "", storage.Wrap(storage.ErrCorrupt, opMsg("get", key)+": item has no value", nil)
+	return nil, "", driver.Wrap(driver.ErrCorrupt, opMsg("get", key)+": item has no value", nil)
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put", key); err != nil {
 		return "", err
 	}
@@ -223,7 +228,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		item[attrVal] = &types.AttributeValueMemberB{Value: value}
 	}
 	if size := itemSize(item); size > maxItem {
-		return "", storage.Wrap(storage.ErrInvalid, opMsg("put", key)+": value too large for a DynamoDB item ("+
+		return "", driver.Wrap(driver.ErrInvalid, opMsg("put", key)+": value too large for a DynamoDB item ("+
 			strconv.Itoa(size)+" bytes after compression, limit 400 KB)", nil)
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(a.table), Item: item}
@@ -232,7 +237,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	_, err := a.c.PutItem(ctx, in, tr.watch)
 	if isConditionFailed(err) {
 		if !tr.maybeApplied {
-			return "", storage.Wrap(storage.ErrConflict, opMsg("put", key)+" "+cond.String(), nil)
+			return "", driver.Wrap(driver.ErrConflict, opMsg("put", key)+" "+cond.String(), nil)
 		}
 		// An earlier attempt of this very request, retried by the SDK,
 		// may have applied and made this one fail: then the item holds
@@ -241,12 +246,12 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		switch {
 		case gerr == nil && cur == rev:
 			return rev, nil
-		case gerr != nil && !errors.Is(gerr, storage.ErrNotFound):
-			return "", storage.Wrap(storage.ErrUnavailable, opMsg("put", key)+
+		case gerr != nil && !errors.Is(gerr, driver.ErrNotFound):
+			return "", driver.Wrap(driver.ErrUnavailable, opMsg("put", key)+
 				": outcome unknown: an attempt's answer was lost and the item cannot be read back", gerr)
 		default:
 			// Ours may have applied and been replaced or deleted since.
-			return "", storage.Wrap(storage.ErrUnavailable, opMsg("put", key)+
+			return "", driver.Wrap(driver.ErrUnavailable, opMsg("put", key)+
 				": outcome unknown: an attempt's answer was lost and the item has changed since", nil)
 		}
 	}
@@ -264,13 +269,13 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 // that DynamoDB refused (4xx), leave it unset.
 type attempts struct{ maybeApplied bool }
 
-// mark returns err, a failed write's, marked storage.ErrNotApplied when no
+// mark returns err, a failed write's, marked driver.ErrNotApplied when no
 // attempt of it may have been applied.
 func (t *attempts) mark(err error) error {
 	if t.maybeApplied {
 		return err
 	}
-	return storage.NotApplied(err)
+	return driver.NotApplied(err)
 }
 
 // watch is an option for one call: it puts the tracker behind the SDK's
@@ -292,8 +297,8 @@ func (t *attempts) watch(o *dynamodb.Options) {
 	})
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete", key); err != nil {
 		return err
 	}
@@ -302,14 +307,14 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	var tr attempts
 	_, err := a.c.DeleteItem(ctx, in, tr.watch)
 	if isConditionFailed(err) {
-		if tr.maybeApplied && cond.Kind == storage.Match {
+		if tr.maybeApplied && cond.Kind == driver.Match {
 			// A retried delete finding the item gone or changed may have
 			// deleted it itself: another writer's delete leaves the same
 			// trace, so the outcome is unknown, not a conflict.
-			return storage.Wrap(storage.ErrUnavailable, opMsg("delete", key)+
+			return driver.Wrap(driver.ErrUnavailable, opMsg("delete", key)+
 				": outcome unknown: an attempt's answer was lost and the item has changed since", nil)
 		}
-		return storage.Wrap(storage.ErrConflict, opMsg("delete", key)+" "+cond.String(), nil)
+		return driver.Wrap(driver.ErrConflict, opMsg("delete", key)+" "+cond.String(), nil)
 	}
 	if err != nil {
 		return tr.mark(a.fail(ctx, "delete", key, err))
@@ -318,17 +323,17 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 }
 
 // condition sets a request's ConditionExpression for cond.
-func (a *Adapter) condition(cond storage.Condition, expr **string, values *map[string]types.AttributeValue) {
+func (a *Adapter) condition(cond driver.Condition, expr **string, values *map[string]types.AttributeValue) {
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		*expr = aws.String("attribute_not_exists(" + attrPK + ")")
-	case storage.Match:
+	case driver.Match:
 		*expr = aws.String(attrRev + " = :rev")
 		*values = map[string]types.AttributeValue{":rev": &types.AttributeValueMemberS{Value: string(cond.Revision)}}
 	}
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list", ""); err != nil {
 		return nil, err
@@ -355,9 +360,9 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Close implements storage.Adapter. It closes the connections of the
-// client only when the Adapter made it (storage.Open); a client passed to
-// New stays the caller's.
+// Close implements driver.Adapter. It closes the connections of the
+// client only when the Adapter made it (OpenURL, storage.Open); a client
+// passed to New stays the caller's.
 func (a *Adapter) Close() error {
 	if !a.closed.Swap(true) && a.conns != nil {
 		a.conns.closeAll()
@@ -367,7 +372,7 @@ func (a *Adapter) Close() error {
 
 func (a *Adapter) alive(ctx context.Context, op, key string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, opMsg(op, key), nil)
+		return driver.Wrap(driver.ErrClosed, opMsg(op, key), nil)
 	}
 	return ctx.Err()
 }
@@ -391,26 +396,26 @@ func isConditionFailed(err error) bool {
 func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	msg := opMsg(op, key)
 	if cerr := ctx.Err(); cerr != nil {
-		return storage.Wrap(cerr, msg, cerr)
+		return driver.Wrap(cerr, msg, cerr)
 	}
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, msg, nil)
+		return driver.Wrap(driver.ErrClosed, msg, nil)
 	}
 	var rnf *types.ResourceNotFoundException
 	if errors.As(err, &rnf) {
-		return storage.Wrap(storage.ErrUnavailable, msg+": table "+strconv.Quote(a.table)+
+		return driver.Wrap(driver.ErrUnavailable, msg+": table "+strconv.Quote(a.table)+
 			" not found (create it as the package documentation shows, or open with create_table=true)", err)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "ValidationException", "SerializationException":
-			return storage.Wrap(storage.ErrInvalid, msg, err)
+			return driver.Wrap(driver.ErrInvalid, msg, err)
 		}
 	}
 	// Throttling, capacity, internal errors, credentials that are missing
 	// or refused, network errors: all may pass.
-	return storage.Wrap(storage.ErrUnavailable, msg, err)
+	return driver.Wrap(driver.ErrUnavailable, msg, err)
 }
 
 // itemSize is DynamoDB's measure of an item: attribute names plus values.
@@ -428,8 +433,8 @@ func itemSize(item map[string]types.AttributeValue) int {
 	return n
 }
 
-func newRevision() storage.Revision {
+func newRevision() driver.Revision {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
-	return storage.Revision(hex.EncodeToString(b[:]))
+	return driver.Revision(hex.EncodeToString(b[:]))
 }

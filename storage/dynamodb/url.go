@@ -21,14 +21,18 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
-func init() { storage.Register("dynamodb", open) }
+func init() {
+	driver.Register("dynamodb", OpenURL)
+}
 
-// URLOptions is what a dynamodb:// URL says besides Options.
-type URLOptions struct {
+// urlOptions is what a dynamodb:// URL says.
+type urlOptions struct {
 	Options
+	Table       string
 	Region      string
 	Endpoint    string
 	CreateTable bool
@@ -36,16 +40,16 @@ type URLOptions struct {
 
 var tableName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
 
-// ParseURL reads a dynamodb:// URL (see the package documentation).
-func ParseURL(u *url.URL) (URLOptions, error) {
+// parseURL reads a dynamodb:// URL (see the package documentation).
+func parseURL(u *url.URL) (urlOptions, error) {
 	// The URL without its query: a secret under a misspelt parameter name
 	// would pass Redact, so no query value is ever quoted.
 	bare := *u
 	bare.RawQuery, bare.Fragment, bare.User = "", "", nil
 	bad := func(why string) error {
-		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: %s", bare.String(), why), nil)
+		return driver.Wrap(driver.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: %s", bare.String(), why), nil)
 	}
-	var o URLOptions
+	var o urlOptions
 	o.Table = u.Host
 	if o.Table == "" {
 		o.Table = strings.TrimPrefix(u.Path, "/") // dynamodb:///TABLE
@@ -89,8 +93,14 @@ func ParseURL(u *url.URL) (URLOptions, error) {
 	return o, nil
 }
 
-func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
-	o, err := ParseURL(u)
+// OpenURL makes the DynamoDB client a dynamodb:// URL describes (see the
+// package documentation), with the AWS SDK's default credential chain and
+// configuration, and an Adapter over it, which owns the client's
+// connections: Close closes them. With create_table=true it creates the
+// table if need be. It is the opener the package registers for
+// "dynamodb".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	o, err := parseURL(u)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +111,7 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, lo...)
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: AWS configuration", storage.Redact(u.String())), err)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("dynamodb: store URL %q: AWS configuration", secret.RedactURL(u.String())), err)
 	}
 	endpoint := func(opt *dynamodb.Options) {
 		if o.Endpoint != "" {
@@ -119,13 +129,14 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 		hc := b.WithTransportOptions(func(t *http.Transport) { t.DialContext = conns.dial(t.DialContext) }).Freeze()
 		client = dynamodb.NewFromConfig(cfg, endpoint, func(opt *dynamodb.Options) { opt.HTTPClient = hc })
 	}
-	a, err := New(client, o.Options)
+	a, err := New(client, o.Table, &o.Options)
 	if err != nil {
 		return nil, err
 	}
 	a.conns = conns
 	if o.CreateTable {
 		if err := a.CreateTable(ctx); err != nil {
+			a.Close()
 			return nil, err
 		}
 	}

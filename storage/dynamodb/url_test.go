@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/dynamodb"
 )
 
@@ -40,7 +40,7 @@ func TestOpenURLForms(t *testing.T) {
 			}
 			o, err := dynamodb.ParseURL(u)
 			if c.wantErr {
-				if !errors.Is(err, storage.ErrInvalid) {
+				if !errors.Is(err, driver.ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
 				}
 				if strings.Contains(err.Error(), "sekritvalue") {
@@ -59,22 +59,22 @@ func TestOpenURLForms(t *testing.T) {
 }
 
 // A write that could not connect changed nothing, and says so
-// (storage.ErrNotApplied), so that a caller may put back what it held.
+// (driver.ErrNotApplied), so that a caller may put back what it held.
 func TestWriteToNoServerNotApplied(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	a, err := storage.OpenAdapter(context.Background(), "dynamodb://tokens?region=us-east-1&endpoint=http://127.0.0.1:1")
+	a, err := driver.Open(context.Background(), "dynamodb://tokens?region=us-east-1&endpoint=http://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Put(context.Background(), "p", []byte(`{}`), storage.IfAbsent())
-	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+	_, err = a.Put(context.Background(), "p", []byte(`{}`), driver.IfAbsent())
+	if !errors.Is(err, driver.ErrUnavailable) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Put with no server: %v, want ErrUnavailable and ErrNotApplied", err)
 	}
-	err = a.Delete(context.Background(), "p", storage.Condition{})
-	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+	err = a.Delete(context.Background(), "p", driver.Condition{})
+	if !errors.Is(err, driver.ErrUnavailable) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Delete with no server: %v, want ErrUnavailable and ErrNotApplied", err)
 	}
 }

@@ -66,7 +66,7 @@
 //
 // # Change notification
 //
-// The Adapter implements storage.Watcher with etcd's Watch. Wait(key, R)
+// The Adapter implements driver.Watcher with etcd's Watch. Wait(key, R)
 // reads the key (one linearizable read) and returns at once if its
 // revision is no longer R; otherwise it watches the key from the revision
 // after that read, S+1. etcd replays every change after S from its
@@ -111,10 +111,10 @@
 // cancelled context is only the caller's error. Authentication failures
 // are ErrInvalid, a permission denied or etcd's NOSPACE alarm ErrReadOnly,
 // a value over the request limit ErrInvalid. A write etcd refused that way
-// also matches storage.ErrNotApplied: it certainly changed nothing; other
+// also matches driver.ErrNotApplied: it certainly changed nothing; other
 // failed writes may have applied (see Guarantees).
 //
-// Passwords are never part of an error: use storage.Redact to log a URL.
+// Passwords are never part of an error: use secret.RedactURL to log a URL.
 package etcd
 
 import (
@@ -133,7 +133,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tokencache/tokencache/internal/backoff"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultPrefix is where profiles live when Options.Prefix is empty.
@@ -147,7 +147,7 @@ const DefaultTimeout = 5 * time.Second
 // listPage is how many keys one range request of List returns.
 const listPage = 1000
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Prefix is put in front of every key; DefaultPrefix when empty.
 	Prefix string
@@ -157,7 +157,7 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Adapter implements storage.Adapter and storage.Watcher over etcd.
+// Adapter implements driver.Adapter and driver.Watcher over etcd.
 type Adapter struct {
 	c       *clientv3.Client
 	prefix  string
@@ -171,8 +171,14 @@ type Adapter struct {
 
 // New returns an Adapter over client. The caller keeps ownership of client:
 // Close stops the Adapter but leaves client open, since it may serve other
-// uses.
-func New(client *clientv3.Client, opts Options) *Adapter {
+// uses. nil opts means the defaults.
+func New(client *clientv3.Client, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "etcd: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	a := &Adapter{c: client, prefix: opts.Prefix, timeout: opts.Timeout, done: make(chan struct{})}
 	if a.prefix == "" {
 		a.prefix = DefaultPrefix
@@ -180,14 +186,14 @@ func New(client *clientv3.Client, opts Options) *Adapter {
 	if a.timeout <= 0 {
 		a.timeout = DefaultTimeout
 	}
-	return a
+	return a, nil
 }
 
 // Client returns the etcd client the Adapter uses.
 func (a *Adapter) Client() *clientv3.Client { return a.c }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get", key); err != nil {
 		return nil, "", err
 	}
@@ -198,20 +204,20 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 		return nil, "", err
 	}
 	if kv == nil {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "etcd: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "etcd: get "+strconv.Quote(key), nil)
 	}
 	return kv.Value, revision(kv.ModRevision), nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put", key); err != nil {
 		return "", err
 	}
 	op := "put " + strconv.Quote(key)
 	cmp, ok := a.compare(key, cond)
 	if !ok {
-		return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		return "", driver.Wrap(driver.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
 	}
 	ctx, cancel := a.bound(ctx)
 	defer cancel()
@@ -231,7 +237,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 			// The transaction's revision is the one it gave the key.
 			return revision(resp.Header.Revision), nil
 		case err == nil && !unknown:
-			return "", storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			return "", driver.Wrap(driver.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
 		case err != nil:
 			if err := a.definite(ctx, "put", key, err); err != nil {
 				return "", refused(err, unknown)
@@ -272,17 +278,17 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 // absent") be placed without a revision to start from: the outcome is then
 // unknown and the error ErrUnavailable, as when the cluster does not
 // answer, never a guess.
-func (a *Adapter) afterLost(ctx context.Context, op, key string, cond storage.Condition, id string) (storage.Revision, error) {
+func (a *Adapter) afterLost(ctx context.Context, op, key string, cond driver.Condition, id string) (driver.Revision, error) {
 	msg := "etcd: " + op + " " + strconv.Quote(key)
-	conflict := storage.Wrap(storage.ErrConflict, msg+" "+cond.String(), nil)
+	conflict := driver.Wrap(driver.ErrConflict, msg+" "+cond.String(), nil)
 	r, ok := parseRevision(cond.Revision)
-	if cond.Kind != storage.Match || !ok {
-		return "", storage.Wrap(storage.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key has changed since", nil)
+	if cond.Kind != driver.Match || !ok {
+		return "", driver.Wrap(driver.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key has changed since", nil)
 	}
 	ev, err := a.firstChange(ctx, a.prefix+key, r+1)
 	switch {
 	case err != nil:
-		return "", storage.Wrap(storage.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key's history cannot be read", err)
+		return "", driver.Wrap(driver.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key's history cannot be read", err)
 	case ev == nil:
 		// No change after R: the key never had revision R (the condition
 		// was stale), so nothing was written.
@@ -297,7 +303,7 @@ func (a *Adapter) afterLost(ctx context.Context, op, key string, cond storage.Co
 	case id != "":
 		return "", conflict // a put would have been a put
 	default:
-		return "", storage.Wrap(storage.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key was deleted, by this call or another", nil)
+		return "", driver.Wrap(driver.ErrUnavailable, msg+": outcome unknown: the answer was lost and the key was deleted, by this call or another", nil)
 	}
 }
 
@@ -334,15 +340,15 @@ func (a *Adapter) firstChange(ctx context.Context, key string, from int64) (*cli
 	return nil, errors.New("watch ended")
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete", key); err != nil {
 		return err
 	}
 	op := "delete " + strconv.Quote(key)
 	cmp, ok := a.compare(key, cond)
 	if !ok {
-		return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+		return driver.Wrap(driver.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
 	}
 	ctx, cancel := a.bound(ctx)
 	defer cancel()
@@ -356,7 +362,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		}
 		// "If absent" deletes nothing: it only succeeds or conflicts.
 		var then []clientv3.Op
-		if cond.Kind != storage.Absent {
+		if cond.Kind != driver.Absent {
 			then = append(then, clientv3.OpDelete(k))
 		}
 		resp, err := txn.Then(then...).Commit()
@@ -365,7 +371,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		case err == nil && resp.Succeeded:
 			return nil
 		case err == nil && !unknown:
-			return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			return driver.Wrap(driver.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
 		case err != nil:
 			if err := a.definite(ctx, "delete", key, err); err != nil {
 				return refused(err, unknown)
@@ -378,14 +384,14 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		}
 		if !cond.Holds(current(kv)) {
 			switch cond.Kind {
-			case storage.Absent:
-				return storage.Wrap(storage.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
-			case storage.Match:
+			case driver.Absent:
+				return driver.Wrap(driver.ErrConflict, "etcd: "+op+" "+cond.String(), nil)
+			case driver.Match:
 				_, err := a.afterLost(ctx, "delete", key, cond, "")
 				return err
 			}
 		}
-		if cond.Kind == storage.Any && kv == nil {
+		if cond.Kind == driver.Unconditional && kv == nil {
 			return nil // gone: what an unconditional delete asks for
 		}
 		if err := a.pause(ctx, "delete", key, attempt); err != nil {
@@ -394,7 +400,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	}
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list", ""); err != nil {
 		return nil, err
@@ -439,8 +445,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	}
 }
 
-// Wait implements storage.Watcher.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+// Wait implements driver.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	if err := a.alive(ctx, "wait", key); err != nil {
 		return err
 	}
@@ -470,12 +476,12 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 		case resp, ok := <-ch:
 			switch {
 			case !ok && a.closed.Load():
-				return storage.Wrap(storage.ErrClosed, "etcd: wait "+strconv.Quote(key), nil)
+				return driver.Wrap(driver.ErrClosed, "etcd: wait "+strconv.Quote(key), nil)
 			case !ok || ctx.Err() != nil:
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				return storage.Wrap(storage.ErrUnavailable, "etcd: wait "+strconv.Quote(key)+": watch ended", nil)
+				return driver.Wrap(driver.ErrUnavailable, "etcd: wait "+strconv.Quote(key)+": watch ended", nil)
 			case resp.CompactRevision != 0, len(resp.Events) > 0:
 				// A change, or history compacted past from: may have changed.
 				return nil
@@ -486,13 +492,13 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.done:
-			return storage.Wrap(storage.ErrClosed, "etcd: wait "+strconv.Quote(key), nil)
+			return driver.Wrap(driver.ErrClosed, "etcd: wait "+strconv.Quote(key), nil)
 		}
 	}
 }
 
-// Close implements storage.Adapter. It closes the client only when the
-// Adapter made it (storage.Open); see New.
+// Close implements driver.Adapter. It closes the client only when the
+// Adapter made it (OpenURL, storage.Open); see New.
 func (a *Adapter) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
@@ -500,7 +506,7 @@ func (a *Adapter) Close() error {
 		close(a.done)
 		if a.owned {
 			if cerr := a.c.Close(); cerr != nil && !errors.Is(cerr, context.Canceled) {
-				err = storage.Wrap(storage.ErrUnavailable, "etcd: close", cerr)
+				err = driver.Wrap(driver.ErrUnavailable, "etcd: close", cerr)
 			}
 		}
 	})
@@ -510,13 +516,13 @@ func (a *Adapter) Close() error {
 // compare is the transaction guard for cond: nil for an unconditional
 // write; ok is false when cond names a revision etcd cannot have made,
 // which therefore cannot match.
-func (a *Adapter) compare(key string, cond storage.Condition) (cmp *clientv3.Cmp, ok bool) {
+func (a *Adapter) compare(key string, cond driver.Condition) (cmp *clientv3.Cmp, ok bool) {
 	k := a.prefix + key
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		c := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
 		return &c, true
-	case storage.Match:
+	case driver.Match:
 		r, ok := parseRevision(cond.Revision)
 		if !ok {
 			return nil, false
@@ -585,7 +591,7 @@ func unstamp(stored []byte) (value []byte, id string) {
 	return stored, ""
 }
 
-func current(kv *kvPair) storage.Revision {
+func current(kv *kvPair) driver.Revision {
 	if kv == nil {
 		return ""
 	}
@@ -617,12 +623,12 @@ func (a *Adapter) pause(ctx context.Context, op, key string, attempt int) error 
 	return nil
 }
 
-// refused marks err, a write's definite failure, storage.ErrNotApplied
+// refused marks err, a write's definite failure, driver.ErrNotApplied
 // when etcd refused the write (credentials, permission, size, the NOSPACE
 // alarm) and no earlier attempt of it may have applied (unknown).
 func refused(err error, unknown bool) error {
-	if !unknown && (errors.Is(err, storage.ErrInvalid) || errors.Is(err, storage.ErrReadOnly)) {
-		return storage.NotApplied(err)
+	if !unknown && (errors.Is(err, driver.ErrInvalid) || errors.Is(err, driver.ErrReadOnly)) {
+		return driver.NotApplied(err)
 	}
 	return err
 }
@@ -662,7 +668,7 @@ func retryable(err error) bool {
 
 func (a *Adapter) alive(ctx context.Context, op, key string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "etcd: "+op+" "+strconv.Quote(key), nil)
+		return driver.Wrap(driver.ErrClosed, "etcd: "+op+" "+strconv.Quote(key), nil)
 	}
 	return ctx.Err()
 }
@@ -678,23 +684,23 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		if errors.Is(context.Cause(ctx), errTimeout) {
 			// Our own bound, not the caller's: the store did not answer.
-			return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("%s: no answer within %v", msg, a.timeout), lastCause(err))
+			return driver.Wrap(driver.ErrUnavailable, fmt.Sprintf("%s: no answer within %v", msg, a.timeout), lastCause(err))
 		}
 		if errors.Is(cerr, context.DeadlineExceeded) {
 			// The caller's deadline. etcd's client waits for a member to
 			// answer where other clients fail at once on a refused
 			// connection, so a cluster that is down shows up here: the
 			// error is both the caller's deadline and ErrUnavailable.
-			unavailable := storage.Wrap(storage.ErrUnavailable, msg+": no answer before the caller's deadline", lastCause(err))
+			unavailable := driver.Wrap(driver.ErrUnavailable, msg+": no answer before the caller's deadline", lastCause(err))
 			return fmt.Errorf("%w (%w)", unavailable, cerr)
 		}
-		return storage.Wrap(cerr, msg, cerr)
+		return driver.Wrap(cerr, msg, cerr)
 	}
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, msg, nil)
+		return driver.Wrap(driver.ErrClosed, msg, nil)
 	}
 	why, kind := classify(err)
-	return storage.Wrap(kind, msg+why, rpctypes.Error(err))
+	return driver.Wrap(kind, msg+why, rpctypes.Error(err))
 }
 
 // classify picks the sentinel for an error of the client that is not a
@@ -704,25 +710,25 @@ func classify(err error) (why string, kind error) {
 	err = rpctypes.Error(err)
 	switch {
 	case errors.Is(err, rpctypes.ErrRequestTooLarge) || code == codes.ResourceExhausted:
-		return ": value too large for etcd (--max-request-bytes)", storage.ErrInvalid
+		return ": value too large for etcd (--max-request-bytes)", driver.ErrInvalid
 	case errors.Is(err, rpctypes.ErrNoSpace):
 		// The NOSPACE alarm: the cluster refuses writes until defragmented.
-		return "", storage.ErrReadOnly
+		return "", driver.ErrReadOnly
 	case errors.Is(err, rpctypes.ErrPermissionDenied):
-		return ": permission denied", storage.ErrReadOnly
+		return ": permission denied", driver.ErrReadOnly
 	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrUserEmpty),
 		errors.Is(err, rpctypes.ErrInvalidAuthToken), errors.Is(err, rpctypes.ErrAuthNotEnabled):
-		return ": credentials", storage.ErrInvalid
+		return ": credentials", driver.ErrInvalid
 	case errors.Is(err, context.Canceled) || code == codes.Canceled:
 		// The client was closed under the call.
-		return "", storage.ErrClosed
+		return "", driver.ErrClosed
 	default:
-		return "", storage.ErrUnavailable
+		return "", driver.ErrUnavailable
 	}
 }
 
 // lastCause keeps the server's or the network's error that preceded a
-// timeout, but not the timeout itself: storage.Wrap would turn a
+// timeout, but not the timeout itself: driver.Wrap would turn a
 // DeadlineExceeded cause into the caller's deadline.
 func lastCause(err error) error {
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
@@ -732,9 +738,9 @@ func lastCause(err error) error {
 	return err
 }
 
-func revision(r int64) storage.Revision { return storage.Revision(strconv.FormatInt(r, 10)) }
+func revision(r int64) driver.Revision { return driver.Revision(strconv.FormatInt(r, 10)) }
 
-func parseRevision(rev storage.Revision) (int64, bool) {
+func parseRevision(rev driver.Revision) (int64, bool) {
 	r, err := strconv.ParseInt(string(rev), 10, 64)
 	return r, err == nil && r > 0
 }

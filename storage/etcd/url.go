@@ -16,7 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultDialTimeout bounds authentication with a username and password at
@@ -24,12 +25,16 @@ import (
 const DefaultDialTimeout = 5 * time.Second
 
 func init() {
-	storage.Register("etcd", open)
-	storage.Register("etcds", open)
+	driver.Register("etcd", OpenURL)
+	driver.Register("etcds", OpenURL)
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
-	cfg, opts, err := ConfigFromURL(u)
+// OpenURL makes the etcd client an etcd:// or etcds:// URL describes (the
+// forms are in the package documentation; it reads the TLS files the URL
+// names) and an Adapter over it, which owns it: Close closes the client.
+// It is the opener the package registers for "etcd" and "etcds".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	cfg, opts, err := configFromURL(u)
 	if err != nil {
 		return nil, err
 	}
@@ -41,22 +46,26 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 			err = errors.New("details withheld: they repeat a secret of the URL")
 		}
 		why, kind := classify(err)
-		return nil, storage.Wrap(kind, fmt.Sprintf("etcd: open %q%s", storage.Redact(bareURL(u)), why), lastCause(err))
+		return nil, driver.Wrap(kind, fmt.Sprintf("etcd: open %q%s", secret.RedactURL(bareURL(u)), why), lastCause(err))
 	}
-	a := New(c, opts)
+	a, err := New(c, &opts)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	a.owned = true
 	return a, nil
 }
 
-// ConfigFromURL makes the client configuration that an etcd:// or etcds://
-// URL describes (the forms are in the package documentation) and the
-// Options its path and parameters set. It reads the TLS files it names.
-func ConfigFromURL(u *url.URL) (clientv3.Config, Options, error) {
+// configFromURL makes the client configuration that an etcd:// or etcds://
+// URL describes and the Options its path and parameters set. It reads the
+// TLS files it names.
+func configFromURL(u *url.URL) (clientv3.Config, Options, error) {
 	var cfg clientv3.Config
 	opts := Options{Prefix: DefaultPrefix, Timeout: DefaultTimeout}
 	bad := func(why string) (clientv3.Config, Options, error) {
-		msg := fmt.Sprintf("etcd: store URL %q: %s", storage.Redact(bareURL(u)), why)
-		return clientv3.Config{}, Options{}, storage.Wrap(storage.ErrInvalid, msg, nil)
+		msg := fmt.Sprintf("etcd: store URL %q: %s", secret.RedactURL(bareURL(u)), why)
+		return clientv3.Config{}, Options{}, driver.Wrap(driver.ErrInvalid, msg, nil)
 	}
 	if u.Scheme != "etcd" && u.Scheme != "etcds" {
 		return bad("scheme must be etcd or etcds")
@@ -167,7 +176,7 @@ func ConfigFromURL(u *url.URL) (clientv3.Config, Options, error) {
 }
 
 // bareURL is u without its query, which may hold a misspelt secret
-// parameter ("pasword=") that storage.Redact would not recognise.
+// parameter ("pasword=") that secret.RedactURL would not recognise.
 func bareURL(u *url.URL) string {
 	bare := *u
 	bare.RawQuery, bare.Fragment = "", ""

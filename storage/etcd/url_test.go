@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/etcd"
 )
 
@@ -58,7 +59,7 @@ func TestOpenURLForms(t *testing.T) {
 			}
 			cfg, opts, err := etcd.ConfigFromURL(u)
 			if c.wantErr {
-				if !errors.Is(err, storage.ErrInvalid) {
+				if !errors.Is(err, driver.ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
 				}
 				return
@@ -97,15 +98,15 @@ func TestErrorsHidePassword(t *testing.T) {
 		"etcd://user:" + pw + "@127.0.0.1:1/?timeout=x" + pw,
 		"etcd://user:" + pw + "@127.0.0.1/",
 	} {
-		_, err := storage.OpenAdapter(context.Background(), raw)
+		_, err := driver.Open(context.Background(), raw)
 		if err == nil {
-			t.Fatalf("Open(%s) succeeded", storage.Redact(raw))
+			t.Fatalf("Open(%s) succeeded", secret.RedactURL(raw))
 		}
 		if strings.Contains(err.Error(), pw) {
 			t.Fatalf("Open error leaks the password: %v", err)
 		}
-		if !errors.Is(err, storage.ErrInvalid) && !errors.Is(err, storage.ErrUnavailable) {
-			t.Fatalf("Open(%s): %v, want ErrInvalid or ErrUnavailable", storage.Redact(raw), err)
+		if !errors.Is(err, driver.ErrInvalid) && !errors.Is(err, driver.ErrUnavailable) {
+			t.Fatalf("Open(%s): %v, want ErrInvalid or ErrUnavailable", secret.RedactURL(raw), err)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/file"
 )
 
@@ -25,21 +25,21 @@ import (
 func checkUnsafeLock(t *testing.T, path, why string) {
 	t.Helper()
 	ctx := context.Background()
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
-	_, err := a.Put(ctx, "p", []byte(`{"refresh_token":"x"}`), storage.Condition{})
-	if !errors.Is(err, storage.ErrReadOnly) || !errors.Is(err, file.ErrUnsafeFile) ||
+	_, err := a.Put(ctx, "p", []byte(`{"refresh_token":"x"}`), driver.Condition{})
+	if !errors.Is(err, driver.ErrReadOnly) || !errors.Is(err, file.ErrUnsafeFile) ||
 		!strings.Contains(err.Error(), path+".lock") || !strings.Contains(err.Error(), why) {
 		t.Fatalf("Put with a planted lock file: %v; want ErrReadOnly and ErrUnsafeFile naming the lock file and %q", err, why)
 	}
 	t.Log(err)
-	if err := a.Delete(ctx, "p", storage.Condition{}); !errors.Is(err, file.ErrUnsafeFile) {
+	if err := a.Delete(ctx, "p", driver.Condition{}); !errors.Is(err, file.ErrUnsafeFile) {
 		t.Fatalf("Delete with a planted lock file: %v", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("credentials file written despite the refusal: %v", err)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get: %v", err)
 	}
 }
@@ -124,13 +124,13 @@ func TestLockedTooLong(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a := file.New(path, file.WithLockTimeout(300*time.Millisecond))
+	a := newAdapter(t, path, &file.Options{LockTimeout: 300 * time.Millisecond})
 	defer a.Close()
 	put := func(ctx context.Context) (time.Duration, error) {
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() {
-			_, err := a.Put(ctx, "p", []byte(`{}`), storage.Condition{})
+			_, err := a.Put(ctx, "p", []byte(`{}`), driver.Condition{})
 			done <- err
 		}()
 		select {
@@ -146,7 +146,7 @@ func TestLockedTooLong(t *testing.T) {
 	}
 
 	took, err := put(context.Background())
-	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), path+".lock") {
+	if !errors.Is(err, driver.ErrUnavailable) || !strings.Contains(err.Error(), "locked") || !strings.Contains(err.Error(), path+".lock") {
 		t.Fatalf("Put while the lock is held: %v", err)
 	}
 	if took < 300*time.Millisecond {
@@ -157,12 +157,12 @@ func TestLockedTooLong(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err = put(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), path+".lock") {
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrUnavailable) || !strings.Contains(err.Error(), path+".lock") {
 		t.Fatalf("Put with a short deadline while the lock is held: %v", err)
 	}
 
 	unflockFile(lock)
-	if _, err := a.Put(context.Background(), "p", []byte(`{}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(context.Background(), "p", []byte(`{}`), driver.Condition{}); err != nil {
 		t.Fatalf("Put once the lock is free: %v", err)
 	}
 }
@@ -181,7 +181,7 @@ func TestWidePermissionsTightened(t *testing.T) {
 	copyFixture(t, path) // 0644, as pancloud leaves it under a 022 umask
 
 	var logged bytes.Buffer
-	a := file.New(path, file.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	a := newAdapter(t, path, &file.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	defer a.Close()
 	ctx := context.Background()
 	names, err := a.List(ctx)
@@ -194,7 +194,7 @@ func TestWidePermissionsTightened(t *testing.T) {
 	// Widened again, with new content: tightened again, no new warning.
 	for i := range 3 {
 		os.Chmod(path, 0o666)
-		if _, err := a.Put(ctx, "extra", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "extra", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		os.Chmod(path, 0o644)
@@ -219,7 +219,7 @@ func TestWidePermissionsTightened(t *testing.T) {
 
 	// Without a logger: as private, and silent.
 	os.Chmod(path, 0o644)
-	b := file.New(path)
+	b := newAdapter(t, path, nil)
 	defer b.Close()
 	if _, err := b.List(ctx); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestHugeFileNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	ctx := context.Background()
 
@@ -250,14 +250,14 @@ func TestHugeFileNotRead(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	_, _, err = a.Get(ctx, "p")
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), "limit") {
+	if !errors.Is(err, driver.ErrCorrupt) || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("Get of a 300 MB file: %v", err)
 	}
 	t.Log(err)
 	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
 		t.Fatalf("Get allocated %d bytes for a file it should not read", n)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Put over a 300 MB file: %v", err)
 	}
 	if fi, _ := os.Stat(path); fi.Size() != 300<<20 {
@@ -273,19 +273,19 @@ func TestMaxSize(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	fixture := copyFixture(t, path)
 
-	small := file.New(path, file.WithMaxSize(int64(len(fixture))-1))
+	small := newAdapter(t, path, &file.Options{MaxSize: int64(len(fixture)) - 1})
 	defer small.Close()
-	if _, err := small.List(ctx); !errors.Is(err, storage.ErrCorrupt) {
+	if _, err := small.List(ctx); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("List of a file over the bound: %v", err)
 	}
 
-	a := file.New(path, file.WithMaxSize(int64(len(fixture))+100))
+	a := newAdapter(t, path, &file.Options{MaxSize: int64(len(fixture)) + 100})
 	defer a.Close()
 	if _, err := a.List(ctx); err != nil {
 		t.Fatalf("List of a file within the bound: %v", err)
 	}
 	big := `{"refresh_token":"` + strings.Repeat("x", 200) + `"}`
-	if _, err := a.Put(ctx, "new", []byte(big), storage.IfAbsent()); !errors.Is(err, storage.ErrInvalid) {
+	if _, err := a.Put(ctx, "new", []byte(big), driver.IfAbsent()); !errors.Is(err, driver.ErrInvalid) {
 		t.Fatalf("Put past the bound: %v", err)
 	}
 	if b, _ := os.ReadFile(path); !bytes.Equal(b, fixture) {

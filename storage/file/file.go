@@ -26,13 +26,13 @@
 //     without a lock; a read that catches it halfway sees invalid JSON, so a
 //     read that fails to parse is retried while the file keeps changing.)
 //   - Revisions are content hashes of a document; see revisionOf.
-//   - A file that does not parse is reported as storage.ErrCorrupt with its
+//   - A file that does not parse is reported as driver.ErrCorrupt with its
 //     path and the byte offset, and is never overwritten: Put fails too.
 //   - A file or directory that cannot be written (read-only file system,
-//     permissions) makes writes fail with storage.ErrReadOnly; reads work.
+//     permissions) makes writes fail with driver.ErrReadOnly; reads work.
 //   - A write that finds the sidecar lock held waits at most the lock
-//     timeout (DefaultLockTimeout, WithLockTimeout) and then fails with
-//     storage.ErrUnavailable, saying the file is locked and naming the lock
+//     timeout (DefaultLockTimeout, Options.LockTimeout) and then fails with
+//     driver.ErrUnavailable, saying the file is locked and naming the lock
 //     file; the caller's ctx can end the wait sooner.
 //
 // At rest, on disk:
@@ -41,18 +41,18 @@
 //     also when it replaces a file another tool created with wider
 //     permissions. A file found with access for group or others is changed
 //     to 0600 on the first read, before any write, and the logger given
-//     with WithLogger is warned once (what the file held may have been
+//     in Options.Logger is warned once (what the file held may have been
 //     read already; without a logger the Adapter is silent). A directory
 //     that others can write is reported the same way but left alone: it
 //     may be shared, and only a directory the Adapter creates is its own.
 //   - The lock file is opened without following a symbolic link
 //     (O_NOFOLLOW), and one that is a link, not a regular file, or owned by
-//     another user is refused: writes fail with storage.ErrReadOnly and
+//     another user is refused: writes fail with driver.ErrReadOnly and
 //     ErrUnsafeFile, reads go on. Whoever can write the directory could
 //     otherwise make us create or lock a file of their choosing.
 //   - The file is read only up to a bound (DefaultMaxSize, 64 MiB;
-//     WithMaxSize): a larger one is storage.ErrCorrupt and is not read into
-//     memory, and a write that would pass the bound is storage.ErrInvalid.
+//     Options.MaxSize): a larger one is driver.ErrCorrupt and is not read into
+//     memory, and a write that would pass the bound is driver.ErrInvalid.
 //
 // What it does not protect: the tokens are plain JSON, as pancloud wrote
 // them (wrap the adapter with storage/kms to encrypt them), so anyone who
@@ -64,7 +64,7 @@
 //
 // Load does not re-parse an unchanged file: see the cache in snapshot.
 //
-// The Adapter is a storage.Watcher where the system can watch directories
+// The Adapter is a driver.Watcher where the system can watch directories
 // (inotify on Linux): a process waiting for another's refresh wakes when
 // the file is replaced or written, instead of polling. See Wait.
 //
@@ -91,93 +91,83 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tokencache/tokencache/internal/dirwatch"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("file", func(_ context.Context, u *url.URL) (storage.Adapter, error) {
-		p, err := PathFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return New(p), nil
-	})
+	driver.Register("file", OpenURL)
 }
 
-// PathFromURL returns the file a URL names: file:///abs/path.json or
-// file:relative/path.json. A URL without a path (file:, file://) names no
-// file and is storage.ErrInvalid: where a default credentials file lives
-// is a vendor's convention (package pancloud has pancloud's).
-func PathFromURL(u *url.URL) (string, error) {
+// OpenURL returns an Adapter for the file a URL names: file:///abs/path.json
+// or file:relative/path.json, with default Options. A URL without a path
+// (file:, file://) names no file and is driver.ErrInvalid: where a default
+// credentials file lives is a vendor's convention (package pancloud has
+// pancloud's). It is the opener the package registers for "file".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	p, err := pathFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return New(p, nil)
+}
+
+// pathFromURL returns the file a URL names; see OpenURL.
+func pathFromURL(u *url.URL) (string, error) {
 	if u.Scheme != "file" {
-		return "", storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: URL scheme %q is not file", u.Scheme), nil)
+		return "", driver.Wrap(driver.ErrInvalid, fmt.Sprintf("file: URL scheme %q is not file", u.Scheme), nil)
 	}
 	if u.Host != "" && u.Host != "localhost" {
-		return "", storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: URL host %q: only local files are supported", u.Host), nil)
+		return "", driver.Wrap(driver.ErrInvalid, fmt.Sprintf("file: URL host %q: only local files are supported", u.Host), nil)
 	}
 	p := u.Path
 	if u.Opaque != "" {
 		op, err := url.PathUnescape(u.Opaque)
 		if err != nil {
-			return "", storage.Wrap(storage.ErrInvalid, "file: bad path in URL", err)
+			return "", driver.Wrap(driver.ErrInvalid, "file: bad path in URL", err)
 		}
 		p = op
 	}
 	if p == "" {
-		return "", storage.Wrap(storage.ErrInvalid, "file: the URL names no file (want file:///path/credentials.json)", nil)
+		return "", driver.Wrap(driver.ErrInvalid, "file: the URL names no file (want file:///path/credentials.json)", nil)
 	}
 	return p, nil
 }
 
 // DefaultMaxSize is the largest credentials file the Adapter reads, unless
-// WithMaxSize says otherwise: a file of many thousands of profiles is a
+// Options.MaxSize says otherwise: a file of many thousands of profiles is a
 // few megabytes, so a bigger one is not a credentials file, and reading
 // it whole into memory is what a bound is for.
 const DefaultMaxSize = 64 << 20
 
 // DefaultLockTimeout is how long a write waits for another process's
-// write lock, unless WithLockTimeout says otherwise. A write holds the
+// write lock, unless Options.LockTimeout says otherwise. A write holds the
 // lock for a read, a compare and an fsynced replace: milliseconds. A
 // lock held for seconds belongs to a process that is stuck.
 const DefaultLockTimeout = 10 * time.Second
 
-// ErrUnsafeFile is matched, together with storage.ErrReadOnly, by the
+// ErrUnsafeFile is matched, together with driver.ErrReadOnly, by the
 // error of a write that refused to use the lock file: one that is a
 // symbolic link, not a regular file, or owned by another user. Someone
 // else may have planted it; remove it once you know where it came from.
 var ErrUnsafeFile = errors.New("file: unsafe lock file")
 
-// An Option configures New.
-type Option func(*Adapter)
-
-// WithLogger gives the Adapter a logger for warnings: a credentials file
-// or directory that others can access (see the package documentation).
-// Without one the Adapter is silent.
-func WithLogger(l *slog.Logger) Option { return func(a *Adapter) { a.log = l } }
-
-// WithMaxSize sets the largest file the Adapter reads (DefaultMaxSize when
-// n <= 0). A larger file is storage.ErrCorrupt, and a write that would
-// make the file larger is storage.ErrInvalid.
-func WithMaxSize(n int64) Option {
-	return func(a *Adapter) {
-		if n > 0 {
-			a.maxSize = n
-		}
-	}
+// Options configures New. nil, and every zero field, mean the default.
+type Options struct {
+	// Logger receives warnings: a credentials file or directory that
+	// others can access (see the package documentation). Without one the
+	// Adapter is silent.
+	Logger *slog.Logger
+	// MaxSize is the largest file the Adapter reads (DefaultMaxSize when
+	// <= 0). A larger file is driver.ErrCorrupt, and a write that would
+	// make the file larger is driver.ErrInvalid.
+	MaxSize int64
+	// LockTimeout is how long a write waits for another writer's lock
+	// before it fails with driver.ErrUnavailable (DefaultLockTimeout when
+	// <= 0). The caller's ctx can end the wait sooner.
+	LockTimeout time.Duration
 }
 
-// WithLockTimeout sets how long a write waits for another writer's lock
-// before it fails with storage.ErrUnavailable (DefaultLockTimeout when
-// d <= 0). The caller's ctx can end the wait sooner.
-func WithLockTimeout(d time.Duration) Option {
-	return func(a *Adapter) {
-		if d > 0 {
-			a.lockTimeout = d
-		}
-	}
-}
-
-// Adapter implements storage.Adapter over one credentials file. Several
+// Adapter implements driver.Adapter over one credentials file. Several
 // Adapters, in one process or many, may share the file.
 type Adapter struct {
 	path, lockPath, dir string
@@ -199,25 +189,34 @@ type Adapter struct {
 	watch  *dirwatch.Watch
 }
 
-// New returns an Adapter for the file at path. Nothing is created until the
-// first write.
-func New(path string, opts ...Option) *Adapter {
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+// New returns an Adapter for the file at path, made absolute. It does no
+// I/O: nothing is created until the first write. The Adapter owns nothing
+// the caller made; Close releases its lock file and directory watch.
+func New(path string, opts *Options) (*Adapter, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "file: path", err)
+	}
+	if opts == nil {
+		opts = &Options{}
 	}
 	a := &Adapter{
-		path:        path,
-		lockPath:    path + ".lock",
-		dir:         filepath.Dir(path),
+		path:        abs,
+		lockPath:    abs + ".lock",
+		dir:         filepath.Dir(abs),
+		log:         opts.Logger,
 		maxSize:     DefaultMaxSize,
 		lockTimeout: DefaultLockTimeout,
 		sem:         make(chan struct{}, 1),
-		watch:       dirwatch.New(filepath.Dir(path), filepath.Base(path)),
+		watch:       dirwatch.New(filepath.Dir(abs), filepath.Base(abs)),
 	}
-	for _, o := range opts {
-		o(a)
+	if opts.MaxSize > 0 {
+		a.maxSize = opts.MaxSize
 	}
-	return a
+	if opts.LockTimeout > 0 {
+		a.lockTimeout = opts.LockTimeout
+	}
+	return a, nil
 }
 
 // Path returns the file the Adapter uses.
@@ -267,7 +266,7 @@ func (a *Adapter) load() (*snapshot, error) {
 	const maxTorn = 5
 	for attempt := 0; ; attempt++ {
 		snap, id, err := a.loadOnce()
-		if err == nil || !errors.Is(err, storage.ErrCorrupt) || attempt == maxTorn {
+		if err == nil || !errors.Is(err, driver.ErrCorrupt) || attempt == maxTorn {
 			return snap, err
 		}
 		// A parse error while the file keeps changing is most likely an
@@ -319,7 +318,7 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 		return nil, id, a.ioError("stat", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, id, storage.Wrap(storage.ErrCorrupt, fmt.Sprintf("file: %s is not a regular file", a.path), ErrUnsafeFile)
+		return nil, id, driver.Wrap(driver.ErrCorrupt, fmt.Sprintf("file: %s is not a regular file", a.path), ErrUnsafeFile)
 	}
 	// Identify what we read by the descriptor, not the path, which a
 	// writer may have renamed over since.
@@ -367,13 +366,13 @@ func (a *Adapter) loadOnce() (*snapshot, fileID, error) {
 
 func (a *Adapter) alive(ctx context.Context, op string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "file: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "file: "+op, nil)
 	}
 	return ctx.Err()
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get"); err != nil {
 		return nil, "", err
 	}
@@ -383,13 +382,13 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	}
 	v, rev, ok := snap.get(key)
 	if !ok {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "file: profile "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "file: profile "+strconv.Quote(key), nil)
 	}
 	// The snapshot is shared: the caller gets its own copy.
 	return append([]byte(nil), v...), rev, nil
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list"); err != nil {
 		return nil, err
@@ -401,13 +400,13 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return snap.profilesList(), nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put"); err != nil {
 		return "", err
 	}
 	if !utf8.ValidString(key) {
-		return "", storage.Wrap(storage.ErrInvalid, "file: profile name is not UTF-8", nil)
+		return "", driver.Wrap(driver.ErrInvalid, "file: profile name is not UTF-8", nil)
 	}
 	doc, err := normalize(key, value)
 	if err != nil {
@@ -417,7 +416,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	err = a.locked(ctx, "put", func(snap *snapshot) ([]byte, error) {
 		_, cur, _ := snap.get(key)
 		if !cond.Holds(cur) {
-			return nil, storage.Wrap(storage.ErrConflict, "file: put "+strconv.Quote(key)+" "+cond.String(), nil)
+			return nil, driver.Wrap(driver.ErrConflict, "file: put "+strconv.Quote(key)+" "+cond.String(), nil)
 		}
 		return snap.withPut(key, doc), nil
 	})
@@ -427,16 +426,16 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	return rev, nil
 }
 
-// Delete implements storage.Adapter. It removes every document of the
+// Delete implements driver.Adapter. It removes every document of the
 // profile: a duplicate left behind would take the deleted one's place.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete"); err != nil {
 		return err
 	}
 	return a.locked(ctx, "delete", func(snap *snapshot) ([]byte, error) {
 		_, cur, ok := snap.get(key)
 		if !cond.Holds(cur) {
-			return nil, storage.Wrap(storage.ErrConflict, "file: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+			return nil, driver.Wrap(driver.ErrConflict, "file: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 		}
 		if !ok {
 			return nil, nil
@@ -465,7 +464,7 @@ func (a *Adapter) locked(ctx context.Context, op string, change func(*snapshot) 
 	}
 	defer func() { <-a.sem }()
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "file: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "file: "+op, nil)
 	}
 	if err := a.lock(ctx); err != nil {
 		return err
@@ -481,7 +480,7 @@ func (a *Adapter) locked(ctx context.Context, op string, change func(*snapshot) 
 		return err
 	}
 	if int64(len(data)) > a.maxSize {
-		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("file: %s: %s would make the file %d bytes, more than the limit of %d", a.path, op, len(data), a.maxSize), nil)
+		return driver.Wrap(driver.ErrInvalid, fmt.Sprintf("file: %s: %s would make the file %d bytes, more than the limit of %d", a.path, op, len(data), a.maxSize), nil)
 	}
 	// Past this point the write goes through even if ctx ends: stopping
 	// halfway would only leave a temporary file behind.
@@ -514,12 +513,12 @@ func (a *Adapter) lock(ctx context.Context) error {
 				// a lock granted to f later must not be mistaken for ours.
 				a.lockFile = nil
 				if ctxErr := ctx.Err(); ctxErr != nil {
-					return storage.Wrap(ctxErr, "file: waiting for the write lock "+a.lockPath, ctxErr)
+					return driver.Wrap(ctxErr, "file: waiting for the write lock "+a.lockPath, ctxErr)
 				}
-				return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf(
+				return driver.Wrap(driver.ErrUnavailable, fmt.Sprintf(
 					"file: %s is locked: another writer has held the write lock %s for more than %v", a.path, a.lockPath, a.lockTimeout), nil)
 			}
-			return storage.Wrap(storage.ErrUnavailable, "file: lock "+a.lockPath, err)
+			return driver.Wrap(driver.ErrUnavailable, "file: lock "+a.lockPath, err)
 		}
 		// Someone may have removed or replaced the lock file while we
 		// waited; a lock on an unlinked inode excludes no one who opens
@@ -571,13 +570,13 @@ func (a *Adapter) openLockFile() (*os.File, error) {
 }
 
 func (a *Adapter) unsafeLock(why string) error {
-	return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf(
+	return driver.Wrap(driver.ErrReadOnly, fmt.Sprintf(
 		"file: %s cannot be written: its lock file %s %s; remove it once you know who made it", a.path, a.lockPath, why), ErrUnsafeFile)
 }
 
 func (a *Adapter) tooBig() error {
-	return storage.Wrap(storage.ErrCorrupt, fmt.Sprintf(
-		"file: %s is larger than the limit of %d bytes, so it is not read (the file is left as is; see WithMaxSize)", a.path, a.maxSize), nil)
+	return driver.Wrap(driver.ErrCorrupt, fmt.Sprintf(
+		"file: %s is larger than the limit of %d bytes, so it is not read (the file is left as is; see Options.MaxSize)", a.path, a.maxSize), nil)
 }
 
 // checkFileMode makes the credentials file, open as f, private if others
@@ -716,13 +715,13 @@ func (a *Adapter) replace(data []byte) (err error) {
 }
 
 // writeError classifies a failed write: no permission or a read-only file
-// system is storage.ErrReadOnly, as is a directory that cannot exist
+// system is driver.ErrReadOnly, as is a directory that cannot exist
 // because a file is in the way; anything else may pass.
 func (a *Adapter) writeError(op string, err error) error {
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.ENOTDIR) {
-		return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("file: %s cannot be written (%s)", a.path, op), err)
+		return driver.Wrap(driver.ErrReadOnly, fmt.Sprintf("file: %s cannot be written (%s)", a.path, op), err)
 	}
-	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
+	return driver.Wrap(driver.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
 }
 
 // notExist reports whether err says the file is not there. ENOTDIR counts:
@@ -732,10 +731,10 @@ func notExist(err error) bool {
 }
 
 func (a *Adapter) ioError(op string, err error) error {
-	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
+	return driver.Wrap(driver.ErrUnavailable, fmt.Sprintf("file: %s: %s", a.path, op), err)
 }
 
-// Wait implements storage.Watcher. It watches the file's directory, since
+// Wait implements driver.Watcher. It watches the file's directory, since
 // every write of ours replaces the file by rename and pancloud's writes
 // modify it in place; the temporary and lock files beside it are ignored.
 // Where the directory cannot be watched (no inotify, its limits reached,
@@ -745,7 +744,7 @@ func (a *Adapter) ioError(op string, err error) error {
 // profile's write or a write that changed nothing does not wake the
 // caller; a file that cannot be read counts as changed, for the caller's
 // own read to report.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	for {
 		if err := a.alive(ctx, "wait"); err != nil {
 			return err
@@ -771,8 +770,8 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	}
 }
 
-// Close implements storage.Adapter. It waits for a write in progress, and
-// wakes waiters, whose Wait returns storage.ErrClosed.
+// Close implements driver.Adapter. It waits for a write in progress, and
+// wakes waiters, whose Wait returns driver.ErrClosed.
 func (a *Adapter) Close() error {
 	a.sem <- struct{}{}
 	defer func() { <-a.sem }()
@@ -786,7 +785,7 @@ func (a *Adapter) Close() error {
 	return nil
 }
 
-// StoreName implements storage.Namer: the file's absolute path, its
+// StoreName implements driver.Namer: the file's absolute path, its
 // directory's symbolic links resolved, whichever URL or environment
 // variable named it.
 func (a *Adapter) StoreName() string {
@@ -797,12 +796,12 @@ func (a *Adapter) StoreName() string {
 	return (&url.URL{Scheme: "file", Path: path}).String()
 }
 
-// WatchKeys implements storage.KeyWatcher: the directory watch that Wait
+// WatchKeys implements driver.KeyWatcher: the directory watch that Wait
 // uses, shared by every waiter of a Store, with one goroutine that re-reads
 // the file once per change (a parse only when it did change) and wakes the
 // waiters of the profiles whose revision moved. Where the directory cannot
 // be watched it returns errors.ErrUnsupported, like Wait.
-func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (storage.KeySubscription, error) {
+func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (driver.KeySubscription, error) {
 	if err := a.alive(ctx, "watch"); err != nil {
 		return nil, err
 	}
@@ -814,12 +813,12 @@ func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (stor
 }
 
 // revisions reads the file once for the revisions of keys.
-func (a *Adapter) revisions(_ context.Context, keys []string) (map[string]storage.Revision, error) {
+func (a *Adapter) revisions(_ context.Context, keys []string) (map[string]driver.Revision, error) {
 	snap, err := a.load()
 	if err != nil {
 		return nil, err
 	}
-	revs := make(map[string]storage.Revision, len(keys))
+	revs := make(map[string]driver.Revision, len(keys))
 	for _, k := range keys {
 		_, revs[k], _ = snap.get(k)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,25 +20,26 @@ import (
 	"github.com/tokencache/tokencache/internal/dirwatch/dirwatchtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/file"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 func TestConformance(t *testing.T) {
 	// Every connection is its own Adapter on the same path, as separate
 	// processes would be.
 	path := filepath.Join(t.TempDir(), "conf", "credentials.json")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return file.New(path) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return newAdapter(t, path, nil) })
 }
 
 func TestProcesses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
-	storagetest.RunProcesses(t, "file://"+path, 4, 200)
+	drivertest.RunProcesses(t, "file://"+path, 4, 200)
 }
 
 func BenchmarkStore(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "credentials.json")
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return file.New(path) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return newAdapter(b, path, nil) })
 }
 
 func copyFixture(t *testing.T, dst string) []byte {
@@ -70,7 +72,7 @@ func TestPancloudCompat(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	orig := copyFixture(t, path)
-	st := storage.NewStore(file.New(path))
+	st := storage.NewStore(newAdapter(t, path, nil))
 	defer st.Close()
 
 	r, _, err := st.Load(ctx, "beta")
@@ -150,7 +152,7 @@ func TestTinyDBCompact(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.json")
 	const before = `{"profiles": {"7": {"profile": "p", "access_token": "aaaa"}}, "other": {"1": {"x": 1}}}`
 	os.WriteFile(path, []byte(before), 0o600)
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	v, rev, err := a.Get(ctx, "p")
 	if err != nil || string(v) != `{"profile":"p","access_token":"aaaa"}` {
@@ -168,10 +170,10 @@ func TestTinyDBCompact(t *testing.T) {
 	if err != nil || !strings.Contains(string(v), "bbbb") || rev2 == rev {
 		t.Fatalf("in-place change not seen: %s, %q, %v", v, rev2, err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfMatch(rev)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on the revision before the in-place change: %v", err)
 	}
-	if _, err := a.Put(ctx, "q", []byte(`{"profile":"wrong","n":2}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "q", []byte(`{"profile":"wrong","n":2}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -185,9 +187,9 @@ func TestNewFileLayoutAndPermissions(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a", "pancloud")
 	path := filepath.Join(dir, "credentials.json")
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
-	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"x"}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"x"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -204,7 +206,7 @@ func TestNewFileLayoutAndPermissions(t *testing.T) {
 
 	// A file another tool made world-readable is replaced by a 0600 one.
 	os.Chmod(path, 0o644)
-	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"y"}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "default", []byte(`{"access_token":"y"}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, _ := os.Stat(path); fi.Mode() != 0o600 {
@@ -230,19 +232,19 @@ func TestCorruptFile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "credentials.json")
 			os.WriteFile(path, []byte(c.text), 0o600)
-			a := file.New(path)
+			a := newAdapter(t, path, nil)
 			defer a.Close()
 			_, _, err := a.Get(ctx, "p")
-			if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.offset) {
+			if !errors.Is(err, driver.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.offset) {
 				t.Fatalf("Get: %v; want ErrCorrupt naming %s and %s", err, path, c.offset)
 			}
-			if _, err := a.List(ctx); !errors.Is(err, storage.ErrCorrupt) {
+			if _, err := a.List(ctx); !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("List: %v", err)
 			}
-			if _, err := a.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+			if _, err := a.Put(ctx, "p", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Put: %v", err)
 			}
-			if err := a.Delete(ctx, "p", storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+			if err := a.Delete(ctx, "p", driver.Condition{}); !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Delete: %v", err)
 			}
 			if got, _ := os.ReadFile(path); string(got) != c.text {
@@ -256,19 +258,19 @@ func TestEmptyFileIsEmptyStore(t *testing.T) {
 	// TinyDB creates the file empty before it first writes.
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	os.WriteFile(path, []byte("  \n"), 0o600)
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
-	if _, _, err := a.Get(context.Background(), "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(context.Background(), "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(context.Background(), "p", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(context.Background(), "p", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPathsAndURLs(t *testing.T) {
 	for _, url := range []string{"file://", "file:"} {
-		if _, err := storage.OpenAdapter(context.Background(), url); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := driver.Open(context.Background(), url); !errors.Is(err, driver.ErrInvalid) {
 			t.Errorf("%s names no file: got %v, want ErrInvalid", url, err)
 		}
 	}
@@ -279,7 +281,7 @@ func TestPathsAndURLs(t *testing.T) {
 		"file:rel/creds.json":         filepath.Join(wd, "rel", "creds.json"),
 		"file:///with%20space/c.json": "/with space/c.json",
 	} {
-		a, err := storage.OpenAdapter(context.Background(), url)
+		a, err := driver.Open(context.Background(), url)
 		if err != nil {
 			t.Fatalf("%s: %v", url, err)
 		}
@@ -288,16 +290,16 @@ func TestPathsAndURLs(t *testing.T) {
 		}
 		a.Close()
 	}
-	if _, err := storage.OpenAdapter(context.Background(), "file://otherhost/x.json"); !errors.Is(err, storage.ErrInvalid) {
+	if _, err := driver.Open(context.Background(), "file://otherhost/x.json"); !errors.Is(err, driver.ErrInvalid) {
 		t.Fatalf("remote host: %v", err)
 	}
 }
 
 func TestInvalidValue(t *testing.T) {
-	a := file.New(filepath.Join(t.TempDir(), "c.json"))
+	a := newAdapter(t, filepath.Join(t.TempDir(), "c.json"), nil)
 	defer a.Close()
 	for _, v := range []string{``, `[]`, `"s"`, `{"a":1}x`, `{`} {
-		if _, err := a.Put(context.Background(), "p", []byte(v), storage.Condition{}); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := a.Put(context.Background(), "p", []byte(v), driver.Condition{}); !errors.Is(err, driver.ErrInvalid) {
 			t.Errorf("Put(%q): %v", v, err)
 		}
 	}
@@ -317,8 +319,8 @@ func TestReadOnly(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "credentials.json")
-	a := file.New(path)
-	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	a := newAdapter(t, path, nil)
+	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
@@ -350,18 +352,18 @@ func TestReadOnly(t *testing.T) {
 
 func checkReadOnly(t *testing.T, path string) {
 	ctx := context.Background()
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	v, rev, err := a.Get(ctx, "p")
 	if err != nil || !strings.Contains(string(v), `"n":1`) {
 		t.Fatalf("Get on a read-only store: %s, %v", v, err)
 	}
-	_, err = a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(rev))
-	if !errors.Is(err, storage.ErrReadOnly) {
+	_, err = a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev))
+	if !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Put on a read-only store: %v", err)
 	}
 	t.Logf("Put: %v", err)
-	if err := a.Delete(ctx, "p", storage.Condition{}); !errors.Is(err, storage.ErrReadOnly) {
+	if err := a.Delete(ctx, "p", driver.Condition{}); !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Delete on a read-only store: %v", err)
 	}
 	if names, err := a.List(ctx); err != nil || len(names) != 1 {
@@ -374,16 +376,16 @@ func checkReadOnly(t *testing.T, path string) {
 func TestUncreatableDirectory(t *testing.T) {
 	blocker := filepath.Join(t.TempDir(), "not-a-dir")
 	os.WriteFile(blocker, nil, 0o600)
-	a := file.New(filepath.Join(blocker, "pancloud", "credentials.json"))
+	a := newAdapter(t, filepath.Join(blocker, "pancloud", "credentials.json"), nil)
 	defer a.Close()
 	ctx := context.Background()
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get: %v", err)
 	}
 	if names, err := a.List(ctx); err != nil || len(names) != 0 {
 		t.Fatalf("List: %q, %v", names, err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); !errors.Is(err, storage.ErrReadOnly) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Put: %v", err)
 	}
 }
@@ -400,18 +402,18 @@ func TestCancelledWhileLocked(t *testing.T) {
 	if err := flockFile(lock); err != nil {
 		t.Fatal(err)
 	}
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.Condition{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Put while another holds the lock: %v", err)
 	}
 	unflockFile(lock)
 	// The abandoned lock attempt must not leave the Adapter stuck or
 	// confused about who holds the lock.
 	for i := range 3 {
-		if _, err := a.Put(context.Background(), "p", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(context.Background(), "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -420,7 +422,11 @@ func TestCancelledWhileLocked(t *testing.T) {
 func ExampleNew() {
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)
-	st := storage.NewStore(file.New(filepath.Join(dir, "credentials.json")))
+	a, err := file.New(filepath.Join(dir, "credentials.json"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	st := storage.NewStore(a)
 	defer st.Close()
 	ctx := context.Background()
 	st.Update(ctx, "default", func(r *storage.Record) error {
@@ -444,7 +450,7 @@ func TestWaitAcrossProcesses(t *testing.T) {
 
 func TestWaitClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "credentials.json")
-	dirwatchtest.CloseWakes(t, func(*testing.T) storage.Adapter { return file.New(path) })
+	dirwatchtest.CloseWakes(t, func(t *testing.T) driver.Adapter { return newAdapter(t, path, nil) })
 }
 
 // TestWaitInPlaceWrite: pancloud rewrites the file in place, through a
@@ -454,7 +460,7 @@ func TestWaitInPlaceWrite(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	orig := copyFixture(t, path)
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	_, rev, err := a.Get(ctx, "alpha")
 	if err != nil {
@@ -492,15 +498,25 @@ func TestWaitInPlaceWrite(t *testing.T) {
 // poll, and watches once the first write has made the directory.
 func TestWaitNoDirectory(t *testing.T) {
 	ctx := context.Background()
-	a := file.New(filepath.Join(t.TempDir(), "later", "credentials.json"))
+	a := newAdapter(t, filepath.Join(t.TempDir(), "later", "credentials.json"), nil)
 	defer a.Close()
 	if err := a.Wait(ctx, "p", ""); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Wait without a directory: %v, want ErrUnsupported", err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Wait(ctx, "p", ""); err != nil {
 		t.Fatalf("Wait after the first write: %v", err)
 	}
+}
+
+// newAdapter is file.New for a test, which fails on its error.
+func newAdapter(tb testing.TB, path string, opts *file.Options) *file.Adapter {
+	tb.Helper()
+	a, err := file.New(path, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
 }

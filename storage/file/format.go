@@ -11,7 +11,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // The file is TinyDB's JSON layout, which pancloud uses:
@@ -54,7 +54,7 @@ type doc struct {
 	// most Gets want one profile of a file that holds several.
 	once  sync.Once
 	value []byte
-	rev   storage.Revision
+	rev   driver.Revision
 }
 
 // parsed is the structure of one version of the file's bytes.
@@ -71,7 +71,7 @@ type parsed struct {
 // corruptError builds the error for an undecodable file: it names the file
 // and the byte offset so that an operator can find and repair the spot.
 func corruptError(path string, offset int64, msg string) error {
-	return storage.Wrap(storage.ErrCorrupt, fmt.Sprintf("file: %s: byte offset %d: %s (the file is left as is; repair or remove it)", path, offset, msg), nil)
+	return driver.Wrap(driver.ErrCorrupt, fmt.Sprintf("file: %s: byte offset %d: %s (the file is left as is; repair or remove it)", path, offset, msg), nil)
 }
 
 // noopUnmarshal lets json.Unmarshal run its validating scan, which reports
@@ -82,7 +82,7 @@ func (*noopUnmarshal) UnmarshalJSON([]byte) error { return nil }
 
 // parse reads the structure of a credentials file. An empty or blank file
 // is an empty store: TinyDB creates the file empty before its first write.
-// Errors match storage.ErrCorrupt.
+// Errors match driver.ErrCorrupt.
 func parse(path string, data []byte) (*parsed, error) {
 	p := &parsed{data: data, tableIdx: -1, byProfile: map[string]int{}}
 	s := scanner{b: data}
@@ -160,7 +160,7 @@ func parse(path string, data []byte) (*parsed, error) {
 }
 
 // get returns the compact value and revision of the profile's document.
-func (p *parsed) get(profile string) ([]byte, storage.Revision, bool) {
+func (p *parsed) get(profile string) ([]byte, driver.Revision, bool) {
 	i, ok := p.byProfile[profile]
 	if !ok {
 		return nil, "", false
@@ -188,9 +188,9 @@ func (p *parsed) get(profile string) ([]byte, storage.Revision, bool) {
 // after a fresh read. SHA-256 truncated to 128 bits makes an accidental (or
 // crafted) collision out of the question. Hashing the compact form keeps a
 // whitespace-only reformat by another tool from looking like a change.
-func revisionOf(compact []byte) storage.Revision {
+func revisionOf(compact []byte) driver.Revision {
 	sum := sha256.Sum256(compact)
-	return storage.Revision(base64.RawURLEncoding.EncodeToString(sum[:16]))
+	return driver.Revision(base64.RawURLEncoding.EncodeToString(sum[:16]))
 }
 
 func (p *parsed) profilesList() []string {
@@ -499,20 +499,20 @@ func unquote(b []byte) (string, error) {
 }
 
 // normalize returns value as compact JSON whose "profile" member is key,
-// keeping the other members in their order. Errors match storage.ErrInvalid.
+// keeping the other members in their order. Errors match driver.ErrInvalid.
 func normalize(key string, value []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, value); err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, "file: value is not JSON", nil)
+		return nil, driver.Wrap(driver.ErrInvalid, "file: value is not JSON", nil)
 	}
 	c := buf.Bytes()
 	if len(c) == 0 || c[0] != '{' {
-		return nil, storage.Wrap(storage.ErrInvalid, "file: value is not a JSON object", nil)
+		return nil, driver.Wrap(driver.ErrInvalid, "file: value is not a JSON object", nil)
 	}
 	s := scanner{b: c}
 	o, err := s.object("", "value")
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, "file: value is not a JSON object", nil)
+		return nil, driver.Wrap(driver.ErrInvalid, "file: value is not a JSON object", nil)
 	}
 	want, _ := json.Marshal(key)
 	var profiles []member

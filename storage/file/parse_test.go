@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 var parseSeeds = []string{
@@ -53,7 +53,7 @@ func FuzzParse(f *testing.F) {
 func checkParse(t *testing.T, data []byte) {
 	p, err := parse("f.json", data)
 	if err != nil {
-		if !errors.Is(err, storage.ErrCorrupt) {
+		if !errors.Is(err, driver.ErrCorrupt) {
 			t.Fatalf("error %v does not match ErrCorrupt", err)
 		}
 		if json.Valid(data) && p != nil {

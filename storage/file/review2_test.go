@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tokencache/tokencache/storage/file"
 )
 
 // The lock file is opened O_NONBLOCK so that "a FIFO or device put there
@@ -23,7 +21,7 @@ func TestReview2FIFOAtCredentialsPathHangsReaders(t *testing.T) {
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := file.New(path)
+	a := newAdapter(t, path, nil)
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()

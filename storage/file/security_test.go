@@ -10,8 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
-	"github.com/tokencache/tokencache/storage/file"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // TestNeverWorldReadable watches the directory while writes replace the
@@ -21,10 +20,10 @@ func TestNeverWorldReadable(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	dir := filepath.Join(t.TempDir(), "pancloud")
-	a := file.New(filepath.Join(dir, "credentials.json"))
+	a := newAdapter(t, filepath.Join(dir, "credentials.json"), nil)
 	defer a.Close()
 	ctx := context.Background()
-	if _, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -51,7 +50,7 @@ func TestNeverWorldReadable(t *testing.T) {
 		}
 	})
 	for i := range 200 {
-		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -93,10 +93,10 @@ func fakeARN(id string) string {
 func TestCachingSavesKMSCalls(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
-	mem := memory.New()
-	a := Wrap(mem, f, "k")
+	mem := memory.New(nil)
+	a := mustNew(t, mem, f, "k", nil)
 	for i := range 10 {
-		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "p", fmt.Appendf(nil, `{"n":%d}`, i), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := a.Get(ctx, "p"); err != nil {
@@ -107,7 +107,7 @@ func TestCachingSavesKMSCalls(t *testing.T) {
 		t.Fatalf("10 writes and reads in one process: %d GenerateDataKey, %d Decrypt; want 1, 0", g, d)
 	}
 	// Another process (another adapter) decrypts the data key once.
-	b := Wrap(memory.New(), f, "k")
+	b := mustNew(t, memory.New(nil), f, "k", nil)
 	b.inner = mem
 	for range 5 {
 		if _, _, err := b.Get(ctx, "p"); err != nil {
@@ -118,7 +118,7 @@ func TestCachingSavesKMSCalls(t *testing.T) {
 		t.Fatalf("5 reads by a second adapter: %d Decrypt, want 1", d)
 	}
 	// A data key is per profile: the KMS encryption context names it.
-	if _, err := a.Put(ctx, "q", []byte(`{}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "q", []byte(`{}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	if g := f.generates.Load(); g != 2 {
@@ -130,11 +130,11 @@ func TestDataKeyBounds(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
 	now := time.Unix(1e9, 0)
-	a := Wrap(memory.New(), f, "k", WithDataKeyUses(3), WithDataKeyTTL(time.Minute), WithCacheSize(2))
+	a := mustNew(t, memory.New(nil), f, "k", &Options{DataKeyUses: 3, DataKeyTTL: time.Minute, CacheSize: 2})
 	a.now = func() time.Time { return now }
 	put := func(key string) {
 		t.Helper()
-		if _, err := a.Put(ctx, key, []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, key, []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,10 +158,10 @@ func TestDataKeyBounds(t *testing.T) {
 		t.Fatalf("caches hold %d and %d keys, bound 2", n, m)
 	}
 	// No caching at all: every operation asks KMS.
-	z := Wrap(memory.New(), f, "k", WithDataKeyTTL(0))
+	z := mustNew(t, memory.New(nil), f, "k", &Options{DataKeyTTL: -1})
 	before := f.generates.Load() + f.decrypts.Load()
 	for range 3 {
-		if _, err := z.Put(ctx, "p", []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := z.Put(ctx, "p", []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := z.Get(ctx, "p"); err != nil {
@@ -177,12 +177,12 @@ func TestDataKeyBounds(t *testing.T) {
 func TestFaults(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
-	mem := memory.New()
-	a := Wrap(mem, f, "k")
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.Condition{}); err != nil {
+	mem := memory.New(nil)
+	a := mustNew(t, mem, f, "k", nil)
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	cold := func() *Adapter { b := Wrap(memory.New(), f, "k"); b.inner = mem; return b }
+	cold := func() *Adapter { b := mustNew(t, memory.New(nil), f, "k", nil); b.inner = mem; return b }
 
 	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	for _, c := range []struct {
@@ -190,9 +190,9 @@ func TestFaults(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"unreachable", fmt.Errorf("operation error KMS: Decrypt: %w", netErr), storage.ErrUnavailable},
-		{"throttled", &smithy.GenericAPIError{Code: "ThrottlingException", Fault: smithy.FaultClient}, storage.ErrUnavailable},
-		{"kms fault", &smithy.GenericAPIError{Code: "KMSInternalException", Fault: smithy.FaultServer}, storage.ErrUnavailable},
+		{"unreachable", fmt.Errorf("operation error KMS: Decrypt: %w", netErr), driver.ErrUnavailable},
+		{"throttled", &smithy.GenericAPIError{Code: "ThrottlingException", Fault: smithy.FaultClient}, driver.ErrUnavailable},
+		{"kms fault", &smithy.GenericAPIError{Code: "KMSInternalException", Fault: smithy.FaultServer}, driver.ErrUnavailable},
 		{"access denied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, ErrDecrypt},
 		{"key disabled", &smithy.GenericAPIError{Code: "DisabledException", Fault: smithy.FaultClient}, ErrDecrypt},
 	} {
@@ -203,18 +203,18 @@ func TestFaults(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Fatalf("Get: %v, want %v", err, c.want)
 			}
-			if c.want == ErrDecrypt && !errors.Is(err, storage.ErrCorrupt) {
-				t.Fatalf("ErrDecrypt does not match storage.ErrCorrupt: %v", err)
+			if c.want == ErrDecrypt && !errors.Is(err, driver.ErrCorrupt) {
+				t.Fatalf("ErrDecrypt does not match driver.ErrCorrupt: %v", err)
 			}
 			// The cached key keeps serving the process that has it.
 			if _, _, err := a.Get(ctx, "p"); err != nil {
 				t.Fatalf("Get with a cached data key while KMS fails: %v", err)
 			}
-			_, err = cold().Put(ctx, "p", []byte(`{}`), storage.Condition{})
-			if c.want == storage.ErrUnavailable && !errors.Is(err, storage.ErrUnavailable) {
+			_, err = cold().Put(ctx, "p", []byte(`{}`), driver.Condition{})
+			if c.want == driver.ErrUnavailable && !errors.Is(err, driver.ErrUnavailable) {
 				t.Fatalf("Put: %v, want ErrUnavailable", err)
 			}
-			if c.want == ErrDecrypt && !errors.Is(err, storage.ErrInvalid) {
+			if c.want == ErrDecrypt && !errors.Is(err, driver.ErrInvalid) {
 				t.Fatalf("Put refused by KMS: %v, want ErrInvalid", err)
 			}
 		})
@@ -231,10 +231,10 @@ func TestFaults(t *testing.T) {
 
 func TestNotAnEnvelope(t *testing.T) {
 	ctx := context.Background()
-	mem := memory.New()
-	a := Wrap(mem, newFake(), "k")
+	mem := memory.New(nil)
+	a := mustNew(t, mem, newFake(), "k", nil)
 	for _, v := range []string{`{"profile":"p","access_token":"plain"}`, `{"tokencache_kms":{"v":2}}`, `not json`} {
-		if _, err := mem.Put(ctx, "p", []byte(v), storage.Condition{}); err != nil {
+		if _, err := mem.Put(ctx, "p", []byte(v), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := a.Get(ctx, "p"); !errors.Is(err, ErrDecrypt) {
@@ -258,4 +258,14 @@ func TestLRU(t *testing.T) {
 	if c.len() != 2 {
 		t.Fatalf("len %d", c.len())
 	}
+}
+
+// mustNew is New for a test, which fails on its error.
+func mustNew(t *testing.T, inner driver.Adapter, client API, keyID string, opts *Options) *Adapter {
+	t.Helper()
+	a, err := New(inner, client, keyID, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

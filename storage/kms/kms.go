@@ -1,4 +1,4 @@
-// Package kms adds envelope encryption with AWS KMS to any storage.Adapter.
+// Package kms adds envelope encryption with AWS KMS to any driver.Adapter.
 //
 // Each value is sealed with AES-256-GCM under a data key that KMS made
 // (GenerateDataKey); the data key, encrypted by the KMS key, travels with
@@ -19,18 +19,18 @@
 //     key itself. A value copied under another profile fails to decrypt, in
 //     GCM and, when the data key is not cached, at KMS.
 //   - Every decryption failure (wrong profile, tampering, a KMS that refuses
-//     the key) is ErrDecrypt, which also matches storage.ErrCorrupt: a
+//     the key) is ErrDecrypt, which also matches driver.ErrCorrupt: a
 //     caller never sees garbage, and Store reports rather than overwrites.
-//     A KMS that cannot be reached is storage.ErrUnavailable.
+//     A KMS that cannot be reached is driver.ErrUnavailable.
 //   - Revisions and conditions are the inner adapter's, unchanged, so the
 //     wrapper is exactly as atomic as what it wraps.
 //   - Pinned keys: a value is read only if its data key belongs to the
-//     configured KMS key or to one listed with WithAllowedKeyIDs
+//     configured KMS key or to one listed with Options.AllowedKeyIDs
 //     (kms_allowed_key_ids). Without the pin, anyone who can write the
 //     store and use some other key that this process may also use could
 //     seal credentials of their choosing under that key and plant them.
 //     An envelope that names another key is ErrDecrypt (so
-//     storage.ErrCorrupt: reported, never overwritten by Store) with a
+//     driver.ErrCorrupt: reported, never overwritten by Store) with a
 //     message naming the key, refused before KMS is asked when the
 //     accepted keys are given as key ids or ARNs. Every Decrypt names the
 //     accepted key it expects (DecryptInput.KeyId), so KMS refuses a data
@@ -40,7 +40,7 @@
 //     against each accepted alias in turn.
 //   - Rotation: the envelope records the ARN of the KMS key that sealed
 //     it. To move a store to a new key, configure the new key and list the
-//     old one with WithAllowedKeyIDs until every profile has been written
+//     old one with Options.AllowedKeyIDs until every profile has been written
 //     again; the next write of a profile seals it under the new key.
 //
 // Not guaranteed: the profile name and the value's size are visible, and a
@@ -65,7 +65,7 @@
 // The trade-off: plaintext data keys live in process memory for up to
 // DataKeyTTL (the tokens they protect live there anyway once loaded), and
 // revoking the process's KMS permissions takes effect for cached keys only
-// when they expire. WithDataKeyTTL(0) turns caching off.
+// when they expire. A negative Options.DataKeyTTL turns caching off.
 //
 // # URLs
 //
@@ -79,15 +79,15 @@
 //
 // kms_key_id is required; kms_region, kms_endpoint (a KMS-compatible
 // endpoint such as local-kms) and kms_allowed_key_ids (comma-separated key
-// ids, ARNs or aliases whose values may be read, see WithAllowedKeyIDs)
-// are optional. An http:// kms_endpoint is refused (storage.ErrInvalid)
+// ids, ARNs or aliases whose values may be read, see Options.AllowedKeyIDs)
+// are optional. An http:// kms_endpoint is refused (driver.ErrInvalid)
 // unless its host is a loopback address or "localhost": data keys cross
 // it in the clear, and a host that could answer for KMS could hand out
 // keys of its own. Use https:// for anything else. Credentials come from the AWS
 // SDK's default chain (AWS_ACCESS_KEY_ID and friends, shared config, roles),
 // never from the URL. A scheme per inner scheme keeps URLs readable (no
 // nested escaping) at the price of a fixed list; an adapter outside it can
-// be wrapped with Wrap.
+// be wrapped with New.
 package kms
 
 import (
@@ -109,7 +109,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // API is the part of *kms.Client (aws-sdk-go-v2/service/kms) the adapter
@@ -121,13 +121,13 @@ type API interface {
 
 // ErrDecrypt reports a value that cannot be decrypted: tampered, moved to
 // another profile, not an envelope, or refused by KMS. It also matches
-// storage.ErrCorrupt.
+// driver.ErrCorrupt.
 var ErrDecrypt error = decryptError{}
 
 type decryptError struct{}
 
 func (decryptError) Error() string        { return "kms: cannot decrypt" }
-func (decryptError) Is(target error) bool { return target == storage.ErrCorrupt }
+func (decryptError) Is(target error) bool { return target == driver.ErrCorrupt }
 
 // Defaults for the data key caches.
 const (
@@ -140,35 +140,33 @@ const (
 // CloudTrail, which is why it is a plain, stable name.
 const contextKey = "tokencache:profile"
 
-// Option configures Wrap.
-type Option func(*Adapter)
-
-// WithDataKeyTTL bounds how long a data key is reused for writes and how
-// long a decrypted one is cached; 0 calls KMS on every operation.
-func WithDataKeyTTL(d time.Duration) Option { return func(a *Adapter) { a.ttl = d } }
-
-// WithDataKeyUses bounds how many values one data key seals.
-func WithDataKeyUses(n int) Option { return func(a *Adapter) { a.maxUses = n } }
-
-// WithCacheSize bounds the number of data keys kept, for writing and for
-// reading each.
-func WithCacheSize(n int) Option { return func(a *Adapter) { a.size = n } }
-
-// WithAllowedKeyIDs lets values sealed under other KMS keys (key ids, key
-// ARNs, alias names or alias ARNs) be read besides those of the key Wrap
-// writes with: the keys a store used before a rotation. Nothing is ever
-// written under them.
-func WithAllowedKeyIDs(ids ...string) Option {
-	return func(a *Adapter) { a.accepted = append(a.accepted, ids...) }
+// Options configure New. nil, and every zero field, mean the default.
+type Options struct {
+	// AllowedKeyIDs lets values sealed under other KMS keys (key ids, key
+	// ARNs, alias names or alias ARNs) be read besides those of the key New
+	// writes with: the keys a store used before a rotation. Nothing is ever
+	// written under them.
+	AllowedKeyIDs []string
+	// DataKeyTTL bounds how long a data key is reused for writes and how
+	// long a decrypted one is cached; DefaultDataKeyTTL when zero. A
+	// negative DataKeyTTL turns caching off: KMS is called on every
+	// operation.
+	DataKeyTTL time.Duration
+	// DataKeyUses bounds how many values one data key seals;
+	// DefaultDataKeyUses when zero.
+	DataKeyUses int
+	// CacheSize bounds the number of data keys kept, for writing and for
+	// reading each; DefaultCacheSize when zero.
+	CacheSize int
 }
 
-// Adapter is a storage.Adapter that encrypts values for an inner one. It
-// implements storage.Watcher when the inner adapter does.
+// Adapter is a driver.Adapter that encrypts values for an inner one. It
+// implements driver.Watcher when the inner adapter does.
 type Adapter struct {
-	inner    storage.Adapter
+	inner    driver.Adapter
 	kms      API
 	keyID    string
-	accepted []string // keyID, then WithAllowedKeyIDs
+	accepted []string // keyID, then Options.AllowedKeyIDs
 	ttl      time.Duration
 	maxUses  int
 	size     int
@@ -195,25 +193,46 @@ type readKey struct {
 	born  time.Time
 }
 
-// Wrap returns an adapter that stores values in inner, encrypted under data
-// keys from the KMS key keyID (a key id, ARN or alias). It owns inner:
-// Close closes it.
-func Wrap(inner storage.Adapter, client API, keyID string, opts ...Option) *Adapter {
+// New returns an adapter that stores values in inner, encrypted under data
+// keys from the KMS key keyID (a key id, ARN or alias), through client,
+// which stays the caller's. Once New has succeeded the Adapter owns inner:
+// Close closes it. nil opts means the defaults. It does no I/O.
+func New(inner driver.Adapter, client API, keyID string, opts *Options) (*Adapter, error) {
+	switch {
+	case inner == nil:
+		return nil, driver.Wrap(driver.ErrInvalid, "kms: no inner adapter", nil)
+	case client == nil:
+		return nil, driver.Wrap(driver.ErrInvalid, "kms: no KMS client", nil)
+	case keyID == "":
+		return nil, driver.Wrap(driver.ErrInvalid, "kms: no key id", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	a := &Adapter{
-		inner: inner, kms: client, keyID: keyID, accepted: []string{keyID},
+		inner: inner, kms: client, keyID: keyID, accepted: append([]string{keyID}, opts.AllowedKeyIDs...),
 		ttl: DefaultDataKeyTTL, maxUses: DefaultDataKeyUses, size: DefaultCacheSize,
 		now: time.Now,
 	}
-	for _, o := range opts {
-		o(a)
+	switch {
+	case opts.DataKeyTTL < 0:
+		a.ttl = 0
+	case opts.DataKeyTTL > 0:
+		a.ttl = opts.DataKeyTTL
 	}
-	a.enc = newLRU[string, *writeKey](max(a.size, 1))
-	a.dec = newLRU[string, *readKey](max(a.size, 1))
-	return a
+	if opts.DataKeyUses > 0 {
+		a.maxUses = opts.DataKeyUses
+	}
+	if opts.CacheSize > 0 {
+		a.size = opts.CacheSize
+	}
+	a.enc = newLRU[string, *writeKey](a.size)
+	a.dec = newLRU[string, *readKey](a.size)
+	return a, nil
 }
 
 // Inner returns the wrapped adapter.
-func (a *Adapter) Inner() storage.Adapter { return a.inner }
+func (a *Adapter) Inner() driver.Adapter { return a.inner }
 
 type envelope struct {
 	Profile string  `json:"profile"`
@@ -234,8 +253,8 @@ func aad(key string) []byte { return []byte("tokencache/kms/v1\x00" + key) }
 
 func encContext(key string) map[string]string { return map[string]string{contextKey: key} }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	raw, rev, err := a.inner.Get(ctx, key)
 	if err != nil {
 		return nil, "", err
@@ -253,22 +272,22 @@ func (a *Adapter) open(ctx context.Context, key string, raw []byte) ([]byte, err
 	if err := json.Unmarshal(raw, &env); err != nil || env.KMS == nil {
 		// A plaintext value is refused too: accepting it would let anyone
 		// who can write the store inject credentials.
-		return nil, storage.Wrap(ErrDecrypt, what+": not an encrypted envelope", nil)
+		return nil, driver.Wrap(ErrDecrypt, what+": not an encrypted envelope", nil)
 	}
 	s := env.KMS
 	if s.V != 1 || s.KeyID == "" || len(s.EDK) == 0 {
-		return nil, storage.Wrap(ErrDecrypt, what+": envelope version "+strconv.Itoa(s.V)+" or fields not understood", nil)
+		return nil, driver.Wrap(ErrDecrypt, what+": envelope version "+strconv.Itoa(s.V)+" or fields not understood", nil)
 	}
 	aead, err := a.readKey(ctx, key, s)
 	if err != nil {
 		return nil, err
 	}
 	if len(s.Nonce) != aead.NonceSize() {
-		return nil, storage.Wrap(ErrDecrypt, what+": bad nonce", nil)
+		return nil, driver.Wrap(ErrDecrypt, what+": bad nonce", nil)
 	}
 	v, err := aead.Open(nil, s.Nonce, s.CT, aad(key))
 	if err != nil {
-		return nil, storage.Wrap(ErrDecrypt, what+": ciphertext does not authenticate (tampered, or moved from another profile)", nil)
+		return nil, driver.Wrap(ErrDecrypt, what+": ciphertext does not authenticate (tampered, or moved from another profile)", nil)
 	}
 	return v, nil
 }
@@ -277,7 +296,7 @@ func (a *Adapter) readKey(ctx context.Context, key string, s *sealed) (cipher.AE
 	what := "kms: get " + strconv.Quote(key)
 	exact, aliases := a.pins(s.KeyID)
 	if exact == "" && len(aliases) == 0 {
-		return nil, storage.Wrap(ErrDecrypt, fmt.Sprintf("%s: sealed under KMS key %q, which is neither kms_key_id nor in kms_allowed_key_ids; refused", what, s.KeyID), nil)
+		return nil, driver.Wrap(ErrDecrypt, fmt.Sprintf("%s: sealed under KMS key %q, which is neither kms_key_id nor in kms_allowed_key_ids; refused", what, s.KeyID), nil)
 	}
 	id := key + "\x00" + string(s.EDK)
 	now := a.now()
@@ -310,16 +329,16 @@ func (a *Adapter) readKey(ctx context.Context, key string, s *sealed) (cipher.AE
 	}
 	if err != nil {
 		if exact == "" && refused(ctx, err) {
-			return nil, storage.Wrap(ErrDecrypt, fmt.Sprintf("%s: sealed under KMS key %q, which KMS does not accept for kms_key_id or any alias in kms_allowed_key_ids; refused", what, s.KeyID), err)
+			return nil, driver.Wrap(ErrDecrypt, fmt.Sprintf("%s: sealed under KMS key %q, which KMS does not accept for kms_key_id or any alias in kms_allowed_key_ids; refused", what, s.KeyID), err)
 		}
 		return nil, kmsError(ctx, "kms: decrypt data key for "+strconv.Quote(key), err, ErrDecrypt)
 	}
 	if used := aws.ToString(out.KeyId); used != "" && used != s.KeyID {
-		return nil, storage.Wrap(ErrDecrypt, fmt.Sprintf("%s: the envelope names KMS key %q but its data key belongs to %q; refused", what, s.KeyID, used), nil)
+		return nil, driver.Wrap(ErrDecrypt, fmt.Sprintf("%s: the envelope names KMS key %q but its data key belongs to %q; refused", what, s.KeyID, used), nil)
 	}
 	aead, err := newAEAD(out.Plaintext)
 	if err != nil {
-		return nil, storage.Wrap(ErrDecrypt, "kms: data key for "+strconv.Quote(key), err)
+		return nil, driver.Wrap(ErrDecrypt, "kms: data key for "+strconv.Quote(key), err)
 	}
 	if a.ttl > 0 {
 		a.mu.Lock()
@@ -370,11 +389,11 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if a.closed.Load() {
 		// Before KMS is asked for a key the closed inner adapter won't use.
-		return "", storage.Wrap(storage.ErrClosed, "kms: put", nil)
+		return "", driver.Wrap(driver.ErrClosed, "kms: put", nil)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -420,12 +439,12 @@ func (a *Adapter) writeKey(ctx context.Context, key string) (*writeKey, error) {
 		EncryptionContext: encContext(key),
 	})
 	if err != nil {
-		return nil, kmsError(ctx, "kms: generate data key for "+strconv.Quote(key), err, storage.ErrInvalid)
+		return nil, kmsError(ctx, "kms: generate data key for "+strconv.Quote(key), err, driver.ErrInvalid)
 	}
 	aead, err := newAEAD(out.Plaintext)
 	clear(out.Plaintext)
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrUnavailable, "kms: generate data key", err)
+		return nil, driver.Wrap(driver.ErrUnavailable, "kms: generate data key", err)
 	}
 	keyID := aws.ToString(out.KeyId)
 	if keyID == "" {
@@ -448,45 +467,45 @@ func (a *Adapter) writeKey(ctx context.Context, key string) (*writeKey, error) {
 // else (no connection, throttling, a KMS fault) is an outage.
 func kmsError(ctx context.Context, msg string, err error, refused error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return storage.Wrap(ctxErr, msg, ctxErr)
+		return driver.Wrap(ctxErr, msg, ctxErr)
 	}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
 		case "ThrottlingException", "LimitExceededException", "RequestLimitExceeded",
 			"KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException":
-			return storage.Wrap(storage.ErrUnavailable, msg, err)
+			return driver.Wrap(driver.ErrUnavailable, msg, err)
 		}
 		if api.ErrorFault() != smithy.FaultServer {
-			return storage.Wrap(refused, msg, err)
+			return driver.Wrap(refused, msg, err)
 		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		// The SDK's own timeouts; the caller's context is still live.
 		err = errors.New(err.Error())
 	}
-	return storage.Wrap(storage.ErrUnavailable, msg, err)
+	return driver.Wrap(driver.ErrUnavailable, msg, err)
 }
 
-// Delete implements storage.Adapter; nothing to decrypt.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter; nothing to decrypt.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	return a.inner.Delete(ctx, key, cond)
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) { return a.inner.List(ctx) }
 
-// Wait implements storage.Watcher through the inner adapter. A wrapper's
+// Wait implements driver.Watcher through the inner adapter. A wrapper's
 // method set cannot depend on what it wraps, so when the inner adapter
 // cannot watch, Wait says so with errors.ErrUnsupported and the Store polls.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
-	if w, ok := a.inner.(storage.Watcher); ok {
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
+	if w, ok := a.inner.(driver.Watcher); ok {
 		return w.Wait(ctx, key, rev)
 	}
 	return errors.ErrUnsupported
 }
 
-// Close implements storage.Adapter. It closes the inner adapter and forgets
+// Close implements driver.Adapter. It closes the inner adapter and forgets
 // the cached data keys.
 func (a *Adapter) Close() error {
 	a.closed.Store(true)

@@ -13,7 +13,8 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/tokencache/tokencache/internal/httpsafe"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // innerSchemes are the schemes "kms+<scheme>" is registered for: those of
@@ -23,12 +24,17 @@ var innerSchemes = []string{"memory", "file", "sqlite", "redis", "rediss", "memc
 
 func init() {
 	for _, s := range innerSchemes {
-		storage.Register("kms+"+s, open)
+		driver.Register("kms+"+s, OpenURL)
 	}
 }
 
-func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
-	redacted := storage.Redact(u.String())
+// OpenURL opens the inner adapter a kms+<scheme> URL names (its package
+// must be imported) and an Adapter over it, with a KMS client from the AWS
+// SDK's default chain and configuration (see the package documentation).
+// The Adapter owns the inner adapter: Close closes it. It is the opener
+// the package registers for every kms+<scheme>.
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	redacted := secret.RedactURL(u.String())
 	q := u.Query()
 	keyID, region, endpoint := q.Get("kms_key_id"), q.Get("kms_region"), q.Get("kms_endpoint")
 	var allowed []string
@@ -45,16 +51,16 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 			q.Del(k)
 		default:
 			if strings.HasPrefix(k, "kms_") {
-				return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: unknown parameter %q", redacted, k), nil)
+				return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q: unknown parameter %q", redacted, k), nil)
 			}
 		}
 	}
 	if keyID == "" {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q has no kms_key_id", redacted), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q has no kms_key_id", redacted), nil)
 	}
 	if endpoint != "" {
 		if err := checkEndpoint(endpoint); err != nil {
-			return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: kms_endpoint: %s", redacted, err), nil)
+			return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q: kms_endpoint: %s", redacted, err), nil)
 		}
 	}
 	inner := *u
@@ -70,18 +76,23 @@ func open(ctx context.Context, u *url.URL) (storage.Adapter, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("kms: store URL %q: AWS configuration", redacted), err)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("kms: store URL %q: AWS configuration", redacted), err)
 	}
 	client := awskms.NewFromConfig(cfg, func(o *awskms.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
 	})
-	a, err := storage.OpenAdapter(ctx, inner.String())
+	a, err := driver.Open(ctx, inner.String())
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(a, client, keyID, WithAllowedKeyIDs(allowed...)), nil
+	k, err := New(a, client, keyID, &Options{AllowedKeyIDs: allowed})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return k, nil
 }
 
 // checkEndpoint refuses a KMS endpoint that would carry data keys in the

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/kms"
 	"github.com/tokencache/tokencache/storage/memory"
 )
@@ -23,19 +23,19 @@ func TestOpenURL(t *testing.T) {
 		"kms+memory://x?kms_key_id=k&kms_endpoint=ftp://127.0.0.1",
 		"kms+memory://x?kms_key_id=k&kms_endpoint=127.0.0.1:4599",
 	} {
-		if _, err := storage.OpenAdapter(ctx, raw); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := driver.Open(ctx, raw); !errors.Is(err, driver.ErrInvalid) {
 			t.Errorf("Open(%s) = %v, want ErrInvalid", raw, err)
 		}
 	}
 	for _, ep := range []string{"http://127.0.0.1:4599", "http://localhost:4599", "http://[::1]:4599", "https://kms.eu-west-2.amazonaws.com"} {
-		a, err := storage.OpenAdapter(ctx, "kms+memory://x?kms_key_id=k&kms_region=eu-west-2&kms_endpoint="+url.QueryEscape(ep))
+		a, err := driver.Open(ctx, "kms+memory://x?kms_key_id=k&kms_region=eu-west-2&kms_endpoint="+url.QueryEscape(ep))
 		if err != nil {
 			t.Errorf("kms_endpoint=%s: %v", ep, err)
 			continue
 		}
 		a.Close()
 	}
-	a, err := storage.OpenAdapter(ctx, "kms+memory://openurl?kms_key_id=k&kms_region=eu-west-2")
+	a, err := driver.Open(ctx, "kms+memory://openurl?kms_key_id=k&kms_region=eu-west-2")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // The index is one item holding every profile name, newline-separated
@@ -106,7 +106,7 @@ func (a *Adapter) indexUpdate(ctx context.Context, op string, change func(cur []
 		case err != nil:
 			return a.fail(ctx, op, "", err)
 		case it.Flags != flagIndex:
-			return storage.Wrap(storage.ErrCorrupt, "memcached: "+op+": the index item was not written by this adapter", nil)
+			return driver.Wrap(driver.ErrCorrupt, "memcached: "+op+": the index item was not written by this adapter", nil)
 		}
 		next, write := change(it.Value, exists)
 		if !write {
@@ -140,5 +140,5 @@ func (a *Adapter) indexUpdate(ctx context.Context, op string, change func(cur []
 			}
 		}
 	}
-	return storage.Wrap(storage.ErrUnavailable, "memcached: "+op+": the index stayed contended", nil)
+	return driver.Wrap(driver.ErrUnavailable, "memcached: "+op+": the index stayed contended", nil)
 }

@@ -78,7 +78,7 @@
 // The suite stores values up to 1 MiB, and memcached's default item limit
 // (-I 1m) counts key and header too, so run memcached with -I 2m (or more)
 // if values can approach 1 MiB; a value over the limit fails with
-// storage.ErrInvalid. Real records are a few KiB. Splitting values over
+// driver.ErrInvalid. Real records are a few KiB. Splitting values over
 // several items was not done: it would lose the single-item atomicity that
 // cas gives, and each chunk could be evicted on its own. The index holds
 // every name, so the item limit also bounds the number of profiles (about
@@ -117,7 +117,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultPrefix is put in front of every key when Options.Prefix is empty.
@@ -142,7 +142,7 @@ const (
 	maxCASRetries = 64
 )
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Prefix is put in front of every key; DefaultPrefix when empty. It
 	// must be a legal memcached key part: no spaces or control characters,
@@ -153,7 +153,7 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Adapter implements storage.Adapter over memcached.
+// Adapter implements driver.Adapter over memcached.
 type Adapter struct {
 	c      *memcache.Client
 	prefix string
@@ -165,14 +165,21 @@ type Adapter struct {
 }
 
 // New returns an Adapter over client. The caller keeps ownership of
-// client: Close stops the Adapter but does not close the client.
-func New(client *memcache.Client, opts Options) (*Adapter, error) {
+// client: Close stops the Adapter but does not close the client. nil opts
+// means the defaults.
+func New(client *memcache.Client, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "memcached: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
 	if len(prefix) > maxPrefixLen || strings.ContainsFunc(prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("memcached: prefix %q: at most %d bytes, no spaces or control characters", prefix, maxPrefixLen), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("memcached: prefix %q: at most %d bytes, no spaces or control characters", prefix, maxPrefixLen), nil)
 	}
 	return &Adapter{c: client, prefix: prefix, index: prefix + indexSuffix, log: opts.Logger}, nil
 }
@@ -193,48 +200,48 @@ func (a *Adapter) key(name string) string {
 	return a.prefix + hashedMarker + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.step(ctx, "get", key); err != nil {
 		return nil, "", err
 	}
 	it, err := a.c.Get(a.key(key))
 	if err != nil {
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			return nil, "", storage.Wrap(storage.ErrNotFound, "memcached: get "+strconv.Quote(key), nil)
+			return nil, "", driver.Wrap(driver.ErrNotFound, "memcached: get "+strconv.Quote(key), nil)
 		}
 		return nil, "", a.fail(ctx, "get", key, err)
 	}
 	rev, value, live, err := decode(it)
 	if err != nil {
-		return nil, "", storage.Wrap(storage.ErrCorrupt, "memcached: get "+strconv.Quote(key), err)
+		return nil, "", driver.Wrap(driver.ErrCorrupt, "memcached: get "+strconv.Quote(key), err)
 	}
 	if !live {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "memcached: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "memcached: get "+strconv.Quote(key), nil)
 	}
 	return value, rev, nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if strings.Contains(key, "\n") {
 		// The index separates names with newlines.
-		return "", storage.Wrap(storage.ErrInvalid, "memcached: put "+strconv.Quote(key)+": newline in name", nil)
+		return "", driver.Wrap(driver.ErrInvalid, "memcached: put "+strconv.Quote(key)+": newline in name", nil)
 	}
 	rev, raw := encode(value)
 	it := &memcache.Item{Key: a.key(key), Value: raw, Flags: flagLive}
-	conflict := func() (storage.Revision, error) {
-		return "", storage.Wrap(storage.ErrConflict, "memcached: put "+strconv.Quote(key)+" "+cond.String(), nil)
+	conflict := func() (driver.Revision, error) {
+		return "", driver.Wrap(driver.ErrConflict, "memcached: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	switch cond.Kind {
-	case storage.Any:
+	case driver.Unconditional:
 		if err := a.step(ctx, "put", key); err != nil {
 			return "", err
 		}
 		if err := a.c.Set(it); err != nil {
 			return "", a.fail(ctx, "put", key, err)
 		}
-	case storage.Absent:
+	case driver.Absent:
 		ok, err := a.create(ctx, key, it)
 		if err != nil {
 			return "", err
@@ -242,7 +249,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		if !ok {
 			return conflict()
 		}
-	case storage.Match:
+	case driver.Match:
 		id, ok, err := a.casFor(ctx, key, cond.Revision)
 		if err != nil {
 			return "", err
@@ -323,7 +330,7 @@ func (a *Adapter) create(ctx context.Context, key string, it *memcache.Item) (bo
 // casFor reads key's item and returns its CAS id if its revision is rev;
 // ok is false when it is not (or the profile is missing). The CAS id is
 // only good for the cas that follows at once: see "Layout and revisions".
-func (a *Adapter) casFor(ctx context.Context, key string, rev storage.Revision) (id uint64, ok bool, err error) {
+func (a *Adapter) casFor(ctx context.Context, key string, rev driver.Revision) (id uint64, ok bool, err error) {
 	if err := a.step(ctx, "put", key); err != nil {
 		return 0, false, err
 	}
@@ -336,17 +343,17 @@ func (a *Adapter) casFor(ctx context.Context, key string, rev storage.Revision) 
 	}
 	cur, _, live, err := decode(it)
 	if err != nil {
-		return 0, false, storage.Wrap(storage.ErrCorrupt, "memcached: put "+strconv.Quote(key), err)
+		return 0, false, driver.Wrap(driver.ErrCorrupt, "memcached: put "+strconv.Quote(key), err)
 	}
 	return it.CasID, live && cur == rev, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	tomb := &memcache.Item{Key: a.key(key), Flags: flagTombstone, Expiration: tombstoneTTL}
-	conflict := storage.Wrap(storage.ErrConflict, "memcached: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+	conflict := driver.Wrap(driver.ErrConflict, "memcached: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 	switch cond.Kind {
-	case storage.Any:
+	case driver.Unconditional:
 		// A tombstone rather than delete, so that List can tell a deleted
 		// profile from an evicted one.
 		if err := a.step(ctx, "delete", key); err != nil {
@@ -355,7 +362,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		if err := a.c.Set(tomb); err != nil {
 			return a.fail(ctx, "delete", key, err)
 		}
-	case storage.Absent:
+	case driver.Absent:
 		// Holds only if there is nothing to delete.
 		if err := a.step(ctx, "delete", key); err != nil {
 			return err
@@ -371,7 +378,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 			return conflict
 		}
 		return nil
-	case storage.Match:
+	case driver.Match:
 		id, ok, err := a.casFor(ctx, key, cond.Revision)
 		if err != nil {
 			return err
@@ -395,7 +402,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	return nil
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.step(ctx, "list", ""); err != nil {
 		return nil, err
@@ -408,7 +415,7 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 		return nil, a.fail(ctx, "list", "", err)
 	}
 	if idx.Flags != flagIndex {
-		return nil, storage.Wrap(storage.ErrCorrupt, "memcached: list: the index item was not written by this adapter", nil)
+		return nil, driver.Wrap(driver.ErrCorrupt, "memcached: list: the index item was not written by this adapter", nil)
 	}
 	names := splitIndex(idx.Value)
 	if len(names) == 0 {
@@ -455,15 +462,15 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return live, nil
 }
 
-// Close implements storage.Adapter. It closes the client only when the
-// Adapter made it (storage.Open); see New.
+// Close implements driver.Adapter. It closes the client only when the
+// Adapter made it (OpenURL, storage.Open); see New.
 func (a *Adapter) Close() error {
 	if a.closed.Swap(true) {
 		return nil
 	}
 	if a.owned {
 		if err := a.c.Close(); err != nil {
-			return storage.Wrap(storage.ErrUnavailable, "memcached: close", err)
+			return driver.Wrap(driver.ErrUnavailable, "memcached: close", err)
 		}
 	}
 	return nil
@@ -473,7 +480,7 @@ func (a *Adapter) Close() error {
 // ctx stops the operation there, since gomemcache cannot be interrupted.
 func (a *Adapter) step(ctx context.Context, op, key string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "memcached: "+op+" "+strconv.Quote(key), nil)
+		return driver.Wrap(driver.ErrClosed, "memcached: "+op+" "+strconv.Quote(key), nil)
 	}
 	return ctx.Err()
 }
@@ -492,38 +499,38 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 		msg += " " + strconv.Quote(key)
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		return storage.Wrap(cerr, msg, cerr)
+		return driver.Wrap(cerr, msg, cerr)
 	}
 	var netErr net.Error
 	var connectErr *memcache.ConnectTimeoutError
 	switch {
 	case errors.Is(err, memcache.ErrCacheMiss):
-		return storage.Wrap(storage.ErrNotFound, msg, err)
+		return driver.Wrap(driver.ErrNotFound, msg, err)
 	case errors.Is(err, memcache.ErrCASConflict), errors.Is(err, memcache.ErrNotStored):
-		return storage.Wrap(storage.ErrConflict, msg, err)
+		return driver.Wrap(driver.ErrConflict, msg, err)
 	case errors.Is(err, memcache.ErrMalformedKey):
-		return storage.Wrap(storage.ErrInvalid, msg, err)
+		return driver.Wrap(driver.ErrInvalid, msg, err)
 	case strings.Contains(err.Error(), "object too large"):
-		return storage.Wrap(storage.ErrInvalid, msg+": the item is larger than memcached's item size limit (raise it with memcached -I)", err)
+		return driver.Wrap(driver.ErrInvalid, msg+": the item is larger than memcached's item size limit (raise it with memcached -I)", err)
 	case errors.As(err, &netErr), errors.As(err, &connectErr), errors.Is(err, memcache.ErrNoServers), errors.Is(err, memcache.ErrServerError):
-		return storage.Wrap(storage.ErrUnavailable, msg, err)
+		return driver.Wrap(driver.ErrUnavailable, msg, err)
 	default:
 		// Short reads, unexpected protocol lines, out of memory with -M:
 		// the server or the path to it is not well; it may pass.
-		return storage.Wrap(storage.ErrUnavailable, msg, err)
+		return driver.Wrap(driver.ErrUnavailable, msg, err)
 	}
 }
 
 // encode prepends a fresh random revision to value.
-func encode(value []byte) (storage.Revision, []byte) {
+func encode(value []byte) (driver.Revision, []byte) {
 	raw := make([]byte, revLen+len(value))
 	rand.Read(raw[:revLen])
 	copy(raw[revLen:], value)
-	return storage.Revision(hex.EncodeToString(raw[:revLen])), raw
+	return driver.Revision(hex.EncodeToString(raw[:revLen])), raw
 }
 
 // decode splits a profile item; live is false for a tombstone.
-func decode(it *memcache.Item) (rev storage.Revision, value []byte, live bool, err error) {
+func decode(it *memcache.Item) (rev driver.Revision, value []byte, live bool, err error) {
 	switch it.Flags {
 	case flagTombstone:
 		return "", nil, false, nil
@@ -531,7 +538,7 @@ func decode(it *memcache.Item) (rev storage.Revision, value []byte, live bool, e
 		if len(it.Value) < revLen {
 			return "", nil, false, errors.New("item shorter than its revision")
 		}
-		return storage.Revision(hex.EncodeToString(it.Value[:revLen])), it.Value[revLen:], true, nil
+		return driver.Revision(hex.EncodeToString(it.Value[:revLen])), it.Value[revLen:], true, nil
 	default:
 		return "", nil, false, fmt.Errorf("item flags %#x: not written by this adapter", it.Flags)
 	}

@@ -10,23 +10,28 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("memcached", open)
+	driver.Register("memcached", OpenURL)
 }
 
 // defaultMaxIdle is well above gomemcache's 2: with fewer idle connections
 // than concurrent callers every burst dials anew.
 const defaultMaxIdle = 16
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
-	c, opts, err := NewClientFromURL(u)
+// OpenURL makes the gomemcache client a memcached:// URL describes (see
+// the package documentation) and an Adapter over it, which owns it: Close
+// closes the client. It is the opener the package registers for
+// "memcached".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	c, opts, err := newClientFromURL(u)
 	if err != nil {
 		return nil, err
 	}
-	a, err := New(c, opts)
+	a, err := New(c, &opts)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -35,15 +40,14 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 	return a, nil
 }
 
-// NewClientFromURL makes the gomemcache client a memcached:// URL
-// describes (see the package documentation) and the Options its prefix
-// parameter sets. The caller owns the client.
-func NewClientFromURL(u *url.URL) (*memcache.Client, Options, error) {
+// newClientFromURL makes the gomemcache client a memcached:// URL
+// describes and the Options its prefix parameter sets.
+func newClientFromURL(u *url.URL) (*memcache.Client, Options, error) {
 	var opts Options
 	bare := *u
 	bare.User, bare.RawQuery, bare.Fragment = nil, "", ""
 	bad := func(why string) error {
-		return storage.Wrap(storage.ErrInvalid, fmt.Sprintf("memcached: store URL %q: %s", storage.Redact(bare.String()), why), nil)
+		return driver.Wrap(driver.ErrInvalid, fmt.Sprintf("memcached: store URL %q: %s", secret.RedactURL(bare.String()), why), nil)
 	}
 	if u.User != nil {
 		return nil, opts, bad("memcached takes no user or password")

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	_ "github.com/tokencache/tokencache/storage/memcached" // registers the scheme
 )
 
@@ -27,9 +27,9 @@ func TestOpenURLForms(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.url, func(t *testing.T) {
-			a, err := storage.OpenAdapter(context.Background(), c.url)
+			a, err := driver.Open(context.Background(), c.url)
 			if !c.ok {
-				if !errors.Is(err, storage.ErrInvalid) {
+				if !errors.Is(err, driver.ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
 				}
 				if strings.Contains(err.Error(), "hunter2") {

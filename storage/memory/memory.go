@@ -1,7 +1,8 @@
 // Package memory is an in-process storage adapter: the fastest store for a
 // single process and the reference the conformance suite is checked against.
 // Its URL is "memory://NAME"; every Open of the same NAME in one process
-// shares the data, like separate connections to one server.
+// shares the data, like separate connections to one server. New(nil) makes
+// one with data of its own; New(&Options{Name: NAME}) is memory://NAME.
 package memory
 
 import (
@@ -10,37 +11,56 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("memory", func(_ context.Context, u *url.URL) (storage.Adapter, error) {
-		return Shared(u.Host + u.Path), nil
-	})
+	driver.Register("memory", OpenURL)
 }
 
-// New returns an empty adapter of its own.
-func New() *Adapter { return &Adapter{data: newData()} }
+// Options configures New. The zero Options, and nil, make an adapter with
+// data of its own.
+type Options struct {
+	// Name, when set, makes the adapter one of the process's adapters over
+	// the data of that name, as memory://NAME does: they share it, like
+	// separate connections to one server. Closing one does not drop the
+	// data, which the others may still use.
+	Name string
+}
+
+// New returns an adapter over empty data of its own, or over the
+// process-wide data opts.Name names. It has nothing to reach and nothing
+// to validate, so it returns no error.
+func New(opts *Options) *Adapter {
+	if opts != nil && opts.Name != "" {
+		return shared(opts.Name)
+	}
+	return &Adapter{data: newData()}
+}
+
+// OpenURL returns an adapter over the process-wide data memory://NAME
+// names; it is the opener the package registers for "memory".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	return shared(u.Host + u.Path), nil
+}
 
 var (
-	sharedMu sync.Mutex
-	shared   = map[string]*data{}
+	sharedMu   sync.Mutex
+	sharedData = map[string]*data{}
 )
 
-// Shared returns an adapter over the process-wide data named name. Closing
-// it does not drop the data, which other adapters may still use.
-func Shared(name string) *Adapter {
+func shared(name string) *Adapter {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	d, ok := shared[name]
+	d, ok := sharedData[name]
 	if !ok {
 		d = newData()
-		shared[name] = d
+		sharedData[name] = d
 	}
 	return &Adapter{data: d}
 }
 
-// Adapter implements storage.Adapter and storage.Watcher.
+// Adapter implements driver.Adapter and driver.Watcher.
 type Adapter struct {
 	*data
 	mu     sync.RWMutex
@@ -56,7 +76,7 @@ type data struct {
 
 type entry struct {
 	value []byte
-	rev   storage.Revision
+	rev   driver.Revision
 }
 
 func newData() *data {
@@ -68,13 +88,13 @@ func (a *Adapter) alive(ctx context.Context, op string) error {
 	closed := a.closed
 	a.mu.RUnlock()
 	if closed {
-		return storage.Wrap(storage.ErrClosed, "memory: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "memory: "+op, nil)
 	}
 	return ctx.Err()
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get"); err != nil {
 		return nil, "", err
 	}
@@ -82,7 +102,7 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	e, ok := a.entries[key]
 	a.data.mu.RUnlock()
 	if !ok {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "memory: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "memory: get "+strconv.Quote(key), nil)
 	}
 	// Values are never mutated in place, so sharing the slice is safe as
 	// long as callers do not write to it; copy anyway, the contract says
@@ -90,32 +110,32 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	return append([]byte(nil), e.value...), e.rev, nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put"); err != nil {
 		return "", err
 	}
 	a.data.mu.Lock()
 	defer a.data.mu.Unlock()
 	if !cond.Holds(a.entries[key].rev) {
-		return "", storage.Wrap(storage.ErrConflict, "memory: put "+strconv.Quote(key)+" "+cond.String(), nil)
+		return "", driver.Wrap(driver.ErrConflict, "memory: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	a.seq++
-	rev := storage.Revision(strconv.FormatUint(a.seq, 10))
+	rev := driver.Revision(strconv.FormatUint(a.seq, 10))
 	a.entries[key] = entry{value: append([]byte(nil), value...), rev: rev}
 	a.notifyLocked()
 	return rev, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete"); err != nil {
 		return err
 	}
 	a.data.mu.Lock()
 	defer a.data.mu.Unlock()
 	if !cond.Holds(a.entries[key].rev) {
-		return storage.Wrap(storage.ErrConflict, "memory: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+		return driver.Wrap(driver.ErrConflict, "memory: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	if _, ok := a.entries[key]; ok {
 		delete(a.entries, key)
@@ -124,7 +144,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	return nil
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list"); err != nil {
 		return nil, err
@@ -138,8 +158,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Wait implements storage.Watcher.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+// Wait implements driver.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	if err := a.alive(ctx, "wait"); err != nil {
 		return err
 	}
@@ -157,7 +177,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	}
 }
 
-// Close implements storage.Adapter.
+// Close implements driver.Adapter.
 func (a *Adapter) Close() error {
 	a.mu.Lock()
 	a.closed = true

@@ -5,14 +5,15 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/memory"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 func TestConformance(t *testing.T) {
 	// Each connection is its own Adapter over the same named data, so that
 	// closing one leaves the others working, as with a server.
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return memory.Shared("conformance") })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return memory.New(&memory.Options{Name: "conformance"}) })
 }
 
 func TestOpenURL(t *testing.T) {
@@ -27,5 +28,5 @@ func TestOpenURL(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) {
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return memory.New() })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return memory.New(nil) })
 }

@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // useClaims reports whether conditional writes must claim their revision
@@ -53,7 +53,7 @@ func atomicFerretDB(version string) bool {
 
 // claimID names generation gen of the claim on key's revision rev. The
 // lengths keep two different (rev, key) pairs from ever spelling one id.
-func claimID(key string, rev storage.Revision, gen int) string {
+func claimID(key string, rev driver.Revision, gen int) string {
 	return strconv.Itoa(gen) + ":" + strconv.Itoa(len(rev)) + ":" + string(rev) + key
 }
 
@@ -61,12 +61,12 @@ func claimID(key string, rev storage.Revision, gen int) string {
 // servers whose filtered writes are not atomic: only the writer that
 // claims rev writes, and the filter on rev then only has to tell a current
 // revision from a superseded one, which no concurrent write can blur.
-func (a *Adapter) claimedWrite(ctx context.Context, key string, rev storage.Revision, value []byte, del bool) (storage.Revision, error) {
+func (a *Adapter) claimedWrite(ctx context.Context, key string, rev driver.Revision, value []byte, del bool) (driver.Revision, error) {
 	what := "put " + strconv.Quote(key)
 	if del {
 		what = "delete " + strconv.Quote(key)
 	}
-	conflict := storage.Wrap(storage.ErrConflict, "mongo: "+what+" if revision "+string(rev), nil)
+	conflict := driver.Wrap(driver.ErrConflict, "mongo: "+what+" if revision "+string(rev), nil)
 	at, gen, err := a.claim(ctx, key, rev)
 	if err != nil {
 		return "", err
@@ -80,7 +80,7 @@ func (a *Adapter) claimedWrite(ctx context.Context, key string, rev storage.Revi
 		return "", conflict
 	}
 	filter := bson.D{{Key: "_id", Value: key}, {Key: "rev", Value: string(rev)}}
-	var next storage.Revision
+	var next driver.Revision
 	var matched int64
 	if del {
 		res, err := a.coll.DeleteOne(ctx, filter)
@@ -124,7 +124,7 @@ func (a *Adapter) claimedWrite(ctx context.Context, key string, rev storage.Revi
 // next generation: an insert again, so only one writer takes it over.
 // Generations are not bounded: abandoned claims delay a revision by
 // ClaimTTL each round, but never block it for good.
-func (a *Adapter) claim(ctx context.Context, key string, rev storage.Revision) (time.Time, int, error) {
+func (a *Adapter) claim(ctx context.Context, key string, rev driver.Revision) (time.Time, int, error) {
 	gen := 0
 	for range maxClaimRounds {
 		id := claimID(key, rev, gen)
@@ -162,7 +162,7 @@ func (a *Adapter) claim(ctx context.Context, key string, rev storage.Revision) (
 // newestClaim finds the newest generation of the claims on key's revision
 // rev, starting from gen, which was there a moment ago; -1 when gen is
 // gone. It walks by _id, which FerretDB can look up without scanning.
-func (a *Adapter) newestClaim(ctx context.Context, key string, rev storage.Revision, gen int) (top int, id, token string, err error) {
+func (a *Adapter) newestClaim(ctx context.Context, key string, rev driver.Revision, gen int) (top int, id, token string, err error) {
 	top = -1
 	for g := gen; ; g++ {
 		gid := claimID(key, rev, g)
@@ -226,7 +226,7 @@ type sighting struct {
 // dropClaims deletes the claims, generations 0 to gen, on a superseded
 // revision in the background: they are garbage, not locks, so the caller
 // need not wait for them.
-func (a *Adapter) dropClaims(key string, rev storage.Revision, gen int) {
+func (a *Adapter) dropClaims(key string, rev driver.Revision, gen int) {
 	// By _id, which FerretDB can look up without scanning the collection.
 	filter := bson.D{{Key: "_id", Value: claimID(key, rev, 0)}}
 	if gen > 0 {

@@ -62,14 +62,14 @@
 // never block it for good; a process that starts after a claim was
 // abandoned waits ClaimTTL from when it first meets it. The claim protocol is chosen
 // automatically from the server's buildInfo (it reports ferretdbVersion
-// v1.x); the "claims" URL parameter or WithClaims forces it either way.
+// v1.x); the "claims" URL parameter or Options.Claims forces it either way.
 //
 // Unconditional writes (Put and Delete with the zero Condition) are single
 // operations on MongoDB. With claims they are loops of conditional ones, so
 // that they too go through the claim and cannot interleave with a claimed
 // write.
 //
-// The adapter does not implement storage.Watcher: change streams need a
+// The adapter does not implement driver.Watcher: change streams need a
 // replica set, FerretDB 1.x does not have them, and a Wait that fell back
 // to polling inside the adapter would override the interval that
 // storage.Store.Wait already polls at.
@@ -106,11 +106,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 const (
-	// DefaultDatabase and DefaultCollection apply when a URL names none.
+	// DefaultDatabase and DefaultCollection apply when a URL or Options
+	// name none.
 	DefaultDatabase   = "tokencache"
 	DefaultCollection = "tokencache"
 
@@ -131,7 +133,7 @@ const (
 
 func init() {
 	for _, scheme := range []string{"mongodb", "mongodb+srv"} {
-		storage.Register(scheme, open)
+		driver.Register(scheme, OpenURL)
 	}
 }
 
@@ -148,18 +150,22 @@ const (
 	ClaimsOn
 )
 
-// Option configures New.
-type Option func(*Adapter)
+// Options configure New. nil, and every zero field, mean the default.
+type Options struct {
+	// Database names the database; DefaultDatabase when empty.
+	Database string
+	// Collection names the collection; DefaultCollection when empty. The
+	// claims live beside it, in Collection + "_claims".
+	Collection string
+	// Claims overrides the automatic choice of the claim protocol.
+	Claims Claims
+	// Now is the clock that claims' ages are measured by, time.Now when
+	// nil: a test can let ClaimTTL pass without waiting for it. Only
+	// differences between two readings of this one clock are used.
+	Now func() time.Time
+}
 
-// WithClaims overrides the automatic choice of the claim protocol.
-func WithClaims(c Claims) Option { return func(a *Adapter) { a.claims.Store(int32(c)) } }
-
-// WithClock sets the clock that claims' ages are measured by, time.Now
-// unless given: a test can let ClaimTTL pass without waiting for it. Only
-// differences between two readings of this one clock are used.
-func WithClock(now func() time.Time) Option { return func(a *Adapter) { a.now = now } }
-
-// Adapter implements storage.Adapter over one collection.
+// Adapter implements driver.Adapter over one collection.
 type Adapter struct {
 	client *mongodriver.Client
 	coll   *mongodriver.Collection
@@ -180,9 +186,23 @@ type Adapter struct {
 	seen   map[string]sighting
 }
 
-// New returns an adapter over db.collection through client, which the
-// caller keeps owning: Close does not disconnect it.
-func New(client *mongodriver.Client, db, collection string, opts ...Option) *Adapter {
+// New returns an adapter over a collection through client, which the
+// caller keeps owning: Close does not disconnect it. nil opts means the
+// defaults. It does no I/O.
+func New(client *mongodriver.Client, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "mongo: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	db, collection := opts.Database, opts.Collection
+	if db == "" {
+		db = DefaultDatabase
+	}
+	if collection == "" {
+		collection = DefaultCollection
+	}
 	d := client.Database(db)
 	a := &Adapter{
 		client: client,
@@ -190,14 +210,20 @@ func New(client *mongodriver.Client, db, collection string, opts ...Option) *Ada
 		claimC: d.Collection(collection + "_claims"),
 		now:    time.Now,
 	}
-	for _, o := range opts {
-		o(a)
+	a.claims.Store(int32(opts.Claims))
+	if opts.Now != nil {
+		a.now = opts.Now
 	}
-	return a
+	return a, nil
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
-	redacted := storage.Redact(u.String())
+// OpenURL makes the MongoDB client a mongodb:// or mongodb+srv:// URL
+// describes (see the package documentation) and an Adapter over it, which
+// owns it: Close disconnects the client. It does not connect; the first
+// call does. It is the opener the package registers for "mongodb" and
+// "mongodb+srv".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	redacted := secret.RedactURL(u.String())
 	q := u.Query()
 	coll := q.Get("collection")
 	if coll == "" {
@@ -212,7 +238,7 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 	case "off", "false", "0":
 		claims = ClaimsOff
 	default:
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("mongo: store URL %q: claims=%q, want auto, on or off", redacted, v), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("mongo: store URL %q: claims=%q, want auto, on or off", redacted, v), nil)
 	}
 	q.Del("collection")
 	q.Del("claims")
@@ -226,25 +252,29 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 		du.Path = "/" + db
 	}
 	if strings.Contains(db, "/") {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("mongo: store URL %q: database name %q contains '/'", redacted, db), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("mongo: store URL %q: database name %q contains '/'", redacted, db), nil)
 	}
 	// Connect only parses and starts monitoring; it does no I/O that could
 	// fail, so a store that is down now can be used once it is back.
 	client, err := mongodriver.Connect(options.Client().ApplyURI(du.String()))
 	if err != nil {
 		// The driver's parse errors can quote the URI, password included.
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("mongo: store URL %q is not a valid MongoDB URI", redacted), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("mongo: store URL %q is not a valid MongoDB URI", redacted), nil)
 	}
-	a := New(client, db, coll, WithClaims(claims))
+	a, err := New(client, &Options{Database: db, Collection: coll, Claims: claims})
+	if err != nil {
+		client.Disconnect(context.Background())
+		return nil, err
+	}
 	a.own = true
 	return a, nil
 }
 
 // newRevision makes a revision no other write has used or will use.
-func newRevision() storage.Revision {
+func newRevision() driver.Revision {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
-	return storage.Revision(hex.EncodeToString(b[:]))
+	return driver.Revision(hex.EncodeToString(b[:]))
 }
 
 // encodeValue chooses the BSON form of a value; see the package comment.
@@ -257,19 +287,19 @@ func encodeValue(v []byte) any {
 
 func (a *Adapter) alive(ctx context.Context, op string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "mongo: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "mongo: "+op, nil)
 	}
 	return ctx.Err()
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get"); err != nil {
 		return nil, "", err
 	}
 	raw, err := a.coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Raw()
 	if errors.Is(err, mongodriver.ErrNoDocuments) {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "mongo: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "mongo: get "+strconv.Quote(key), nil)
 	}
 	if err != nil {
 		return nil, "", a.fail(ctx, "get "+strconv.Quote(key), err)
@@ -277,31 +307,31 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	return decodeDoc(key, raw)
 }
 
-func decodeDoc(key string, raw bson.Raw) ([]byte, storage.Revision, error) {
+func decodeDoc(key string, raw bson.Raw) ([]byte, driver.Revision, error) {
 	rev, ok := raw.Lookup("rev").StringValueOK()
 	if !ok || rev == "" {
-		return nil, "", storage.Wrap(storage.ErrCorrupt, "mongo: document "+strconv.Quote(key)+" has no string rev", nil)
+		return nil, "", driver.Wrap(driver.ErrCorrupt, "mongo: document "+strconv.Quote(key)+" has no string rev", nil)
 	}
 	v := raw.Lookup("value")
 	if s, ok := v.StringValueOK(); ok {
-		return []byte(s), storage.Revision(rev), nil
+		return []byte(s), driver.Revision(rev), nil
 	}
 	if _, b, ok := v.BinaryOK(); ok {
-		return append([]byte(nil), b...), storage.Revision(rev), nil
+		return append([]byte(nil), b...), driver.Revision(rev), nil
 	}
-	return nil, "", storage.Wrap(storage.ErrCorrupt, "mongo: document "+strconv.Quote(key)+" has no string or binary value", nil)
+	return nil, "", driver.Wrap(driver.ErrCorrupt, "mongo: document "+strconv.Quote(key)+" has no string or binary value", nil)
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put"); err != nil {
 		return "", err
 	}
 	what := "put " + strconv.Quote(key)
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		return a.insert(ctx, key, value)
-	case storage.Match:
+	case driver.Match:
 		claims, err := a.useClaims(ctx)
 		if err != nil {
 			return "", err
@@ -316,11 +346,11 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		return "", err
 	}
 	if claims {
-		var rev storage.Revision
+		var rev driver.Revision
 		err := retryConflicts(ctx, func() error {
 			_, cur, err := a.Get(ctx, key)
 			switch {
-			case errors.Is(err, storage.ErrNotFound):
+			case errors.Is(err, driver.ErrNotFound):
 				rev, err = a.insert(ctx, key, value)
 			case err == nil:
 				rev, err = a.claimedWrite(ctx, key, cur, value, false)
@@ -344,7 +374,7 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	return rev, nil
 }
 
-func (a *Adapter) insert(ctx context.Context, key string, value []byte) (storage.Revision, error) {
+func (a *Adapter) insert(ctx context.Context, key string, value []byte) (driver.Revision, error) {
 	rev := newRevision()
 	_, err := a.coll.InsertOne(ctx, bson.D{
 		{Key: "_id", Value: key},
@@ -352,7 +382,7 @@ func (a *Adapter) insert(ctx context.Context, key string, value []byte) (storage
 		{Key: "rev", Value: string(rev)},
 	})
 	if mongodriver.IsDuplicateKeyError(err) {
-		return "", storage.Wrap(storage.ErrConflict, "mongo: put "+strconv.Quote(key)+" if absent", nil)
+		return "", driver.Wrap(driver.ErrConflict, "mongo: put "+strconv.Quote(key)+" if absent", nil)
 	}
 	if err != nil {
 		return "", a.fail(ctx, "put "+strconv.Quote(key), err)
@@ -362,7 +392,7 @@ func (a *Adapter) insert(ctx context.Context, key string, value []byte) (storage
 
 // update is the conditional write for servers with atomic single-document
 // updates: the filter on rev and the write are one operation.
-func (a *Adapter) update(ctx context.Context, key string, rev storage.Revision, value []byte) (storage.Revision, error) {
+func (a *Adapter) update(ctx context.Context, key string, rev driver.Revision, value []byte) (driver.Revision, error) {
 	next := newRevision()
 	res, err := a.coll.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: key}, {Key: "rev", Value: string(rev)}},
@@ -374,29 +404,29 @@ func (a *Adapter) update(ctx context.Context, key string, rev storage.Revision, 
 		return "", a.fail(ctx, "put "+strconv.Quote(key), err)
 	}
 	if res.MatchedCount == 0 {
-		return "", storage.Wrap(storage.ErrConflict, "mongo: put "+strconv.Quote(key)+" if revision "+string(rev), nil)
+		return "", driver.Wrap(driver.ErrConflict, "mongo: put "+strconv.Quote(key)+" if revision "+string(rev), nil)
 	}
 	return next, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete"); err != nil {
 		return err
 	}
 	what := "delete " + strconv.Quote(key)
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		// Deleting an absent key changes nothing, so this is a read.
 		_, _, err := a.Get(ctx, key)
 		switch {
-		case errors.Is(err, storage.ErrNotFound):
+		case errors.Is(err, driver.ErrNotFound):
 			return nil
 		case err != nil:
 			return err
 		}
-		return storage.Wrap(storage.ErrConflict, "mongo: "+what+" if absent", nil)
-	case storage.Match:
+		return driver.Wrap(driver.ErrConflict, "mongo: "+what+" if absent", nil)
+	case driver.Match:
 		claims, err := a.useClaims(ctx)
 		if err != nil {
 			return err
@@ -410,7 +440,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 			return a.fail(ctx, what, err)
 		}
 		if res.DeletedCount == 0 {
-			return storage.Wrap(storage.ErrConflict, "mongo: "+what+" "+cond.String(), nil)
+			return driver.Wrap(driver.ErrConflict, "mongo: "+what+" "+cond.String(), nil)
 		}
 		return nil
 	}
@@ -422,7 +452,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 		return retryConflicts(ctx, func() error {
 			_, cur, err := a.Get(ctx, key)
 			switch {
-			case errors.Is(err, storage.ErrNotFound):
+			case errors.Is(err, driver.ErrNotFound):
 				return nil
 			case err != nil:
 				return err
@@ -437,7 +467,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	return nil
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list"); err != nil {
 		return nil, err
@@ -460,7 +490,7 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Close implements storage.Adapter. It disconnects the client only when
+// Close implements driver.Adapter. It disconnects the client only when
 // the adapter made it (Open); a client passed to New stays the caller's.
 func (a *Adapter) Close() error {
 	a.bgMu.Lock()
@@ -488,28 +518,28 @@ func (a *Adapter) fail(ctx context.Context, what string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		// The driver reports a cancelled call in several shapes (server
 		// selection, a cut connection); the caller's context is the cause.
-		return storage.Wrap(ctxErr, msg, ctxErr)
+		return driver.Wrap(ctxErr, msg, ctxErr)
 	}
 	var sse topology.ServerSelectionError
 	var se mongodriver.ServerError
 	// Anything unrecognised (a replica stepping down, a write concern
 	// error) is a server that cannot do the operation now.
-	kind := storage.ErrUnavailable
+	kind := driver.ErrUnavailable
 	switch {
 	case errors.Is(err, mongodriver.ErrClientDisconnected), errors.Is(err, topology.ErrTopologyClosed):
-		kind = storage.ErrClosed
+		kind = driver.ErrClosed
 	case errors.As(err, &sse), mongodriver.IsNetworkError(err), mongodriver.IsTimeout(err):
-		kind = storage.ErrUnavailable
+		kind = driver.ErrUnavailable
 	case errors.As(err, &se) && se.HasErrorCode(13): // Unauthorized
-		kind = storage.ErrReadOnly
+		kind = driver.ErrReadOnly
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		// The driver's own timeouts (serverSelectionTimeoutMS, timeoutMS)
 		// are contexts too, but the caller's context is fine: this is an
-		// outage, and storage.Wrap would call it a cancellation.
+		// outage, and driver.Wrap would call it a cancellation.
 		err = detached{err}
 	}
-	return storage.Wrap(kind, msg, err)
+	return driver.Wrap(kind, msg, err)
 }
 
 // detached keeps an error's text and type but not its chain, for a cause
@@ -522,7 +552,7 @@ type detached struct{ error }
 func retryConflicts(ctx context.Context, fn func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if !errors.Is(err, storage.ErrConflict) {
+		if !errors.Is(err, driver.ErrConflict) {
 			return err
 		}
 		if attempt >= 2 {

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 	_ "github.com/tokencache/tokencache/storage/mongo" // registers the scheme
 )
 
@@ -17,9 +18,9 @@ func TestOpenURL(t *testing.T) {
 		"mongodb://user:hunter2@127.0.0.1:1/db?connectTimeoutMS=notanumber",
 		"mongodb://user:hunter2@127.0.0.1:1/a/b",
 	} {
-		_, err := storage.OpenAdapter(ctx, raw)
-		if !errors.Is(err, storage.ErrInvalid) {
-			t.Errorf("Open(%s) = %v, want ErrInvalid", storage.Redact(raw), err)
+		_, err := driver.Open(ctx, raw)
+		if !errors.Is(err, driver.ErrInvalid) {
+			t.Errorf("Open(%s) = %v, want ErrInvalid", secret.RedactURL(raw), err)
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("error shows the password: %v", err)

@@ -13,16 +13,16 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 
 	"github.com/tokencache/tokencache/internal/backoff"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
-// Wait implements storage.Watcher.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+// Wait implements driver.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	if err := a.ready(ctx, "wait", key); err != nil {
 		return err
 	}
 	if a.noListen {
-		return storage.Wrap(storage.ErrUnavailable, opMsg("wait", key)+": listen=false, poll instead", errors.ErrUnsupported)
+		return driver.Wrap(driver.ErrUnavailable, opMsg("wait", key)+": listen=false, poll instead", errors.ErrUnsupported)
 	}
 	ch, unregister := a.lis.add(key, rev)
 	defer unregister()
@@ -36,7 +36,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	default:
 	}
 	_, cur, err := a.Get(ctx, key)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return err
 	}
 	if cur != rev {
@@ -48,7 +48,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-a.done:
-		return storage.Wrap(storage.ErrClosed, opMsg("wait", key), nil)
+		return driver.Wrap(driver.ErrClosed, opMsg("wait", key), nil)
 	}
 }
 
@@ -67,7 +67,7 @@ type listener struct {
 	a *Adapter
 
 	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]storage.Revision // by key: each waiter's revision
+	waiters map[string]map[chan struct{}]driver.Revision // by key: each waiter's revision
 	running bool
 	state   listenState
 	err     error         // why the last connection attempt failed, when down
@@ -77,17 +77,17 @@ type listener struct {
 }
 
 func newListener(a *Adapter) *listener {
-	return &listener{a: a, waiters: map[string]map[chan struct{}]storage.Revision{}, changed: make(chan struct{})}
+	return &listener{a: a, waiters: map[string]map[chan struct{}]driver.Revision{}, changed: make(chan struct{})}
 }
 
 // add registers a waiter for key at revision rev; the returned func
 // removes it.
-func (l *listener) add(key string, rev storage.Revision) (chan struct{}, func()) {
+func (l *listener) add(key string, rev driver.Revision) (chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.waiters[key] == nil {
-		l.waiters[key] = map[chan struct{}]storage.Revision{}
+		l.waiters[key] = map[chan struct{}]driver.Revision{}
 	}
 	l.waiters[key][ch] = rev
 	return ch, func() {
@@ -102,14 +102,14 @@ func (l *listener) add(key string, rev storage.Revision) (chan struct{}, func())
 
 // listening starts the listening connection if need be and returns once it
 // listens. While it cannot connect, it returns an error that matches
-// storage.ErrUnavailable and errors.ErrUnsupported, so that a Store polls
+// driver.ErrUnavailable and errors.ErrUnsupported, so that a Store polls
 // meanwhile instead of spinning on Wait.
 func (l *listener) listening(ctx context.Context, key string) error {
 	l.mu.Lock()
 	if !l.running {
 		if l.a.closed.Load() {
 			l.mu.Unlock()
-			return storage.Wrap(storage.ErrClosed, opMsg("wait", key), nil)
+			return driver.Wrap(driver.ErrClosed, opMsg("wait", key), nil)
 		}
 		l.running, l.state = true, connecting
 		lctx, cancel := context.WithCancel(context.Background())
@@ -125,7 +125,7 @@ func (l *listener) listening(ctx context.Context, key string) error {
 		case down:
 			err := l.err
 			l.mu.Unlock()
-			return storage.Wrap(storage.ErrUnavailable, opMsg("wait", key)+": cannot listen, poll instead",
+			return driver.Wrap(driver.ErrUnavailable, opMsg("wait", key)+": cannot listen, poll instead",
 				fmt.Errorf("%w: %w", errors.ErrUnsupported, err))
 		}
 		changed := l.changed
@@ -135,7 +135,7 @@ func (l *listener) listening(ctx context.Context, key string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-l.a.done:
-			return storage.Wrap(storage.ErrClosed, opMsg("wait", key), nil)
+			return driver.Wrap(driver.ErrClosed, opMsg("wait", key), nil)
 		}
 		l.mu.Lock()
 	}
@@ -174,7 +174,7 @@ func (l *listener) wake(payload string) {
 		return
 	}
 	for ch, held := range l.waiters[key] {
-		if held != storage.Revision(rev) {
+		if held != driver.Revision(rev) {
 			poke(ch)
 		}
 	}

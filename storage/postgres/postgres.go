@@ -35,7 +35,7 @@
 // against the committed row (READ COMMITTED's rule for UPDATE) and match
 // nothing. Under REPEATABLE READ or SERIALIZABLE as the session's default
 // the losers fail with a serialization failure instead, which is the same
-// lost race and also storage.ErrConflict. Revisions are 16 random bytes from crypto/rand, made by the
+// lost race and also driver.ErrConflict. Revisions are 16 random bytes from crypto/rand, made by the
 // client, so a profile deleted and created again never comes back with a
 // revision someone still holds (no ABA).
 //
@@ -50,7 +50,7 @@
 //
 // A write that fails without the statement having been sent (no connection
 // could be had) or with the server's error that the statement failed (it
-// rolled back) matches storage.ErrNotApplied: it certainly changed nothing.
+// rolled back) matches driver.ErrNotApplied: it certainly changed nothing.
 // One whose connection broke after sending it may have committed, and does
 // not; nor does one answered with a FATAL, a connection exception (which a
 // pooler such as PgBouncer reports when its server connection broke), or
@@ -60,7 +60,7 @@
 //
 // # Change notification
 //
-// The Adapter implements storage.Watcher with LISTEN/NOTIFY. Each write
+// The Adapter implements driver.Watcher with LISTEN/NOTIFY. Each write
 // and delete calls pg_notify in the same statement (a data-modifying WITH
 // feeding a SELECT), on a channel named after the table, with the new
 // revision and the profile name as the payload. PostgreSQL delivers a
@@ -81,7 +81,7 @@
 // dropped it, a partition) is found out by a ping after 5 seconds of
 // silence that does not answer within 3, and treated as lost. While it
 // cannot listen at all, Wait returns an error that matches both
-// storage.ErrUnavailable and errors.ErrUnsupported, and storage.Store
+// driver.ErrUnavailable and errors.ErrUnsupported, and storage.Store
 // polls instead. Options.NoListen (listen=false in a URL) makes that the
 // rule, for servers reached through a pooler that does not keep a session
 // (PgBouncer in transaction mode), where LISTEN is accepted and then
@@ -112,7 +112,7 @@
 //	listen=false  no LISTEN: waiters poll (see Change notification)
 //
 // Opening makes the pool but does not connect; the first call does.
-// Passwords never appear in errors; log a URL through storage.Redact.
+// Passwords never appear in errors; log a URL through secret.RedactURL.
 package postgres
 
 import (
@@ -133,13 +133,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultTable is the table the adapter uses when Options.Table is empty.
 const DefaultTable = "tokencache"
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Table names the table, created if missing; DefaultTable when empty.
 	Table string
@@ -150,7 +150,7 @@ type Options struct {
 	NoListen bool
 }
 
-// Adapter implements storage.Adapter and storage.Watcher over PostgreSQL.
+// Adapter implements driver.Adapter and driver.Watcher over PostgreSQL.
 type Adapter struct {
 	pool    *pgxpool.Pool
 	owned   bool   // Close closes pool
@@ -177,18 +177,30 @@ type Adapter struct {
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 // New returns an Adapter over pool. The caller keeps ownership of pool:
-// Close stops the Adapter but leaves pool open. It fails with
-// storage.ErrInvalid on a bad table or schema name.
-func New(pool *pgxpool.Pool, opts Options) (*Adapter, error) {
+// Close stops the Adapter but leaves pool open. nil opts means the
+// defaults. It fails with driver.ErrInvalid on a bad table or schema name.
+func New(pool *pgxpool.Pool, opts *Options) (*Adapter, error) {
+	if pool == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "postgres: no pool", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	return newAdapter(pool, opts)
+}
+
+// newAdapter is New for a pool that may still be to come (OpenURL checks
+// the options before it makes the pool).
+func newAdapter(pool *pgxpool.Pool, opts *Options) (*Adapter, error) {
 	table := opts.Table
 	if table == "" {
 		table = DefaultTable
 	}
 	if !identifier.MatchString(table) {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("postgres: table name %q: want [A-Za-z_][A-Za-z0-9_]{0,62}", table), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("postgres: table name %q: want [A-Za-z_][A-Za-z0-9_]{0,62}", table), nil)
 	}
 	if opts.Schema != "" && !identifier.MatchString(opts.Schema) {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("postgres: schema name %q: want [A-Za-z_][A-Za-z0-9_]{0,62}", opts.Schema), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("postgres: schema name %q: want [A-Za-z_][A-Za-z0-9_]{0,62}", opts.Schema), nil)
 	}
 	ident := pgx.Identifier{table}
 	if opts.Schema != "" {
@@ -283,8 +295,8 @@ func (a *Adapter) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.ready(ctx, "get", key); err != nil {
 		return nil, "", err
 	}
@@ -294,18 +306,18 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	)
 	err := a.pool.QueryRow(ctx, a.sqlGet, key).Scan(&v, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "postgres: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "postgres: get "+strconv.Quote(key), nil)
 	}
 	if err != nil {
 		return nil, "", a.fail(ctx, "get", key, err)
 	}
-	return v, storage.Revision(rev), nil
+	return v, driver.Revision(rev), nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.ready(ctx, "put", key); err != nil {
-		return "", storage.NotApplied(err) // the write was not sent
+		return "", driver.NotApplied(err) // the write was not sent
 	}
 	if value == nil {
 		value = []byte{} // pgx sends a nil slice as NULL
@@ -316,14 +328,14 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 		err error
 	)
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		tag, err = a.pool.Exec(ctx, a.sqlPutAbsent, key, value, string(rev))
-	case storage.Match:
+	case driver.Match:
 		tag, err = a.pool.Exec(ctx, a.sqlPutMatch, key, value, string(rev), string(cond.Revision))
 	default:
 		tag, err = a.pool.Exec(ctx, a.sqlPutAny, key, value, string(rev))
 	}
-	if err != nil && !(cond.Kind != storage.Any && isCode(err, serializationFailure)) {
+	if err != nil && !(cond.Kind != driver.Unconditional && isCode(err, serializationFailure)) {
 		return "", a.writeFail(ctx, "put", key, err)
 	}
 	// The tag is the final SELECT's: one row per row written. Under
@@ -331,21 +343,21 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	// concurrent writer's commit is a serialization failure instead of a
 	// changed row: for a conditional write, the same lost race.
 	if err != nil || tag.RowsAffected() == 0 {
-		return "", storage.Wrap(storage.ErrConflict, "postgres: put "+strconv.Quote(key)+" "+cond.String(), nil)
+		return "", driver.Wrap(driver.ErrConflict, "postgres: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	return rev, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.ready(ctx, "delete", key); err != nil {
-		return storage.NotApplied(err) // the write was not sent
+		return driver.NotApplied(err) // the write was not sent
 	}
 	conflict := func() error {
-		return storage.Wrap(storage.ErrConflict, "postgres: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+		return driver.Wrap(driver.ErrConflict, "postgres: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		// Deleting "if absent" deletes nothing; it only has to tell
 		// whether the key exists.
 		var has bool
@@ -356,7 +368,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 			return conflict()
 		}
 		return nil
-	case storage.Match:
+	case driver.Match:
 		tag, err := a.pool.Exec(ctx, a.sqlDeleteMatch, key, string(cond.Revision))
 		if err != nil && !isCode(err, serializationFailure) {
 			return a.writeFail(ctx, "delete", key, err)
@@ -373,7 +385,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	}
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.ready(ctx, "list", ""); err != nil {
 		return nil, err
@@ -389,8 +401,9 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return keys, nil
 }
 
-// Close implements storage.Adapter. It stops the listening connection and
-// closes the pool only when the Adapter made it (storage.Open); see New.
+// Close implements driver.Adapter. It stops the listening connection and
+// closes the pool only when the Adapter made it (OpenURL, storage.Open);
+// see New.
 func (a *Adapter) Close() error {
 	a.closeOnce.Do(func() {
 		a.closed.Store(true)
@@ -405,7 +418,7 @@ func (a *Adapter) Close() error {
 
 func (a *Adapter) alive(ctx context.Context, op, key string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, opMsg(op, key), nil)
+		return driver.Wrap(driver.ErrClosed, opMsg(op, key), nil)
 	}
 	return ctx.Err()
 }
@@ -426,14 +439,14 @@ func opMsg(op, key string) string {
 	return msg
 }
 
-// writeFail is fail for a write, marked storage.ErrNotApplied when the
+// writeFail is fail for a write, marked driver.ErrNotApplied when the
 // write certainly changed nothing: pgx sent nothing (the connection could
 // not be had), or the server refused or rolled back the statement (see
 // rolledBack). A connection lost after the statement was sent leaves the
 // outcome unknown: no mark.
 func (a *Adapter) writeFail(ctx context.Context, op, key string, err error) error {
 	if pgconn.SafeToRetry(err) || rolledBack(err) {
-		return storage.NotApplied(a.fail(ctx, op, key, err))
+		return driver.NotApplied(a.fail(ctx, op, key, err))
 	}
 	return a.fail(ctx, op, key, err)
 }
@@ -480,10 +493,10 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		// A failure that the caller's cancellation or deadline caused is
 		// the caller's.
-		return storage.Wrap(cerr, msg, cerr)
+		return driver.Wrap(cerr, msg, cerr)
 	}
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, msg, nil)
+		return driver.Wrap(driver.ErrClosed, msg, nil)
 	}
 	if leaks(err.Error(), a.secrets) {
 		err = errors.New("(detail withheld: it repeated a secret of the URL)")
@@ -492,20 +505,20 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "25006": // read_only_sql_transaction: a standby
-			return storage.Wrap(storage.ErrReadOnly, msg, err)
+			return driver.Wrap(driver.ErrReadOnly, msg, err)
 		case pgErr.Code == "42501": // insufficient_privilege
-			return storage.Wrap(storage.ErrReadOnly, msg, err)
+			return driver.Wrap(driver.ErrReadOnly, msg, err)
 		case pgErr.Code == "42P01": // undefined_table: dropped behind our back
 			a.migrated.Store(false)
-			return storage.Wrap(storage.ErrUnavailable, msg, err)
+			return driver.Wrap(driver.ErrUnavailable, msg, err)
 		case pgErr.Code == "3F000": // invalid_schema_name
-			return storage.Wrap(storage.ErrInvalid, msg+": the schema must exist", err)
+			return driver.Wrap(driver.ErrInvalid, msg+": the schema must exist", err)
 		}
 	}
 	// Connection failures, admin shutdown (57P01) during a restart,
 	// cannot_connect_now (57P03) while starting, too many connections,
 	// serialization failures, a closed pool: all may pass.
-	return storage.Wrap(storage.ErrUnavailable, msg, err)
+	return driver.Wrap(driver.ErrUnavailable, msg, err)
 }
 
 // serializationFailure is SQLSTATE 40001.
@@ -534,10 +547,10 @@ func leaks(msg string, secrets []string) bool {
 	return false
 }
 
-func newRevision() storage.Revision {
+func newRevision() driver.Revision {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
-	return storage.Revision(hex.EncodeToString(b[:]))
+	return driver.Revision(hex.EncodeToString(b[:]))
 }
 
 // secretsOf returns the secrets a URL holds: its password and the values

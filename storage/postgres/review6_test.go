@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/tokencache/tokencache/storage"
+
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // An error message from the other end of the connection is not always the
@@ -15,7 +16,7 @@ import (
 // package supports in transaction mode) answers "server conn crashed?" or
 // "query timeout" when the server connection broke after the statement was
 // sent, and a FATAL can follow a commit: such writes may have applied and
-// must not match storage.ErrNotApplied, or a caller would put back a
+// must not match driver.ErrNotApplied, or a caller would put back a
 // refresh token another process may already have spent.
 func TestReview6WriteErrorMayHaveApplied(t *testing.T) {
 	a := &Adapter{}
@@ -28,7 +29,7 @@ func TestReview6WriteErrorMayHaveApplied(t *testing.T) {
 		{Severity: "PANIC", SeverityUnlocalized: "PANIC", Code: "58030", Message: "could not write to file"},
 	} {
 		err := a.writeFail(context.Background(), "put", "p", fmt.Errorf("wrapped: %w", e))
-		if errors.Is(err, storage.ErrNotApplied) {
+		if errors.Is(err, driver.ErrNotApplied) {
 			t.Errorf("%s %s %q: marked ErrNotApplied, but the write may have committed", e.Severity, e.Code, e.Message)
 		}
 	}
@@ -39,7 +40,7 @@ func TestReview6WriteErrorMayHaveApplied(t *testing.T) {
 		{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "57014"},
 		{Severity: "ERROR", Code: "42501"},
 	} {
-		if err := a.writeFail(context.Background(), "put", "p", e); !errors.Is(err, storage.ErrNotApplied) {
+		if err := a.writeFail(context.Background(), "put", "p", e); !errors.Is(err, driver.ErrNotApplied) {
 			t.Errorf("%s %s: not marked ErrNotApplied: %v", e.Severity, e.Code, err)
 		}
 	}

@@ -11,20 +11,25 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("postgres", open)
-	storage.Register("postgresql", open)
+	driver.Register("postgres", OpenURL)
+	driver.Register("postgresql", OpenURL)
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
-	cfg, opts, err := ParseURL(u)
+// OpenURL makes the pgx pool a postgres:// or postgresql:// URL describes
+// (see the package documentation) and an Adapter over it, which owns it:
+// Close closes the pool. It does not connect; the first call does. It is
+// the opener the package registers for "postgres" and "postgresql".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	cfg, opts, err := parseURL(u)
 	if err != nil {
 		return nil, err
 	}
-	a, err := New(nil, opts)
+	a, err := newAdapter(nil, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -38,10 +43,10 @@ func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
 	return a, nil
 }
 
-// ParseURL returns the pool configuration and Options that a postgres:// or
-// postgresql:// URL describes (see the package documentation): the table
-// and schema parameters become Options, everything else is pgxpool's.
-func ParseURL(u *url.URL) (*pgxpool.Config, Options, error) {
+// parseURL returns the pool configuration and Options that a postgres:// or
+// postgresql:// URL describes: the table, schema and listen parameters
+// become Options, everything else is pgxpool's.
+func parseURL(u *url.URL) (*pgxpool.Config, Options, error) {
 	q := u.Query()
 	opts := Options{Table: q.Get("table"), Schema: q.Get("schema")}
 	if q.Has("listen") {
@@ -65,12 +70,12 @@ func ParseURL(u *url.URL) (*pgxpool.Config, Options, error) {
 }
 
 // urlError reports a bad URL without its query (a secret under a
-// misspelt name would escape storage.Redact) and without pgx's copy of the
+// misspelt name would escape secret.RedactURL) and without pgx's copy of the
 // connection string, which masks the password only on a best-effort basis.
 func urlError(u *url.URL, why string, cause error) error {
 	bare := *u
 	bare.RawQuery, bare.Fragment = "", ""
-	msg := fmt.Sprintf("postgres: store URL %q: %s", storage.Redact(bare.String()), why)
+	msg := fmt.Sprintf("postgres: store URL %q: %s", secret.RedactURL(bare.String()), why)
 	var pce *pgconn.ParseConfigError
 	if errors.As(cause, &pce) {
 		// "cannot parse `CONNSTRING`: why (cause)": keep what follows
@@ -85,5 +90,5 @@ func urlError(u *url.URL, why string, cause error) error {
 	if cause != nil && leaks(cause.Error(), secretsOf(u)) {
 		cause = nil
 	}
-	return storage.Wrap(storage.ErrInvalid, msg, cause)
+	return driver.Wrap(driver.ErrInvalid, msg, cause)
 }

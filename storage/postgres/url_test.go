@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/postgres"
 )
 
@@ -37,14 +37,14 @@ func TestOpenURLForms(t *testing.T) {
 			}
 			cfg, opts, err := postgres.ParseURL(u)
 			if err == nil {
-				var a storage.Adapter
-				a, err = storage.OpenAdapter(context.Background(), c.url)
+				var a driver.Adapter
+				a, err = driver.Open(context.Background(), c.url)
 				if err == nil {
 					a.Close()
 				}
 			}
 			if c.wantErr {
-				if !errors.Is(err, storage.ErrInvalid) {
+				if !errors.Is(err, driver.ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
 				}
 				return
@@ -72,19 +72,19 @@ func TestOpenURLForms(t *testing.T) {
 }
 
 // A write that could not reach the server changed nothing, and says so
-// (storage.ErrNotApplied), so that a caller may put back what it held.
+// (driver.ErrNotApplied), so that a caller may put back what it held.
 func TestWriteToNoServerNotApplied(t *testing.T) {
-	a, err := storage.OpenAdapter(context.Background(), "postgres://u:pw@127.0.0.1:1/db?connect_timeout=1&listen=false")
+	a, err := driver.Open(context.Background(), "postgres://u:pw@127.0.0.1:1/db?connect_timeout=1&listen=false")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Put(context.Background(), "p", []byte(`{}`), storage.IfAbsent())
-	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+	_, err = a.Put(context.Background(), "p", []byte(`{}`), driver.IfAbsent())
+	if !errors.Is(err, driver.ErrUnavailable) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Put with no server: %v, want ErrUnavailable and ErrNotApplied", err)
 	}
-	err = a.Delete(context.Background(), "p", storage.Condition{})
-	if !errors.Is(err, storage.ErrUnavailable) || !errors.Is(err, storage.ErrNotApplied) {
+	err = a.Delete(context.Background(), "p", driver.Condition{})
+	if !errors.Is(err, driver.ErrUnavailable) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Delete with no server: %v, want ErrUnavailable and ErrNotApplied", err)
 	}
 }

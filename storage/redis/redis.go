@@ -49,7 +49,7 @@
 //
 // # Change notification
 //
-// The Adapter implements storage.Watcher. Every successful write or delete
+// The Adapter implements driver.Watcher. Every successful write or delete
 // publishes the new revision on a channel named like the key: PUBLISH on a
 // single server or Sentinel group, SPUBLISH (a shard channel, Redis 7) on a
 // Cluster, where it hashes to the key's own slot and so stays on one shard
@@ -89,7 +89,7 @@
 // caller's ctx deadline bounds each call. IPv6 literal hosts need the
 // addr= form. Opening does not connect; the first call does.
 //
-// Passwords are never part of an error: use storage.Redact to log a URL.
+// Passwords are never part of an error: use secret.RedactURL to log a URL.
 package redis
 
 import (
@@ -103,20 +103,20 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultPrefix is where profiles live when Options.Prefix is empty.
 const DefaultPrefix = "tokencache:"
 
-// Options configure an Adapter. The zero value is ready to use.
+// Options configure New. nil, and every zero field, mean the default.
 type Options struct {
 	// Prefix is put in front of every key; DefaultPrefix when empty. Give
 	// each independent store sharing a server its own prefix.
 	Prefix string
 }
 
-// Adapter implements storage.Adapter and storage.Watcher over Redis.
+// Adapter implements driver.Adapter and driver.Watcher over Redis.
 type Adapter struct {
 	c      goredis.UniversalClient
 	prefix string
@@ -134,8 +134,14 @@ type Adapter struct {
 
 // New returns an Adapter over client. The caller keeps ownership of client:
 // Close stops the Adapter but leaves client open, since it may serve other
-// uses.
-func New(client goredis.UniversalClient, opts Options) *Adapter {
+// uses. nil opts means the defaults.
+func New(client goredis.UniversalClient, opts *Options) (*Adapter, error) {
+	if client == nil {
+		return nil, driver.Wrap(driver.ErrInvalid, "redis: no client", nil)
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -144,7 +150,7 @@ func New(client goredis.UniversalClient, opts Options) *Adapter {
 	if _, ok := client.(*goredis.ClusterClient); ok {
 		a.shard.Store(shardUnknown)
 	}
-	return a
+	return a, nil
 }
 
 const (
@@ -259,19 +265,19 @@ end
 return 1
 `)
 
-func mode(c storage.Condition) string {
+func mode(c driver.Condition) string {
 	switch c.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		return "absent"
-	case storage.Match:
+	case driver.Match:
 		return "match"
 	default:
 		return "any"
 	}
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get", key); err != nil {
 		return nil, "", err
 	}
@@ -282,13 +288,13 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	v, vok := vals[0].(string)
 	r, rok := vals[1].(string)
 	if !vok || !rok {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "redis: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "redis: get "+strconv.Quote(key), nil)
 	}
-	return []byte(v), storage.Revision(r), nil
+	return []byte(v), driver.Revision(r), nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put", key); err != nil {
 		return "", err
 	}
@@ -300,13 +306,13 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	}
 	a.notified(n)
 	if n == conflicted {
-		return "", storage.Wrap(storage.ErrConflict, "redis: put "+strconv.Quote(key)+" "+cond.String(), nil)
+		return "", driver.Wrap(driver.ErrConflict, "redis: put "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	return rev, nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete", key); err != nil {
 		return err
 	}
@@ -317,12 +323,12 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 	}
 	a.notified(n)
 	if n == conflicted {
-		return storage.Wrap(storage.ErrConflict, "redis: delete "+strconv.Quote(key)+" "+cond.String(), nil)
+		return driver.Wrap(driver.ErrConflict, "redis: delete "+strconv.Quote(key)+" "+cond.String(), nil)
 	}
 	return nil
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list", ""); err != nil {
 		return nil, err
@@ -365,8 +371,8 @@ func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Wait implements storage.Watcher.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+// Wait implements driver.Watcher.
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	if err := a.alive(ctx, "wait", key); err != nil {
 		return err
 	}
@@ -386,7 +392,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 		select {
 		case m, ok := <-ch:
 			if !ok {
-				return storage.Wrap(storage.ErrClosed, "redis: wait "+strconv.Quote(key), nil)
+				return driver.Wrap(driver.ErrClosed, "redis: wait "+strconv.Quote(key), nil)
 			}
 			if _, msg := m.(*goredis.Message); msg {
 				return nil
@@ -397,19 +403,19 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 			if err != nil && !errors.Is(err, goredis.Nil) {
 				return a.fail(ctx, "wait", key, err)
 			}
-			if storage.Revision(cur) != rev {
+			if driver.Revision(cur) != rev {
 				return nil
 			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-a.done:
-			return storage.Wrap(storage.ErrClosed, "redis: wait "+strconv.Quote(key), nil)
+			return driver.Wrap(driver.ErrClosed, "redis: wait "+strconv.Quote(key), nil)
 		}
 	}
 }
 
-// Close implements storage.Adapter. It closes the client only when the
-// Adapter made it (storage.Open); see New.
+// Close implements driver.Adapter. It closes the client only when the
+// Adapter made it (OpenURL, storage.Open); see New.
 func (a *Adapter) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
@@ -417,7 +423,7 @@ func (a *Adapter) Close() error {
 		close(a.done)
 		if a.owned {
 			if cerr := a.c.Close(); cerr != nil && !errors.Is(cerr, goredis.ErrClosed) {
-				err = storage.Wrap(storage.ErrUnavailable, "redis: close", cerr)
+				err = driver.Wrap(driver.ErrUnavailable, "redis: close", cerr)
 			}
 		}
 	})
@@ -426,7 +432,7 @@ func (a *Adapter) Close() error {
 
 func (a *Adapter) alive(ctx context.Context, op, key string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "redis: "+op+" "+strconv.Quote(key), nil)
+		return driver.Wrap(driver.ErrClosed, "redis: "+op+" "+strconv.Quote(key), nil)
 	}
 	return ctx.Err()
 }
@@ -441,25 +447,25 @@ func (a *Adapter) fail(ctx context.Context, op, key string, err error) error {
 	}
 	if cerr := ctx.Err(); cerr != nil {
 		// A timeout that the caller's deadline caused is the caller's.
-		return storage.Wrap(cerr, msg, cerr)
+		return driver.Wrap(cerr, msg, cerr)
 	}
 	switch {
 	case errors.Is(err, goredis.ErrClosed):
-		return storage.Wrap(storage.ErrClosed, msg, err)
+		return driver.Wrap(driver.ErrClosed, msg, err)
 	case errors.Is(err, goredis.Nil):
-		return storage.Wrap(storage.ErrNotFound, msg, err)
+		return driver.Wrap(driver.ErrNotFound, msg, err)
 	case goredis.HasErrorPrefix(err, "WRONGTYPE"):
 		// Someone else's non-hash key under our prefix: report, never overwrite.
-		return storage.Wrap(storage.ErrCorrupt, msg, err)
+		return driver.Wrap(driver.ErrCorrupt, msg, err)
 	default:
 		// Network errors, pool timeouts, LOADING, CLUSTERDOWN, TRYAGAIN,
 		// MASTERDOWN, READONLY during a failover, OOM: all may pass.
-		return storage.Wrap(storage.ErrUnavailable, msg, err)
+		return driver.Wrap(driver.ErrUnavailable, msg, err)
 	}
 }
 
-func newRevision() storage.Revision {
+func newRevision() driver.Revision {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return short)
-	return storage.Revision(hex.EncodeToString(b[:]))
+	return driver.Revision(hex.EncodeToString(b[:]))
 }

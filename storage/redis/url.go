@@ -9,38 +9,47 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/secret"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func init() {
-	storage.Register("redis", open)
-	storage.Register("rediss", open)
+	driver.Register("redis", OpenURL)
+	driver.Register("rediss", OpenURL)
 }
 
-func open(_ context.Context, u *url.URL) (storage.Adapter, error) {
-	c, opts, err := NewClientFromURL(u)
+// OpenURL makes the go-redis client that a redis:// or rediss:// URL
+// describes (the forms are in the package documentation) and an Adapter
+// over it, which owns it: Close closes the client. It does not connect;
+// the first call does. It is the opener the package registers for "redis"
+// and "rediss".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	c, opts, err := newClientFromURL(u)
 	if err != nil {
 		return nil, err
 	}
-	a := New(c, opts)
+	a, err := New(c, &opts)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
 	a.owned = true
 	return a, nil
 }
 
-// NewClientFromURL makes the go-redis client that a redis:// or rediss://
-// URL describes (the forms are in the package documentation) and the
-// Options its prefix parameter sets. The caller owns the client.
-func NewClientFromURL(u *url.URL) (goredis.UniversalClient, Options, error) {
+// newClientFromURL makes the go-redis client that a redis:// or rediss://
+// URL describes and the Options its prefix parameter sets.
+func newClientFromURL(u *url.URL) (goredis.UniversalClient, Options, error) {
 	bad := func(why string, cause error) error {
 		// The query is left out: a misspelt parameter ("pasword=") would
-		// escape storage.Redact's masking.
+		// escape secret.RedactURL's masking.
 		bare := *u
 		bare.RawQuery, bare.Fragment = "", ""
-		msg := fmt.Sprintf("redis: store URL %q: %s", storage.Redact(bare.String()), why)
+		msg := fmt.Sprintf("redis: store URL %q: %s", secret.RedactURL(bare.String()), why)
 		if cause != nil && leaksSecret(cause.Error(), u) {
 			cause = nil
 		}
-		return storage.Wrap(storage.ErrInvalid, msg, cause)
+		return driver.Wrap(driver.ErrInvalid, msg, cause)
 	}
 	q := u.Query()
 	opts := Options{Prefix: DefaultPrefix}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/redis"
 )
 
@@ -41,7 +41,7 @@ func TestOpenURLForms(t *testing.T) {
 			}
 			client, opts, err := redis.NewClientFromURL(u)
 			if c.wantErr {
-				if !errors.Is(err, storage.ErrInvalid) {
+				if !errors.Is(err, driver.ErrInvalid) {
 					t.Fatalf("err = %v, want ErrInvalid", err)
 				}
 				return
@@ -83,7 +83,7 @@ func TestErrorsHidePassword(t *testing.T) {
 		"redis://127.0.0.1:1/0?dial_timeout=200ms&db=x" + pw,
 		"redis://s1:1/0?master_name=m&password=" + pw + "&dial_timeout=nope",
 	} {
-		a, err := storage.OpenAdapter(context.Background(), raw)
+		a, err := driver.Open(context.Background(), raw)
 		if err != nil {
 			if strings.Contains(err.Error(), pw) {
 				t.Fatalf("Open error leaks the password: %v", err)
@@ -94,7 +94,7 @@ func TestErrorsHidePassword(t *testing.T) {
 		_, _, err = a.Get(ctx, "p")
 		cancel()
 		a.Close()
-		if !errors.Is(err, storage.ErrUnavailable) {
+		if !errors.Is(err, driver.ErrUnavailable) {
 			t.Fatalf("Get from a closed port: %v, want ErrUnavailable", err)
 		}
 		if strings.Contains(err.Error(), pw) {

@@ -7,10 +7,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
-// WatchKeys implements storage.KeyWatcher: one pattern subscription
+// WatchKeys implements driver.KeyWatcher: one pattern subscription
 // (PSUBSCRIBE on PREFIX*) on one connection hears the notification of
 // every write under the prefix, so that a Store waiting on any number of
 // profiles holds one subscription instead of a connection per Wait. The
@@ -21,12 +21,12 @@ import (
 // Shard channels (SPUBLISH on a Redis 7 Cluster) have no patterns, so
 // there WatchKeys reports errors.ErrUnsupported and each Wait subscribes to
 // its profile's channel on its own, on the shard that owns it.
-func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (storage.KeySubscription, error) {
+func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (driver.KeySubscription, error) {
 	if err := a.alive(ctx, "watch", ""); err != nil {
 		return nil, err
 	}
 	if a.shardChannels(ctx) {
-		return nil, storage.Wrap(errors.ErrUnsupported, "redis: watch: shard channels have no pattern subscriptions", nil)
+		return nil, driver.Wrap(errors.ErrUnsupported, "redis: watch: shard channels have no pattern subscriptions", nil)
 	}
 	ps := a.c.PSubscribe(ctx)
 	if err := ps.PSubscribe(ctx, globEscape(a.prefix)+"*"); err != nil {
@@ -40,7 +40,7 @@ func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (stor
 		select {
 		case m, ok := <-ch:
 			if !ok {
-				return nil, storage.Wrap(storage.ErrClosed, "redis: watch", nil)
+				return nil, driver.Wrap(driver.ErrClosed, "redis: watch", nil)
 			}
 			_, confirmed = m.(*goredis.Subscription)
 		case <-ctx.Done():
@@ -48,7 +48,7 @@ func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (stor
 			return nil, ctx.Err()
 		case <-a.done:
 			ps.Close()
-			return nil, storage.Wrap(storage.ErrClosed, "redis: watch", nil)
+			return nil, driver.Wrap(driver.ErrClosed, "redis: watch", nil)
 		}
 	}
 	s := &keySubscription{ps: ps, stopped: make(chan struct{})}
@@ -88,13 +88,13 @@ func (s *keySubscription) run(a *Adapter, ch <-chan any, changed func(string)) {
 	}
 }
 
-// Watch implements storage.KeySubscription; the pattern covers every key.
-func (s *keySubscription) Watch(string, storage.Revision) {}
+// Watch implements driver.KeySubscription; the pattern covers every key.
+func (s *keySubscription) Watch(string, driver.Revision) {}
 
-// Unwatch implements storage.KeySubscription.
+// Unwatch implements driver.KeySubscription.
 func (s *keySubscription) Unwatch(string) {}
 
-// Close implements storage.KeySubscription.
+// Close implements driver.KeySubscription.
 func (s *keySubscription) Close() error {
 	var err error
 	s.closeOnce.Do(func() {

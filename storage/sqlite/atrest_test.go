@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/sqlite"
 )
 
@@ -41,12 +41,12 @@ func TestExistingFilesTightened(t *testing.T) {
 	}
 
 	var logged bytes.Buffer
-	a, err := sqlite.Open(ctx, path, sqlite.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	a, err := sqlite.Open(ctx, path, &sqlite.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, err := a.Put(ctx, "p", []byte(`{"refresh_token":"x"}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"refresh_token":"x"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range files {
@@ -68,16 +68,16 @@ func TestExistingFilesTightened(t *testing.T) {
 func TestDeletedSecretScrubbed(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tokens.db")
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	const secret = "rt-8f3a9c2e7b1d4f60-SECRET"
-	if _, err := a.Put(ctx, "keep", []byte(`{"refresh_token":"kept"}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "keep", []byte(`{"refresh_token":"kept"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	rev, err := a.Put(ctx, "gone", []byte(`{"refresh_token":"`+secret+`"}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "gone", []byte(`{"refresh_token":"`+secret+`"}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestDeletedSecretScrubbed(t *testing.T) {
 		t.Fatal("test is broken: the secret is in no file before the delete")
 	}
 
-	if err := a.Delete(ctx, "gone", storage.IfMatch(rev)); err != nil {
+	if err := a.Delete(ctx, "gone", driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	if filesContain(t, path, secret) {

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/sqlite"
 )
 
@@ -39,7 +39,7 @@ func TestReview2SQLiteWALSymlinkChmodsLinkTarget(t *testing.T) {
 	if err := os.Symlink(attacker, path+"-wal"); err != nil {
 		t.Fatal(err)
 	}
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	// SQLite itself refuses a -wal that is a link; but tighten has
 	// already followed it and changed the mode of the file it names.
 	if fi, serr := os.Stat(attacker); serr == nil && fi.Mode().Perm() != 0o666 {
@@ -50,7 +50,7 @@ func TestReview2SQLiteWALSymlinkChmodsLinkTarget(t *testing.T) {
 		return
 	}
 	const rt = "REFRESH-TOKEN-SECRET-review2-0123456789"
-	if _, err := a.Put(ctx, "default", []byte(`{"refresh_token":"`+rt+`"}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "default", []byte(`{"refresh_token":"`+rt+`"}`), driver.IfAbsent()); err != nil {
 		t.Logf("Put: %v", err)
 	}
 	loot, _ := os.ReadFile(attacker)
@@ -73,7 +73,7 @@ func TestReview2SQLiteDBSymlinkCreatesTarget(t *testing.T) {
 	if err := os.Symlink(target, path); err != nil {
 		t.Fatal(err)
 	}
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	if err == nil {
 		a.Close()
 	}

@@ -15,7 +15,7 @@
 //   - The database runs in WAL mode, so readers do not block the writer or
 //     each other, and with busy_timeout 5 s, so a writer waits for another
 //     process's write instead of failing. Contention that outlasts the
-//     timeout is storage.ErrUnavailable. synchronous stays at its FULL
+//     timeout is driver.ErrUnavailable. synchronous stays at its FULL
 //     default: a commit is on disk when Put returns, because a rotated
 //     refresh token lost to a power cut cannot be recovered.
 //   - Revisions are random 64-bit numbers (see newRev), so a deleted and
@@ -47,7 +47,7 @@
 // the files; a directory that already exists keeps its permissions.
 //
 // SQLite has no change notification across processes, so the adapter's
-// storage.Watcher watches the files instead: see Wait.
+// driver.Watcher watches the files instead: see Wait.
 package sqlite
 
 import (
@@ -72,23 +72,27 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokencache/tokencache/internal/dirwatch"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // DefaultTable is the table the adapter uses when the URL names none.
 const DefaultTable = "tokencache"
 
 func init() {
-	storage.Register("sqlite", func(ctx context.Context, u *url.URL) (storage.Adapter, error) {
-		path, opts, err := parseURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return Open(ctx, path, opts)
-	})
+	driver.Register("sqlite", OpenURL)
 }
 
-// Options configure Open. The zero value is a good default.
+// OpenURL opens the database a sqlite: URL names (see the package
+// documentation); it is the opener the package registers for "sqlite".
+func OpenURL(ctx context.Context, u *url.URL) (*Adapter, error) {
+	path, opts, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, path, &opts)
+}
+
+// Options configure Open. nil, and every zero field, mean the default.
 type Options struct {
 	// Table names the table, created if missing; DefaultTable when empty.
 	Table string
@@ -103,32 +107,32 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 func parseURL(u *url.URL) (string, Options, error) {
 	if u.Host != "" && u.Host != "localhost" {
-		return "", Options{}, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("sqlite: URL host %q: only local files are supported", u.Host), nil)
+		return "", Options{}, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("sqlite: URL host %q: only local files are supported", u.Host), nil)
 	}
 	p := u.Path
 	if u.Opaque != "" {
 		op, err := url.PathUnescape(u.Opaque)
 		if err != nil {
-			return "", Options{}, storage.Wrap(storage.ErrInvalid, "sqlite: bad path in URL", err)
+			return "", Options{}, driver.Wrap(driver.ErrInvalid, "sqlite: bad path in URL", err)
 		}
 		p = op
 	}
 	if p == "" {
-		return "", Options{}, storage.Wrap(storage.ErrInvalid, "sqlite: URL names no database file", nil)
+		return "", Options{}, driver.Wrap(driver.ErrInvalid, "sqlite: URL names no database file", nil)
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return "", Options{}, storage.Wrap(storage.ErrInvalid, "sqlite: bad URL query", err)
+		return "", Options{}, driver.Wrap(driver.ErrInvalid, "sqlite: bad URL query", err)
 	}
 	for k := range q {
 		if k != "table" {
-			return "", Options{}, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("sqlite: unknown URL parameter %q", k), nil)
+			return "", Options{}, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("sqlite: unknown URL parameter %q", k), nil)
 		}
 	}
 	return p, Options{Table: q.Get("table")}, nil
 }
 
-// Adapter implements storage.Adapter.
+// Adapter implements driver.Adapter.
 type Adapter struct {
 	db     *sql.DB
 	path   string
@@ -140,23 +144,27 @@ type Adapter struct {
 	get, rev, insert, update, upsert, del, delRev, exists, list *sql.Stmt
 }
 
-// Open opens (creating if need be) the database at path.
-func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
+// Open opens (creating if need be) the database at path. The Adapter owns
+// the database handle it opens: Close closes it.
+func Open(ctx context.Context, path string, opts *Options) (*Adapter, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	table := opts.Table
 	if table == "" {
 		table = DefaultTable
 	}
 	if !tableName.MatchString(table) {
-		return nil, storage.Wrap(storage.ErrInvalid, fmt.Sprintf("sqlite: table name %q (letters, digits and _ only)", table), nil)
+		return nil, driver.Wrap(driver.ErrInvalid, fmt.Sprintf("sqlite: table name %q (letters, digits and _ only)", table), nil)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, storage.Wrap(storage.ErrInvalid, "sqlite: database path", err)
+		return nil, driver.Wrap(driver.ErrInvalid, "sqlite: database path", err)
 	}
 	// The driver splits its DSN at the first '?' and treats "file:" as a
 	// URI; an absolute path that contains no '?' is taken literally.
 	if strings.ContainsRune(abs, '?') {
-		return nil, storage.Wrap(storage.ErrInvalid, "sqlite: database path must not contain '?'", nil)
+		return nil, driver.Wrap(driver.ErrInvalid, "sqlite: database path must not contain '?'", nil)
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fileError(abs, "create directory", err)
@@ -168,7 +176,7 @@ func Open(ctx context.Context, path string, opts Options) (*Adapter, error) {
 	// create, or change the mode of, a file of the planter's choosing.
 	for _, p := range []string{abs, abs + "-wal", abs + "-shm", abs + "-journal"} {
 		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("sqlite: %s is a symbolic link; refusing to follow it", p), nil)
+			return nil, driver.Wrap(driver.ErrReadOnly, fmt.Sprintf("sqlite: %s is a symbolic link; refusing to follow it", p), nil)
 		}
 	}
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
@@ -253,24 +261,24 @@ func (a *Adapter) prepare(ctx context.Context, table string) error {
 // runtime, so processes do not repeat each other's sequences.
 func newRev() int64 { return int64(rand.Uint64()) }
 
-func revString(r int64) storage.Revision {
-	return storage.Revision(strconv.FormatUint(uint64(r), 36))
+func revString(r int64) driver.Revision {
+	return driver.Revision(strconv.FormatUint(uint64(r), 36))
 }
 
-func parseRev(r storage.Revision) (int64, bool) {
+func parseRev(r driver.Revision) (int64, bool) {
 	u, err := strconv.ParseUint(string(r), 36, 64)
 	return int64(u), err == nil
 }
 
 func (a *Adapter) alive(ctx context.Context, op string) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "sqlite: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "sqlite: "+op, nil)
 	}
 	return ctx.Err()
 }
 
-// Get implements storage.Adapter.
-func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision, error) {
+// Get implements driver.Adapter.
+func (a *Adapter) Get(ctx context.Context, key string) ([]byte, driver.Revision, error) {
 	if err := a.alive(ctx, "get"); err != nil {
 		return nil, "", err
 	}
@@ -278,7 +286,7 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	var rev int64
 	err := a.get.QueryRowContext(ctx, key).Scan(&v, &rev)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, "", storage.Wrap(storage.ErrNotFound, "sqlite: get "+strconv.Quote(key), nil)
+		return nil, "", driver.Wrap(driver.ErrNotFound, "sqlite: get "+strconv.Quote(key), nil)
 	}
 	if err != nil {
 		return nil, "", a.mapErr(ctx, "get "+strconv.Quote(key), err)
@@ -286,8 +294,8 @@ func (a *Adapter) Get(ctx context.Context, key string) ([]byte, storage.Revision
 	return v, revString(rev), nil
 }
 
-// Put implements storage.Adapter.
-func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storage.Condition) (storage.Revision, error) {
+// Put implements driver.Adapter.
+func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
 	if err := a.alive(ctx, "put"); err != nil {
 		return "", err
 	}
@@ -295,9 +303,9 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	var res sql.Result
 	var err error
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		res, err = a.insert.ExecContext(ctx, key, value, rev)
-	case storage.Match:
+	case driver.Match:
 		old, ok := parseRev(cond.Revision)
 		if !ok {
 			return "", a.conflict("put", key, cond)
@@ -318,13 +326,13 @@ func (a *Adapter) Put(ctx context.Context, key string, value []byte, cond storag
 	return revString(rev), nil
 }
 
-// Delete implements storage.Adapter.
-func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition) error {
+// Delete implements driver.Adapter.
+func (a *Adapter) Delete(ctx context.Context, key string, cond driver.Condition) error {
 	if err := a.alive(ctx, "delete"); err != nil {
 		return err
 	}
 	switch cond.Kind {
-	case storage.Absent:
+	case driver.Absent:
 		// "Delete if absent" deletes nothing; it only has to fail when the
 		// key exists, which one read answers.
 		var one int
@@ -336,7 +344,7 @@ func (a *Adapter) Delete(ctx context.Context, key string, cond storage.Condition
 			return a.mapErr(ctx, "delete "+strconv.Quote(key), err)
 		}
 		return a.conflict("delete", key, cond)
-	case storage.Match:
+	case driver.Match:
 		old, ok := parseRev(cond.Revision)
 		if !ok {
 			return a.conflict("delete", key, cond)
@@ -388,7 +396,7 @@ func (a *Adapter) scrub(ctx context.Context) {
 	}
 }
 
-// List implements storage.Adapter.
+// List implements driver.Adapter.
 func (a *Adapter) List(ctx context.Context) ([]string, error) {
 	if err := a.alive(ctx, "list"); err != nil {
 		return nil, err
@@ -429,7 +437,7 @@ var settle = func() []time.Duration {
 	return ds
 }()
 
-// Wait implements storage.Watcher. It watches the database's directory for
+// Wait implements driver.Watcher. It watches the database's directory for
 // writes to the database and its WAL, which every commit makes, from any
 // process. Where the directory cannot be watched (no inotify, its limits
 // reached) it returns errors.ErrUnsupported and the Store polls.
@@ -437,7 +445,7 @@ var settle = func() []time.Duration {
 // Wait returns only once the key's revision differs from rev, so commits
 // to other keys cost a point query each but do not wake the caller; a
 // failed query counts as a change, for the caller's own read to report.
-func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) error {
+func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) error {
 	// recheck runs only while settling after an event; step is its place
 	// in settle.
 	recheck := time.NewTimer(0)
@@ -460,7 +468,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 				return ctxErr
 			}
 			if a.closed.Load() {
-				return storage.Wrap(storage.ErrClosed, "sqlite: wait", nil)
+				return driver.Wrap(driver.ErrClosed, "sqlite: wait", nil)
 			}
 			return nil
 		}
@@ -482,7 +490,7 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev storage.Revision) er
 }
 
 // revision returns key's current revision, "" if there is none.
-func (a *Adapter) revision(ctx context.Context, key string) (storage.Revision, error) {
+func (a *Adapter) revision(ctx context.Context, key string) (driver.Revision, error) {
 	var rev int64
 	err := a.rev.QueryRowContext(ctx, key).Scan(&rev)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -494,8 +502,8 @@ func (a *Adapter) revision(ctx context.Context, key string) (storage.Revision, e
 	return revString(rev), nil
 }
 
-// Close implements storage.Adapter. Waiters wake and their Wait returns
-// storage.ErrClosed.
+// Close implements driver.Adapter. Waiters wake and their Wait returns
+// driver.ErrClosed.
 func (a *Adapter) Close() error {
 	if a.closed.Swap(true) {
 		return nil
@@ -504,13 +512,13 @@ func (a *Adapter) Close() error {
 	return a.db.Close()
 }
 
-func (a *Adapter) conflict(op, key string, cond storage.Condition) error {
-	return storage.Wrap(storage.ErrConflict, "sqlite: "+op+" "+strconv.Quote(key)+" "+cond.String(), nil)
+func (a *Adapter) conflict(op, key string, cond driver.Condition) error {
+	return driver.Wrap(driver.ErrConflict, "sqlite: "+op+" "+strconv.Quote(key)+" "+cond.String(), nil)
 }
 
 func (a *Adapter) mapErr(ctx context.Context, op string, err error) error {
 	if a.closed.Load() {
-		return storage.Wrap(storage.ErrClosed, "sqlite: "+op, nil)
+		return driver.Wrap(driver.ErrClosed, "sqlite: "+op, nil)
 	}
 	return mapErr(ctx, "sqlite: "+op+" in "+a.path, err)
 }
@@ -520,28 +528,28 @@ func mapErr(ctx context.Context, msg string, err error) error {
 	// The driver interrupts a statement when ctx ends and reports
 	// SQLITE_INTERRUPT; the caller wants ctx's error.
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return storage.Wrap(ctxErr, msg, ctxErr)
+		return driver.Wrap(ctxErr, msg, ctxErr)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return storage.Wrap(err, msg, err)
+		return driver.Wrap(err, msg, err)
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		// Extended result codes carry the primary code in the low byte.
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return storage.Wrap(storage.ErrUnavailable, msg+" (the database stayed locked by another writer past the busy timeout)", err)
+			return driver.Wrap(driver.ErrUnavailable, msg+" (the database stayed locked by another writer past the busy timeout)", err)
 		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
-			return storage.Wrap(storage.ErrReadOnly, msg, err)
+			return driver.Wrap(driver.ErrReadOnly, msg, err)
 		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
-			return storage.Wrap(storage.ErrCorrupt, msg+" (the database file is damaged or not SQLite; it is left as is)", err)
+			return driver.Wrap(driver.ErrCorrupt, msg+" (the database file is damaged or not SQLite; it is left as is)", err)
 		}
 	}
 	if err.Error() == "sql: database is closed" {
 		// database/sql does not export this error.
-		return storage.Wrap(storage.ErrClosed, msg, nil)
+		return driver.Wrap(driver.ErrClosed, msg, nil)
 	}
-	return storage.Wrap(storage.ErrUnavailable, msg, err)
+	return driver.Wrap(driver.ErrUnavailable, msg, err)
 }
 
 // tighten makes the file at path 0600 if it exists with access for group
@@ -582,12 +590,12 @@ var (
 // directory.
 func fileError(path, op string, err error) error {
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, errROFS) || errors.Is(err, errNotDir) {
-		return storage.Wrap(storage.ErrReadOnly, fmt.Sprintf("sqlite: %s: %s", path, op), err)
+		return driver.Wrap(driver.ErrReadOnly, fmt.Sprintf("sqlite: %s: %s", path, op), err)
 	}
-	return storage.Wrap(storage.ErrUnavailable, fmt.Sprintf("sqlite: %s: %s", path, op), err)
+	return driver.Wrap(driver.ErrUnavailable, fmt.Sprintf("sqlite: %s: %s", path, op), err)
 }
 
-// StoreName implements storage.Namer: the database's absolute path (its
+// StoreName implements driver.Namer: the database's absolute path (its
 // directory's symbolic links resolved) and table, whichever URL named it.
 func (a *Adapter) StoreName() string {
 	u := url.URL{Scheme: "sqlite", Path: canonicalPath(a.path)}
@@ -604,13 +612,13 @@ func canonicalPath(path string) string {
 	return path
 }
 
-// WatchKeys implements storage.KeyWatcher: the directory watch that Wait
+// WatchKeys implements driver.KeyWatcher: the directory watch that Wait
 // uses, shared by every waiter of a Store, with one goroutine that after
 // each commit (and at the settle delays after it, see settle) queries the
 // revisions of the profiles being waited on, one point query each, and
 // wakes the waiters of those that moved. Where the directory cannot be
 // watched it returns errors.ErrUnsupported, like Wait.
-func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (storage.KeySubscription, error) {
+func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (driver.KeySubscription, error) {
 	if err := a.alive(ctx, "watch"); err != nil {
 		return nil, err
 	}
@@ -622,8 +630,8 @@ func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (stor
 }
 
 // revisions queries the revisions of keys.
-func (a *Adapter) revisions(ctx context.Context, keys []string) (map[string]storage.Revision, error) {
-	revs := make(map[string]storage.Revision, len(keys))
+func (a *Adapter) revisions(ctx context.Context, keys []string) (map[string]driver.Revision, error) {
+	revs := make(map[string]driver.Revision, len(keys))
 	for _, k := range keys {
 		rev, err := a.revision(ctx, k)
 		if err != nil {

@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/internal/dirwatch/dirwatchtest"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/sqlite"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
-func open(t testing.TB, url string) storage.Adapter {
+func open(t testing.TB, url string) driver.Adapter {
 	t.Helper()
-	a, err := storage.OpenAdapter(context.Background(), url)
+	a, err := driver.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,28 +27,28 @@ func open(t testing.TB, url string) storage.Adapter {
 
 func TestConformance(t *testing.T) {
 	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return open(t, url) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return open(t, url) })
 }
 
 func TestProcesses(t *testing.T) {
 	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db") + "?table=procs"
-	storagetest.RunProcesses(t, url, 4, 200)
+	drivertest.RunProcesses(t, url, 4, 200)
 }
 
 func BenchmarkStore(b *testing.B) {
 	url := "sqlite://" + filepath.Join(b.TempDir(), "tokens.db")
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return open(b, url) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return open(b, url) })
 }
 
 func TestPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "new", "dir")
 	path := filepath.Join(dir, "tokens.db")
-	a, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	a, err := sqlite.Open(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(context.Background(), "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	checks := map[string]os.FileMode{dir: 0o700 | os.ModeDir, path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600}
@@ -66,7 +66,7 @@ func TestURLs(t *testing.T) {
 	t.Chdir(wd)
 	for _, url := range []string{"sqlite:rel.db", "sqlite:sub/rel.db?table=other_1", "sqlite://" + filepath.Join(wd, "abs.db")} {
 		a := open(t, url)
-		if _, err := a.Put(ctx, "k", []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "k", []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatalf("%s: %v", url, err)
 		}
 		a.Close()
@@ -77,7 +77,7 @@ func TestURLs(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"sqlite:", "sqlite://host/x.db", "sqlite:x.db?table=a;drop", "sqlite:x.db?mode=ro"} {
-		if _, err := storage.OpenAdapter(ctx, bad); !errors.Is(err, storage.ErrInvalid) {
+		if _, err := driver.Open(ctx, bad); !errors.Is(err, driver.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", bad, err)
 		}
 	}
@@ -90,10 +90,10 @@ func TestTablesAreSeparate(t *testing.T) {
 	b := open(t, "sqlite://"+path+"?table=b")
 	defer a.Close()
 	defer b.Close()
-	if _, err := a.Put(ctx, "k", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "k", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.Get(ctx, "k"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := b.Get(ctx, "k"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("table b sees table a's key: %v", err)
 	}
 }
@@ -102,8 +102,8 @@ func TestNotADatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "junk.db")
 	junk := []byte("this is not an SQLite database, and it is long enough to have a header.....................................")
 	os.WriteFile(path, junk, 0o600)
-	_, err := sqlite.Open(context.Background(), path, sqlite.Options{})
-	if !errors.Is(err, storage.ErrCorrupt) {
+	_, err := sqlite.Open(context.Background(), path, nil)
+	if !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Open of a non-database: %v", err)
 	}
 	if got, _ := os.ReadFile(path); string(got) != string(junk) {
@@ -114,8 +114,8 @@ func TestNotADatabase(t *testing.T) {
 func TestUncreatableDirectory(t *testing.T) {
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, nil, 0o600)
-	_, err := sqlite.Open(context.Background(), filepath.Join(blocker, "x.db"), sqlite.Options{})
-	if !errors.Is(err, storage.ErrReadOnly) {
+	_, err := sqlite.Open(context.Background(), filepath.Join(blocker, "x.db"), nil)
+	if !errors.Is(err, driver.ErrReadOnly) {
 		t.Fatalf("Open under a regular file: %v", err)
 	}
 }
@@ -150,12 +150,12 @@ func TestLocked(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "busy.db")
-	a, err := sqlite.Open(ctx, path, sqlite.Options{})
+	a, err := sqlite.Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, err := a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "k", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	release := holdWriteLock(t, path)
@@ -167,17 +167,17 @@ func TestLocked(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = a.Put(short, "k", []byte(`{"n":2}`), storage.Condition{})
+	_, err = a.Put(short, "k", []byte(`{"n":2}`), driver.Condition{})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("Put with a deadline while locked: %v after %v", err, time.Since(start))
 	}
-	_, err = a.Put(ctx, "k", []byte(`{"n":2}`), storage.Condition{})
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err = a.Put(ctx, "k", []byte(`{"n":2}`), driver.Condition{})
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put past the busy timeout: %v", err)
 	}
 	t.Log(err)
 	release()
-	if _, err := a.Put(ctx, "k", []byte(`{"n":3}`), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "k", []byte(`{"n":3}`), driver.Condition{}); err != nil {
 		t.Fatalf("Put after the lock is gone: %v", err)
 	}
 }
@@ -190,7 +190,7 @@ func TestWaitAcrossProcesses(t *testing.T) {
 
 func TestWaitClose(t *testing.T) {
 	url := "sqlite://" + filepath.Join(t.TempDir(), "tokens.db")
-	dirwatchtest.CloseWakes(t, func(t *testing.T) storage.Adapter { return open(t, url) })
+	dirwatchtest.CloseWakes(t, func(t *testing.T) driver.Adapter { return open(t, url) })
 }
 
 // TestWaitOtherKeys: commits to other keys wake nobody waiting on a key.
@@ -200,7 +200,7 @@ func TestWaitOtherKeys(t *testing.T) {
 	a, b := open(t, url), open(t, url)
 	defer a.Close()
 	defer b.Close()
-	rev, err := a.Put(ctx, "k", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "k", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,14 +209,14 @@ func TestWaitOtherKeys(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for wctx.Err() == nil {
-			if _, err := b.Put(ctx, "other", []byte(`{"n":1}`), storage.Condition{}); err != nil {
+			if _, err := b.Put(ctx, "other", []byte(`{"n":1}`), driver.Condition{}); err != nil {
 				t.Error(err)
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
-	err = a.(storage.Watcher).Wait(wctx, "k", rev)
+	err = a.(driver.Watcher).Wait(wctx, "k", rev)
 	wg.Wait()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait while other keys change: %v, want DeadlineExceeded", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/tokencache/tokencache/internal/faultstore"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -58,7 +59,7 @@ func quiet(sc *scenario) {
 func TestChecksCatchASpentTokenWrittenBack(t *testing.T) {
 	rec := &recorder{TB: t}
 	res := Run(rec, 1, Options{
-		Open:   func(testing.TB) storage.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		Store:  "memory",
 		adjust: quiet,
 		sabotage: func(r *run) {
@@ -79,7 +80,7 @@ func TestChecksCatchASpentTokenWrittenBack(t *testing.T) {
 // ... and a run without faults passes, each generation presented once.
 func TestQuietRunPasses(t *testing.T) {
 	res := Run(t, 2, Options{
-		Open:   func(testing.TB) storage.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		adjust: quiet,
 	})
 	if res.Failed() || res.CleanGens == 0 || res.CleanGens != res.Generations || res.Handouts == 0 {
@@ -92,7 +93,7 @@ func TestQuietRunPasses(t *testing.T) {
 func TestChecksCatchAnInvalidHandout(t *testing.T) {
 	rec := &recorder{TB: t}
 	res := Run(rec, 3, Options{
-		Open:   func(testing.TB) storage.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		adjust: quiet,
 		sabotage: func(r *run) {
 			sleepUntil(r.start.Add(r.o.Duration / 3))
@@ -127,7 +128,7 @@ func rogueWrite(t *testing.T, r *run, change func(*storage.Record)) {
 			t.Errorf("rogue encode: %v", err)
 			return
 		}
-		if _, err = a.Put(ctx, profile, b, storage.IfMatch(rev)); err == nil {
+		if _, err = a.Put(ctx, profile, b, driver.IfMatch(rev)); err == nil {
 			return
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tokencache/tokencache/internal/faultstore"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -34,7 +35,7 @@ import (
 func TestReview4SpentGenerationPutBackMidRotationIsAViolation(t *testing.T) {
 	rec := &recorder{TB: t}
 	res := Run(rec, 5, Options{
-		Open:   func(testing.TB) storage.Adapter { return memory.New() },
+		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		Store:  "memory",
 		adjust: quiet,
 		sabotage: func(r *run) {
@@ -66,7 +67,7 @@ func TestReview4SpentGenerationPutBackMidRotationIsAViolation(t *testing.T) {
 				return
 			}
 			if b, err = storage.EncodeRecord(held); err == nil {
-				_, err = a.Put(ctx, profile, b, storage.IfAbsent())
+				_, err = a.Put(ctx, profile, b, driver.IfAbsent())
 			}
 			if err != nil {
 				t.Errorf("put back: %v", err)

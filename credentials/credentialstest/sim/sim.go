@@ -58,13 +58,14 @@ import (
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Options shape the runs. Open is required.
 type Options struct {
 	// Open returns a new, empty inner adapter that every replica of one
 	// run shares. The run closes it.
-	Open func(t testing.TB) storage.Adapter
+	Open func(t testing.TB) driver.Adapter
 	// Store names the adapter in reports.
 	Store string
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/credentials/credentialstest/sim"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/file"
 	"github.com/tokencache/tokencache/storage/memory"
 	"github.com/tokencache/tokencache/storage/sqlite"
@@ -32,20 +32,24 @@ type store struct {
 	name string
 	// open returns the adapter for dir; url, when set, opens the same
 	// store from another process.
-	open func(t testing.TB, dir string) storage.Adapter
+	open func(t testing.TB, dir string) driver.Adapter
 	url  func(dir string) string
 }
 
 var stores = []store{
-	{name: "memory", open: func(testing.TB, string) storage.Adapter { return memory.New() }},
+	{name: "memory", open: func(testing.TB, string) driver.Adapter { return memory.New(nil) }},
 	{name: "file",
-		open: func(_ testing.TB, dir string) storage.Adapter {
-			return file.New(filepath.Join(dir, "credentials.json"))
+		open: func(t testing.TB, dir string) driver.Adapter {
+			a, err := file.New(filepath.Join(dir, "credentials.json"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
 		},
 		url: func(dir string) string { return "file://" + filepath.Join(dir, "credentials.json") }},
 	{name: "sqlite",
-		open: func(t testing.TB, dir string) storage.Adapter {
-			a, err := sqlite.Open(context.Background(), filepath.Join(dir, "tokens.db"), sqlite.Options{})
+		open: func(t testing.TB, dir string) driver.Adapter {
+			a, err := sqlite.Open(context.Background(), filepath.Join(dir, "tokens.db"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +68,7 @@ func TestSimulation(t *testing.T) {
 		dir := t.TempDir()
 		o := sim.Options{
 			Store: st.name,
-			Open:  func(t testing.TB) storage.Adapter { return st.open(t, dir) },
+			Open:  func(t testing.TB) driver.Adapter { return st.open(t, dir) },
 		}
 		if st.url != nil {
 			o.Process = &sim.ProcessOptions{URL: func(testing.TB) string { return st.url(dir) }}

@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
-	"github.com/tokencache/tokencache/storage/storagetest"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 )
 
 // UpdateVsBaseline reports, beside the usual figures, "x-baseline": the
@@ -22,19 +23,19 @@ import (
 // the mean time of get then set, the plain client reading one key and
 // writing back what it read, unconditionally; and "update-ns" and
 // "baseline-ns", the two means. set must also create the key. Both sides
-// handle a record of the size storagetest.Benchmark uses.
-func UpdateVsBaseline(b *testing.B, a storage.Adapter, get func() ([]byte, error), set func([]byte) error) {
+// handle a record of the size drivertest.Benchmark uses.
+func UpdateVsBaseline(b *testing.B, a driver.Adapter, get func() ([]byte, error), set func([]byte) error) {
 	ctx := context.Background()
 	st := storage.NewStore(a)
 	b.Cleanup(func() { st.Close() })
 	profile := "ratio-store"
 	if _, _, err := st.Update(ctx, profile, func(r *storage.Record) error {
-		*r = *storagetest.SampleRecord(profile)
+		*r = *drivertest.SampleRecord(profile)
 		return nil
 	}); err != nil {
 		b.Fatal(err)
 	}
-	val, err := storage.EncodeRecord(storagetest.SampleRecord(profile))
+	val, err := storage.EncodeRecord(drivertest.SampleRecord(profile))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,11 +10,12 @@ import (
 
 	"github.com/tokencache/tokencache/integration/internal/benchratio"
 	"github.com/tokencache/tokencache/storage"
-	"github.com/tokencache/tokencache/storage/storagetest"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 )
 
-func openAdapterB(b *testing.B, u string) storage.Adapter {
-	a, err := storage.OpenAdapter(context.Background(), u)
+func openAdapterB(b *testing.B, u string) driver.Adapter {
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func openAdapterB(b *testing.B, u string) storage.Adapter {
 
 func BenchmarkStore(b *testing.B) {
 	u := tableURL(b, unique("bench"))
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkAdapter is Store's Load and Update without the record codec.
@@ -31,7 +32,7 @@ func BenchmarkStore(b *testing.B) {
 // plain SDK client's round trips.
 func BenchmarkAdapter(b *testing.B) {
 	u := tableURL(b, unique("bench"))
-	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.AdapterBenchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkBaseline does with a bare SDK client the round trips that
@@ -49,7 +50,7 @@ func BenchmarkBaseline(b *testing.B) {
 		"pk": &types.AttributeValueMemberS{Value: "baseline"},
 		"sk": &types.AttributeValueMemberS{Value: "baseline"},
 	}
-	storagetest.Baseline(b,
+	drivertest.Baseline(b,
 		func() ([]byte, error) {
 			out, err := c.GetItem(ctx, &awsdynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
 			if err != nil {

@@ -20,14 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/tokencache/tokencache/integration/servers"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/dynamodb"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
-func openURL(t testing.TB, u string) storage.Adapter {
+func openURL(t testing.TB, u string) driver.Adapter {
 	t.Helper()
-	a, err := storage.OpenAdapter(context.Background(), u)
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func openURL(t testing.TB, u string) storage.Adapter {
 // its own SDK client, as separate processes would.
 func TestConformance(t *testing.T) {
 	u := tableURL(t, unique("conformance"))
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u) })
 }
 
 // TestConformancePrefixes: two stores in one table, under different
@@ -46,13 +46,13 @@ func TestConformance(t *testing.T) {
 func TestConformancePrefixes(t *testing.T) {
 	table := unique("shared")
 	u1, u2 := tableURL(t, table, "prefix", "one"), tableURL(t, table, "prefix", "two")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u1) })
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u2) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u1) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u2) })
 	ctx := context.Background()
 	a1, a2 := openURL(t, u1), openURL(t, u2)
 	defer a1.Close()
 	defer a2.Close()
-	if _, err := a1.Put(ctx, "only-in-one", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := a1.Put(ctx, "only-in-one", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := a2.List(ctx)
@@ -62,7 +62,7 @@ func TestConformancePrefixes(t *testing.T) {
 	if slices.Contains(keys, "only-in-one") {
 		t.Fatal("prefix two lists a profile of prefix one")
 	}
-	if _, _, err := a2.Get(ctx, "only-in-one"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a2.Get(ctx, "only-in-one"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get across prefixes: %v, want ErrNotFound", err)
 	}
 }
@@ -70,10 +70,10 @@ func TestConformancePrefixes(t *testing.T) {
 // TestProcesses: exactly one winner per revision across OS processes.
 func TestProcesses(t *testing.T) {
 	if os.Getenv("TOKENCACHE_STORAGETEST_CHILD") != "" {
-		storagetest.RunProcesses(t, "", 0, 0) // the child's share; the URL comes with it
+		drivertest.RunProcesses(t, "", 0, 0) // the child's share; the URL comes with it
 		return
 	}
-	storagetest.RunProcesses(t, tableURL(t, unique("processes")), 4, 50)
+	drivertest.RunProcesses(t, tableURL(t, unique("processes")), 4, 50)
 }
 
 // TestListPages: List follows Query's pages. dynalite, like DynamoDB,
@@ -88,7 +88,7 @@ func TestListPages(t *testing.T) {
 	for i := range 30 {
 		k := "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))
 		want = append(want, k)
-		if _, err := a.Put(ctx, k, []byte(`{"pad":"`+pad+`"}`), storage.IfAbsent()); err != nil {
+		if _, err := a.Put(ctx, k, []byte(`{"pad":"`+pad+`"}`), driver.IfAbsent()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,14 +117,14 @@ func TestTooLarge(t *testing.T) {
 	a := openURL(t, tableURL(t, unique("large")))
 	defer a.Close()
 	ctx := context.Background()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	noise := make([]byte, 300<<10)
 	rand.Read(noise)
 	big := []byte(`{"pad":"` + url.QueryEscape(string(noise)) + `"}`) // incompressible enough
-	if _, err := a.Put(ctx, "p", big, storage.IfMatch(rev)); !errors.Is(err, storage.ErrInvalid) {
+	if _, err := a.Put(ctx, "p", big, driver.IfMatch(rev)); !errors.Is(err, driver.ErrInvalid) {
 		t.Fatalf("Put of %d incompressible bytes: %v, want ErrInvalid", len(big), err)
 	}
 	v, cur, err := a.Get(ctx, "p")
@@ -141,7 +141,7 @@ func TestLayout(t *testing.T) {
 	defer a.Close()
 	ctx := context.Background()
 	val := []byte(`{"b": 1,  "a": 2}`)
-	rev, err := a.Put(ctx, "p", val, storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", val, driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestLayout(t *testing.T) {
 		t.Fatalf("item = %v", out.Item)
 	}
 	large := []byte(`{"pad":"` + strings.Repeat("abc", 100<<10) + `"}`)
-	if _, err := a.Put(ctx, "big", large, storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "big", large, driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := a.Get(ctx, "big")
@@ -174,7 +174,7 @@ func TestConcurrentCreateTable(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			a, err := storage.OpenAdapter(context.Background(), u)
+			a, err := driver.Open(context.Background(), u)
 			if err != nil {
 				errs[i] = err
 				return
@@ -194,7 +194,7 @@ func TestMissingTable(t *testing.T) {
 	a := openURL(t, u)
 	defer a.Close()
 	_, _, err := a.Get(context.Background(), "p")
-	if !errors.Is(err, storage.ErrUnavailable) || !strings.Contains(err.Error(), "create_table") {
+	if !errors.Is(err, driver.ErrUnavailable) || !strings.Contains(err.Error(), "create_table") {
 		t.Fatalf("Get from a missing table: %v, want ErrUnavailable that says how to create it", err)
 	}
 }
@@ -205,10 +205,10 @@ func TestUnavailable(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.List(ctx); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.List(ctx); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("List: %v, want ErrUnavailable", err)
 	}
 	short, cancel2 := context.WithTimeout(ctx, time.Millisecond)
@@ -225,17 +225,17 @@ func TestNoABA(t *testing.T) {
 	a := openURL(t, tableURL(t, unique("aba")))
 	defer a.Close()
 	ctx := context.Background()
-	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Delete(ctx, "p", storage.Condition{}); err != nil {
+	if err := a.Delete(ctx, "p", driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(old)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(old)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision from before the delete: %v, want ErrConflict", err)
 	}
 }
@@ -244,7 +244,7 @@ func TestNoABA(t *testing.T) {
 func TestNoWatcher(t *testing.T) {
 	a := openURL(t, tableURL(t, unique("watch")))
 	defer a.Close()
-	if _, ok := a.(storage.Watcher); ok {
+	if _, ok := a.(driver.Watcher); ok {
 		t.Fatal("the adapter claims to be a Watcher")
 	}
 }

@@ -14,7 +14,7 @@ import (
 	awsdynamodb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/tokencache/tokencache/integration/servers"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/dynamodb"
 )
 
@@ -54,21 +54,21 @@ func TestReview3RetriedDeleteIsConflict(t *testing.T) {
 		Credentials:  awscreds.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   &http.Client{Transport: lose},
 	})
-	a, err := dynamodb.New(client, dynamodb.Options{Table: table})
+	a, err := dynamodb.New(client, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	lose.armed.Store(true)
-	err = a.Delete(ctx, "p", storage.IfMatch(rev))
+	err = a.Delete(ctx, "p", driver.IfMatch(rev))
 	if lose.armed.Load() {
 		t.Fatal("the fault was not injected")
 	}
 	_, _, gerr := a.Get(ctx, "p")
-	if errors.Is(err, storage.ErrConflict) && errors.Is(gerr, storage.ErrNotFound) {
+	if errors.Is(err, driver.ErrConflict) && errors.Is(gerr, driver.ErrNotFound) {
 		t.Fatalf("Delete if revision %s: %v, yet it deleted the profile (Get: %v)", rev, err, gerr)
 	}
 }
@@ -103,19 +103,19 @@ func TestReview3RetriedPutUnreadableIsConflict(t *testing.T) {
 		Credentials:  awscreds.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   &http.Client{Transport: tr},
 	})
-	a, err := dynamodb.New(client, dynamodb.Options{Table: table})
+	a, err := dynamodb.New(client, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr.lose.armed.Store(true)
 	tr.fail.Store(true)
-	_, err = a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	_, err = a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	tr.fail.Store(false)
 	_, _, gerr := a.Get(ctx, "p")
-	if errors.Is(err, storage.ErrConflict) && gerr == nil {
+	if errors.Is(err, driver.ErrConflict) && gerr == nil {
 		t.Fatalf("Put if absent: %v, yet the profile it wrote is there", err)
 	}
-	if errors.Is(err, storage.ErrNotApplied) {
+	if errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Put if absent: %v, marked not applied, yet it applied", err)
 	}
 }
@@ -135,16 +135,16 @@ func TestRetriedWriteThatApplied(t *testing.T) {
 		Credentials:  awscreds.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:   &http.Client{Transport: lose},
 	})
-	a, err := dynamodb.New(client, dynamodb.Options{Table: table})
+	a, err := dynamodb.New(client, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	lose.armed.Store(true)
-	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfMatch(r0))
+	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfMatch(r0))
 	if err != nil || lose.armed.Load() {
 		t.Fatalf("Put if match, first answer lost: %v (fault injected: %v)", err, !lose.armed.Load())
 	}
@@ -152,16 +152,16 @@ func TestRetriedWriteThatApplied(t *testing.T) {
 		t.Fatalf("Get: %s at %s (%v), want n=1 at %s", v, cur, err, r1)
 	}
 	// Without a lost answer, a failed condition is still a conflict.
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(r0)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(r0)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a stale revision: %v, want ErrConflict", err)
 	}
 	lose.target = "DeleteItem"
 	lose.armed.Store(true)
-	err = a.Delete(ctx, "p", storage.IfMatch(r1))
-	if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotApplied) {
+	err = a.Delete(ctx, "p", driver.IfMatch(r1))
+	if !errors.Is(err, driver.ErrUnavailable) || errors.Is(err, driver.ErrConflict) || errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Delete if match, first answer lost: %v, want ErrUnavailable (outcome unknown), not ErrNotApplied", err)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get after the delete: %v", err)
 	}
 }

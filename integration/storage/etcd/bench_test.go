@@ -11,15 +11,16 @@ import (
 
 	"github.com/tokencache/tokencache/integration/internal/benchratio"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/etcd"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
-func openAdapterB(b *testing.B, u string) storage.Adapter { return openAdapter(b, u) }
+func openAdapterB(b *testing.B, u string) driver.Adapter { return openAdapter(b, u) }
 
 func BenchmarkStore(b *testing.B) {
 	u := prefixed(b)
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkAdapter is Store's Load and Update without the record codec.
@@ -27,7 +28,7 @@ func BenchmarkStore(b *testing.B) {
 // plain client's round trips.
 func BenchmarkAdapter(b *testing.B) {
 	u := prefixed(b)
-	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.AdapterBenchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkBaseline does with the bare client the round trips that
@@ -39,7 +40,7 @@ func BenchmarkBaseline(b *testing.B) {
 	c := plainClient(b)
 	key := uniquePrefix() + "baseline"
 	b.Cleanup(func() { c.Delete(ctx, key) })
-	storagetest.Baseline(b,
+	drivertest.Baseline(b,
 		func() ([]byte, error) {
 			resp, err := c.Get(ctx, key)
 			if err != nil || len(resp.Kvs) == 0 {
@@ -83,7 +84,7 @@ func BenchmarkBaselineContended8(b *testing.B) {
 	c := plainClient(b)
 	key := uniquePrefix() + "baseline"
 	b.Cleanup(func() { c.Delete(ctx, key) })
-	val, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
+	val, err := storage.EncodeRecord(drivertest.SampleRecord("bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func BenchmarkWake(b *testing.B) {
 			writer := openAdapterB(b, u)
 			b.Cleanup(func() { waiter.Close(); writer.Close() })
 			key := "wake-" + bm.name
-			rev, err := writer.Put(ctx, key, []byte(`{"n":0}`), storage.Condition{})
+			rev, err := writer.Put(ctx, key, []byte(`{"n":0}`), driver.Condition{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -156,7 +157,7 @@ func BenchmarkWake(b *testing.B) {
 				}()
 				time.Sleep(30 * time.Millisecond) // the waiter is waiting
 				began := time.Now()
-				rev, err = writer.Put(ctx, key, []byte(`{"n":1}`), storage.IfMatch(rev))
+				rev, err = writer.Put(ctx, key, []byte(`{"n":1}`), driver.IfMatch(rev))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -168,7 +169,7 @@ func BenchmarkWake(b *testing.B) {
 }
 
 // hidden is an adapter without its Watcher, so Store.Wait polls.
-type hidden struct{ storage.Adapter }
+type hidden struct{ driver.Adapter }
 
 // ExampleNew hands the adapter a client the application already has.
 func ExampleNew() {
@@ -177,7 +178,7 @@ func ExampleNew() {
 		return
 	}
 	defer client.Close()
-	st := storage.NewStore(etcd.New(client, etcd.Options{Prefix: "myapp/tokens/"}))
+	st := storage.NewStore(must(etcd.New(client, &etcd.Options{Prefix: "myapp/tokens/"})))
 	defer st.Close()
 	_, _, _ = st.Load(context.Background(), "default")
 }

@@ -16,9 +16,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokencache/tokencache/integration/servers"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/etcd"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 // uniquePrefix isolates a test's keys on the shared cluster, so that List
@@ -32,9 +32,9 @@ func uniquePrefix() string {
 // prefixed is the cluster's URL with a fresh prefix as its path.
 func prefixed(t testing.TB) string { return etcdURL(t) + uniquePrefix() }
 
-func openAdapter(t testing.TB, u string) storage.Adapter {
+func openAdapter(t testing.TB, u string) driver.Adapter {
 	t.Helper()
-	a, err := storage.OpenAdapter(context.Background(), u)
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func plainClient(tb testing.TB) *clientv3.Client {
 // its own client and connections, as separate processes would.
 func TestConformance(t *testing.T) {
 	u := prefixed(t)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openAdapter(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openAdapter(t, u) })
 }
 
 // TestConformanceSharedClient runs the suite with adapters that share one
@@ -65,8 +65,8 @@ func TestConformance(t *testing.T) {
 func TestConformanceSharedClient(t *testing.T) {
 	c := plainClient(t)
 	prefix := uniquePrefix()
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		return etcd.New(c, etcd.Options{Prefix: prefix})
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		return must(etcd.New(c, &etcd.Options{Prefix: prefix}))
 	})
 	// The suite closed adapters; the caller's client must still work.
 	if _, err := c.Get(context.Background(), "x"); err != nil {
@@ -81,7 +81,7 @@ func TestProcesses(t *testing.T) {
 	if os.Getenv(servers.EnvEtcdEndpoints) == "" {
 		t.Setenv(servers.EnvEtcdEndpoints, strings.Join(cluster.Get(t).Endpoints, ","))
 	}
-	storagetest.RunProcesses(t, prefixed(t), 4, 50)
+	drivertest.RunProcesses(t, prefixed(t), 4, 50)
 }
 
 // TestAuth runs a cluster of its own with authentication on (turning it
@@ -123,12 +123,12 @@ func TestAuth(t *testing.T) {
 
 	root := openAdapter(t, "etcd://root:"+rootPW+"@"+hosts+"/")
 	defer root.Close()
-	if _, err := root.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := root.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatalf("Put as root: %v", err)
 	}
 
-	_, err = storage.OpenAdapter(ctx, "etcd://root:wrong-"+rootPW+"@"+hosts+"/")
-	if !errors.Is(err, storage.ErrInvalid) || strings.Contains(err.Error(), rootPW) {
+	_, err = driver.Open(ctx, "etcd://root:wrong-"+rootPW+"@"+hosts+"/")
+	if !errors.Is(err, driver.ErrInvalid) || strings.Contains(err.Error(), rootPW) {
 		t.Fatalf("Open with a wrong password: %v, want ErrInvalid without the password", err)
 	}
 
@@ -137,8 +137,8 @@ func TestAuth(t *testing.T) {
 	if _, _, err := reader.Get(ctx, "p"); err != nil {
 		t.Fatalf("Get as reader: %v", err)
 	}
-	_, err = reader.Put(ctx, "p", []byte(`{"n":2}`), storage.Condition{})
-	if !errors.Is(err, storage.ErrReadOnly) || !errors.Is(err, storage.ErrNotApplied) {
+	_, err = reader.Put(ctx, "p", []byte(`{"n":2}`), driver.Condition{})
+	if !errors.Is(err, driver.ErrReadOnly) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Put as reader: %v, want ErrReadOnly and ErrNotApplied", err)
 	}
 }
@@ -151,8 +151,8 @@ func TestUnavailable(t *testing.T) {
 	defer a.Close()
 	ctx := context.Background()
 	began := time.Now()
-	_, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent())
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -161,23 +161,23 @@ func TestUnavailable(t *testing.T) {
 	if d := time.Since(began); d > 3*time.Second {
 		t.Fatalf("Put took %v with a 500ms timeout", d)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrUnavailable) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Get: %v, want ErrUnavailable", err)
 	}
-	if err := a.Delete(ctx, "p", storage.Condition{}); !errors.Is(err, storage.ErrUnavailable) {
+	if err := a.Delete(ctx, "p", driver.Condition{}); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Delete: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.List(ctx); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.List(ctx); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("List: %v, want ErrUnavailable", err)
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, _, err := a.Get(short, "p"); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, storage.ErrUnavailable) {
+	if _, _, err := a.Get(short, "p"); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Get with the caller's deadline: %v, want DeadlineExceeded and ErrUnavailable", err)
 	}
 	cancelled, cancel2 := context.WithCancel(ctx)
 	time.AfterFunc(50*time.Millisecond, cancel2)
-	if _, _, err := a.Get(cancelled, "p"); !errors.Is(err, context.Canceled) || errors.Is(err, storage.ErrUnavailable) {
+	if _, _, err := a.Get(cancelled, "p"); !errors.Is(err, context.Canceled) || errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Get cancelled by the caller: %v, want Canceled only", err)
 	}
 }
@@ -191,28 +191,28 @@ func TestWaitWakesOnDeleteAndCreateAndClose(t *testing.T) {
 	defer cancel()
 	a, b := openAdapter(t, u), openAdapter(t, u)
 	defer b.Close()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", rev) }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", rev) }()
 	time.Sleep(100 * time.Millisecond)
-	if err := b.Delete(ctx, "p", storage.IfMatch(rev)); err != nil {
+	if err := b.Delete(ctx, "p", driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Wait across a delete: %v", err)
 	}
 	// Missing key, revision "": wakes when the key is created.
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", "") }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", "") }()
 	time.Sleep(100 * time.Millisecond)
 	select {
 	case err := <-done:
 		t.Fatalf("Wait on a missing key returned before a change: %v", err)
 	default:
 	}
-	if _, err := b.Put(ctx, "p", []byte(`{"n":2}`), storage.IfAbsent()); err != nil {
+	if _, err := b.Put(ctx, "p", []byte(`{"n":2}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -223,10 +223,10 @@ func TestWaitWakesOnDeleteAndCreateAndClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", cur) }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", cur) }()
 	time.Sleep(100 * time.Millisecond)
 	a.Close()
-	if err := <-done; !errors.Is(err, storage.ErrClosed) {
+	if err := <-done; !errors.Is(err, driver.ErrClosed) {
 		t.Fatalf("Wait after Close: %v, want ErrClosed", err)
 	}
 }
@@ -240,20 +240,20 @@ func TestWaitReplaysMissedChange(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(r1)); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(r1)); err != nil {
 		t.Fatal(err)
 	}
 	// Unrelated writes move the cluster's revision on, past r1+1.
 	for i := range 3 {
-		if _, err := a.Put(ctx, "other", []byte(`{}`), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, "other", []byte(`{}`), driver.Condition{}); err != nil {
 			t.Fatal(i, err)
 		}
 	}
-	if err := a.(storage.Watcher).Wait(ctx, "p", r1); err != nil {
+	if err := a.(driver.Watcher).Wait(ctx, "p", r1); err != nil {
 		t.Fatalf("Wait on a revision changed before the call: %v", err)
 	}
 }
@@ -264,17 +264,17 @@ func TestNoABA(t *testing.T) {
 	a := openAdapter(t, prefixed(t))
 	defer a.Close()
 	ctx := context.Background()
-	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Delete(ctx, "p", storage.Condition{}); err != nil {
+	if err := a.Delete(ctx, "p", driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(old)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(old)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision from before the delete: %v, want ErrConflict", err)
 	}
 }
@@ -284,9 +284,9 @@ func TestNoABA(t *testing.T) {
 func TestRevisionIsEtcds(t *testing.T) {
 	prefix := uniquePrefix()
 	c := plainClient(t)
-	a := etcd.New(c, etcd.Options{Prefix: prefix})
+	a := must(etcd.New(c, &etcd.Options{Prefix: prefix}))
 	ctx := context.Background()
-	rev, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestRevisionIsEtcds(t *testing.T) {
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("plain Get: %v, %d keys", err, len(resp.Kvs))
 	}
-	if got := resp.Kvs[0].ModRevision; storage.Revision(itoa(got)) != rev {
+	if got := resp.Kvs[0].ModRevision; driver.Revision(itoa(got)) != rev {
 		t.Fatalf("adapter revision %q, etcd ModRevision %d", rev, got)
 	}
 }
@@ -322,7 +322,7 @@ func TestListPages(t *testing.T) {
 	if _, err := c.Put(ctx, strings.TrimSuffix(prefix, "/")+"0", "{}"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := etcd.New(c, etcd.Options{Prefix: prefix}).List(ctx)
+	got, err := must(etcd.New(c, &etcd.Options{Prefix: prefix})).List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/etcd"
 )
 
@@ -84,7 +84,7 @@ func faultyAdapter(t *testing.T, prefix string) (*etcd.Adapter, *faultyTxn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return etcd.New(c, etcd.Options{Prefix: prefix}), f
+	return must(etcd.New(c, &etcd.Options{Prefix: prefix})), f
 }
 
 // version is how many times key was written since it was created.
@@ -108,12 +108,12 @@ func TestAmbiguousWrites(t *testing.T) {
 	a, f := faultyAdapter(t, prefix)
 
 	f.plan = []string{"lost"}
-	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatalf("Put if absent, answer lost: %v", err)
 	}
 	f.plan = []string{"lost"}
-	r2, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(r1))
+	r2, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(r1))
 	if err != nil {
 		t.Fatalf("Put if match, answer lost: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestAmbiguousWrites(t *testing.T) {
 	}
 
 	f.plan = []string{"dropped", "dropped"}
-	r3, err := a.Put(ctx, "p", []byte(`{"n":3}`), storage.IfMatch(r2))
+	r3, err := a.Put(ctx, "p", []byte(`{"n":3}`), driver.IfMatch(r2))
 	if err != nil {
 		t.Fatalf("Put if match, dropped twice: %v", err)
 	}
@@ -136,7 +136,7 @@ func TestAmbiguousWrites(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":4}`), storage.IfMatch(r3)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":4}`), driver.IfMatch(r3)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put beaten by another writer while its request was lost: %v, want ErrConflict", err)
 	}
 
@@ -146,7 +146,7 @@ func TestAmbiguousWrites(t *testing.T) {
 	_, cur, _ := a.Get(ctx, "p")
 	f.plan = []string{"dropped"}
 	f.before = func() { plain.Put(ctx, prefix+"p", `{"n":5}`) }
-	if _, err := a.Put(ctx, "p", []byte(`{"n":5}`), storage.IfMatch(cur)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":5}`), driver.IfMatch(cur)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put whose bytes another writer stored while its request was lost: %v, want ErrConflict", err)
 	}
 
@@ -155,7 +155,7 @@ func TestAmbiguousWrites(t *testing.T) {
 	_, cur, _ = a.Get(ctx, "p")
 	before := version(t, plain, prefix+"p")
 	f.plan = []string{"late"}
-	r6, err := a.Put(ctx, "p", []byte(`{"n":6}`), storage.IfMatch(cur))
+	r6, err := a.Put(ctx, "p", []byte(`{"n":6}`), driver.IfMatch(cur))
 	if err != nil {
 		t.Fatalf("Put whose first attempt applied late: %v", err)
 	}
@@ -170,10 +170,10 @@ func TestAmbiguousWrites(t *testing.T) {
 	// A deletion leaves no id: whether the one found is ours or another
 	// writer's cannot be told, and the outcome is reported as unknown.
 	f.plan = []string{"lost"}
-	if err := a.Delete(ctx, "p", storage.IfMatch(cur)); !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) {
+	if err := a.Delete(ctx, "p", driver.IfMatch(cur)); !errors.Is(err, driver.ErrUnavailable) || errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Delete if match, answer lost: %v, want ErrUnavailable (outcome unknown)", err)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get after the delete: %v", err)
 	}
 
@@ -186,7 +186,7 @@ func TestAmbiguousWrites(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":7}`), storage.IfAbsent()); !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":7}`), driver.IfAbsent()); !errors.Is(err, driver.ErrUnavailable) || errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put if absent, answer lost, then overwritten: %v, want ErrUnavailable (outcome unknown)", err)
 	}
 }
@@ -198,8 +198,8 @@ func TestLostAnswerStampedValue(t *testing.T) {
 	ctx := context.Background()
 	plain := plainClient(t)
 	prefix := uniquePrefix()
-	a := etcd.New(plain, etcd.Options{Prefix: prefix})
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	a := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if v, _, err := a.Get(ctx, "p"); err != nil || string(v) != `{"n":1}` {

@@ -14,12 +14,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/etcd"
 )
 
 // review3: of two Puts conditioned on one revision exactly one may succeed
-// (storage.Adapter). When ours is lost before it reaches etcd and another
+// (driver.Adapter). When ours is lost before it reaches etcd and another
 // writer stores the very same bytes meanwhile, the read-back takes the
 // other writer's write for ours: both callers are told they won, and ours
 // never applied (etcd's own history shows one write).
@@ -28,17 +28,17 @@ func TestReview3IdenticalBytesBothWin(t *testing.T) {
 	prefix := uniquePrefix()
 	plain := plainClient(t)
 	a, f := faultyAdapter(t, prefix)
-	other := etcd.New(plain, etcd.Options{Prefix: prefix})
+	other := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
 
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	value := []byte(`{"lease":"same"}`)
 	var otherErr error
 	f.plan = []string{"dropped"}
-	f.before = func() { _, otherErr = other.Put(ctx, "p", value, storage.IfMatch(r0)) }
-	_, ourErr := a.Put(ctx, "p", value, storage.IfMatch(r0))
+	f.before = func() { _, otherErr = other.Put(ctx, "p", value, driver.IfMatch(r0)) }
+	_, ourErr := a.Put(ctx, "p", value, driver.IfMatch(r0))
 	if otherErr == nil && ourErr == nil {
 		t.Fatalf("both Puts conditioned on %s succeeded; etcd applied %d write(s) after the create",
 			r0, version(t, plain, prefix+"p")-1)
@@ -55,7 +55,7 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 	ctx := context.Background()
 	prefix := uniquePrefix()
 	plain := plainClient(t)
-	other := etcd.New(plain, etcd.Options{Prefix: prefix})
+	other := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
 	var armed bool
 	var otherErr error
 	intercept := func(ictx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -70,8 +70,8 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 		if resp.Succeeded {
 			// The answer is lost; another writer reads our write and
 			// builds on it before we read back.
-			ours := storage.Revision(strconv.FormatInt(resp.Header.Revision, 10))
-			_, otherErr = other.Put(ctx, "p", []byte(`{"n":"theirs"}`), storage.IfMatch(ours))
+			ours := driver.Revision(strconv.FormatInt(resp.Header.Revision, 10))
+			_, otherErr = other.Put(ctx, "p", []byte(`{"n":"theirs"}`), driver.IfMatch(ours))
 		}
 		return status.Error(codes.Unavailable, "injected: connection lost before the answer")
 	}
@@ -81,17 +81,17 @@ func TestReview3LostAnswerOverwrittenIsConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	a := etcd.New(c, etcd.Options{Prefix: prefix})
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	a := must(etcd.New(c, &etcd.Options{Prefix: prefix}))
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	armed = true
-	_, err = a.Put(ctx, "p", []byte(`{"n":"ours"}`), storage.IfMatch(r0))
+	_, err = a.Put(ctx, "p", []byte(`{"n":"ours"}`), driver.IfMatch(r0))
 	if otherErr != nil {
 		t.Fatalf("the other writer, conditioned on our write's revision: %v", otherErr)
 	}
-	if errors.Is(err, storage.ErrConflict) {
+	if errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put reported ErrConflict (nothing changed), but it applied: the other writer's Put conditioned on its revision succeeded; key version %d",
 			version(t, plain, prefix+"p"))
 	}
@@ -105,15 +105,15 @@ func TestReview3ConditionalDeleteBothWin(t *testing.T) {
 	prefix := uniquePrefix()
 	plain := plainClient(t)
 	a, f := faultyAdapter(t, prefix)
-	other := etcd.New(plain, etcd.Options{Prefix: prefix})
-	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), storage.IfAbsent())
+	other := must(etcd.New(plain, &etcd.Options{Prefix: prefix}))
+	r0, err := a.Put(ctx, "p", []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var otherErr error
 	f.plan = []string{"dropped"}
-	f.before = func() { otherErr = other.Delete(ctx, "p", storage.IfMatch(r0)) }
-	ourErr := a.Delete(ctx, "p", storage.IfMatch(r0))
+	f.before = func() { otherErr = other.Delete(ctx, "p", driver.IfMatch(r0)) }
+	ourErr := a.Delete(ctx, "p", driver.IfMatch(r0))
 	if otherErr == nil && ourErr == nil {
 		t.Fatalf("both Deletes conditioned on %s succeeded; only the other one was ever sent", r0)
 	}

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/integration/servers"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // TestTLS runs a cluster of its own that serves clients over TLS only and
@@ -48,7 +48,7 @@ func TestTLS(t *testing.T) {
 
 	a := openAdapter(t, srv.URL)
 	defer a.Close()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatalf("Put over TLS: %v", err)
 	}
@@ -66,7 +66,7 @@ func TestTLS(t *testing.T) {
 		b := openAdapter(t, raw)
 		_, _, err := b.Get(ctx, "p")
 		b.Close()
-		if !errors.Is(err, storage.ErrUnavailable) {
+		if !errors.Is(err, driver.ErrUnavailable) {
 			t.Errorf("%s: Get = %v, want ErrUnavailable", name, err)
 		}
 	}

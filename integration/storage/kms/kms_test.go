@@ -18,10 +18,11 @@ import (
 
 	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/kms"
 	"github.com/tokencache/tokencache/storage/memory"
-	"github.com/tokencache/tokencache/storage/storagetest"
 
+	"github.com/tokencache/tokencache/storage/driver"
 	_ "github.com/tokencache/tokencache/storage/file"
 )
 
@@ -69,8 +70,8 @@ func TestConformanceMemory(t *testing.T) {
 	c := client(t)
 	key := newKey(t, c)
 	name := fmt.Sprintf("kms-%d", time.Now().UnixNano())
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		return kms.Wrap(memory.Shared(name), c, key)
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		return must(kms.New(memory.New(&memory.Options{Name: name}), c, key, nil))
 	})
 }
 
@@ -80,8 +81,8 @@ func TestConformanceFileURL(t *testing.T) {
 	key := newKey(t, client(t))
 	path := filepath.Join(t.TempDir(), "credentials.json")
 	raw := fileURL(t, path, key)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		a, err := storage.OpenAdapter(context.Background(), raw)
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		a, err := driver.Open(context.Background(), raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func TestFileHoldsOnlyCiphertext(t *testing.T) {
 	}
 	defer st.Close()
 	if _, _, err := st.Update(ctx, "p", func(r *storage.Record) error {
-		*r = *storagetest.SampleRecord("p")
+		*r = *drivertest.SampleRecord("p")
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -119,7 +120,7 @@ func TestFileHoldsOnlyCiphertext(t *testing.T) {
 		}
 	}
 	r, _, err := st.Load(ctx, "p")
-	if err != nil || r.RefreshToken.Reveal() != storagetest.SampleRecord("p").RefreshToken.Reveal() {
+	if err != nil || r.RefreshToken.Reveal() != drivertest.SampleRecord("p").RefreshToken.Reveal() {
 		t.Fatalf("Load = %v, %v", r, err)
 	}
 }
@@ -128,24 +129,24 @@ func TestMovedToAnotherProfile(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	key := newKey(t, c)
-	mem := memory.New()
-	a := kms.Wrap(mem, c, key)
-	if _, err := a.Put(ctx, "alice", []byte(`{"profile":"alice","n":1}`), storage.IfAbsent()); err != nil {
+	mem := memory.New(nil)
+	a := must(kms.New(mem, c, key, nil))
+	if _, err := a.Put(ctx, "alice", []byte(`{"profile":"alice","n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	v, _, err := mem.Get(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mem.Put(ctx, "mallory", v, storage.IfAbsent()); err != nil {
+	if _, err := mem.Put(ctx, "mallory", v, driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	// Both with the data key cached (GCM's associated data refuses it) and
 	// without (KMS refuses the encryption context).
-	cold := kms.Wrap(mem, c, key)
+	cold := must(kms.New(mem, c, key, nil))
 	for name, x := range map[string]*kms.Adapter{"cached": a, "cold": cold} {
 		_, _, err := x.Get(ctx, "mallory")
-		if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, storage.ErrCorrupt) {
+		if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, driver.ErrCorrupt) {
 			t.Errorf("%s: Get of a value moved to another profile: %v, want ErrDecrypt and ErrCorrupt", name, err)
 		}
 	}
@@ -155,9 +156,9 @@ func TestTampered(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	key := newKey(t, c)
-	mem := memory.New()
-	a := kms.Wrap(mem, c, key)
-	if _, err := a.Put(ctx, "p", []byte(`{"profile":"p","n":1}`), storage.IfAbsent()); err != nil {
+	mem := memory.New(nil)
+	a := must(kms.New(mem, c, key, nil))
+	if _, err := a.Put(ctx, "p", []byte(`{"profile":"p","n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	orig, _, _ := mem.Get(ctx, "p")
@@ -179,10 +180,10 @@ func TestTampered(t *testing.T) {
 			b[len(b)-1] ^= 1
 			env.KMS[field], _ = json.Marshal(b)
 			tampered, _ := json.Marshal(env)
-			if _, err := mem.Put(ctx, "p", tampered, storage.Condition{}); err != nil {
+			if _, err := mem.Put(ctx, "p", tampered, driver.Condition{}); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := kms.Wrap(mem, c, key).Get(ctx, "p")
+			_, _, err := must(kms.New(mem, c, key, nil)).Get(ctx, "p")
 			if !errors.Is(err, kms.ErrDecrypt) {
 				t.Fatalf("Get of a tampered %s: %v, want ErrDecrypt", field, err)
 			}
@@ -194,15 +195,15 @@ func TestKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	oldKey, newKeyID := newKey(t, c), newKey(t, c)
-	mem := memory.New()
-	if _, err := kms.Wrap(mem, c, oldKey).Put(ctx, "p", []byte(`{"profile":"p","n":1}`), storage.IfAbsent()); err != nil {
+	mem := memory.New(nil)
+	if _, err := must(kms.New(mem, c, oldKey, nil)).Put(ctx, "p", []byte(`{"profile":"p","n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	// Not without saying so: the old key is another key.
-	if _, _, err := kms.Wrap(mem, c, newKeyID).Get(ctx, "p"); !errors.Is(err, kms.ErrDecrypt) {
+	if _, _, err := must(kms.New(mem, c, newKeyID, nil)).Get(ctx, "p"); !errors.Is(err, kms.ErrDecrypt) {
 		t.Fatalf("reading a value sealed under a key not allowed: %v, want ErrDecrypt", err)
 	}
-	rotated := kms.Wrap(mem, c, newKeyID, kms.WithAllowedKeyIDs(oldKey))
+	rotated := must(kms.New(mem, c, newKeyID, &kms.Options{AllowedKeyIDs: []string{oldKey}}))
 	v, rev, err := rotated.Get(ctx, "p")
 	if err != nil {
 		t.Fatalf("reading a value sealed under the old key: %v", err)
@@ -210,7 +211,7 @@ func TestKeyRotation(t *testing.T) {
 	if string(v) != `{"profile":"p","n":1}` {
 		t.Fatalf("Get = %s", v)
 	}
-	if _, err := rotated.Put(ctx, "p", []byte(`{"profile":"p","n":2}`), storage.IfMatch(rev)); err != nil {
+	if _, err := rotated.Put(ctx, "p", []byte(`{"profile":"p","n":2}`), driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	raw, _, _ := mem.Get(ctx, "p")
@@ -227,13 +228,13 @@ func TestKeyRotation(t *testing.T) {
 func TestKMSUnreachable(t *testing.T) {
 	ctx := context.Background()
 	u := "kms+memory://unreachable?kms_key_id=alias/x&kms_region=eu-west-2&kms_endpoint=http://127.0.0.1:1"
-	a, err := storage.OpenAdapter(ctx, u)
+	a, err := driver.Open(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent())
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err = a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put with KMS unreachable: %v, want ErrUnavailable", err)
 	}
 }
@@ -241,11 +242,11 @@ func TestKMSUnreachable(t *testing.T) {
 func BenchmarkStore(b *testing.B) {
 	c := client(b)
 	key := newKey(b, c)
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return kms.Wrap(memory.New(), c, key) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return must(kms.New(memory.New(nil), c, key, nil)) })
 }
 
 // BenchmarkBaseline is the inner adapter alone, to compare with
 // BenchmarkStore.
 func BenchmarkBaseline(b *testing.B) {
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return memory.New() })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return memory.New(nil) })
 }

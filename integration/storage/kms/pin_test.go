@@ -14,9 +14,10 @@ import (
 	"github.com/tokencache/tokencache/integration/servers"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/kms"
 	"github.com/tokencache/tokencache/storage/memory"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 // TestOtherKeyRefused: someone who can write the store, and can use
@@ -28,14 +29,14 @@ func TestOtherKeyRefused(t *testing.T) {
 	ctx := context.Background()
 	c := client(t)
 	ours, theirs := newKey(t, c), newKey(t, c)
-	mem := memory.New()
+	mem := memory.New(nil)
 	// The legitimate record first, so that the warm adapter has its data
 	// key cached.
-	warm := kms.Wrap(mem, c, ours)
-	if _, err := storage.NewStore(warm).Replace(ctx, nil, "", storagetest.SampleRecord("p")); err != nil {
+	warm := must(kms.New(mem, c, ours, nil))
+	if _, err := storage.NewStore(warm).Replace(ctx, nil, "", drivertest.SampleRecord("p")); err != nil {
 		t.Fatal(err)
 	}
-	planted := storagetest.SampleRecord("p")
+	planted := drivertest.SampleRecord("p")
 	planted.RefreshToken = secret.Secret("rt-planted")
 	raw, err := storage.EncodeRecord(planted)
 	if err != nil {
@@ -43,17 +44,17 @@ func TestOtherKeyRefused(t *testing.T) {
 	}
 	// Written as the attacker would, with the adapter, past any rule of
 	// the Store's.
-	if _, err := kms.Wrap(mem, c, theirs).Put(ctx, "p", raw, storage.Condition{}); err != nil {
+	if _, err := must(kms.New(mem, c, theirs, nil)).Put(ctx, "p", raw, driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	before, _, err := mem.Get(ctx, "p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, a := range map[string]*kms.Adapter{"warm": warm, "cold": kms.Wrap(mem, c, ours)} {
+	for name, a := range map[string]*kms.Adapter{"warm": warm, "cold": must(kms.New(mem, c, ours, nil))} {
 		t.Run(name, func(t *testing.T) {
 			_, _, err := a.Get(ctx, "p")
-			if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, storage.ErrCorrupt) {
+			if !errors.Is(err, kms.ErrDecrypt) || !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Get of a record sealed under another key: %v, want ErrDecrypt and ErrCorrupt", err)
 			}
 			if !strings.Contains(err.Error(), theirs) {
@@ -64,7 +65,7 @@ func TestOtherKeyRefused(t *testing.T) {
 				r.AccessToken = secret.Secret("at-new")
 				return nil
 			})
-			if !errors.Is(err, storage.ErrCorrupt) {
+			if !errors.Is(err, driver.ErrCorrupt) {
 				t.Fatalf("Update over a record sealed under another key: %v, want ErrCorrupt", err)
 			}
 			after, _, err := mem.Get(ctx, "p")
@@ -92,10 +93,10 @@ func TestAllowedKeys(t *testing.T) {
 	oursAlias, theirsAlias := alias(ours), alias(theirs)
 	bareID := func(arn string) string { return arn[strings.LastIndex(arn, "/")+1:] }
 
-	mem := memory.New()
+	mem := memory.New(nil)
 	seal := func(profile, key string) {
 		t.Helper()
-		if _, err := kms.Wrap(mem, c, key).Put(ctx, profile, []byte(`{"profile":"`+profile+`"}`), storage.Condition{}); err != nil {
+		if _, err := must(kms.New(mem, c, key, nil)).Put(ctx, profile, []byte(`{"profile":"`+profile+`"}`), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,12 +109,12 @@ func TestAllowedKeys(t *testing.T) {
 		a        *kms.Adapter
 		readable map[string]bool
 	}{
-		{"arn", kms.Wrap(mem, c, ours), map[string]bool{"ours": true}},
-		{"bare id", kms.Wrap(mem, c, bareID(ours)), map[string]bool{"ours": true}},
-		{"alias", kms.Wrap(mem, c, oursAlias), map[string]bool{"ours": true}},
-		{"allow arn", kms.Wrap(mem, c, ours, kms.WithAllowedKeyIDs(theirs)), map[string]bool{"ours": true, "theirs": true}},
-		{"allow bare id", kms.Wrap(mem, c, oursAlias, kms.WithAllowedKeyIDs(bareID(theirs))), map[string]bool{"ours": true, "theirs": true}},
-		{"allow alias", kms.Wrap(mem, c, ours, kms.WithAllowedKeyIDs(theirsAlias)), map[string]bool{"ours": true, "theirs": true}},
+		{"arn", must(kms.New(mem, c, ours, nil)), map[string]bool{"ours": true}},
+		{"bare id", must(kms.New(mem, c, bareID(ours), nil)), map[string]bool{"ours": true}},
+		{"alias", must(kms.New(mem, c, oursAlias, nil)), map[string]bool{"ours": true}},
+		{"allow arn", must(kms.New(mem, c, ours, &kms.Options{AllowedKeyIDs: []string{theirs}})), map[string]bool{"ours": true, "theirs": true}},
+		{"allow bare id", must(kms.New(mem, c, oursAlias, &kms.Options{AllowedKeyIDs: []string{bareID(theirs)}})), map[string]bool{"ours": true, "theirs": true}},
+		{"allow alias", must(kms.New(mem, c, ours, &kms.Options{AllowedKeyIDs: []string{theirsAlias}})), map[string]bool{"ours": true, "theirs": true}},
 		{"url", urlAdapter(t, mem, oursAlias, theirs+", "+theirsAlias), map[string]bool{"ours": true, "theirs": true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,7 +123,7 @@ func TestAllowedKeys(t *testing.T) {
 				switch {
 				case tc.readable[p] && (err != nil || string(v) != `{"profile":"`+p+`"}`):
 					t.Errorf("Get(%s) = %s, %v; want it read", p, v, err)
-				case !tc.readable[p] && !errors.Is(err, storage.ErrCorrupt):
+				case !tc.readable[p] && !errors.Is(err, driver.ErrCorrupt):
 					t.Errorf("Get(%s): %v, want ErrCorrupt", p, err)
 				}
 			}
@@ -136,7 +137,7 @@ func urlAdapter(t *testing.T, mem *memory.Adapter, key, allowed string) *kms.Ada
 	t.Helper()
 	name := "pin-" + strings.ReplaceAll(t.Name(), "/", "-")
 	q := url.Values{"kms_key_id": {key}, "kms_endpoint": {endpoint(t)}, "kms_region": {servers.LocalKMSRegion}, "kms_allowed_key_ids": {allowed}}
-	a, err := storage.OpenAdapter(context.Background(), "kms+memory://"+name+"?"+q.Encode())
+	a, err := driver.Open(context.Background(), "kms+memory://"+name+"?"+q.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func urlAdapter(t *testing.T, mem *memory.Adapter, key, allowed string) *kms.Ada
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := inner.Put(ctx, n, v, storage.Condition{}); err != nil {
+		if _, err := inner.Put(ctx, n, v, driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,13 +7,14 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/memcached"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 func BenchmarkStore(b *testing.B) {
 	u := storeURL(b)
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapter(b, u) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return openAdapter(b, u) })
 }
 
 // BenchmarkAdapter is Store's Load and Update without the record codec.
@@ -21,7 +22,7 @@ func BenchmarkStore(b *testing.B) {
 // plain client's round trips.
 func BenchmarkAdapter(b *testing.B) {
 	u := storeURL(b)
-	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapter(b, u) })
+	drivertest.AdapterBenchmark(b, func(b *testing.B) driver.Adapter { return openAdapter(b, u) })
 }
 
 // BenchmarkBaseline does with the bare client the round trips that
@@ -34,7 +35,7 @@ func BenchmarkBaseline(b *testing.B) {
 	b.Cleanup(func() { c.Close() })
 	key := uniquePrefix(b) + "baseline"
 	b.Cleanup(func() { c.Delete(key) })
-	storagetest.Baseline(b,
+	drivertest.Baseline(b,
 		func() ([]byte, error) {
 			it, err := c.Get(key)
 			if err != nil {
@@ -50,7 +51,7 @@ func BenchmarkBaseline(b *testing.B) {
 // as well (see the package documentation).
 func ExampleNew() {
 	client := memcache.New("10.0.0.1:11211", "10.0.0.2:11211")
-	a, err := memcached.New(client, memcached.Options{Prefix: "myapp:"})
+	a, err := memcached.New(client, &memcached.Options{Prefix: "myapp:"})
 	if err != nil {
 		return
 	}

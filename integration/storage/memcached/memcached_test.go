@@ -16,9 +16,9 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/memcached"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 // uniquePrefix gives each test its own keys and index on a shared server.
@@ -32,9 +32,9 @@ func storeURL(t testing.TB) string {
 	return "memcached://" + memcachedAddr(t) + "/?prefix=" + url.QueryEscape(uniquePrefix(t))
 }
 
-func openAdapter(t testing.TB, u string) storage.Adapter {
+func openAdapter(t testing.TB, u string) driver.Adapter {
 	t.Helper()
-	a, err := storage.OpenAdapter(context.Background(), u)
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func openAdapter(t testing.TB, u string) storage.Adapter {
 // separate processes would have.
 func TestConformance(t *testing.T) {
 	u := storeURL(t)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openAdapter(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openAdapter(t, u) })
 }
 
 // TestConformanceSharedClient runs the suite with adapters over one client
@@ -55,8 +55,8 @@ func TestConformanceSharedClient(t *testing.T) {
 	c.MaxIdleConns = 16
 	defer c.Close()
 	prefix := uniquePrefix(t)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		a, err := memcached.New(c, memcached.Options{Prefix: prefix})
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		a, err := memcached.New(c, &memcached.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func newAdapter(t *testing.T, opts memcached.Options) (*memcached.Adapter, *memc
 	if opts.Prefix == "" {
 		opts.Prefix = uniquePrefix(t)
 	}
-	a, err := memcached.New(c, opts)
+	a, err := memcached.New(c, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestEvictionIsReported(t *testing.T) {
 	a, c := newAdapter(t, memcached.Options{Prefix: prefix, Logger: logger})
 	ctx := context.Background()
 	for _, n := range []string{"keep", "evicted"} {
-		if _, err := a.Put(ctx, n, []byte(`{}`), storage.IfAbsent()); err != nil {
+		if _, err := a.Put(ctx, n, []byte(`{}`), driver.IfAbsent()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,23 +143,23 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func TestTombstones(t *testing.T) {
 	a, _ := newAdapter(t, memcached.Options{})
 	ctx := context.Background()
-	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Delete(ctx, "p", storage.IfMatch(r1)); err != nil {
+	if err := a.Delete(ctx, "p", driver.IfMatch(r1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get of a tombstone: %v, want ErrNotFound", err)
 	}
-	if err := a.Delete(ctx, "p", storage.IfAbsent()); err != nil {
+	if err := a.Delete(ctx, "p", driver.IfAbsent()); err != nil {
 		t.Fatalf("Delete if absent over a tombstone: %v", err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(r1)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(r1)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on the deleted revision: %v, want ErrConflict", err)
 	}
-	r2, err := a.Put(ctx, "p", []byte(`{"n":3}`), storage.IfAbsent())
+	r2, err := a.Put(ctx, "p", []byte(`{"n":3}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatalf("Put if absent over a tombstone: %v", err)
 	}
@@ -187,9 +187,9 @@ func TestIndexUnderChurn(t *testing.T) {
 				n := fmt.Sprintf("p%d", (w+i)%names)
 				var err error
 				if (w+i)%3 == 0 {
-					err = a.Delete(ctx, n, storage.Condition{})
+					err = a.Delete(ctx, n, driver.Condition{})
 				} else {
-					_, err = a.Put(ctx, n, []byte(`{}`), storage.Condition{})
+					_, err = a.Put(ctx, n, []byte(`{}`), driver.Condition{})
 				}
 				if err != nil {
 					errs <- err
@@ -227,7 +227,7 @@ func TestLongName(t *testing.T) {
 	a, _ := newAdapter(t, memcached.Options{})
 	ctx := context.Background()
 	name := strings.Repeat("ü", 100) // 200 bytes
-	if _, err := a.Put(ctx, name, []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, name, []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := a.Get(ctx, name); err != nil {
@@ -245,7 +245,7 @@ func TestForeignItemIsCorrupt(t *testing.T) {
 	if err := c.Set(&memcache.Item{Key: prefix + b64("x"), Value: []byte("hello")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.Get(context.Background(), "x"); !errors.Is(err, storage.ErrCorrupt) {
+	if _, _, err := a.Get(context.Background(), "x"); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Get of a foreign item: %v, want ErrCorrupt", err)
 	}
 }
@@ -254,13 +254,13 @@ func TestUnavailable(t *testing.T) {
 	a := openAdapter(t, "memcached://127.0.0.1:1/?timeout=200ms")
 	defer a.Close()
 	ctx := context.Background()
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrUnavailable) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Get: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfMatch("r")); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfMatch("r")); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.List(ctx); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.List(ctx); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("List: %v, want ErrUnavailable", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/tokencache/tokencache/integration/servers"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memcached"
 )
 
@@ -31,7 +31,7 @@ func TestRestartABA(t *testing.T) {
 	open := func() *memcached.Adapter {
 		c := memcache.New(srv.Addr)
 		t.Cleanup(func() { c.Close() })
-		a, err := memcached.New(c, memcached.Options{Prefix: prefix})
+		a, err := memcached.New(c, &memcached.Options{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestRestartABA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	_, stale, err := a.Get(ctx, "p")
@@ -72,7 +72,7 @@ func TestRestartABA(t *testing.T) {
 	for _, x := range []*memcached.Adapter{a, b} {
 		for i := 0; ; i++ {
 			_, _, err := x.Get(ctx, "warm-up")
-			if errors.Is(err, storage.ErrNotFound) {
+			if errors.Is(err, driver.ErrNotFound) {
 				break
 			}
 			if i == 10 {
@@ -88,7 +88,7 @@ func TestRestartABA(t *testing.T) {
 
 	// Another process creates the profile afresh and keeps writing it
 	// until its item has the CAS id seen before the restart.
-	if _, err := b.Put(ctx, "p", []byte(`{"n":2}`), storage.IfAbsent()); err != nil {
+	if _, err := b.Put(ctx, "p", []byte(`{"n":2}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	var it *memcache.Item
@@ -111,10 +111,10 @@ func TestRestartABA(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := a.Put(ctx, "p", []byte(`{"n":3}`), storage.IfMatch(stale)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":3}`), driver.IfMatch(stale)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision from before the restart: %v, want ErrConflict", err)
 	}
-	if err := a.Delete(ctx, "p", storage.IfMatch(stale)); !errors.Is(err, storage.ErrConflict) {
+	if err := a.Delete(ctx, "p", driver.IfMatch(stale)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Delete on a revision from before the restart: %v, want ErrConflict", err)
 	}
 	v, rev, err := b.Get(ctx, "p")

@@ -12,7 +12,7 @@ import (
 	mongodriver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/mongo"
 )
 
@@ -51,14 +51,14 @@ func newClaimFixture(t *testing.T) *claimFixture {
 	t.Cleanup(func() { client.Disconnect(context.Background()) })
 	db := fmt.Sprintf("tc_claims_%d", time.Now().UnixNano())
 	clock := &fakeClock{t: time.Now()}
-	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn), mongo.WithClock(clock.now))
+	a := must(mongo.New(client, &mongo.Options{Database: db, Collection: "c", Claims: mongo.ClaimsOn, Now: clock.now}))
 	t.Cleanup(func() { a.Close() })
 	return &claimFixture{a: a, clock: clock, claims: client.Database(db).Collection("c_claims")}
 }
 
 // plant inserts generation gen of a claim on key's revision rev, stamped
 // at, as another writer's adapter would.
-func (f *claimFixture) plant(t *testing.T, key string, rev storage.Revision, gen int, at time.Time) {
+func (f *claimFixture) plant(t *testing.T, key string, rev driver.Revision, gen int, at time.Time) {
 	t.Helper()
 	if _, err := f.claims.InsertOne(context.Background(), bson.D{
 		{Key: "_id", Value: claimID(key, rev, gen)},
@@ -75,27 +75,27 @@ func (f *claimFixture) plant(t *testing.T, key string, rev storage.Revision, gen
 func TestClaimClockSkew(t *testing.T) {
 	ctx := context.Background()
 	f := newClaimFixture(t)
-	rev, err := f.a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := f.a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.plant(t, "p", rev, 0, f.clock.now().Add(-20*time.Second))
-	if _, err := f.a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := f.a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision a slow-clocked writer claimed just now: %v, want ErrConflict", err)
 	}
 	// A fast clock the other way round: its claim looks fresh for a
 	// long time, yet once its writer is gone the revision frees up after
 	// ClaimTTL of this adapter's own time.
-	rev2, err := f.a.Put(ctx, "q", []byte(`{"n":1}`), storage.IfAbsent())
+	rev2, err := f.a.Put(ctx, "q", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.plant(t, "q", rev2, 0, f.clock.now().Add(time.Hour))
-	if _, err := f.a.Put(ctx, "q", []byte(`{"n":2}`), storage.IfMatch(rev2)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := f.a.Put(ctx, "q", []byte(`{"n":2}`), driver.IfMatch(rev2)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a freshly claimed revision: %v, want ErrConflict", err)
 	}
 	f.clock.advance(mongo.ClaimTTL + time.Second)
-	if _, err := f.a.Put(ctx, "q", []byte(`{"n":2}`), storage.IfMatch(rev2)); err != nil {
+	if _, err := f.a.Put(ctx, "q", []byte(`{"n":2}`), driver.IfMatch(rev2)); err != nil {
 		t.Fatalf("Put once the claim has been seen for ClaimTTL: %v", err)
 	}
 }
@@ -105,7 +105,7 @@ func TestClaimClockSkew(t *testing.T) {
 func TestAbandonedClaimsNeverBlock(t *testing.T) {
 	ctx := context.Background()
 	f := newClaimFixture(t)
-	rev, err := f.a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := f.a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +113,13 @@ func TestAbandonedClaimsNeverBlock(t *testing.T) {
 	for gen := range dead {
 		f.plant(t, "p", rev, gen, f.clock.now().Add(-time.Hour))
 	}
-	var next storage.Revision
+	var next driver.Revision
 	for round := 0; ; round++ {
-		next, err = f.a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(rev))
+		next, err = f.a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev))
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, storage.ErrConflict) {
+		if !errors.Is(err, driver.ErrConflict) {
 			t.Fatal(err)
 		}
 		if round == 3 {
@@ -127,7 +127,7 @@ func TestAbandonedClaimsNeverBlock(t *testing.T) {
 		}
 		f.clock.advance(mongo.ClaimTTL + time.Second)
 	}
-	if _, err := f.a.Put(ctx, "p", []byte(`{"n":3}`), storage.IfMatch(next)); err != nil {
+	if _, err := f.a.Put(ctx, "p", []byte(`{"n":3}`), driver.IfMatch(next)); err != nil {
 		t.Fatalf("Put on the revision after: %v", err)
 	}
 }

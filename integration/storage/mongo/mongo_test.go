@@ -16,8 +16,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/mongo"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 // serverURL returns the base URL of a MongoDB wire protocol server for
@@ -38,9 +39,9 @@ func storeURL(t testing.TB, query string) string {
 	return s
 }
 
-func openURL(t testing.TB, raw string) storage.Adapter {
+func openURL(t testing.TB, raw string) driver.Adapter {
 	t.Helper()
-	a, err := storage.OpenAdapter(context.Background(), raw)
+	a, err := driver.Open(context.Background(), raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,12 +51,12 @@ func openURL(t testing.TB, raw string) storage.Adapter {
 func TestConformance(t *testing.T) {
 	// Auto: on FerretDB 1.x this runs the claim protocol.
 	raw := storeURL(t, "collection=profiles")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, raw) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, raw) })
 }
 
 func TestConformanceClaimsOn(t *testing.T) {
 	raw := storeURL(t, "claims=on")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, raw) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, raw) })
 }
 
 // TestClaimsOffOnFerretDB records what the claim protocol is for: with
@@ -67,7 +68,7 @@ func TestClaimsOffOnFerretDB(t *testing.T) {
 	defer a.Close()
 	ctx := context.Background()
 	key := "race"
-	rev, err := a.Put(ctx, key, []byte(`{"n":0}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, key, []byte(`{"n":0}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestClaimsOffOnFerretDB(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			if _, err := a.Put(ctx, key, fmt.Appendf(nil, `{"n":%d}`, i), storage.IfMatch(rev)); err == nil {
+			if _, err := a.Put(ctx, key, fmt.Appendf(nil, `{"n":%d}`, i), driver.IfMatch(rev)); err == nil {
 				wins.Add(1)
 			}
 		})
@@ -92,8 +93,8 @@ func TestNewKeepsClient(t *testing.T) {
 	}
 	defer client.Disconnect(ctx)
 	db := fmt.Sprintf("tc_new_%d", time.Now().UnixNano())
-	a := mongo.New(client, db, "c")
-	if _, err := a.Put(ctx, "p", []byte(`{"profile":"p"}`), storage.IfAbsent()); err != nil {
+	a := must(mongo.New(client, &mongo.Options{Database: db, Collection: "c"}))
+	if _, err := a.Put(ctx, "p", []byte(`{"profile":"p"}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	// The document has the documented shape, readable without the adapter.
@@ -111,7 +112,7 @@ func TestNewKeepsClient(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrClosed) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
 	}
 	if err := client.Ping(ctx, nil); err != nil {
@@ -124,7 +125,7 @@ func TestNonUTF8ValueRoundTrips(t *testing.T) {
 	defer a.Close()
 	ctx := context.Background()
 	v := []byte("{\"x\":\"\xff\xfe\"}")
-	if _, err := a.Put(ctx, "bin", v, storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, "bin", v, driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := a.Get(ctx, "bin")
@@ -148,7 +149,7 @@ func TestConcurrentUnconditional(t *testing.T) {
 					for j := range 10 {
 						var err error
 						if i%2 == 0 {
-							_, err = a.Put(ctx, "k", fmt.Appendf(nil, `{"w":%d,"j":%d}`, i, j), storage.Condition{})
+							_, err = a.Put(ctx, "k", fmt.Appendf(nil, `{"w":%d,"j":%d}`, i, j), driver.Condition{})
 						} else {
 							_, _, err = st.Update(ctx, "k", func(*storage.Record) error { return nil })
 						}
@@ -163,7 +164,7 @@ func TestConcurrentUnconditional(t *testing.T) {
 			if _, _, err := a.Get(ctx, "k"); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.Delete(ctx, "k", storage.Condition{}); err != nil {
+			if err := a.Delete(ctx, "k", driver.Condition{}); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -174,7 +175,7 @@ func BenchmarkStore(b *testing.B) {
 	for _, claims := range []string{"auto", "off"} {
 		b.Run("claims="+claims, func(b *testing.B) {
 			raw := storeURL(b, "claims="+claims)
-			storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openURL(b, raw) })
+			drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return openURL(b, raw) })
 		})
 	}
 }
@@ -190,7 +191,7 @@ func BenchmarkBaseline(b *testing.B) {
 	}
 	defer client.Disconnect(ctx)
 	coll := client.Database(fmt.Sprintf("tc_base_%d", time.Now().UnixNano())).Collection("c")
-	rec, err := storage.EncodeRecord(storagetest.SampleRecord("bench"))
+	rec, err := storage.EncodeRecord(drivertest.SampleRecord("bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -232,10 +233,10 @@ func TestClaimTakeover(t *testing.T) {
 	defer client.Disconnect(ctx)
 	db := fmt.Sprintf("tc_claim_%d", time.Now().UnixNano())
 	clock := &fakeClock{t: time.Now()}
-	a := mongo.New(client, db, "c", mongo.WithClaims(mongo.ClaimsOn), mongo.WithClock(clock.now))
+	a := must(mongo.New(client, &mongo.Options{Database: db, Collection: "c", Claims: mongo.ClaimsOn, Now: clock.now}))
 	defer a.Close()
 	claims := client.Database(db).Collection("c_claims")
-	plant := func(key string, rev storage.Revision, at time.Time) {
+	plant := func(key string, rev driver.Revision, at time.Time) {
 		t.Helper()
 		if _, err := claims.InsertOne(ctx, bson.D{
 			{Key: "_id", Value: claimID(key, rev, 0)},
@@ -245,33 +246,33 @@ func TestClaimTakeover(t *testing.T) {
 		}
 	}
 
-	rev, err := a.Put(ctx, "fresh", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "fresh", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	plant("fresh", rev, time.Now())
-	if _, err := a.Put(ctx, "fresh", []byte(`{"n":2}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "fresh", []byte(`{"n":2}`), driver.IfMatch(rev)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a freshly claimed revision: %v, want ErrConflict", err)
 	}
 
-	rev, err = a.Put(ctx, "dead", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err = a.Put(ctx, "dead", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	plant("dead", rev, time.Now().Add(-2*mongo.ClaimTTL))
-	if _, err := a.Put(ctx, "dead", []byte(`{"n":2}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "dead", []byte(`{"n":2}`), driver.IfMatch(rev)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision whose claim this adapter has just met: %v, want ErrConflict", err)
 	}
 	clock.advance(mongo.ClaimTTL / 2)
-	if _, err := a.Put(ctx, "dead", []byte(`{"n":2}`), storage.IfMatch(rev)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "dead", []byte(`{"n":2}`), driver.IfMatch(rev)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision whose claim this adapter has seen for ClaimTTL/2: %v, want ErrConflict", err)
 	}
 	clock.advance(mongo.ClaimTTL/2 + time.Second)
-	next, err := a.Put(ctx, "dead", []byte(`{"n":2}`), storage.IfMatch(rev))
+	next, err := a.Put(ctx, "dead", []byte(`{"n":2}`), driver.IfMatch(rev))
 	if err != nil {
 		t.Fatalf("Put on a revision whose claim expired: %v", err)
 	}
-	if err := a.Delete(ctx, "dead", storage.IfMatch(next)); err != nil {
+	if err := a.Delete(ctx, "dead", driver.IfMatch(next)); err != nil {
 		t.Fatal(err)
 	}
 	// Once the background clean-up has run, no claim on the superseded
@@ -286,25 +287,25 @@ func TestClaimTakeover(t *testing.T) {
 // TestUnavailable needs no server: nothing listens on the port.
 func TestUnavailable(t *testing.T) {
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, "mongodb://user:hunter2@127.0.0.1:1/db?serverSelectionTimeoutMS=200&connectTimeoutMS=200")
+	a, err := driver.Open(ctx, "mongodb://user:hunter2@127.0.0.1:1/db?serverSelectionTimeoutMS=200&connectTimeoutMS=200")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	_, _, err = a.Get(ctx, "p")
-	if !errors.Is(err, storage.ErrUnavailable) {
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Get from a dead server: %v, want ErrUnavailable", err)
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error shows the password: %v", err)
 	}
-	_, err = a.Put(ctx, "p", []byte(`{}`), storage.IfMatch("r"))
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err = a.Put(ctx, "p", []byte(`{}`), driver.IfMatch("r"))
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put to a dead server: %v, want ErrUnavailable", err)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	a2, _ := storage.OpenAdapter(ctx, "mongodb://127.0.0.1:1/db")
+	a2, _ := driver.Open(ctx, "mongodb://127.0.0.1:1/db")
 	defer a2.Close()
 	if _, _, err := a2.Get(short, "p"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Get with an expiring context: %v, want context.DeadlineExceeded", err)
@@ -315,6 +316,6 @@ func TestUnavailable(t *testing.T) {
 // as the adapter names claims (a generation, then the revision's length,
 // so that no two pairs of key and revision share one): the tests plant
 // the claims a writer that died mid-write leaves behind.
-func claimID(key string, rev storage.Revision, gen int) string {
+func claimID(key string, rev driver.Revision, gen int) string {
 	return strconv.Itoa(gen) + ":" + strconv.Itoa(len(rev)) + ":" + string(rev) + key
 }

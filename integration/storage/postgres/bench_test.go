@@ -10,12 +10,13 @@ import (
 
 	"github.com/tokencache/tokencache/integration/internal/benchratio"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/postgres"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
-func openAdapterB(b *testing.B, u string) storage.Adapter {
-	a, err := storage.OpenAdapter(context.Background(), u)
+func openAdapterB(b *testing.B, u string) driver.Adapter {
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func openAdapterB(b *testing.B, u string) storage.Adapter {
 
 func BenchmarkStore(b *testing.B) {
 	u := storeURL(b)
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkAdapter is Store's Load and Update without the record codec.
@@ -32,7 +33,7 @@ func BenchmarkStore(b *testing.B) {
 // plain pool's round trips.
 func BenchmarkAdapter(b *testing.B) {
 	u := storeURL(b)
-	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.AdapterBenchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkBaseline does with a bare pgx pool the round trips that
@@ -47,7 +48,7 @@ func BenchmarkBaseline(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Exec(ctx, "DROP TABLE "+t) })
-	storagetest.Baseline(b,
+	drivertest.Baseline(b,
 		func() ([]byte, error) {
 			var v []byte
 			err := p.QueryRow(ctx, "SELECT value FROM "+t+" WHERE key = 'baseline'").Scan(&v)
@@ -91,7 +92,7 @@ func BenchmarkUpdateVsBaseline(b *testing.B) {
 }
 
 // pollOnly hides the adapter's Watcher, so that a Store over it polls.
-type pollOnly struct{ storage.Adapter }
+type pollOnly struct{ driver.Adapter }
 
 // BenchmarkWake measures how long a waiting replica takes to see another
 // replica's write: from the start of the write until the waiter has re-read
@@ -103,10 +104,10 @@ func BenchmarkWake(b *testing.B) {
 	u := storeURL(b)
 	for _, bm := range []struct {
 		name string
-		wrap func(storage.Adapter) storage.Adapter
+		wrap func(driver.Adapter) driver.Adapter
 	}{
-		{"Listen", func(a storage.Adapter) storage.Adapter { return a }},
-		{"Poll", func(a storage.Adapter) storage.Adapter { return pollOnly{a} }},
+		{"Listen", func(a driver.Adapter) driver.Adapter { return a }},
+		{"Poll", func(a driver.Adapter) driver.Adapter { return pollOnly{a} }},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -115,7 +116,7 @@ func BenchmarkWake(b *testing.B) {
 			writer := openAdapterB(b, u)
 			defer writer.Close()
 			key := "wake-" + bm.name
-			rev, err := writer.Put(ctx, key, []byte(`{"n":0}`), storage.Condition{})
+			rev, err := writer.Put(ctx, key, []byte(`{"n":0}`), driver.Condition{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -126,7 +127,7 @@ func BenchmarkWake(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				seen := make(chan error, 1)
-				go func(old storage.Revision) {
+				go func(old driver.Revision) {
 					for {
 						if err := waiter.Wait(ctx, key, old, 100*time.Millisecond); err != nil {
 							seen <- err
@@ -143,7 +144,7 @@ func BenchmarkWake(b *testing.B) {
 				// lease holder would be.
 				time.Sleep(5 * time.Millisecond)
 				b.StartTimer()
-				rev, err = writer.Put(ctx, key, []byte(`{"n":1}`), storage.IfMatch(rev))
+				rev, err = writer.Put(ctx, key, []byte(`{"n":1}`), driver.IfMatch(rev))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -163,7 +164,7 @@ func ExampleNew() {
 		return
 	}
 	defer pool.Close()
-	a, err := postgres.New(pool, postgres.Options{Table: "oauth_tokens"})
+	a, err := postgres.New(pool, &postgres.Options{Table: "oauth_tokens"})
 	if err != nil {
 		return
 	}

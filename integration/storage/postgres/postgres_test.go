@@ -14,13 +14,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/postgres"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
-func openURL(t testing.TB, u string) storage.Adapter {
+func openURL(t testing.TB, u string) driver.Adapter {
 	t.Helper()
-	a, err := storage.OpenAdapter(context.Background(), u)
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func openURL(t testing.TB, u string) storage.Adapter {
 // its own pool and listening connection, as separate processes would.
 func TestConformance(t *testing.T) {
 	u := storeURL(t)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u) })
 }
 
 // TestConformanceSharedPool runs the suite with adapters that share one
@@ -39,8 +40,8 @@ func TestConformance(t *testing.T) {
 func TestConformanceSharedPool(t *testing.T) {
 	p := plainPool(t)
 	table := uniqueTable()
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		a, err := postgres.New(p, postgres.Options{Table: table})
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		a, err := postgres.New(p, &postgres.Options{Table: table})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +62,7 @@ func TestConformanceSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := strings.Replace(storeURL(t, "schema", schema), "postgres://", "postgresql://", 1)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u) })
 	var n int
 	if err := p.QueryRow(context.Background(),
 		"SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&n); err != nil || n != 1 {
@@ -74,17 +75,17 @@ func TestConformanceSchema(t *testing.T) {
 // rather than an UPDATE that matches nothing.
 func TestConformanceSerializable(t *testing.T) {
 	u := storeURL(t, "default_transaction_isolation", "serializable")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u) })
 }
 
 // TestProcesses: exactly one winner per revision across OS processes, each
 // with its own pool.
 func TestProcesses(t *testing.T) {
 	if os.Getenv("TOKENCACHE_STORAGETEST_CHILD") != "" {
-		storagetest.RunProcesses(t, "", 0, 0) // the child's share; the URL comes with it
+		drivertest.RunProcesses(t, "", 0, 0) // the child's share; the URL comes with it
 		return
 	}
-	storagetest.RunProcesses(t, storeURL(t), 4, 100)
+	drivertest.RunProcesses(t, storeURL(t), 4, 100)
 }
 
 // TestConcurrentMigration: adapters that race to create the table on
@@ -117,7 +118,7 @@ func TestErrorsHidePassword(t *testing.T) {
 		"postgres://127.0.0.1:1/db?connect_timeout=1&password=" + pw,
 		"postgres://user:" + pw + "@127.0.0.1:1/db?connect_timeout=x" + pw,
 	} {
-		a, err := storage.OpenAdapter(context.Background(), raw)
+		a, err := driver.Open(context.Background(), raw)
 		if err != nil {
 			if strings.Contains(err.Error(), pw) {
 				t.Fatalf("Open error leaks the password: %v", err)
@@ -128,7 +129,7 @@ func TestErrorsHidePassword(t *testing.T) {
 		_, _, err = a.Get(ctx, "p")
 		cancel()
 		a.Close()
-		if !errors.Is(err, storage.ErrUnavailable) {
+		if !errors.Is(err, driver.ErrUnavailable) {
 			t.Fatalf("Get from a closed port: %v, want ErrUnavailable", err)
 		}
 		if strings.Contains(err.Error(), pw) {
@@ -141,7 +142,7 @@ func TestErrorsHidePassword(t *testing.T) {
 	a := openURL(t, u.String())
 	defer a.Close()
 	_, err := a.List(context.Background())
-	if !errors.Is(err, storage.ErrUnavailable) || strings.Contains(err.Error(), pw) {
+	if !errors.Is(err, driver.ErrUnavailable) || strings.Contains(err.Error(), pw) {
 		t.Fatalf("List with a wrong password: %v", err)
 	}
 }
@@ -150,10 +151,10 @@ func TestUnavailable(t *testing.T) {
 	a := openURL(t, "postgres://u:p@127.0.0.1:1/db?connect_timeout=1&sslmode=disable")
 	defer a.Close()
 	ctx := context.Background()
-	if _, err := a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.List(ctx); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.List(ctx); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("List: %v, want ErrUnavailable", err)
 	}
 	// A deadline the caller set stays the caller's error.
@@ -173,24 +174,24 @@ func TestWaitWakesOnDeleteAndClose(t *testing.T) {
 	defer cancel()
 	a, b := openURL(t, u), openURL(t, u)
 	defer b.Close()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", rev) }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", rev) }()
 	time.Sleep(100 * time.Millisecond)
-	if err := b.Delete(ctx, "p", storage.IfMatch(rev)); err != nil {
+	if err := b.Delete(ctx, "p", driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Wait across a delete: %v", err)
 	}
 	// Missing key, revision "": waits until Close.
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", "") }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", "") }()
 	time.Sleep(100 * time.Millisecond)
 	a.Close()
-	if err := <-done; !errors.Is(err, storage.ErrClosed) {
+	if err := <-done; !errors.Is(err, driver.ErrClosed) {
 		t.Fatalf("Wait after Close: %v, want ErrClosed", err)
 	}
 }
@@ -206,8 +207,8 @@ func TestWaitAfterListenerKilled(t *testing.T) {
 	a, b := openURL(t, u), openURL(t, u)
 	defer a.Close()
 	defer b.Close()
-	w := a.(storage.Watcher)
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	w := a.(driver.Watcher)
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +225,7 @@ func TestWaitAfterListenerKilled(t *testing.T) {
 		WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`).Scan(&killed); err != nil || killed == 0 {
 		t.Fatalf("terminated %d listeners: %v", killed, err)
 	}
-	rev2, err := b.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(rev))
+	rev2, err := b.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestWaitAfterListenerKilled(t *testing.T) {
 	}
 	go func() { done <- w.Wait(ctx, "p", rev2) }()
 	time.Sleep(100 * time.Millisecond)
-	if _, err := b.Put(ctx, "p", []byte(`{"n":3}`), storage.IfMatch(rev2)); err != nil {
+	if _, err := b.Put(ctx, "p", []byte(`{"n":3}`), driver.IfMatch(rev2)); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -252,17 +253,17 @@ func TestNoABA(t *testing.T) {
 	a := openURL(t, storeURL(t))
 	defer a.Close()
 	ctx := context.Background()
-	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Delete(ctx, "p", storage.Condition{}); err != nil {
+	if err := a.Delete(ctx, "p", driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(old)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(old)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision from before the delete: %v, want ErrConflict", err)
 	}
 }
@@ -279,7 +280,7 @@ func TestLayout(t *testing.T) {
 	defer a.Close()
 	ctx := context.Background()
 	val := []byte(`{"b": 1,  "a": 2}`)
-	rev, err := a.Put(ctx, "p", val, storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", val, driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,13 +302,13 @@ func TestLayout(t *testing.T) {
 }
 
 // TestReadOnly: a server that refuses writes (a standby, or
-// default_transaction_read_only) is storage.ErrReadOnly, and reads work.
+// default_transaction_read_only) is driver.ErrReadOnly, and reads work.
 func TestReadOnly(t *testing.T) {
 	u := storeURL(t)
 	rw := openURL(t, u)
 	defer rw.Close()
 	ctx := context.Background()
-	if _, err := rw.Put(ctx, "p", []byte(`{}`), storage.IfAbsent()); err != nil {
+	if _, err := rw.Put(ctx, "p", []byte(`{}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
 	// Unknown parameters are run-time settings for the server, as in libpq.
@@ -316,7 +317,7 @@ func TestReadOnly(t *testing.T) {
 	if _, _, err := ro.Get(ctx, "p"); err != nil {
 		t.Fatalf("Get from a read-only session: %v", err)
 	}
-	if _, err := ro.Put(ctx, "p", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrReadOnly) || !errors.Is(err, storage.ErrNotApplied) {
+	if _, err := ro.Put(ctx, "p", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrReadOnly) || !errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("Put to a read-only session: %v, want ErrReadOnly and ErrNotApplied", err)
 	}
 }
@@ -334,12 +335,12 @@ func TestWaitFiltersByRevision(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", rev) }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", rev) }()
 	time.Sleep(200 * time.Millisecond)
 	p := plainPool(t)
 	notify := func(payload string) {
@@ -370,10 +371,10 @@ func TestWaitFiltersByRevision(t *testing.T) {
 // the suite's Watch case is skipped for it, and a Store polls instead.
 func TestNoListen(t *testing.T) {
 	u := storeURL(t, "listen", "false")
-	storagetest.Run(t, func(t *testing.T) storage.Adapter { return openURL(t, u) })
+	drivertest.Run(t, func(t *testing.T) driver.Adapter { return openURL(t, u) })
 	a := openURL(t, u)
 	defer a.Close()
-	err := a.(storage.Watcher).Wait(context.Background(), "p", "")
+	err := a.(driver.Watcher).Wait(context.Background(), "p", "")
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Wait with listen=false: %v, want ErrUnsupported", err)
 	}

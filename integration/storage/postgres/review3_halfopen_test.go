@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/postgres"
 )
 
@@ -99,13 +99,13 @@ func TestReview3WaitOnSilentlyDeadListenConnection(t *testing.T) {
 	defer writer.Close()
 	ctx := context.Background()
 
-	rev, err := writer.Put(ctx, "p", []byte(`{"v":1}`), storage.IfAbsent())
+	rev, err := writer.Put(ctx, "p", []byte(`{"v":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A first Wait brings the listening connection up.
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	if err := viaProxy.(storage.Watcher).Wait(wctx, "p", rev); !errors.Is(err, context.DeadlineExceeded) {
+	if err := viaProxy.(driver.Watcher).Wait(wctx, "p", rev); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("first Wait: %v", err)
 	}
 	cancel()
@@ -118,10 +118,10 @@ func TestReview3WaitOnSilentlyDeadListenConnection(t *testing.T) {
 	go func() {
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		woke <- viaProxy.(storage.Watcher).Wait(wctx, "p", rev)
+		woke <- viaProxy.(driver.Watcher).Wait(wctx, "p", rev)
 	}()
 	time.Sleep(time.Second)
-	if _, err := writer.Put(ctx, "p", []byte(`{"v":2}`), storage.IfMatch(rev)); err != nil {
+	if _, err := writer.Put(ctx, "p", []byte(`{"v":2}`), driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	err = <-woke
@@ -139,7 +139,7 @@ func TestReview3WaitOnSilentlyDeadListenConnection(t *testing.T) {
 	go func() {
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		woke <- viaProxy.(storage.Watcher).Wait(wctx, "p", rev)
+		woke <- viaProxy.(driver.Watcher).Wait(wctx, "p", rev)
 	}()
 	time.Sleep(500 * time.Millisecond)
 	select {
@@ -148,7 +148,7 @@ func TestReview3WaitOnSilentlyDeadListenConnection(t *testing.T) {
 	default:
 	}
 	wrote := time.Now()
-	if _, err := writer.Put(ctx, "p", []byte(`{"v":3}`), storage.IfMatch(rev)); err != nil {
+	if _, err := writer.Put(ctx, "p", []byte(`{"v":3}`), driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-woke; err != nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // review3: the NOTIFY channel is named after how the table was spelt in
@@ -24,7 +24,7 @@ func TestReview3WaitHearsWritesThroughOtherSpelling(t *testing.T) {
 	defer bare.Close()
 	ctx := context.Background()
 
-	rev, err := withSchema.Put(ctx, "p", []byte(`{"v":1}`), storage.IfAbsent())
+	rev, err := withSchema.Put(ctx, "p", []byte(`{"v":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,11 +35,11 @@ func TestReview3WaitHearsWritesThroughOtherSpelling(t *testing.T) {
 	go func() {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		woke <- withSchema.(storage.Watcher).Wait(wctx, "p", rev)
+		woke <- withSchema.(driver.Watcher).Wait(wctx, "p", rev)
 	}()
 	time.Sleep(500 * time.Millisecond) // the waiter listens
 	start := time.Now()
-	if _, err := bare.Put(ctx, "p", []byte(`{"v":2}`), storage.IfMatch(rev)); err != nil {
+	if _, err := bare.Put(ctx, "p", []byte(`{"v":2}`), driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	err = <-woke

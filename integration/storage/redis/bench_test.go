@@ -7,12 +7,13 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/redis"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
-func openAdapterB(b *testing.B, u string) storage.Adapter {
-	a, err := storage.OpenAdapter(context.Background(), u)
+func openAdapterB(b *testing.B, u string) driver.Adapter {
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -21,7 +22,7 @@ func openAdapterB(b *testing.B, u string) storage.Adapter {
 
 func BenchmarkStore(b *testing.B) {
 	u := withQuery(b, redisURL(b), "prefix", uniquePrefix(b))
-	storagetest.Benchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.Benchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkAdapter is Store's Load and Update without the record codec.
@@ -29,7 +30,7 @@ func BenchmarkStore(b *testing.B) {
 // plain client's round trips.
 func BenchmarkAdapter(b *testing.B) {
 	u := withQuery(b, redisURL(b), "prefix", uniquePrefix(b))
-	storagetest.AdapterBenchmark(b, func(b *testing.B) storage.Adapter { return openAdapterB(b, u) })
+	drivertest.AdapterBenchmark(b, func(b *testing.B) driver.Adapter { return openAdapterB(b, u) })
 }
 
 // BenchmarkBaseline does with the bare client the round trips that
@@ -41,7 +42,7 @@ func BenchmarkBaseline(b *testing.B) {
 	c := plainClient(b)
 	key := uniquePrefix(b) + "baseline"
 	b.Cleanup(func() { c.Del(ctx, key) })
-	storagetest.Baseline(b,
+	drivertest.Baseline(b,
 		func() ([]byte, error) { return c.Get(ctx, key).Bytes() },
 		func(val []byte) error { return c.Set(ctx, key, val, 0).Err() })
 }
@@ -50,7 +51,7 @@ func BenchmarkBaseline(b *testing.B) {
 func ExampleNew() {
 	client := goredis.NewClient(&goredis.Options{Addr: "localhost:6379"})
 	defer client.Close()
-	st := storage.NewStore(redis.New(client, redis.Options{Prefix: "myapp:tokens:"}))
+	st := storage.NewStore(must(redis.New(client, &redis.Options{Prefix: "myapp:tokens:"})))
 	defer st.Close()
 	_, _, _ = st.Load(context.Background(), "default")
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/credentials/credentialstest"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 func burstEnv(name string, def int) int {
@@ -36,8 +36,8 @@ func BenchmarkBurst(b *testing.B) {
 	u := withQuery(b, redisURL(b), "prefix", uniquePrefix(b))
 	b.Run(fmt.Sprintf("redis/P=%d/R=%d", o.Profiles, o.Replicas), func(b *testing.B) {
 		for range b.N {
-			credentialstest.Burst(b, func() (storage.Adapter, error) {
-				return storage.OpenAdapter(context.Background(), u)
+			credentialstest.Burst(b, func() (driver.Adapter, error) {
+				return driver.Open(context.Background(), u)
 			}, o)
 		}
 	})

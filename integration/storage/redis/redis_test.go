@@ -15,9 +15,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tokencache/tokencache/integration/servers"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
+	"github.com/tokencache/tokencache/storage/driver/drivertest"
 	"github.com/tokencache/tokencache/storage/redis"
-	"github.com/tokencache/tokencache/storage/storagetest"
 )
 
 // uniquePrefix isolates a test's keys on a shared server, so that List
@@ -48,10 +48,10 @@ func TestConformance(t *testing.T) { runConformance(t, redisURL(t), nil) }
 
 // runConformance runs the suite on adapters opened from rawURL under a
 // prefix of their own, passing each to check, if given, first.
-func runConformance(t *testing.T, rawURL string, check func(t *testing.T, a storage.Adapter)) {
+func runConformance(t *testing.T, rawURL string, check func(t *testing.T, a driver.Adapter)) {
 	u := withQuery(t, rawURL, "prefix", uniquePrefix(t))
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		a, err := storage.OpenAdapter(context.Background(), u)
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		a, err := driver.Open(context.Background(), u)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,8 +67,8 @@ func runConformance(t *testing.T, rawURL string, check func(t *testing.T, a stor
 func TestConformanceSharedClient(t *testing.T) {
 	c := plainClient(t)
 	prefix := uniquePrefix(t)
-	storagetest.Run(t, func(t *testing.T) storage.Adapter {
-		return redis.New(c, redis.Options{Prefix: prefix})
+	drivertest.Run(t, func(t *testing.T) driver.Adapter {
+		return must(redis.New(c, &redis.Options{Prefix: prefix}))
 	})
 	// The suite closed adapters; the caller's client must still work.
 	if err := c.Ping(context.Background()).Err(); err != nil {
@@ -80,7 +80,7 @@ func TestConformanceSharedClient(t *testing.T) {
 // where keys spread over slots, List scans every master and notifications
 // travel on shard channels.
 func TestConformanceCluster(t *testing.T) {
-	runConformance(t, redisClusterURL(t), func(t *testing.T, a storage.Adapter) {
+	runConformance(t, redisClusterURL(t), func(t *testing.T, a driver.Adapter) {
 		if _, ok := a.(*redis.Adapter).Client().(*goredis.ClusterClient); !ok {
 			t.Fatalf("cluster URL made a %T", a.(*redis.Adapter).Client())
 		}
@@ -106,10 +106,10 @@ func TestClusterSlots(t *testing.T) {
 	c := goredis.NewClusterClient(opt)
 	defer c.Close()
 	prefix := uniquePrefix(t)
-	a := redis.New(c, redis.Options{Prefix: prefix})
+	a := must(redis.New(c, &redis.Options{Prefix: prefix}))
 	names := []string{"{t}a", "{t}b", "{t}c", "{t}d", "x{t}", "%7B", "{}", "}{"}
 	for _, n := range names {
-		if _, err := a.Put(ctx, n, []byte(`{}`), storage.IfAbsent()); err != nil {
+		if _, err := a.Put(ctx, n, []byte(`{}`), driver.IfAbsent()); err != nil {
 			t.Fatalf("Put(%q): %v", n, err)
 		}
 	}
@@ -162,13 +162,13 @@ func TestClusterHostListURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := "redis://" + strings.Join(opt.Addrs, ",") + "/?cluster=true&prefix=" + url.QueryEscape(uniquePrefix(t))
-	a, err := storage.OpenAdapter(context.Background(), u)
+	a, err := driver.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	ctx := context.Background()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,17 +178,17 @@ func TestClusterHostListURL(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
-	a, err := storage.OpenAdapter(context.Background(), "redis://127.0.0.1:1/0?dial_timeout=200ms&max_retries=-1")
+	a, err := driver.Open(context.Background(), "redis://127.0.0.1:1/0?dial_timeout=200ms&max_retries=-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	ctx := context.Background()
-	_, err = a.Put(ctx, "p", []byte(`{}`), storage.IfAbsent())
-	if !errors.Is(err, storage.ErrUnavailable) {
+	_, err = a.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
+	if !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("Put: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.List(ctx); !errors.Is(err, storage.ErrUnavailable) {
+	if _, err := a.List(ctx); !errors.Is(err, driver.ErrUnavailable) {
 		t.Fatalf("List: %v, want ErrUnavailable", err)
 	}
 	// A deadline the caller set stays the caller's error.
@@ -206,33 +206,33 @@ func TestWaitWakesOnDeleteAndClose(t *testing.T) {
 	u := withQuery(t, redisURL(t), "prefix", uniquePrefix(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, err := storage.OpenAdapter(ctx, u)
+	a, err := driver.Open(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := storage.OpenAdapter(ctx, u)
+	b, err := driver.Open(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", rev) }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", rev) }()
 	time.Sleep(50 * time.Millisecond)
-	if err := b.Delete(ctx, "p", storage.IfMatch(rev)); err != nil {
+	if err := b.Delete(ctx, "p", driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Wait across a delete: %v", err)
 	}
 	// Missing key, revision "": waits until Close.
-	go func() { done <- a.(storage.Watcher).Wait(ctx, "p", "") }()
+	go func() { done <- a.(driver.Watcher).Wait(ctx, "p", "") }()
 	time.Sleep(50 * time.Millisecond)
 	a.Close()
-	if err := <-done; !errors.Is(err, storage.ErrClosed) {
+	if err := <-done; !errors.Is(err, driver.ErrClosed) {
 		t.Fatalf("Wait after Close: %v, want ErrClosed", err)
 	}
 }
@@ -242,22 +242,22 @@ func TestWaitWakesOnDeleteAndClose(t *testing.T) {
 func TestNoABA(t *testing.T) {
 	u := withQuery(t, redisURL(t), "prefix", uniquePrefix(t))
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, u)
+	a, err := driver.Open(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	old, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Delete(ctx, "p", storage.Condition{}); err != nil {
+	if err := a.Delete(ctx, "p", driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent()); err != nil {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(old)); !errors.Is(err, storage.ErrConflict) {
+	if _, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(old)); !errors.Is(err, driver.ErrConflict) {
 		t.Fatalf("Put on a revision from before the delete: %v, want ErrConflict", err)
 	}
 }
@@ -269,11 +269,11 @@ func TestCorruptKey(t *testing.T) {
 	if err := c.Set(ctx, prefix+"str", "not a hash", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	a := redis.New(c, redis.Options{Prefix: prefix})
-	if _, _, err := a.Get(ctx, "str"); !errors.Is(err, storage.ErrCorrupt) {
+	a := must(redis.New(c, &redis.Options{Prefix: prefix}))
+	if _, _, err := a.Get(ctx, "str"); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Get of a non-hash key: %v, want ErrCorrupt", err)
 	}
-	if _, err := a.Put(ctx, "str", []byte(`{}`), storage.Condition{}); !errors.Is(err, storage.ErrCorrupt) {
+	if _, err := a.Put(ctx, "str", []byte(`{}`), driver.Condition{}); !errors.Is(err, driver.ErrCorrupt) {
 		t.Fatalf("Put over a non-hash key: %v, want ErrCorrupt", err)
 	}
 	if v, _ := c.Get(ctx, prefix+"str").Result(); v != "not a hash" {
@@ -303,7 +303,7 @@ func oldClusterAdapter(t *testing.T) func() *redis.Adapter {
 			},
 		})
 		t.Cleanup(func() { c.Close() })
-		a := redis.New(c, redis.Options{Prefix: prefix})
+		a := must(redis.New(c, &redis.Options{Prefix: prefix}))
 		t.Cleanup(func() { a.Close() })
 		return a
 	}
@@ -322,7 +322,7 @@ func TestNoShardedPubSub(t *testing.T) {
 		t.Fatal("the test server knows SPUBLISH")
 	}
 
-	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	r1, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatalf("Put if absent: %v", err)
 	}
@@ -333,7 +333,7 @@ func TestNoShardedPubSub(t *testing.T) {
 	woke := make(chan error, 1)
 	go func() { woke <- waiter.Wait(ctx, "p", r1) }()
 	time.Sleep(100 * time.Millisecond)
-	r2, err := a.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(r1))
+	r2, err := a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(r1))
 	if err != nil {
 		t.Fatalf("Put if match: %v", err)
 	}
@@ -345,14 +345,14 @@ func TestNoShardedPubSub(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Wait did not wake on a write")
 	}
-	if err := a.Delete(ctx, "p", storage.IfMatch(r2)); err != nil {
+	if err := a.Delete(ctx, "p", driver.IfMatch(r2)); err != nil {
 		t.Fatalf("Delete if match: %v", err)
 	}
-	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := a.Get(ctx, "p"); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("Get after Delete: %v", err)
 	}
 	// A fresh adapter, which has not learnt anything yet, writes too.
-	if _, err := newAdapter().Put(ctx, "q", []byte(`{}`), storage.Condition{}); err != nil {
+	if _, err := newAdapter().Put(ctx, "q", []byte(`{}`), driver.Condition{}); err != nil {
 		t.Fatalf("Put from a fresh adapter: %v", err)
 	}
 }

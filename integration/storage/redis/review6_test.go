@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // cutProxy relays connections to a Redis server; once armed, it drops the
@@ -108,19 +108,19 @@ func TestReview6RetriedPutIsNotAConflict(t *testing.T) {
 	p := newCutProxy(t, u.Host)
 	u.Host = p.ln.Addr().String()
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, u.String())
+	a, err := driver.Open(ctx, u.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	// A first put loads the script, so the next one is a single EVALSHA.
-	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), storage.IfAbsent())
+	rev, err := a.Put(ctx, "p", []byte(`{"n":1}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cond := range []storage.Condition{storage.IfMatch(rev), storage.IfAbsent()} {
-		if cond.Kind == storage.Absent {
-			if err := a.Delete(ctx, "p", storage.Condition{}); err != nil {
+	for _, cond := range []driver.Condition{driver.IfMatch(rev), driver.IfAbsent()} {
+		if cond.Kind == driver.Absent {
+			if err := a.Delete(ctx, "p", driver.Condition{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -134,7 +134,7 @@ func TestReview6RetriedPutIsNotAConflict(t *testing.T) {
 			t.Fatal(gerr)
 		}
 		switch {
-		case errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotApplied):
+		case errors.Is(err, driver.ErrConflict) || errors.Is(err, driver.ErrNotApplied):
 			t.Fatalf("put %v whose script ran: %v (the store holds revision %s)", cond, err, stored)
 		case err == nil && got != stored:
 			t.Fatalf("put %v: revision %s, the store holds %s", cond, got, stored)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/redis"
 )
 
@@ -22,13 +23,13 @@ func TestWatchKeysOnePatternSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := storage.NewStore(redis.New(c, redis.Options{Prefix: uniquePrefix(t)}))
+	st := storage.NewStore(must(redis.New(c, &redis.Options{Prefix: uniquePrefix(t)})))
 	defer st.Close()
 	const n = 50
-	revs := make([]storage.Revision, n)
+	revs := make([]driver.Revision, n)
 	for i := range n {
 		// All written before anyone subscribes: no waiter hears a write.
-		if revs[i], err = st.Adapter().Put(ctx, fmt.Sprintf("p%d", i), []byte(`{}`), storage.IfAbsent()); err != nil {
+		if revs[i], err = st.Adapter().Put(ctx, fmt.Sprintf("p%d", i), []byte(`{}`), driver.IfAbsent()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +59,7 @@ func TestWatchKeysOnePatternSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range n {
-		if err := <-done; !errors.Is(err, storage.ErrClosed) {
+		if err := <-done; !errors.Is(err, driver.ErrClosed) {
 			t.Fatalf("a waiter got %v on Close; want ErrClosed", err)
 		}
 	}
@@ -72,10 +73,10 @@ func TestWatchKeysReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	prefix := uniquePrefix(t)
-	st := storage.NewStore(redis.New(c, redis.Options{Prefix: prefix}))
+	st := storage.NewStore(must(redis.New(c, &redis.Options{Prefix: prefix})))
 	defer st.Close()
-	other := redis.New(c, redis.Options{Prefix: prefix})
-	rev, err := other.Put(ctx, "p", []byte(`{}`), storage.IfAbsent())
+	other := must(redis.New(c, &redis.Options{Prefix: prefix}))
+	rev, err := other.Put(ctx, "p", []byte(`{}`), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestWatchKeysReconnect(t *testing.T) {
 	}
 	go func() { done <- st.Wait(ctx, "p", rev, time.Hour) }()
 	time.Sleep(300 * time.Millisecond)
-	if _, err := other.Put(ctx, "p", []byte(`{"n":2}`), storage.IfMatch(rev)); err != nil {
+	if _, err := other.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev)); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -1,6 +1,6 @@
-// Package dirwatchtest checks storage.Watcher implementations built on
+// Package dirwatchtest checks driver.Watcher implementations built on
 // dirwatch where it matters: a waiter in one process woken by a write in
-// another, and Close. The storagetest conformance suite covers the rest.
+// another, and Close. The drivertest conformance suite covers the rest.
 package dirwatchtest
 
 import (
@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/internal/reexec"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 const childEnv = "TOKENCACHE_DIRWATCHTEST_CHILD"
@@ -40,17 +40,17 @@ func CrossProcess(t *testing.T, storeURL string, rounds int) {
 		return
 	}
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, storeURL)
+	a, err := driver.Open(ctx, storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	w, ok := a.(storage.Watcher)
+	w, ok := a.(driver.Watcher)
 	if !ok {
-		t.Fatalf("%T is not a storage.Watcher", a)
+		t.Fatalf("%T is not a driver.Watcher", a)
 	}
 	key := "dirwatchtest-" + randomHex()
-	rev, err := a.Put(ctx, key, value(key, 0), storage.IfAbsent())
+	rev, err := a.Put(ctx, key, value(key, 0), driver.IfAbsent())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func child(t *testing.T, spec string) {
 		t.Fatalf("bad %s=%q", childEnv, spec)
 	}
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, storeURL)
+	a, err := driver.Open(ctx, storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func child(t *testing.T, spec string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 		start := time.Now()
-		if _, err := a.Put(ctx, key, value(key, n), storage.Condition{}); err != nil {
+		if _, err := a.Put(ctx, key, value(key, n), driver.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 		end := time.Now()
@@ -166,22 +166,22 @@ func child(t *testing.T, spec string) {
 	}
 }
 
-// CloseWakes checks that Close wakes a waiter with storage.ErrClosed and
+// CloseWakes checks that Close wakes a waiter with driver.ErrClosed and
 // leaves no goroutine behind, over a few adapters so that one leaked per
 // adapter would stand out from the runtime's own comings and goings.
-func CloseWakes(t *testing.T, open func(t *testing.T) storage.Adapter) {
+func CloseWakes(t *testing.T, open func(t *testing.T) driver.Adapter) {
 	ctx := context.Background()
 	before := runtime.NumGoroutine()
 	const adapters = 5
 	for range adapters {
 		a := open(t)
 		key := "dirwatchtest-" + randomHex()
-		rev, err := a.Put(ctx, key, value(key, 0), storage.IfAbsent())
+		rev, err := a.Put(ctx, key, value(key, 0), driver.IfAbsent())
 		if err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
-		go func() { done <- a.(storage.Watcher).Wait(ctx, key, rev) }()
+		go func() { done <- a.(driver.Watcher).Wait(ctx, key, rev) }()
 		select {
 		case err := <-done:
 			if errors.Is(err, errors.ErrUnsupported) {
@@ -196,13 +196,13 @@ func CloseWakes(t *testing.T, open func(t *testing.T) storage.Adapter) {
 		}
 		select {
 		case err := <-done:
-			if !errors.Is(err, storage.ErrClosed) {
+			if !errors.Is(err, driver.ErrClosed) {
 				t.Fatalf("Wait woken by Close: %v, want ErrClosed", err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("Close did not wake Wait")
 		}
-		if err := a.(storage.Watcher).Wait(ctx, key, rev); !errors.Is(err, storage.ErrClosed) {
+		if err := a.(driver.Watcher).Wait(ctx, key, rev); !errors.Is(err, driver.ErrClosed) {
 			t.Fatalf("Wait after Close: %v, want ErrClosed", err)
 		}
 	}

@@ -1,14 +1,14 @@
-// Package storagetest is the conformance suite every storage adapter runs
+// Package drivertest is the conformance suite every storage adapter runs
 // unchanged, in the style of gocloud.dev's drivertest: an adapter's test
 // file hands it a way to open connections and the suite checks the whole
-// storage.Adapter contract, including exactly-one-winner conditional puts
+// driver.Adapter contract, including exactly-one-winner conditional puts
 // under concurrency and, for stores shared through the file system, across
 // processes.
 //
 //	func TestConformance(t *testing.T) {
-//		storagetest.Run(t, func(t *testing.T) storage.Adapter { return open(t) })
+//		drivertest.Run(t, func(t *testing.T) driver.Adapter { return open(t) })
 //	}
-package storagetest
+package drivertest
 
 import (
 	"context"
@@ -26,25 +26,26 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Opener returns a new connection to the backing store under test. Every
 // call within one top-level test must reach the same data, as separate
 // clients of one server would; the suite closes what it opens.
-type Opener func(t *testing.T) storage.Adapter
+type Opener func(t *testing.T) driver.Adapter
 
 // Run runs the conformance suite. Keys carry a random prefix, so the suite
 // can run against a server that holds other data.
 func Run(t *testing.T, open Opener) {
 	prefix := randomPrefix()
-	conn := func(t *testing.T) storage.Adapter {
+	conn := func(t *testing.T) driver.Adapter {
 		a := open(t)
 		t.Cleanup(func() { a.Close() })
 		return a
 	}
 	cases := []struct {
 		name string
-		fn   func(t *testing.T, a storage.Adapter, key string)
+		fn   func(t *testing.T, a driver.Adapter, key string)
 	}{
 		{"GetMissing", testGetMissing},
 		{"PutIfAbsent", testPutIfAbsent},
@@ -60,13 +61,13 @@ func Run(t *testing.T, open Opener) {
 	}
 	t.Run("List", func(t *testing.T) { testList(t, conn(t), prefix+"List") })
 	t.Run("ConcurrentIncrements", func(t *testing.T) {
-		conns := []storage.Adapter{conn(t), conn(t), conn(t), conn(t)}
+		conns := []driver.Adapter{conn(t), conn(t), conn(t), conn(t)}
 		testConcurrentIncrements(t, conns, prefix+"Counter")
 	})
 	t.Run("SecondConnectionSees", func(t *testing.T) {
 		a, b := conn(t), conn(t)
 		key := prefix + "Shared"
-		rev := mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
+		rev := mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
 		got, gotRev, err := b.Get(context.Background(), key)
 		if err != nil || gotRev != rev {
 			t.Fatalf("second connection Get = rev %q, %v; want rev %q", gotRev, err, rev)
@@ -75,7 +76,7 @@ func Run(t *testing.T, open Opener) {
 	})
 	t.Run("Watch", func(t *testing.T) {
 		a := conn(t)
-		w, ok := a.(storage.Watcher)
+		w, ok := a.(driver.Watcher)
 		if ok && errors.Is(w.Wait(context.Background(), prefix+"Watch", "stale"), errors.ErrUnsupported) {
 			ok = false
 		}
@@ -87,10 +88,10 @@ func Run(t *testing.T, open Opener) {
 	})
 	t.Run("KeyWatch", func(t *testing.T) {
 		a := conn(t)
-		kw, ok := a.(storage.KeyWatcher)
+		kw, ok := a.(driver.KeyWatcher)
 		if ok {
 			// A store that holds something: a file store's directory then exists.
-			mustPut(t, a, prefix+"KeyWatchProbe", obj(prefix+"KeyWatchProbe", 1), storage.Condition{})
+			mustPut(t, a, prefix+"KeyWatchProbe", obj(prefix+"KeyWatchProbe", 1), driver.Condition{})
 			sub, err := kw.WatchKeys(context.Background(), func(string) {})
 			if errors.Is(err, errors.ErrUnsupported) {
 				ok = false
@@ -142,7 +143,7 @@ func assertValue(t testing.TB, got, want []byte) {
 	}
 }
 
-func mustPut(t testing.TB, a storage.Adapter, key string, v []byte, cond storage.Condition) storage.Revision {
+func mustPut(t testing.TB, a driver.Adapter, key string, v []byte, cond driver.Condition) driver.Revision {
 	t.Helper()
 	rev, err := a.Put(context.Background(), key, v, cond)
 	if err != nil {
@@ -154,7 +155,7 @@ func mustPut(t testing.TB, a storage.Adapter, key string, v []byte, cond storage
 	return rev
 }
 
-func mustGet(t testing.TB, a storage.Adapter, key string) ([]byte, storage.Revision) {
+func mustGet(t testing.TB, a driver.Adapter, key string) ([]byte, driver.Revision) {
 	t.Helper()
 	v, rev, err := a.Get(context.Background(), key)
 	if err != nil {
@@ -170,20 +171,20 @@ func wantErr(t testing.TB, what string, err, want error) {
 	}
 }
 
-func testGetMissing(t *testing.T, a storage.Adapter, key string) {
+func testGetMissing(t *testing.T, a driver.Adapter, key string) {
 	_, _, err := a.Get(context.Background(), key)
-	wantErr(t, "Get of a missing key", err, storage.ErrNotFound)
+	wantErr(t, "Get of a missing key", err, driver.ErrNotFound)
 }
 
-func testPutIfAbsent(t *testing.T, a storage.Adapter, key string) {
-	rev := mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
+func testPutIfAbsent(t *testing.T, a driver.Adapter, key string) {
+	rev := mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
 	v, got := mustGet(t, a, key)
 	assertValue(t, v, obj(key, 1))
 	if got != rev {
 		t.Fatalf("Get revision %q, Put returned %q", got, rev)
 	}
-	_, err := a.Put(context.Background(), key, obj(key, 2), storage.IfAbsent())
-	wantErr(t, "second Put if absent", err, storage.ErrConflict)
+	_, err := a.Put(context.Background(), key, obj(key, 2), driver.IfAbsent())
+	wantErr(t, "second Put if absent", err, driver.ErrConflict)
 	v, got = mustGet(t, a, key)
 	assertValue(t, v, obj(key, 1))
 	if got != rev {
@@ -191,35 +192,35 @@ func testPutIfAbsent(t *testing.T, a storage.Adapter, key string) {
 	}
 }
 
-func testPutIfMatch(t *testing.T, a storage.Adapter, key string) {
+func testPutIfMatch(t *testing.T, a driver.Adapter, key string) {
 	ctx := context.Background()
-	_, err := a.Put(ctx, key, obj(key, 1), storage.IfMatch("no-such-revision"))
-	wantErr(t, "Put if match on a missing key", err, storage.ErrConflict)
+	_, err := a.Put(ctx, key, obj(key, 1), driver.IfMatch("no-such-revision"))
+	wantErr(t, "Put if match on a missing key", err, driver.ErrConflict)
 
-	r1 := mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
-	r2 := mustPut(t, a, key, obj(key, 2), storage.IfMatch(r1))
+	r1 := mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
+	r2 := mustPut(t, a, key, obj(key, 2), driver.IfMatch(r1))
 	if r2 == r1 {
 		t.Fatalf("revision did not change on update: %q", r2)
 	}
 	// The stale revision must lose and leave the value alone.
-	_, err = a.Put(ctx, key, obj(key, 99), storage.IfMatch(r1))
-	wantErr(t, "Put with a stale revision", err, storage.ErrConflict)
+	_, err = a.Put(ctx, key, obj(key, 99), driver.IfMatch(r1))
+	wantErr(t, "Put with a stale revision", err, driver.ErrConflict)
 	v, cur := mustGet(t, a, key)
 	assertValue(t, v, obj(key, 2))
 	if cur != r2 {
 		t.Fatalf("revision %q after losing Put, want %q", cur, r2)
 	}
-	r3 := mustPut(t, a, key, obj(key, 3), storage.IfMatch(r2))
-	for _, old := range []storage.Revision{r1, r2} {
+	r3 := mustPut(t, a, key, obj(key, 3), driver.IfMatch(r2))
+	for _, old := range []driver.Revision{r1, r2} {
 		if r3 == old {
 			t.Fatalf("revision %q reused", r3)
 		}
 	}
 }
 
-func testPutUnconditional(t *testing.T, a storage.Adapter, key string) {
-	mustPut(t, a, key, obj(key, 1), storage.Condition{})
-	r := mustPut(t, a, key, obj(key, 2), storage.Condition{})
+func testPutUnconditional(t *testing.T, a driver.Adapter, key string) {
+	mustPut(t, a, key, obj(key, 1), driver.Condition{})
+	r := mustPut(t, a, key, obj(key, 2), driver.Condition{})
 	v, cur := mustGet(t, a, key)
 	assertValue(t, v, obj(key, 2))
 	if cur != r {
@@ -227,41 +228,41 @@ func testPutUnconditional(t *testing.T, a storage.Adapter, key string) {
 	}
 }
 
-func testDelete(t *testing.T, a storage.Adapter, key string) {
+func testDelete(t *testing.T, a driver.Adapter, key string) {
 	ctx := context.Background()
-	if err := a.Delete(ctx, key, storage.Condition{}); err != nil {
+	if err := a.Delete(ctx, key, driver.Condition{}); err != nil {
 		t.Fatalf("unconditional Delete of a missing key: %v", err)
 	}
-	wantErr(t, "Delete if match on a missing key", a.Delete(ctx, key, storage.IfMatch("x")), storage.ErrConflict)
-	r1 := mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
-	r2 := mustPut(t, a, key, obj(key, 2), storage.IfMatch(r1))
-	wantErr(t, "Delete with a stale revision", a.Delete(ctx, key, storage.IfMatch(r1)), storage.ErrConflict)
-	wantErr(t, "Delete if absent of a present key", a.Delete(ctx, key, storage.IfAbsent()), storage.ErrConflict)
+	wantErr(t, "Delete if match on a missing key", a.Delete(ctx, key, driver.IfMatch("x")), driver.ErrConflict)
+	r1 := mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
+	r2 := mustPut(t, a, key, obj(key, 2), driver.IfMatch(r1))
+	wantErr(t, "Delete with a stale revision", a.Delete(ctx, key, driver.IfMatch(r1)), driver.ErrConflict)
+	wantErr(t, "Delete if absent of a present key", a.Delete(ctx, key, driver.IfAbsent()), driver.ErrConflict)
 	mustGet(t, a, key)
-	if err := a.Delete(ctx, key, storage.IfMatch(r2)); err != nil {
+	if err := a.Delete(ctx, key, driver.IfMatch(r2)); err != nil {
 		t.Fatalf("Delete with the current revision: %v", err)
 	}
 	_, _, err := a.Get(ctx, key)
-	wantErr(t, "Get after Delete", err, storage.ErrNotFound)
+	wantErr(t, "Get after Delete", err, driver.ErrNotFound)
 	// A deleted key can be created again.
-	mustPut(t, a, key, obj(key, 3), storage.IfAbsent())
+	mustPut(t, a, key, obj(key, 3), driver.IfAbsent())
 }
 
-func testLargeValue(t *testing.T, a storage.Adapter, key string) {
+func testLargeValue(t *testing.T, a driver.Adapter, key string) {
 	pad := strings.Repeat("0123456789abcdef", (1<<20)/16-8)
 	v := fmt.Appendf(nil, `{"profile":%q,"n":7,"pad":%q}`, key, pad)
 	if len(v) > 1<<20 {
 		t.Fatalf("test value is %d bytes", len(v))
 	}
-	rev := mustPut(t, a, key, v, storage.IfAbsent())
+	rev := mustPut(t, a, key, v, driver.IfAbsent())
 	got, _ := mustGet(t, a, key)
 	assertValue(t, got, v)
-	mustPut(t, a, key, obj(key, 8), storage.IfMatch(rev))
+	mustPut(t, a, key, obj(key, 8), driver.IfMatch(rev))
 }
 
-func testUnusualKey(t *testing.T, a storage.Adapter, key string) {
+func testUnusualKey(t *testing.T, a driver.Adapter, key string) {
 	key += `/tenant a:b*?"ü{}%`
-	mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
+	mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
 	keys, err := a.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -273,24 +274,24 @@ func testUnusualKey(t *testing.T, a storage.Adapter, key string) {
 	assertValue(t, v, obj(key, 1))
 }
 
-func testContextCancelled(t *testing.T, a storage.Adapter, key string) {
-	mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
+func testContextCancelled(t *testing.T, a driver.Adapter, key string) {
+	mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _, err := a.Get(ctx, key)
 	wantErr(t, "Get with a cancelled context", err, context.Canceled)
-	_, err = a.Put(ctx, key, obj(key, 2), storage.Condition{})
+	_, err = a.Put(ctx, key, obj(key, 2), driver.Condition{})
 	wantErr(t, "Put with a cancelled context", err, context.Canceled)
 	v, _ := mustGet(t, a, key)
 	assertValue(t, v, obj(key, 1))
 }
 
-func testList(t *testing.T, a storage.Adapter, prefix string) {
+func testList(t *testing.T, a driver.Adapter, prefix string) {
 	want := []string{prefix + "-a", prefix + "-b", prefix + "-c"}
 	for _, k := range want {
-		mustPut(t, a, k, obj(k, 1), storage.IfAbsent())
+		mustPut(t, a, k, obj(k, 1), driver.IfAbsent())
 	}
-	if err := a.Delete(context.Background(), prefix+"-b", storage.Condition{}); err != nil {
+	if err := a.Delete(context.Background(), prefix+"-b", driver.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := a.List(context.Background())
@@ -312,10 +313,10 @@ func testList(t *testing.T, a storage.Adapter, prefix string) {
 // testConcurrentIncrements has 32 goroutines race read-modify-write cycles
 // on one key. If two Puts on the same revision could both win, an increment
 // would be lost and the counter would fall short of the successful Puts.
-func testConcurrentIncrements(t *testing.T, conns []storage.Adapter, key string) {
+func testConcurrentIncrements(t *testing.T, conns []driver.Adapter, key string) {
 	const goroutines, attempts = 32, 25
 	ctx := context.Background()
-	mustPut(t, conns[0], key, obj(key, 0), storage.IfAbsent())
+	mustPut(t, conns[0], key, obj(key, 0), driver.IfAbsent())
 	var wins, conflicts atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
@@ -333,11 +334,11 @@ func testConcurrentIncrements(t *testing.T, conns []storage.Adapter, key string)
 					errs <- err
 					return
 				}
-				_, err = a.Put(ctx, key, obj(key, n.N+1), storage.IfMatch(rev))
+				_, err = a.Put(ctx, key, obj(key, n.N+1), driver.IfMatch(rev))
 				switch {
 				case err == nil:
 					wins.Add(1)
-				case errors.Is(err, storage.ErrConflict):
+				case errors.Is(err, driver.ErrConflict):
 					conflicts.Add(1)
 				default:
 					errs <- err
@@ -358,9 +359,9 @@ func testConcurrentIncrements(t *testing.T, conns []storage.Adapter, key string)
 	t.Logf("%d wins, %d conflicts", wins.Load(), conflicts.Load())
 }
 
-func testWatch(t *testing.T, a, b storage.Adapter, key string) {
-	w := a.(storage.Watcher)
-	rev := mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
+func testWatch(t *testing.T, a, b driver.Adapter, key string) {
+	w := a.(driver.Watcher)
+	rev := mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
 	// A stale revision returns at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -370,7 +371,7 @@ func testWatch(t *testing.T, a, b storage.Adapter, key string) {
 	done := make(chan error, 1)
 	go func() { done <- w.Wait(ctx, key, rev) }()
 	time.Sleep(50 * time.Millisecond)
-	mustPut(t, b, key, obj(key, 2), storage.IfMatch(rev))
+	mustPut(t, b, key, obj(key, 2), driver.IfMatch(rev))
 	if err := <-done; err != nil {
 		t.Fatalf("Wait did not wake on a change from another connection: %v", err)
 	}
@@ -382,13 +383,13 @@ func testWatch(t *testing.T, a, b storage.Adapter, key string) {
 
 // subscriptionCounter counts the subscriptions a Store opens on its adapter.
 type subscriptionCounter struct {
-	storage.Adapter
+	driver.Adapter
 	subs atomic.Int32
 }
 
-func (c *subscriptionCounter) WatchKeys(ctx context.Context, changed func(string)) (storage.KeySubscription, error) {
+func (c *subscriptionCounter) WatchKeys(ctx context.Context, changed func(string)) (driver.KeySubscription, error) {
 	c.subs.Add(1)
-	return c.Adapter.(storage.KeyWatcher).WatchKeys(ctx, changed)
+	return c.Adapter.(driver.KeyWatcher).WatchKeys(ctx, changed)
 }
 
 // Close leaves the adapter to the suite, which closes it.
@@ -398,17 +399,17 @@ func (c *subscriptionCounter) Close() error { return nil }
 // profiles of a multi-tenant process do: they must share one subscription,
 // a write to one key must wake every waiter of that key, and the waiters
 // of the other keys must sleep on.
-func testKeyWatch(t *testing.T, a, b storage.Adapter, prefix string) {
+func testKeyWatch(t *testing.T, a, b driver.Adapter, prefix string) {
 	const keys, perKey = 8, 4
 	counter := &subscriptionCounter{Adapter: a}
 	st := storage.NewStore(counter)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	names := make([]string, keys)
-	revs := make([]storage.Revision, keys)
+	revs := make([]driver.Revision, keys)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s%d", prefix, i)
-		revs[i] = mustPut(t, a, names[i], obj(names[i], 1), storage.IfAbsent())
+		revs[i] = mustPut(t, a, names[i], obj(names[i], 1), driver.IfAbsent())
 	}
 	woke := make([]chan error, keys)
 	for i := range names {
@@ -443,16 +444,16 @@ func testKeyWatch(t *testing.T, a, b storage.Adapter, prefix string) {
 			}
 		}
 	}
-	mustPut(t, b, names[0], obj(names[0], 2), storage.IfMatch(revs[0]))
+	mustPut(t, b, names[0], obj(names[0], 2), driver.IfMatch(revs[0]))
 	expect(0, "a write from another connection")
 	quiet(1)
-	if err := b.Delete(ctx, names[1], storage.IfMatch(revs[1])); err != nil {
+	if err := b.Delete(ctx, names[1], driver.IfMatch(revs[1])); err != nil {
 		t.Fatal(err)
 	}
 	expect(1, "a delete from another connection")
 	quiet(2)
 	// Writes through the Store's own adapter wake its waiters too.
-	mustPut(t, a, names[2], obj(names[2], 2), storage.IfMatch(revs[2]))
+	mustPut(t, a, names[2], obj(names[2], 2), driver.IfMatch(revs[2]))
 	expect(2, "a write from the same connection")
 	quiet(3)
 	if n := counter.subs.Load(); n != 1 {
@@ -466,7 +467,7 @@ func testKeyWatch(t *testing.T, a, b storage.Adapter, prefix string) {
 		for range perKey {
 			select {
 			case err := <-woke[i]:
-				if !errors.Is(err, storage.ErrClosed) {
+				if !errors.Is(err, driver.ErrClosed) {
 					t.Fatalf("a waiter after Store.Close: %v; want ErrClosed", err)
 				}
 			case <-ctx.Done():
@@ -476,22 +477,22 @@ func testKeyWatch(t *testing.T, a, b storage.Adapter, prefix string) {
 	}
 }
 
-func testClose(t *testing.T, a storage.Adapter, key string) {
-	mustPut(t, a, key, obj(key, 1), storage.IfAbsent())
+func testClose(t *testing.T, a driver.Adapter, key string) {
+	mustPut(t, a, key, obj(key, 1), driver.IfAbsent())
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	ctx := context.Background()
 	_, _, err := a.Get(ctx, key)
-	wantErr(t, "Get after Close", err, storage.ErrClosed)
-	_, err = a.Put(ctx, key, obj(key, 2), storage.Condition{})
-	wantErr(t, "Put after Close", err, storage.ErrClosed)
+	wantErr(t, "Get after Close", err, driver.ErrClosed)
+	_, err = a.Put(ctx, key, obj(key, 2), driver.Condition{})
+	wantErr(t, "Put after Close", err, driver.ErrClosed)
 	_, err = a.List(ctx)
-	wantErr(t, "List after Close", err, storage.ErrClosed)
+	wantErr(t, "List after Close", err, driver.ErrClosed)
 }
 
 func randomPrefix() string {
 	b := make([]byte, 4)
 	rand.Read(b)
-	return "storagetest-" + hex.EncodeToString(b) + "-"
+	return "drivertest-" + hex.EncodeToString(b) + "-"
 }

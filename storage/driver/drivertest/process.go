@@ -1,4 +1,4 @@
-package storagetest
+package drivertest
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/tokencache/tokencache/internal/reexec"
-	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 const childEnv = "TOKENCACHE_STORAGETEST_CHILD"
@@ -31,13 +31,13 @@ func RunProcesses(t *testing.T, storeURL string, procs, increments int) {
 		return
 	}
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, storeURL)
+	a, err := driver.Open(ctx, storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	key := randomPrefix() + "processes"
-	mustPut(t, a, key, obj(key, 0), storage.IfAbsent())
+	mustPut(t, a, key, obj(key, 0), driver.IfAbsent())
 
 	var wg sync.WaitGroup
 	outs := make([][]byte, procs)
@@ -66,7 +66,7 @@ func runChild(t *testing.T, spec string) {
 	}
 	key, storeURL := parts[1], parts[2]
 	ctx := context.Background()
-	a, err := storage.OpenAdapter(ctx, storeURL)
+	a, err := driver.Open(ctx, storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +80,11 @@ func runChild(t *testing.T, spec string) {
 		if err := json.Unmarshal(v, &c); err != nil {
 			t.Fatal(err)
 		}
-		_, err = a.Put(ctx, key, obj(key, c.N+1), storage.IfMatch(rev))
+		_, err = a.Put(ctx, key, obj(key, c.N+1), driver.IfMatch(rev))
 		switch {
 		case err == nil:
 			done++
-		case !errors.Is(err, storage.ErrConflict):
+		case !errors.Is(err, driver.ErrConflict):
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package storagetest
+package drivertest
 
 import (
 	"context"
@@ -8,14 +8,15 @@ import (
 
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // Benchmark measures what the refresh protocol does with a store: Load of a
 // typical record, a conditional Update, and Update contended by 8
 // goroutines on one profile. Adapters call it from their own benchmarks:
 //
-//	func BenchmarkStore(b *testing.B) { storagetest.Benchmark(b, open) }
-func Benchmark(b *testing.B, open func(b *testing.B) storage.Adapter) {
+//	func BenchmarkStore(b *testing.B) { drivertest.Benchmark(b, open) }
+func Benchmark(b *testing.B, open func(b *testing.B) driver.Adapter) {
 	ctx := context.Background()
 	st := storage.NewStore(open(b))
 	b.Cleanup(func() { st.Close() })

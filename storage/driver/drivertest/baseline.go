@@ -1,10 +1,11 @@
-package storagetest
+package drivertest
 
 import (
 	"context"
 	"testing"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 )
 
 // The two helpers below split what Benchmark measures into layers, so that
@@ -14,21 +15,21 @@ import (
 // and a read then a write of what was read, on a value of the size
 // Benchmark's records encode to.
 //
-//	func BenchmarkAdapter(b *testing.B)  { storagetest.AdapterBenchmark(b, open) }
-//	func BenchmarkBaseline(b *testing.B) { storagetest.Baseline(b, get, set) }
+//	func BenchmarkAdapter(b *testing.B)  { drivertest.AdapterBenchmark(b, open) }
+//	func BenchmarkBaseline(b *testing.B) { drivertest.Baseline(b, get, set) }
 
 // AdapterBenchmark is Store's Load and Update without the record codec:
 // "Get", and "Get+PutIfMatch" on the revision just read. Against Benchmark
 // it shows what the Store adds; against Baseline, what the adapter adds.
-func AdapterBenchmark(b *testing.B, open func(b *testing.B) storage.Adapter) {
+func AdapterBenchmark(b *testing.B, open func(b *testing.B) driver.Adapter) {
 	ctx := context.Background()
 	a := open(b)
 	b.Cleanup(func() { a.Close() })
 	key := randomPrefix() + "bench"
-	if _, err := a.Put(ctx, key, sampleValue(b), storage.Condition{}); err != nil {
+	if _, err := a.Put(ctx, key, sampleValue(b), driver.Condition{}); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { a.Delete(ctx, key, storage.Condition{}) })
+	b.Cleanup(func() { a.Delete(ctx, key, driver.Condition{}) })
 	roundTrips(b,
 		"Get", func() error {
 			_, _, err := a.Get(ctx, key)
@@ -39,7 +40,7 @@ func AdapterBenchmark(b *testing.B, open func(b *testing.B) storage.Adapter) {
 			if err != nil {
 				return err
 			}
-			_, err = a.Put(ctx, key, v, storage.IfMatch(rev))
+			_, err = a.Put(ctx, key, v, driver.IfMatch(rev))
 			return err
 		})
 }

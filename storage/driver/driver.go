@@ -1,46 +1,4 @@
-// Package storage is tokencache's storage contract.
-//
-// A backend implements Adapter: opaque bytes under string keys, each version
-// tagged with an opaque Revision the backend makes, and a conditional Put
-// that is atomic in the backend itself. Store is the portable type callers
-// use: it encodes Records, retries read-modify-write cycles on conflict and
-// validates input. Backends register a URL scheme so that Open can pick one
-// from configuration:
-//
-//	st, err := storage.Open(ctx, "sqlite:///var/lib/app/tokens.db")
-//
-// The split follows database/sql/driver: a tiny interface for the backend
-// author, a concrete type with the conveniences for everyone else.
-//
-// Store also enforces the lineage rule on every write it makes: a stored
-// refresh token is replaced only by its successor from the server (Rotate)
-// or by an explicit new grant (Grant, or a Seed the profile has never held);
-// anything else fails with ErrLineage and writes nothing. See Lineage.
-//
-// # The cost of waiting
-//
-// A process waits on the store (Store.Wait) while another one refreshes a
-// profile, and a multi-tenant process may wait on many profiles at once.
-// What a Wait costs depends on what the adapter can do, best first:
-//
-//   - KeyWatcher: the Store opens one subscription on first use and shares
-//     it among all its waiters, whatever the number of profiles; each
-//     Wait costs one read of its key (after joining, so that no change
-//     slips between the caller's read and the wait) and no connection of
-//     its own. Redis: one pattern subscription, which hears every write
-//     under the prefix, one message each. File and SQLite: one directory
-//     watch and one goroutine, which reads the watched keys' revisions
-//     once per change (SQLite: one point query per watched key, repeated at
-//     a few settle delays after each commit), however many wait on them.
-//   - Watcher: each Wait subscribes on its own (Redis on a Cluster with
-//     shard channels: a connection per Wait, to the key's shard).
-//     PostgreSQL's Watcher already shares one LISTEN connection per
-//     adapter among its waiters.
-//   - Neither: each Wait polls at its interval, with jitter.
-//
-// Wrappers that forward Watcher but not KeyWatcher (storage/kms,
-// fault-injecting test adapters) get the Watcher cost.
-package storage
+package driver
 
 import "context"
 
@@ -50,15 +8,15 @@ import "context"
 type Revision string
 
 // Adapter is what a storage backend implements. Keys are profile names;
-// values are JSON objects (Store only writes encoded Records), which lets a
-// document store keep them readable. An adapter may normalise a value's
+// values are JSON objects (a Store only writes encoded records), which lets
+// a document store keep them readable. An adapter may normalise a value's
 // whitespace and may add a "profile" member holding the key; everything else
 // must read back as written.
 //
 // All methods must be safe for concurrent use, also across processes or
 // machines where the backend is shared. Errors wrap the sentinels in this
-// package (ErrNotFound, ErrConflict, ErrUnavailable, ...) so that callers
-// can use errors.Is, and never contain a value.
+// package (ErrNotFound, ErrConflict, ErrUnavailable, ...; see Wrap) so that
+// callers can use errors.Is, and never contain a value.
 type Adapter interface {
 	// Get returns the current value and revision, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, Revision, error)
@@ -93,9 +51,10 @@ type Watcher interface {
 }
 
 // Namer is implemented by adapters that know a canonical name for the store
-// they reach, such as a file adapter's absolute path. Open names the Store
-// by it instead of the URL, so that two spellings of one store share a name
-// and two stores never do (the credentials recovery journal relies on it).
+// they reach, such as a file adapter's absolute path. storage.Open names
+// the Store by it instead of the URL, so that two spellings of one store
+// share a name and two stores never do (the credentials recovery journal
+// relies on it).
 type Namer interface {
 	StoreName() string
 }
@@ -104,8 +63,8 @@ type Namer interface {
 type ConditionKind uint8
 
 const (
-	// Any makes a write unconditional. It is the zero value.
-	Any ConditionKind = iota
+	// Unconditional makes a write unconditional. It is the zero value.
+	Unconditional ConditionKind = iota
 	// Absent requires that the key does not exist.
 	Absent
 	// Match requires the key's current revision to equal Condition.Revision.

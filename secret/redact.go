@@ -1,20 +1,20 @@
-package storage
+package secret
 
 import (
 	"net/url"
 	"strings"
 )
 
-// redactMask replaces each secret Redact finds.
-const redactMask = "*****"
+// redactMask replaces each secret RedactURL finds.
+const redactMask = Mask
 
-// unparseable is what Redact returns, after the scheme, for text that is
+// unparseable is what RedactURL returns, after the scheme, for text that is
 // not a URL: without the structure there is no telling which part is the
 // secret, so none of it is shown.
 const unparseable = "<unparseable URL>"
 
 // secretParams are the query parameter names, lower case, whose values
-// Redact masks; see Redact for the list in prose.
+// RedactURL masks; see RedactURL for the list in prose.
 var secretParams = map[string]bool{
 	"password":                true,
 	"passwd":                  true,
@@ -56,10 +56,10 @@ func secretParam(name string) bool {
 	return false
 }
 
-// Redact returns rawURL fit for a log line or an error message: every
+// RedactURL returns rawURL fit for a log line or an error message: every
 // secret in it replaced by "*****" and every other byte as it was. It is
 // the one redaction for URLs in this module; anything that prints or logs
-// a store URL, or puts one into an error, passes it through Redact.
+// a store URL, or puts one into an error, passes it through RedactURL.
 //
 // What it masks:
 //
@@ -87,14 +87,14 @@ func secretParam(name string) bool {
 // smuggle a value past its name.
 //
 // Text that does not parse as a URL (a malformed escape in the host or
-// path, a control character) is never repeated: Redact returns its scheme,
+// path, a control character) is never repeated: RedactURL returns its scheme,
 // when it starts with a well-formed one, and "<unparseable URL>", as in
 // "redis://<unparseable URL>".
 //
 // What it does not mask: a secret in the path or the host name, a bare
 // query value without a name, or a user name used as a token
 // (https://TOKEN@host). Secrets do not belong in those places.
-func Redact(rawURL string) string {
+func RedactURL(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return redactUnparseable(rawURL)

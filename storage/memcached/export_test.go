@@ -1,0 +1,4 @@
+package memcached
+
+// NewClientFromURL exposes the URL parser to the package's tests.
+var NewClientFromURL = newClientFromURL

@@ -1,0 +1,4 @@
+package postgres
+
+// ParseURL exposes the URL parser to the package's tests.
+var ParseURL = parseURL
