@@ -384,7 +384,7 @@ func (r *run) holderCutOff(e oauthtest.RefreshEvent, writes []storeWrite, caller
 // lease is over no replica may put the record back: another may have
 // refreshed past it before the wipe. A holder with time and no trouble
 // that does not restore is the library's fault.
-func (r *run) wipeOutlastedLease() bool {
+func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 	r.mu.Lock()
 	writes := slices.Clone(r.writes)
 	if len(r.wipes) == 0 {
@@ -603,7 +603,7 @@ func (r *run) check() {
 	case errors.Is(err, storage.ErrNotFound) && !loss.IsZero():
 		// The grant died first: there is nothing left worth restoring.
 		res.Inherent++
-	case errors.Is(err, storage.ErrNotFound) && r.wipeOutlastedLease():
+	case errors.Is(err, storage.ErrNotFound) && r.wipeOutlastedLease(log):
 		// The store lost the profile too late in its holder's lease for
 		// the holder to put it back, and after the lease nobody may.
 		res.Inherent++
@@ -624,7 +624,7 @@ func (r *run) check() {
 	case rec == nil && !loss.IsZero():
 		res.Inherent++
 	case rec == nil:
-		if !r.inJournal() && !r.wipeOutlastedLease() {
+		if !r.inJournal() && !r.wipeOutlastedLease(log) {
 			r.violate(FinalTokenCurrent, "the store ends without the profile, so without generation %d, the current one", g.Current)
 		}
 	default:
