@@ -102,4 +102,3 @@ func TestReview7WipeWithTimeLeftAndNoTroubleIsNotExcused(t *testing.T) {
 		t.Fatal("a wipe with 400 ms of the lease left and no store trouble is excused")
 	}
 }
-
