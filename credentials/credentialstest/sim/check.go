@@ -397,18 +397,18 @@ func (r *run) storeTrouble(who string, p replicaPlan, from, to time.Time) bool {
 
 // wipeOutlastedLease reports whether the store's last loss of the
 // profile left its lease holder no way to put the record back: the wipe
-// came during the holder's token call, the call gave its client no
-// successor, and from when the call ended (or the wipe, if later) to the
-// end of its lease there was next to no time, or its store calls met
-// trouble (see storeTrouble) late enough that a holder retrying with
-// exponential backoff may have given up (it stops when the next delay
-// would pass the lease end: after two thirds of the time left at most),
-// or it was killed. Once the lease is over no replica may put the record
-// back: another may have refreshed past it before the wipe. A holder with
-// time and no trouble that does not restore is the library's fault, and
-// so is one that got the successor and does not restore it: a write that
-// certainly did not land goes back at any time, one that may have landed
-// did.
+// came during the holder's token call (or just after the holder released
+// its lease, when the call failed), and from when the call ended (or the
+// wipe, if later) to the end of its lease there was next to no time, or
+// its store calls met trouble (see storeTrouble) late enough that a
+// holder retrying with exponential backoff may have given up (it stops
+// when the next delay would pass the lease end: after two thirds of the
+// time left at most), or it was killed. Once the lease is over no replica
+// may put the record back: another may have refreshed past it before the
+// wipe. A holder with time and no trouble that does not restore is the
+// library's fault, and so is one that got the successor, none of whose
+// writes may have landed, and does not restore it: such a write goes back
+// at any time.
 func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 	r.mu.Lock()
 	writes := slices.Clone(r.writes)
@@ -424,10 +424,11 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 	if w.who == childReplica {
 		return killed
 	}
+	learned := false
 	for _, e := range log {
 		if id, ok := requests[e.Call]; ok && id == w.req && e.Answered && r.delivered(e.Call) &&
 			(e.Result == oauthtest.ResultRotated || e.Result == oauthtest.ResultRefreshed || e.Result == oauthtest.ResultGrace) {
-			return false // the holder got the successor
+			learned = true
 		}
 	}
 	var p replicaPlan
@@ -436,19 +437,45 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 			p = x
 		}
 	}
-	var leased time.Time
+	var leased, released time.Time
 	for _, x := range writes {
-		if x.who == w.who && x.lease && x.at.Before(w.at) {
-			leased = x.at
+		if x.who == w.who && x.at.Before(w.at) {
+			if x.lease {
+				leased, released = x.at, time.Time{}
+			} else {
+				released = x.at
+			}
 		}
 	}
 	if p.name == "" || leased.IsZero() {
 		return false
 	}
+	if !learned && !released.IsZero() {
+		// The wipe came after the holder had released its lease (on a
+		// loaded machine the client may give up before the wipe
+		// applies): it held nothing then, and no replica may put back
+		// a token that another may have refreshed past since.
+		return true
+	}
 	end := leased.Add(p.leaseTTL)
 	from := w.at
 	if ended && callEnd.After(from) {
 		from = callEnd
+	}
+	if learned {
+		// The successor goes back whenever no write of it may have
+		// landed; only one that may have (its answer lost) holds it
+		// back once the lease is over.
+		maybeLanded := false
+		for _, ev := range r.world.Events() {
+			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(w.at) && !ev.At.After(end) &&
+				(ev.Kind == faultstore.FailAfter || ev.Kind == faultstore.DropReply || ev.Kind == faultstore.Slow) {
+				maybeLanded = true
+			}
+		}
+		if !maybeLanded {
+			return false
+		}
 	}
 	if end.Sub(from) < slack {
 		return true
