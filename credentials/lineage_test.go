@@ -561,3 +561,33 @@ func TestNoTokenCallOnALeaseTooShortForIt(t *testing.T) {
 	}
 	f.checkGrant(t)
 }
+
+// Review 7: the store loses the profile while a refresh is at the server,
+// and a replica with a Grant (which needs nothing stored) takes the lease
+// on the emptied profile: its first write is the lease alone. The call
+// then fails. The refresher's record must not go back over that lease:
+// two refreshers would hold the profile at once, and the other's new
+// tokens would be dropped as another grant's.
+func TestFailedRefreshDoesNotRestoreOverAnotherReplicasLease(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c := f.creds(t, func(c *credentials.Config) { c.MaxRetries = -1 })
+	hold := f.srv.HoldRefreshes(oauthtest.BeforeRotate)
+	go func() {
+		<-hold.Arrived()
+		ctx := context.Background()
+		if err := f.direct().Delete(ctx, "p"); err != nil { // restarted empty
+			t.Error(err)
+		}
+		taken := &storage.Record{Profile: "p", Lease: &storage.Lease{Owner: "grant-replica", Until: time.Now().Add(time.Minute), TTL: storage.Duration(time.Minute)}}
+		if _, err := f.direct().Replace(ctx, nil, "", taken); err != nil {
+			t.Error(err)
+		}
+		hold.Drop() // the call fails before the server rotates
+	}()
+	if _, err := c.Token(context.Background()); err == nil {
+		t.Fatal("Token succeeded though the token call was cut off")
+	}
+	if rec := f.record(t); rec.Lease == nil || rec.Lease.Owner != "grant-replica" {
+		t.Fatalf("the other replica's lease was replaced (lease %v, refresh token restored %v)", rec.Lease, rec.RefreshToken != "")
+	}
+}

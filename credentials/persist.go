@@ -462,7 +462,9 @@ func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, 
 		_, err = c.store.Replace(wctx, leased, leaseRev, next)
 		if errors.Is(err, storage.ErrConflict) {
 			err = c.update(wctx, func(cur *storage.Record) error {
-				if !vanished(cur) || !c.cfg.Now().Before(leaseEnd) {
+				// A lease alone is no loss: a replica with a Grant took
+				// the emptied profile over, and it is refreshing now.
+				if !vanished(cur) || cur.Lease != nil || !c.cfg.Now().Before(leaseEnd) {
 					return storage.ErrAbort
 				}
 				*cur = *next

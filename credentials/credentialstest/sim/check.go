@@ -332,12 +332,12 @@ func (r *run) judgePutBacks(log []oauthtest.RefreshEvent, loss time.Time) {
 
 // holderCutOff reports whether the client that got the answer to call e
 // could not store the successor before its lease ended, and when that
-// was: nobody stored a later generation by then, and the holder's store
-// calls met trouble in the second half of its lease, when a holder that
-// keeps trying (the library retries every quarter lease at most) must have
-// been at it: an injected fault or latency, a partition, or the process
-// stalled. A holder without trouble then that does not store in time is
-// the library's fault, not an excuse.
+// was: nobody stored a later generation by then, and the holder met store
+// trouble (see storeTrouble) in the last stretch of its lease, when a
+// holder that keeps trying (the library retries every quarter lease at
+// most) must have been at it. Trouble earlier, with time left to try
+// again, is no excuse: a holder that does not store in time then is the
+// library's fault.
 func (r *run) holderCutOff(e oauthtest.RefreshEvent, writes []storeWrite, callers map[int64]string, plan map[string]replicaPlan) (time.Time, bool) {
 	who := callers[e.Call]
 	p, ok := plan[who]
@@ -355,80 +355,35 @@ func (r *run) holderCutOff(e oauthtest.RefreshEvent, writes []storeWrite, caller
 			return time.Time{}, false
 		}
 	}
-	late := end.Add(-p.leaseTTL / 2)
-	during := func(from, to time.Time) bool { return !to.Before(late) && !from.After(end) }
-	if p.partition.to > 0 && during(r.start.Add(p.partition.from), r.start.Add(p.partition.to)) {
-		return end, true
-	}
-	for _, ev := range r.world.Events() {
-		if ev.Replica == who && during(ev.At, ev.At) {
-			return end, true
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, st := range r.stalls {
-		if during(st.from, st.to) {
-			return end, true
-		}
-	}
-	return time.Time{}, false
+	late := end.Add(-min(p.leaseTTL/2, p.leaseTTL/4+slack))
+	return end, r.storeTrouble(who, p, late, end)
 }
 
-// wipeOutlastedLease reports whether the store's last loss of the
-// profile left its lease holder no way to put the record back: the wipe
-// came during the holder's token call, and from when the call ended (or
-// the wipe, if later) to the end of its lease there was less than one
-// store timeout, or its store calls met trouble then (an injected fault or
-// latency, a partition, the process stalled), or it was killed. Once the
-// lease is over no replica may put the record back: another may have
-// refreshed past it before the wipe. A holder with time and no trouble
-// that does not restore is the library's fault.
-func (r *run) wipeOutlastedLease() bool {
-	r.mu.Lock()
-	writes := slices.Clone(r.writes)
-	if len(r.wipes) == 0 {
-		r.mu.Unlock()
-		return false
-	}
-	w := r.wipes[len(r.wipes)-1]
-	callEnd, ended := r.ended[w.req]
-	killed := r.killed != nil
-	r.mu.Unlock()
-	if w.who == childReplica {
-		return killed
-	}
-	var p replicaPlan
-	for _, x := range r.sc.replicas {
-		if x.name == w.who {
-			p = x
-		}
-	}
-	var leased time.Time
-	for _, x := range writes {
-		if x.who == w.who && x.lease && x.at.Before(w.at) {
-			leased = x.at
-		}
-	}
-	if p.name == "" || leased.IsZero() {
-		return false
-	}
-	end := leased.Add(p.leaseTTL)
-	from := w.at
-	if ended && callEnd.After(from) {
-		from = callEnd
-	}
-	if end.Sub(from) < p.storeTimeout() {
-		return true
-	}
-	during := func(a, b time.Time) bool { return !b.Before(from) && !a.After(end) }
+// slack is the time the checks allow the library for what takes it next
+// to none (a store call, waking up) on a loaded machine: the process is
+// noted as stalled only when it did not run for this long.
+const slack = 100 * time.Millisecond
+
+// storeTrouble reports whether replica who (plan p) may have been unable
+// to write to the store at some moment in [from, to]: it was partitioned,
+// the process stalled, or one of its store calls failed, or was held by
+// injected latency past to or past its store timeout. Shorter latency
+// only slowed a call that went through.
+func (r *run) storeTrouble(who string, p replicaPlan, from, to time.Time) bool {
+	during := func(a, b time.Time) bool { return !b.Before(from) && !a.After(to) }
 	if p.partition.to > 0 && during(r.start.Add(p.partition.from), r.start.Add(p.partition.to)) {
 		return true
 	}
 	for _, ev := range r.world.Events() {
-		if ev.Replica == w.who && during(ev.At, ev.At) {
-			return true
+		if ev.Replica != who || !during(ev.At, ev.At) {
+			continue
 		}
+		if ev.Kind == faultstore.Latency {
+			if d, err := time.ParseDuration(ev.Detail); err == nil && d < p.storeTimeout() && ev.At.Add(d).Before(to) {
+				continue
+			}
+		}
+		return true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -438,6 +393,94 @@ func (r *run) wipeOutlastedLease() bool {
 		}
 	}
 	return false
+}
+
+// wipeOutlastedLease reports whether the store's last loss of the
+// profile left its lease holder no way to put the record back: the wipe
+// came during the holder's token call (or just after the holder released
+// its lease, when the call failed), and from when the call ended (or the
+// wipe, if later) to the end of its lease there was next to no time, or
+// its store calls met trouble (see storeTrouble) late enough that a
+// holder retrying with exponential backoff may have given up (it stops
+// when the next delay would pass the lease end: after two thirds of the
+// time left at most), or it was killed. Once the lease is over no replica
+// may put the record back: another may have refreshed past it before the
+// wipe. A holder with time and no trouble that does not restore is the
+// library's fault, and so is one that got the successor, none of whose
+// writes may have landed, and does not restore it: such a write goes back
+// at any time.
+func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
+	r.mu.Lock()
+	writes := slices.Clone(r.writes)
+	if len(r.wipes) == 0 {
+		r.mu.Unlock()
+		return false
+	}
+	w := r.wipes[len(r.wipes)-1]
+	callEnd, ended := r.ended[w.req]
+	killed := r.killed != nil
+	requests := maps.Clone(r.requests)
+	r.mu.Unlock()
+	if w.who == childReplica {
+		return killed
+	}
+	learned := false
+	for _, e := range log {
+		if id, ok := requests[e.Call]; ok && id == w.req && e.Answered && r.delivered(e.Call) &&
+			(e.Result == oauthtest.ResultRotated || e.Result == oauthtest.ResultRefreshed || e.Result == oauthtest.ResultGrace) {
+			learned = true
+		}
+	}
+	var p replicaPlan
+	for _, x := range r.sc.replicas {
+		if x.name == w.who {
+			p = x
+		}
+	}
+	var leased, released time.Time
+	for _, x := range writes {
+		if x.who == w.who && x.at.Before(w.at) {
+			if x.lease {
+				leased, released = x.at, time.Time{}
+			} else {
+				released = x.at
+			}
+		}
+	}
+	if p.name == "" || leased.IsZero() {
+		return false
+	}
+	if !learned && !released.IsZero() {
+		// The wipe came after the holder had released its lease (on a
+		// loaded machine the client may give up before the wipe
+		// applies): it held nothing then, and no replica may put back
+		// a token that another may have refreshed past since.
+		return true
+	}
+	end := leased.Add(p.leaseTTL)
+	from := w.at
+	if ended && callEnd.After(from) {
+		from = callEnd
+	}
+	if learned {
+		// The successor goes back whenever no write of it may have
+		// landed; only one that may have (its answer lost) holds it
+		// back once the lease is over.
+		maybeLanded := false
+		for _, ev := range r.world.Events() {
+			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(w.at) && !ev.At.After(end) &&
+				(ev.Kind == faultstore.FailAfter || ev.Kind == faultstore.DropReply || ev.Kind == faultstore.Slow) {
+				maybeLanded = true
+			}
+		}
+		if !maybeLanded {
+			return false
+		}
+	}
+	if end.Sub(from) < slack {
+		return true
+	}
+	return r.storeTrouble(w.who, p, from.Add(end.Sub(from)/3-slack), end)
 }
 
 // pausedHolder reports whether the maker of call e was paused (the process
@@ -603,7 +646,7 @@ func (r *run) check() {
 	case errors.Is(err, storage.ErrNotFound) && !loss.IsZero():
 		// The grant died first: there is nothing left worth restoring.
 		res.Inherent++
-	case errors.Is(err, storage.ErrNotFound) && r.wipeOutlastedLease():
+	case errors.Is(err, storage.ErrNotFound) && r.wipeOutlastedLease(log):
 		// The store lost the profile too late in its holder's lease for
 		// the holder to put it back, and after the lease nobody may.
 		res.Inherent++
@@ -624,7 +667,7 @@ func (r *run) check() {
 	case rec == nil && !loss.IsZero():
 		res.Inherent++
 	case rec == nil:
-		if !r.inJournal() && !r.wipeOutlastedLease() {
+		if !r.inJournal() && !r.wipeOutlastedLease(log) {
 			r.violate(FinalTokenCurrent, "the store ends without the profile, so without generation %d, the current one", g.Current)
 		}
 	default:
