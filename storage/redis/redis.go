@@ -232,22 +232,39 @@ end
 // ARGV: mode ("any", "absent", "match"), expected revision, new revision,
 // value, publish command. Returns conflicted, or one of the written codes.
 //
-// A key that holds the new revision already was written by this very put:
-// go-redis sends a command again when its connection failed after sending
-// it (EOF, a read timeout), and the first run may have written. Only that
-// run can have made the revision (16 random bytes), so the retry reports
-// it written rather than a conflict, which would claim nothing changed.
+// A key that holds, or recently held, the new revision was written by this
+// very put: go-redis sends a command again when its connection failed
+// after sending it (EOF, a read timeout), and the first run may have
+// written, and been written over since by another client that read it.
+// Only that run can have made the revision (16 random bytes), so the retry
+// reports it written rather than a conflict, which would claim nothing
+// changed. The key keeps its last historyLen revisions in field 'h' for
+// this; a key lost altogether (a server restarted empty) loses them too.
 var putScript = goredis.NewScript(notifyLua + `
-local cur = redis.call('HGET', KEYS[1], 'r')
+local cur, h = unpack(redis.call('HMGET', KEYS[1], 'r', 'h'))
 if cur == ARGV[3] then return 1 end
+if h and string.find(' ' .. h .. ' ', ' ' .. ARGV[3] .. ' ', 1, true) then return 1 end
 if ARGV[1] == 'absent' then
 	if cur then return 0 end
 elseif ARGV[1] == 'match' then
 	if cur ~= ARGV[2] then return 0 end
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[4], 'r', ARGV[3])
+local keep = {ARGV[3]}
+if h then
+	for r in string.gmatch(h, '%S+') do
+		if #keep >= ` + historyLen + ` then break end
+		keep[#keep + 1] = r
+	end
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[4], 'r', ARGV[3], 'h', table.concat(keep, ' '))
 return notify(ARGV[5], KEYS[1], ARGV[3])
 `)
+
+// historyLen is how many of its latest revisions a key remembers, so that
+// a put go-redis sent again recognises its own write even after others
+// wrote over it; a retry comes within go-redis's backoff (milliseconds), a
+// few writes at most.
+const historyLen = "8"
 
 // deleteScript removes the key when the condition holds; ARGV as for
 // putScript without the value and new revision.

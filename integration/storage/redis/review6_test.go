@@ -21,6 +21,9 @@ type cutProxy struct {
 	target string
 	armed  atomic.Bool
 	cut    atomic.Bool
+	// onCut, if set, runs after the script ran and before the client
+	// learns its connection is gone (so before go-redis sends again).
+	onCut func()
 	wg     sync.WaitGroup
 }
 
@@ -78,6 +81,9 @@ func (p *cutProxy) serve() {
 				if n > 0 {
 					if sentEval.Load() && p.armed.CompareAndSwap(true, false) {
 						p.cut.Store(true)
+						if p.onCut != nil {
+							p.onCut()
+						}
 						s.Close()
 						return // the reply is lost: the client reads EOF
 					}
