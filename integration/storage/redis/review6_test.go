@@ -24,7 +24,7 @@ type cutProxy struct {
 	// onCut, if set, runs after the script ran and before the client
 	// learns its connection is gone (so before go-redis sends again).
 	onCut func()
-	wg     sync.WaitGroup
+	wg    sync.WaitGroup
 }
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
