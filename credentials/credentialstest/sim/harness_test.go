@@ -83,7 +83,9 @@ func TestQuietRunPasses(t *testing.T) {
 		Open:   func(testing.TB) driver.Adapter { return memory.New(nil) },
 		adjust: quiet,
 	})
-	if res.Failed() || res.CleanGens == 0 || res.CleanGens != res.Generations || res.Handouts == 0 {
+	// A loaded machine may starve the process (a stall): the generations
+	// it touched are not clean, and rightly so.
+	if res.Failed() || res.CleanGens == 0 || (res.Faults.Stalls == 0 && res.CleanGens != res.Generations) || res.Handouts == 0 {
 		t.Fatalf("result %+v", res)
 	}
 }

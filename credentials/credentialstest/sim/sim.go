@@ -332,26 +332,54 @@ func (r *run) serverFaults() func(oauthtest.Call) oauthtest.Fault {
 }
 
 // watchStalls notes, until stop is called, every moment the process did
-// not run for 100 ms or more: a lease cannot exclude a holder that was
+// not run for 100 ms or more, or ran in fits that lost as much within a
+// quarter second: a lease cannot exclude a holder that was
 // paused past it, and on a loaded machine (CI on two cores under -race)
 // such pauses happen. They count as faults for the checks.
 func (r *run) watchStalls() (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		t := time.NewTicker(5 * time.Millisecond)
+		const tick, window = 5 * time.Millisecond, 250 * time.Millisecond
+		t := time.NewTicker(tick)
 		defer t.Stop()
 		last := time.Now()
+		// A starved process also runs in fits: many late ticks, none of
+		// them 100 ms late. Lateness adding up to 100 ms within a window
+		// holds every goroutine back as much as one long stall.
+		type late struct {
+			at time.Time
+			by time.Duration
+		}
+		var recent []late
+		var sum time.Duration
 		for {
 			select {
 			case <-done:
 				return
 			case now := <-t.C:
-				if gap := now.Sub(last); gap >= 100*time.Millisecond {
+				gap := now.Sub(last)
+				if gap >= 100*time.Millisecond {
 					r.mu.Lock()
 					r.stalls = append(r.stalls, window2{last, now})
 					r.mu.Unlock()
 					r.note("world", fmt.Sprintf("the process stalled for %v", gap.Round(time.Millisecond)), true)
+					recent, sum = nil, 0
+				} else if gap > 2*tick {
+					recent = append(recent, late{now, gap - tick})
+					sum += gap - tick
+				}
+				for len(recent) > 0 && now.Sub(recent[0].at) > window {
+					sum -= recent[0].by
+					recent = recent[1:]
+				}
+				if sum >= 100*time.Millisecond {
+					from := recent[0].at.Add(-recent[0].by)
+					r.mu.Lock()
+					r.stalls = append(r.stalls, window2{from, now})
+					r.mu.Unlock()
+					r.note("world", fmt.Sprintf("the process ran in fits: %v of the last %v lost", sum.Round(time.Millisecond), now.Sub(from).Round(time.Millisecond)), true)
+					recent, sum = nil, 0
 				}
 				last = now
 			}
