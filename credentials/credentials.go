@@ -465,10 +465,16 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 }
 
 // Flush writes a rotated refresh token that a store outage held back, if
-// any, bounded by ctx. It returns nil when there is none left, else an
-// *UnpersistedError that says where the token is kept.
+// any, bounded by ctx: this process's, then those the recovery journal
+// holds for this store and profile (a process on this machine that exited
+// before the store took them), under the same rules as a refresh flight.
+// It returns nil when there is none left, else an *UnpersistedError that
+// says where the token is kept.
 func (c *Credentials) Flush(ctx context.Context) error {
-	return c.flushPending(ctx)
+	if err := c.flushPending(ctx); err != nil {
+		return err
+	}
+	return c.replayJournal(ctx)
 }
 
 // Close stops background work. Tokens already handed out stay valid. A

@@ -591,3 +591,25 @@ func TestFailedRefreshDoesNotRestoreOverAnotherReplicasLease(t *testing.T) {
 		t.Fatalf("the other replica's lease was replaced (lease %v, refresh token restored %v)", rec.Lease, rec.RefreshToken != "")
 	}
 }
+
+// Simulation seed 7563: a process journalled a rotated token, was closed
+// during the outage and restarted; the store answers again. Flush on the
+// new process writes the journalled token at once, as a refresh flight
+// would, instead of leaving it until the next refresh.
+func TestFlushReplaysTheJournal(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{Rotate: true})
+	c1 := f.creds(t, func(c *credentials.Config) { c.LeaseTTL = 400 * time.Millisecond })
+	tok := f.tokenWithFault(t, c1, &f.flaky.refused)
+	if err := c1.Close(); !errors.Is(err, credentials.ErrUnpersisted) {
+		t.Fatalf("Close during the outage: %v", err)
+	}
+	f.flaky.refused.Store(false)
+	c2 := f.creds(t, nil)
+	if err := c2.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if rec := f.record(t); rec.AccessToken != tok.AccessToken {
+		t.Fatal("Flush left the journalled token in the journal")
+	}
+	f.checkGrant(t)
+}

@@ -273,6 +273,14 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 		rep.fs.SetRates(faultstore.Rates{})
 		rep.fs.Partition(false)
 	}
+	// A live fleet writes what it holds back once the store answers: each
+	// replica flushes, its own held-back token and its journal's (a
+	// restarted replica's predecessor may have left one).
+	var flushes sync.WaitGroup
+	for _, rep := range reps {
+		flushes.Go(rep.flush)
+	}
+	flushes.Wait()
 	r.settle()
 	for _, rep := range reps {
 		rep.close()
@@ -495,6 +503,22 @@ func (rep *replica) newCredentials() *credentials.Credentials {
 	rep.gen++
 	rep.mu.Unlock()
 	return c
+}
+
+// flush writes what the replica holds back, bounded by a second.
+func (rep *replica) flush() {
+	rep.mu.Lock()
+	c := rep.c
+	rep.mu.Unlock()
+	if c == nil {
+		return
+	}
+	defer rep.r.recoverPanic(rep.plan.name, "Flush")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		fmt.Fprintf(rep.r.logs, "sim: caller error: Flush: %v\n", err)
+	}
 }
 
 func (rep *replica) close() {
