@@ -60,8 +60,9 @@
 //     its waiters.
 //   - Neither: each Wait polls at its interval, with jitter.
 //
-// Wrappers that forward driver.Watcher but not driver.KeyWatcher
-// (storage/kms, fault-injecting test adapters) get the per-Wait cost.
+// storage/kms forwards both. A wrapper that forwards driver.Watcher but
+// not driver.KeyWatcher (the fault-injecting test adapter) gets the
+// per-Wait cost.
 package storage
 
 import "github.com/tokencache/tokencache/storage/driver"

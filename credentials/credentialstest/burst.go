@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -58,6 +59,10 @@ type BurstResult struct {
 	// Adapter call a replica made (Get, Put, Delete, List, a Watcher's
 	// Wait) and the subscriptions it opened (KeyWatcher.WatchKeys).
 	StoreOps, Gets, Puts, Waits float64
+	// PutConflictsPerRefresh counts the conditional writes that lost a
+	// race (all replicas together, per endpoint refresh): a lease taken by
+	// another replica between a read and the take, mostly.
+	PutConflictsPerRefresh float64
 	// StoreOpsPerRefresh is StoreOps per endpoint refresh instead of per
 	// lifetime of wall time: a profile renewed early is renewed more often
 	// than once a lifetime, and every renewal costs each replica its reads.
@@ -84,7 +89,7 @@ type BurstResult struct {
 // errors.ErrUnsupported where that has none.
 type countingAdapter struct {
 	driver.Adapter
-	gets, puts, others, waits, subs atomic.Int64
+	gets, puts, others, waits, subs, conflicts atomic.Int64
 }
 
 func (c *countingAdapter) Get(ctx context.Context, k string) ([]byte, storage.Revision, error) {
@@ -94,7 +99,11 @@ func (c *countingAdapter) Get(ctx context.Context, k string) ([]byte, storage.Re
 
 func (c *countingAdapter) Put(ctx context.Context, k string, v []byte, cond driver.Condition) (storage.Revision, error) {
 	c.puts.Add(1)
-	return c.Adapter.Put(ctx, k, v, cond)
+	rev, err := c.Adapter.Put(ctx, k, v, cond)
+	if errors.Is(err, storage.ErrConflict) {
+		c.conflicts.Add(1)
+	}
+	return rev, err
 }
 
 func (c *countingAdapter) Delete(ctx context.Context, k string, cond driver.Condition) error {
@@ -134,6 +143,7 @@ func (c *countingAdapter) reset() {
 	c.others.Store(0)
 	c.waits.Store(0)
 	c.subs.Store(0)
+	c.conflicts.Store(0)
 }
 
 // Burst is the many-profiles scale run: P profiles whose tokens were
@@ -404,12 +414,19 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	stats := srv.Stats()
 	mu.Lock()
 	busiest := 0
-	for _, n := range perSecond {
-		busiest = max(busiest, n)
+	secs := slices.Sorted(maps.Keys(perSecond))
+	series := make([]int, 0, len(secs))
+	for _, s := range secs {
+		busiest = max(busiest, perSecond[s])
+		series = append(series, perSecond[s])
 	}
 	mu.Unlock()
-	var gets, puts, others, waits, subs int64
+	// The shape of the renewals: a spike is a burst, a long run at the
+	// endpoint's limit is the 429s' doing.
+	b.Logf("endpoint calls answered, second by second, limit %d/s: %v", limit.Load(), series)
+	var gets, puts, others, waits, subs, conflicts int64
 	for _, a := range adapters {
+		conflicts += a.conflicts.Load()
 		gets += a.gets.Load()
 		puts += a.puts.Load()
 		others += a.others.Load()
@@ -430,6 +447,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		StoreOpsPerRefresh:      float64(gets+puts+others+waits+subs) / (float64(R) * float64(max(stats.RefreshCalls, 1))),
 		Gets:                    per(gets),
 		Puts:                    per(puts),
+		PutConflictsPerRefresh:  float64(conflicts) / float64(max(stats.RefreshCalls, 1)),
 		Waits:                   per(waits),
 		Subscriptions:           subs,
 		TokenP50:                quantile(lat, .5),
@@ -455,6 +473,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	b.ReportMetric(res.Gets, "gets/replica/profile/lifetime")
 	b.ReportMetric(res.Puts, "puts/replica/profile/lifetime")
 	b.ReportMetric(res.Waits, "waits/replica/profile/lifetime")
+	b.ReportMetric(res.PutConflictsPerRefresh, "put-conflicts/refresh")
 	b.ReportMetric(float64(res.Subscriptions)/float64(R), "subscriptions/replica")
 	b.ReportMetric(float64(res.TokenP50), "token-p50-ns")
 	b.ReportMetric(float64(res.TokenP99), "token-p99-ns")

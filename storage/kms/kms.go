@@ -161,7 +161,9 @@ type Options struct {
 }
 
 // Adapter is a driver.Adapter that encrypts values for an inner one. It
-// implements driver.Watcher when the inner adapter does.
+// implements driver.Watcher and driver.KeyWatcher when the inner adapter
+// does: keys and revisions are the inner adapter's, so its notifications
+// hold unchanged.
 type Adapter struct {
 	inner    driver.Adapter
 	kms      API
@@ -503,6 +505,21 @@ func (a *Adapter) Wait(ctx context.Context, key string, rev driver.Revision) err
 		return w.Wait(ctx, key, rev)
 	}
 	return errors.ErrUnsupported
+}
+
+// WatchKeys implements driver.KeyWatcher through the inner adapter, so
+// that a Store over the envelope shares one subscription among its
+// waiters as it would over the inner adapter. When the inner adapter has
+// no KeyWatcher it returns errors.ErrUnsupported and the Store falls back
+// to Wait.
+func (a *Adapter) WatchKeys(ctx context.Context, changed func(key string)) (driver.KeySubscription, error) {
+	if a.closed.Load() {
+		return nil, driver.Wrap(driver.ErrClosed, "kms: watch", nil)
+	}
+	if kw, ok := a.inner.(driver.KeyWatcher); ok {
+		return kw.WatchKeys(ctx, changed)
+	}
+	return nil, errors.ErrUnsupported
 }
 
 // Close implements driver.Adapter. It closes the inner adapter and forgets
