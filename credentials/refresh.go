@@ -162,75 +162,68 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	// after the lease may meet a replica that took over and spent the
 	// same token. With less than half its time left there is no call: one
 	// cut that short would likely lose its answer after the server rotated.
-	leaseEnd := takenAt.Add(c.cfg.LeaseTTL)
 	var got *Tokens
-	var sent time.Time
-	for {
-		sent = c.cfg.Now()
-		if budget := min(c.cfg.RefreshTimeout, leaseEnd.Add(-c.cfg.StoreTimeout).Sub(sent)); budget >= c.cfg.RefreshTimeout/2 {
-			rctx, rcancel := context.WithTimeout(keep, budget)
-			rctx, done := c.endpointCall(rctx, leased)
-			got, err = c.callEndpoint(rctx, leased, sent)
-			done(err)
-			rcancel()
-		} else {
-			err = errLeaseTooShort
-		}
-		if err == nil || errors.Is(err, ErrInvalidGrant) {
-			break
-		}
-		d, pause, retry := c.retryAfter(err, leased.TokenURL, tries)
-		if !retry {
-			c.releaseLease(ctx, leased, leaseRev, leaseEnd)
-			return nil, false, c.failedFor(err, stale, pause)
-		}
-		log.Debug("temporary token endpoint failure; backing off", "err", err, "backoff", d)
-		// The retry presents the same refresh token to the same endpoint,
-		// which no other replica can do better. While our lease covers the
-		// pause, the retry and the write of its answer, we keep it: a
-		// released lease wakes every replica waiting on the profile to
-		// re-read it and race for the lease, only for the winner to ask the
-		// endpoint during the pause it asked for.
-		if c.cfg.Now().Add(d + c.cfg.RefreshTimeout + c.cfg.StoreTimeout).Before(leaseEnd) {
-			if backoff.Sleep(ctx, d) == nil {
-				if _, werr := c.cfg.Limiter.wait(ctx, leased.TokenURL, c.cfg.Now); werr == nil && c.cfg.Now().Add(c.cfg.RefreshTimeout+c.cfg.StoreTimeout).Before(leaseEnd) {
-					continue
-				}
-			}
-			c.releaseLease(ctx, leased, leaseRev, leaseEnd)
-			if ctx.Err() != nil {
-				return nil, false, c.failedFor(err, stale, pause)
-			}
-			return nil, true, nil // the lease no longer covers a retry: take it afresh
-		}
-		c.releaseLease(ctx, leased, leaseRev, leaseEnd)
-		if backoff.Sleep(ctx, d) == nil {
-			return nil, true, nil
-		}
-		return nil, false, c.failedFor(err, stale, pause)
+	sent := c.cfg.Now()
+	if budget := min(c.cfg.RefreshTimeout, takenAt.Add(c.cfg.LeaseTTL-c.cfg.StoreTimeout).Sub(sent)); budget >= c.cfg.RefreshTimeout/2 {
+		rctx, rcancel := context.WithTimeout(keep, budget)
+		rctx, done := c.endpointCall(rctx, leased)
+		got, err = c.callEndpoint(rctx, leased, sent)
+		done(err)
+		rcancel()
+	} else {
+		err = errLeaseTooShort
 	}
 	if err != nil {
-		// The grant was rejected.
-		c.releaseLease(ctx, leased, leaseRev, leaseEnd)
-		// Re-check before reporting: a refresher whose lease lapsed
-		// may have rotated the token under us.
-		lctx, lcancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
-		cur, _, lerr := c.store.Load(lctx, c.cfg.Profile)
-		lcancel()
-		if lerr == nil && cur.RefreshToken != used {
-			return nil, true, nil
+		c.releaseLease(ctx, leased, leaseRev, takenAt.Add(c.cfg.LeaseTTL))
+		if errors.Is(err, ErrInvalidGrant) {
+			// Re-check before reporting: a refresher whose lease lapsed
+			// may have rotated the token under us.
+			lctx, lcancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
+			cur, _, lerr := c.store.Load(lctx, c.cfg.Profile)
+			lcancel()
+			if lerr == nil && cur.RefreshToken != used {
+				return nil, true, nil
+			}
+			log.Warn("grant rejected: re-authorization required", "err", err)
+			err = fmt.Errorf("%w: profile %q: %w", ErrReauthRequired, c.cfg.Profile, err)
+			if c.cfg.Grant != nil || used == "" {
+				// No refresh token to mark dead: hold off instead, so
+				// callers do not hammer the endpoint with a bad grant.
+				return nil, false, c.failed(err, stale)
+			}
+			c.mu.Lock()
+			c.deadRT = used
+			c.mu.Unlock()
+			return nil, false, err
 		}
-		log.Warn("grant rejected: re-authorization required", "err", err)
-		err = fmt.Errorf("%w: profile %q: %w", ErrReauthRequired, c.cfg.Profile, err)
-		if c.cfg.Grant != nil || used == "" {
-			// No refresh token to mark dead: hold off instead, so
-			// callers do not hammer the endpoint with a bad grant.
-			return nil, false, c.failed(err, stale)
+		// A call that failed ambiguously (a timeout, a cut or truncated
+		// reply) may have reached the server and rotated the token. The
+		// retry below presents the same token again: with a reuse grace
+		// period that recovers the grant, without one the grant was lost
+		// with the reply and the retry only learns it sooner.
+		//
+		// An endpoint that asks for a pause (429 or 503 with Retry-After)
+		// gets it from every profile of the process (Limiter), and one
+		// retry per flight at most: a throttled endpoint must not see a
+		// storm of retries.
+		var ee *EndpointError
+		pause := time.Duration(0)
+		if errors.As(err, &ee) && ee.RetryAfter > 0 {
+			pause = min(ee.RetryAfter, c.cfg.Limiter.maxHoldOff())
+			c.cfg.Limiter.holdOff(leased.TokenURL, pause, c.cfg.Now())
+			if ee.StatusCode == http.StatusTooManyRequests {
+				tries.throttled++
+			}
 		}
-		c.mu.Lock()
-		c.deadRT = used
-		c.mu.Unlock()
-		return nil, false, err
+		if temporary(err) && tries.attempt < c.cfg.MaxRetries && tries.throttled < 2 && ctx.Err() == nil {
+			d := max(backoff.Exponential(c.cfg.RetryBackoff, tries.attempt), pause)
+			log.Debug("temporary token endpoint failure; backing off", "err", err, "backoff", d)
+			tries.attempt++
+			if backoff.Sleep(ctx, d) == nil {
+				return nil, true, nil
+			}
+		}
+		return nil, false, c.failedFor(err, stale, pause)
 	}
 
 	rec := leased.Clone()
@@ -253,36 +246,6 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 	c.succeeded()
 	log.Debug("token refreshed", "expiry", t.Expiry, "rotated", got.RefreshToken != "")
 	return t, false, nil
-}
-
-// retryAfter decides whether a failed endpoint call is retried, and after
-// how long.
-//
-// A call that failed ambiguously (a timeout, a cut or truncated reply) may
-// have reached the server and rotated the token. The retry presents the
-// same token again: with a reuse grace period that recovers the grant,
-// without one the grant was lost with the reply and the retry only learns
-// it sooner.
-//
-// An endpoint that asks for a pause (429 or 503 with Retry-After) gets it
-// from every profile of the process (Limiter), and one retry per flight
-// at most: a throttled endpoint must not see a storm of retries. pause is
-// what it asked for, capped.
-func (c *Credentials) retryAfter(err error, tokenURL string, tries *tries) (d, pause time.Duration, retry bool) {
-	var ee *EndpointError
-	if errors.As(err, &ee) && ee.RetryAfter > 0 {
-		pause = min(ee.RetryAfter, c.cfg.Limiter.maxHoldOff())
-		c.cfg.Limiter.holdOff(tokenURL, pause, c.cfg.Now())
-		if ee.StatusCode == http.StatusTooManyRequests {
-			tries.throttled++
-		}
-	}
-	if !temporary(err) || tries.attempt >= c.cfg.MaxRetries || tries.throttled >= 2 {
-		return 0, pause, false
-	}
-	d = max(backoff.Exponential(c.cfg.RetryBackoff, tries.attempt), pause)
-	tries.attempt++
-	return d, pause, true
 }
 
 // leaseEnd returns when, on this process's clock, the lease l stops
