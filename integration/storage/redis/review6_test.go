@@ -23,7 +23,7 @@ type cutProxy struct {
 	cut    atomic.Bool
 	// onCut, if set, runs after the script ran and before the client
 	// learns its connection is gone (so before go-redis sends again).
-	onCut func()
+	onCut atomic.Pointer[func()]
 	wg    sync.WaitGroup
 }
 
@@ -81,8 +81,8 @@ func (p *cutProxy) serve() {
 				if n > 0 {
 					if sentEval.Load() && p.armed.CompareAndSwap(true, false) {
 						p.cut.Store(true)
-						if p.onCut != nil {
-							p.onCut()
+						if fn := p.onCut.Load(); fn != nil {
+							(*fn)()
 						}
 						s.Close()
 						return // the reply is lost: the client reads EOF

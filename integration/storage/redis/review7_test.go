@@ -38,13 +38,15 @@ func TestReview7RetriedPutAfterAnotherWriteIsNotAConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var othersRev driver.Revision
-	p.onCut = func() {
-		var err error
-		if othersRev, err = other.Put(ctx, "p", []byte(`{"n":3}`), driver.Condition{}); err != nil {
+	written := make(chan driver.Revision, 1)
+	onCut := func() {
+		rev, err := other.Put(ctx, "p", []byte(`{"n":3}`), driver.Condition{})
+		if err != nil {
 			t.Error(err)
 		}
+		written <- rev
 	}
+	p.onCut.Store(&onCut)
 	p.armed.Store(true)
 	_, err = a.Put(ctx, "p", []byte(`{"n":2}`), driver.IfMatch(rev))
 	if !p.cut.Load() {
@@ -53,6 +55,7 @@ func TestReview7RetriedPutAfterAnotherWriteIsNotAConflict(t *testing.T) {
 	if errors.Is(err, driver.ErrConflict) || errors.Is(err, driver.ErrNotApplied) {
 		t.Fatalf("a put whose script ran, then written over: %v", err)
 	}
+	othersRev := <-written
 	if _, stored, err := a.Get(ctx, "p"); err != nil || stored != othersRev {
 		t.Fatalf("the store holds %s (%v); the later write was %s and must stay", stored, err, othersRev)
 	}
