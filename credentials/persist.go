@@ -152,13 +152,7 @@ func (c *Credentials) persist(ctx context.Context, leased *storage.Record, lease
 			"profile", c.cfg.Profile)
 		// Our lease may still be there (a seed replaced the grant, and
 		// Store.Update keeps leases): do not make the others wait it out.
-		c.update(ctx, func(cur *storage.Record) error {
-			if cur.Lease == nil || cur.Lease.Owner != c.owner {
-				return storage.ErrAbort
-			}
-			cur.Lease = nil
-			return nil
-		})
+		c.dropOwnLease(ctx)
 		return nil, "", nil
 	}
 	return written, rev, err
@@ -178,13 +172,7 @@ func (c *Credentials) clearLease(ctx context.Context, written *storage.Record, r
 	next.Lease = nil
 	_, err := c.store.Replace(ctx, written, rev, next)
 	if errors.Is(err, storage.ErrConflict) {
-		err = c.update(ctx, func(cur *storage.Record) error {
-			if cur.Lease == nil || cur.Lease.Owner != c.owner {
-				return storage.ErrAbort
-			}
-			cur.Lease = nil
-			return nil
-		})
+		err = c.dropOwnLease(ctx)
 	}
 	if err != nil && !errors.Is(err, storage.ErrAbort) {
 		c.cfg.Logger.Debug("could not clear the lease after the write; it will lapse", "profile", c.cfg.Profile, "err", err)
@@ -432,6 +420,18 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 // stand-in for a profile it lost: nothing but the name.
 func vanished(r *storage.Record) bool {
 	return r.ClientID == "" && r.RefreshToken == "" && r.AccessToken == ""
+}
+
+// dropOwnLease clears the stored record's lease if it is ours; ErrAbort
+// if it is not (gone, or another replica's).
+func (c *Credentials) dropOwnLease(ctx context.Context) error {
+	return c.update(ctx, func(cur *storage.Record) error {
+		if cur.Lease == nil || cur.Lease.Owner != c.owner {
+			return storage.ErrAbort
+		}
+		cur.Lease = nil
+		return nil
+	})
 }
 
 // update is the protocol's read-modify-write (storage.Store.UpdateLease:
