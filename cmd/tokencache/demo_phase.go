@@ -92,13 +92,18 @@ func (a *app) startReplicas(ctx context.Context, what string, n int, args, envir
 	if err != nil {
 		return nil, fmt.Errorf("%s: cannot find this program to start replicas: %w", what, err)
 	}
+	return startReplicaProcs(ctx, what, a.stderr, n, exe, args, environ)
+}
+
+func startReplicaProcs(ctx context.Context, what string, stderr io.Writer, n int, exe string, args, environ []string) (*replicaSet, error) {
 	procCtx, kill := context.WithCancel(ctx)
-	s := &replicaSet{what: what, kill: kill, stderr: a.stderr}
+	s := &replicaSet{what: what, kill: kill, stderr: stderr}
+	var err error
 	for i := range n {
 		r := &replica{ready: make(chan struct{}), done: make(chan struct{})}
 		r.cmd = exec.CommandContext(procCtx, exe, args...)
 		r.cmd.Env = environ
-		r.cmd.Stderr = a.stderr
+		r.cmd.Stderr = stderr
 		if r.stdin, err = r.cmd.StdinPipe(); err != nil {
 			s.Close()
 			return nil, err
@@ -159,8 +164,12 @@ func (s *replicaSet) finish(grace time.Duration) (reports []replicaReport, crash
 	stopBy := time.AfterFunc(grace, s.kill)
 	defer stopBy.Stop()
 	for _, r := range s.reps {
-		err := r.cmd.Wait()
+		// The report reader must reach EOF before Wait: Wait closes our end
+		// of the stdout pipe once the process has exited, and a final
+		// report still in the pipe would be lost with it (the replica
+		// would count as failed though it exited cleanly).
 		<-r.done
+		err := r.cmd.Wait()
 		c := r.counts()
 		if err != nil || !c.Done {
 			crashed++
