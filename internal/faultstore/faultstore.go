@@ -24,6 +24,7 @@
 package faultstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -201,6 +202,13 @@ type Write struct {
 	Key     string
 	Value   []byte // for put; the callee must not keep it
 	Fault   Kind   // what the caller was told instead: FailAfter, DropReply, or -1 for the truth
+	// Before is what the key held just before the write (nil: absent),
+	// read under the same lock. A checker that finds something else there
+	// than the last write it saw learns that a writer outside the World
+	// (another process on the same store) changed the key in between.
+	// BeforeKnown is false when that read failed.
+	Before      []byte
+	BeforeKnown bool
 }
 
 // OnWrite makes the World call fn after every write that applied to the
@@ -210,18 +218,49 @@ type Write struct {
 // goes back to an older version). Call it before the wrappers are used.
 func (w *World) OnWrite(fn func(Write)) { w.onWrite = fn }
 
-// write runs apply, an inner write, and reports it to onWrite if it applied.
+// write runs apply, an inner write, and reports it to onWrite if it applied
+// (also when the inner store answered an error after applying it).
 func (w *World) write(wr Write, apply func() error) error {
 	if w.onWrite == nil {
 		return apply()
 	}
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	wr.Before, wr.BeforeKnown = w.peek(wr.Key)
 	err := apply()
+	if err != nil && wr.BeforeKnown {
+		// An error does not prove that nothing was written: a call whose
+		// context ended mid-statement (SQLite) may have committed. Look.
+		after, known := w.peek(wr.Key)
+		switch {
+		case !known:
+		case wr.Op == "put" && after != nil && bytes.Equal(after, wr.Value) && !bytes.Equal(after, wr.Before),
+			wr.Op == "delete" && after == nil && wr.Before != nil:
+			if wr.Fault < 0 {
+				wr.Fault = FailAfter // the caller was told an error
+			}
+			w.onWrite(wr)
+		}
+		return err
+	}
 	if err == nil {
 		w.onWrite(wr)
 	}
 	return err
+}
+
+// peek reads what the inner store holds for key (nil: absent); known is
+// false when the read failed.
+func (w *World) peek(key string) (value []byte, known bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	switch b, _, err := w.inner.Get(ctx, key); {
+	case err == nil:
+		return b, true
+	case errors.Is(err, driver.ErrNotFound):
+		return nil, true
+	}
+	return nil, false
 }
 
 // Inner returns the adapter the wrappers share, for checks that must see

@@ -261,3 +261,38 @@ func TestOnWrite(t *testing.T) {
 		t.Fatalf("writes seen:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// committedAnyway is an adapter whose writes apply and then report an
+// error, as an SQLite statement cut by its context after it committed.
+type committedAnyway struct{ driver.Adapter }
+
+func (c committedAnyway) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
+	c.Adapter.Put(ctx, key, value, cond)
+	return "", context.DeadlineExceeded
+}
+
+// OnWrite also sees a write the inner store applied but answered with an
+// error, as failed-after-apply, and each write says what the key held
+// before it: a change by a writer outside the World shows there.
+func TestOnWriteSeesWritesThatErredAfterApplying(t *testing.T) {
+	ctx := context.Background()
+	inner := memory.New(nil)
+	w := faultstore.NewWorld(committedAnyway{inner})
+	var got []faultstore.Write
+	w.OnWrite(func(wr faultstore.Write) { got = append(got, wr) })
+	a := w.Adapter("a", seeded(1), faultstore.Rates{})
+	if _, err := a.Put(ctx, "k", []byte(`{"n":1}`), driver.Condition{}); err == nil {
+		t.Fatal("the inner error was not passed on")
+	}
+	inner.Put(ctx, "k", []byte(`{"n":2}`), driver.Condition{}) // outside the World
+	a.Put(ctx, "k", []byte(`{"n":3}`), driver.Condition{})
+	if len(got) != 2 {
+		t.Fatalf("%d writes seen, want 2: %+v", len(got), got)
+	}
+	if got[0].Fault != faultstore.FailAfter || !got[0].BeforeKnown || got[0].Before != nil {
+		t.Errorf("first write seen as %+v, want failed-after-apply over an absent key", got[0])
+	}
+	if string(got[1].Before) != `{"n":2}` {
+		t.Errorf("second write found %q before it, want the outside write", got[1].Before)
+	}
+}

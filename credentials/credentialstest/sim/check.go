@@ -145,6 +145,9 @@ type Result struct {
 	// WipesUnrestored counts runs whose store lost the profile too late in
 	// its lease holder's lease to be put back (see wipeOutlastedLease).
 	WipesUnrestored int
+	// Unseen counts changes to the record by a writer outside the World
+	// (the process replica), found before a later write and checked then.
+	Unseen int
 	// AfterRevoke counts tokens handed out after a reuse (a violation
 	// itself) revoked the grant; they make one ValidHandout violation.
 	AfterRevoke int
@@ -295,6 +298,25 @@ type putBack struct {
 	who    string
 	family string
 	gen    int
+	over   int // for an older put-back: the newest generation stored before
+}
+
+// judgeOlderPutBacks breaks Lineage for every generation written into an
+// emptied store after a newer one had been stored, unless the grant's
+// successor was already lost for good (see loss): then every token of the
+// grant is spent or about to be, and what the store holds changes nothing.
+func (r *run) judgeOlderPutBacks(loss time.Time) {
+	r.mu.Lock()
+	obs := slices.Clone(r.olderBacks)
+	r.mu.Unlock()
+	for _, pb := range obs {
+		if !loss.IsZero() && !pb.at.Before(loss) {
+			r.res.Inherent++
+			continue
+		}
+		r.violate(Lineage, "at %s %s put generation %d back into an empty store, where generation %d had been",
+			r.rel(pb.at), pb.who, pb.gen, pb.over)
+	}
 }
 
 // judgePutBacks breaks Lineage for every spent generation written into an
@@ -625,6 +647,7 @@ func (r *run) check() {
 	loss, cause := r.loss()
 	res.LossCause = cause
 	r.judgePutBacks(log, loss)
+	r.judgeOlderPutBacks(loss)
 
 	// No reuse.
 	for _, u := range r.srv.Reuses() {
@@ -913,9 +936,12 @@ type Summary struct {
 	// WipesUnrestored: runs whose store lost the profile too late in a
 	// lease for its holder to put it back.
 	WipesUnrestored int
-	Losses          map[string]int     // runs by LossCause
-	Excused         int                // reuse detections after an inherent loss
-	Causes          map[string][]int64 // hint code -> seeds
+	// Unseen counts changes to the record by a writer outside the World
+	// (the process replica), found before a later write and checked then.
+	Unseen  int
+	Losses  map[string]int     // runs by LossCause
+	Excused int                // reuse detections after an inherent loss
+	Causes  map[string][]int64 // hint code -> seeds
 }
 
 // Add counts one run's result; nil (a child process's) is ignored.
@@ -943,6 +969,7 @@ func (s *Summary) Add(r *Result) {
 	s.SkewExpired += r.SkewExpired
 	s.Journaled += r.Journaled
 	s.WipesUnrestored += r.WipesUnrestored
+	s.Unseen += r.Unseen
 	s.Excused += r.ExcusedReuses
 	if r.LossCause != "" {
 		if s.Losses == nil {
@@ -987,6 +1014,7 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "inherent outcomes in all (those reuses, tokens handed out after them, lost final tokens): %d\n", s.Inherent)
 	fmt.Fprintf(&b, "runs that ended with the current refresh token in a recovery journal, not the store: %d\n", s.Journaled)
 	fmt.Fprintf(&b, "runs whose store lost the profile too late in a lease for its holder to put it back (inherent): %d\n", s.WipesUnrestored)
+	fmt.Fprintf(&b, "writes by the process replica, checked when the next write found them: %d\n", s.Unseen)
 	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
 	codes := make([]string, 0, len(s.Causes))
 	for c := range s.Causes {

@@ -161,12 +161,14 @@ type run struct {
 	invalid  []handout // tokens handed out that the server did not take
 
 	// The store's history, as World.OnWrite reports it (serialised).
-	storedGen int // generation of the refresh token stored; -1: no record
-	maxGen    int // the newest generation ever stored
+	storedGen int    // generation of the refresh token stored; -1: no record
+	storedVal []byte // the value stored, as last seen; nil: no record
+	maxGen    int    // the newest generation ever stored
 	writes    []storeWrite
 
-	putBacks []putBack // spent generations written into a store that lost the record
-	stalls   []window2 // the process did not run (a starved machine)
+	putBacks   []putBack // spent generations written into a store that lost the record
+	olderBacks []putBack // generations older than one stored before, written into a store that lost the record
+	stalls     []window2 // the process did not run (a starved machine)
 }
 
 // storeWrite is one write that reached the store, for the diagnosis.
@@ -233,10 +235,14 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	r.clean = storage.NewStore(inner)
 	r.seedRT = r.srv.IssueRefreshToken(clientID)
 	ctx := context.Background()
-	if _, err := r.clean.Replace(ctx, nil, "", &storage.Record{Profile: profile, ClientID: clientID, ClientSecret: clientSecret,
+	_, err := r.clean.Replace(ctx, nil, "", &storage.Record{Profile: profile, ClientID: clientID, ClientSecret: clientSecret,
 		RefreshToken: secret.Secret(r.seedRT), TokenURL: r.srv.TokenURL(),
-		AccessToken: "expired-seed-access-token", Expiry: time.Now().Add(-time.Hour)}); err != nil {
+		AccessToken: "expired-seed-access-token", Expiry: time.Now().Add(-time.Hour)})
+	if err != nil {
 		t.Fatalf("sim: seeding the store: %v", err)
+	}
+	if r.storedVal, _, err = inner.Get(ctx, profile); err != nil {
+		t.Fatalf("sim: reading the seed back: %v", err)
 	}
 	r.srv.SetFaultFunc(r.serverFaults())
 	r.world.OnWrite(r.onWrite)
@@ -404,6 +410,25 @@ func (r *run) onWrite(wr faultstore.Write) {
 	if wr.Key != profile {
 		return
 	}
+	if wr.BeforeKnown && !bytes.Equal(wr.Before, r.storedVal) {
+		// A writer outside the World changed the record since the last
+		// write it reported: the process replica, which opens the store
+		// by URL. Its last change is checked as if made just now.
+		unseen := faultstore.Write{Replica: childReplica + " (unseen)", Op: "put", Key: wr.Key, Value: wr.Before, Fault: -1}
+		if wr.Before == nil {
+			unseen.Op = "delete"
+		}
+		if r.sc.kill == nil {
+			r.t.Errorf("sim: seed %d: the record changed outside the World, with no process replica running", r.sc.seed)
+		}
+		r.res.Unseen++
+		r.follow(unseen)
+	}
+	r.follow(wr)
+}
+
+// follow checks one write and moves the history on.
+func (r *run) follow(wr faultstore.Write) {
 	who := wr.Replica
 	if who == "" {
 		who = "world"
@@ -412,6 +437,7 @@ func (r *run) onWrite(wr faultstore.Write) {
 	if wr.Fault >= 0 {
 		told = ", caller told " + wr.Fault.String()
 	}
+	r.storedVal = bytes.Clone(wr.Value)
 	w := storeWrite{at: time.Now(), who: who, gen: -1, told: wr.Fault}
 	defer func() {
 		r.mu.Lock()
@@ -437,9 +463,13 @@ func (r *run) onWrite(wr faultstore.Write) {
 		w.backward = true
 		r.violate(Lineage, "at %s %s wrote generation %d over generation %d%s", r.rel(time.Now()), who, g.Generation, r.storedGen, told)
 	case r.storedGen < 0 && g.Generation < r.maxGen:
+		// Judged at the end (see judgeOlderPutBacks): after the grant was
+		// lost for good it changes nothing.
 		w.backward = true
-		r.violate(Lineage, "at %s %s put generation %d back into an empty store, where generation %d had been%s",
-			r.rel(time.Now()), who, g.Generation, r.maxGen, told)
+		r.mu.Lock()
+		r.olderBacks = append(r.olderBacks, putBack{at: w.at, who: who, family: g.Family, gen: g.Generation, over: r.maxGen})
+		r.mu.Unlock()
+		r.note(who, fmt.Sprintf("store: generation %d put back into an empty store, where generation %d had been%s", g.Generation, r.maxGen, told), true)
 	case r.storedGen < 0 && g.Generation < g.Current:
 		// The store lost the record while a rotation was in flight and a
 		// replica put back the newest generation it knew, which the
