@@ -234,9 +234,13 @@ type Credentials struct {
 	lastErr  error
 	known    [3]string // the profile's secrets, masked in recorded errors
 
-	root   context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// stopFlush ends the background writer (see flushLoop); a flight's
+	// stop is in its flight. Close calls them. Each runs under a context
+	// of its own rather than one derived from a context the Credentials
+	// keeps: a long-lived parent keeps the map of children it grew for
+	// its first child, a quarter of what a cached profile costs.
+	stopFlush context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type leaseSighting struct {
@@ -246,6 +250,7 @@ type leaseSighting struct {
 }
 
 type flight struct {
+	stop   context.CancelFunc // cancels the flight's context (Close)
 	done   chan struct{}
 	tok    *Token
 	err    error
@@ -266,15 +271,12 @@ func New(cfg Config) (*Credentials, error) {
 		tel = newTelemetry(&cfg)
 		tel.owned = true
 	}
-	root, cancel := context.WithCancel(context.Background())
 	c := &Credentials{
 		cfg:         cfg,
 		store:       cfg.Store,
 		endpoint:    endpoint{client: httpsafe.NoRedirects(cfg.HTTPClient), authStyle: cfg.AuthStyle},
 		owner:       newOwnerID(),
 		journal:     newJournal(cfg.JournalDir, cfg.Store.Name(), cfg.Profile),
-		root:        root,
-		cancel:      cancel,
 		tel:         tel,
 		stats:       tel.statsFor(),
 		metricAttrs: metric.WithAttributes(tel.attrs(cfg.Profile)...),
@@ -450,10 +452,13 @@ func (c *Credentials) startFlight(stale *Token) *flight {
 	c.flight = f
 	c.renewing.Store(true)
 	c.wg.Add(1)
+	fctx, stop := context.WithCancel(context.Background())
+	f.stop = stop
 	go func() {
 		defer c.wg.Done()
+		defer stop()
 		ft := c.beginFlight(stale)
-		f.tok, f.err = c.refresh(ft, stale)
+		f.tok, f.err = c.refresh(fctx, ft, stale)
 		f.result = ft.end(f.err)
 		c.mu.Lock()
 		c.flight = nil
@@ -484,8 +489,17 @@ func (c *Credentials) Flush(ctx context.Context) error {
 func (c *Credentials) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	var stops []context.CancelFunc
+	if c.flight != nil && c.flight.stop != nil {
+		stops = append(stops, c.flight.stop)
+	}
+	if c.stopFlush != nil {
+		stops = append(stops, c.stopFlush)
+	}
 	c.mu.Unlock()
-	c.cancel()
+	for _, stop := range stops {
+		stop()
+	}
 	c.wg.Wait()
 	defer c.tel.leave(c)
 	return c.flushPending(context.Background())

@@ -243,15 +243,19 @@ func (c *Credentials) keepPending(p *pendingWrite) error {
 	old := c.pending
 	c.pending = p
 	start := !c.flushing && !c.closed
-	c.flushing = c.flushing || start
+	var fctx context.Context
+	if start {
+		c.flushing = true
+		fctx, c.stopFlush = context.WithCancel(context.Background())
+		c.wg.Add(1) // under mu: Close waits only for what it can see
+	}
 	c.mu.Unlock()
 	if old != nil {
 		// Ours descends from it, and lineage keeps the newer one anyway.
 		c.journal.remove(old.journal)
 	}
 	if start {
-		c.wg.Add(1)
-		go c.flushLoop()
+		go c.flushLoop(fctx)
 	}
 	if path == "" {
 		return &UnpersistedError{Profile: c.cfg.Profile, Err: perr}
@@ -260,21 +264,23 @@ func (c *Credentials) keepPending(p *pendingWrite) error {
 }
 
 // flushLoop retries the pending record in the background until the store
-// takes it or Close is called.
-func (c *Credentials) flushLoop() {
+// takes it or Close cancels ctx.
+func (c *Credentials) flushLoop(ctx context.Context) {
 	defer c.wg.Done()
 	for attempt := 0; ; attempt++ {
-		c.flushPending(c.root)
+		c.flushPending(ctx)
 		c.mu.Lock()
-		if c.pending == nil || c.root.Err() != nil {
+		if c.pending == nil || ctx.Err() != nil {
 			c.flushing = false
+			c.stopFlush()
+			c.stopFlush = nil
 			c.mu.Unlock()
 			return
 		}
 		c.mu.Unlock()
 		// Capped well inside a lease: when the store answers again, the
 		// token must be there before another replica's lease wait ends.
-		backoff.Sleep(c.root, min(backoff.Exponential(c.cfg.RetryBackoff, attempt), c.cfg.LeaseTTL/4))
+		backoff.Sleep(ctx, min(backoff.Exponential(c.cfg.RetryBackoff, attempt), c.cfg.LeaseTTL/4))
 	}
 }
 

@@ -18,8 +18,8 @@ import (
 
 // refresh runs one flight: it ends with a token valid now that is not
 // stale, or an error.
-func (c *Credentials) refresh(ft *flightRec, stale *Token) (*Token, error) {
-	ctx, cancel := context.WithTimeout(ft.context(c.root), 2*c.cfg.LeaseTTL+time.Duration(c.cfg.MaxRetries+2)*c.cfg.RefreshTimeout)
+func (c *Credentials) refresh(fctx context.Context, ft *flightRec, stale *Token) (*Token, error) {
+	ctx, cancel := context.WithTimeout(ft.context(fctx), 2*c.cfg.LeaseTTL+time.Duration(c.cfg.MaxRetries+2)*c.cfg.RefreshTimeout)
 	defer cancel()
 	log := c.cfg.Logger.With("profile", c.cfg.Profile)
 	var tries tries
