@@ -58,8 +58,9 @@ const (
 	// Evict is the World losing one key.
 	Evict
 	// Slow is not injected: the inner store took longer than
-	// Rates.SlowAfter to answer (a loaded machine, a contended lock).
-	// It is recorded because a caller's timeout may have struck.
+	// Rates.SlowAfter to answer (a loaded machine, a contended lock), or
+	// the caller's deadline cut the call. It is recorded because the
+	// caller's write may have failed for it.
 	Slow
 
 	numKinds
@@ -109,7 +110,8 @@ type Rates struct {
 	// earlier deadline; default 1s.
 	Hang time.Duration
 	// SlowAfter, if set, records a Slow event for every call the inner
-	// store took longer than this to answer.
+	// store took longer than this to answer, or that the caller's
+	// deadline cut.
 	SlowAfter time.Duration
 }
 
@@ -433,7 +435,11 @@ func (a *Adapter) call(ctx context.Context, op, key string, write bool, apply fu
 	}
 	began := time.Now()
 	err := apply(ctx, p.fault)
-	if took := time.Since(began); p.slowAfter > 0 && took > p.slowAfter {
+	// Slow also when the caller's deadline cut the call: it may end
+	// before SlowAfter (a deadline shorter than the store timeout), and
+	// either way the store did not answer in time.
+	cut := err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if took := time.Since(began); p.slowAfter > 0 && (took > p.slowAfter || cut) {
 		e := ev
 		e.Kind, e.Detail = Slow, took.Round(time.Millisecond).String()
 		a.w.record(e)

@@ -296,3 +296,26 @@ func TestOnWriteSeesWritesThatErredAfterApplying(t *testing.T) {
 		t.Errorf("second write found %q before it, want the outside write", got[1].Before)
 	}
 }
+
+// blocking is an adapter whose Put waits for its caller's context.
+type blocking struct{ driver.Adapter }
+
+func (blocking) Put(ctx context.Context, key string, value []byte, cond driver.Condition) (driver.Revision, error) {
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// A call the caller's deadline cut is Slow even when the deadline came
+// before SlowAfter: the store did not answer in time for that caller.
+func TestCallCutByDeadlineIsSlow(t *testing.T) {
+	w := faultstore.NewWorld(blocking{memory.New(nil)})
+	a := w.Adapter("a", seeded(1), faultstore.Rates{SlowAfter: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := a.Put(ctx, "k", []byte(`{}`), driver.Condition{}); err == nil {
+		t.Fatal("Put succeeded")
+	}
+	if n := w.Counts()[faultstore.Slow]; n != 1 {
+		t.Fatalf("%d slow calls recorded, want 1", n)
+	}
+}

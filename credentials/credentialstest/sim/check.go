@@ -446,11 +446,11 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 	if w.who == childReplica {
 		return killed
 	}
-	learned := false
+	learned, callAt := false, time.Time{}
 	for _, e := range log {
 		if id, ok := requests[e.Call]; ok && id == w.req && e.Answered && r.delivered(e.Call) &&
 			(e.Result == oauthtest.ResultRotated || e.Result == oauthtest.ResultRefreshed || e.Result == oauthtest.ResultGrace) {
-			learned = true
+			learned, callAt = true, e.At
 		}
 	}
 	var p replicaPlan
@@ -486,11 +486,12 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 	}
 	if learned {
 		// The successor goes back whenever no write of it may have
-		// landed; only one that may have (its answer lost) holds it
-		// back once the lease is over.
+		// landed; only one that may have (its answer lost, or cut by
+		// its deadline), before the wipe or after it, holds it back
+		// once the lease is over.
 		maybeLanded := false
 		for _, ev := range r.world.Events() {
-			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(w.at) && !ev.At.After(end) &&
+			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(callAt) && !ev.At.After(end) &&
 				(ev.Kind == faultstore.FailAfter || ev.Kind == faultstore.DropReply || ev.Kind == faultstore.Slow) {
 				maybeLanded = true
 			}
