@@ -54,6 +54,13 @@ type BurstResult struct {
 	Abandoned               int64   // endpoint calls the client gave up on (timeout, Close)
 	LostReplies             int64   // answers lost between the server and the client, in the harness
 	FailedCalls             int64   // Token calls that returned an error
+	// ExtraRefreshes counts rotations of a profile's grant less than a
+	// quarter lifetime after its previous one. No renewal is due that
+	// soon (a token is renewed at most RenewAhead, half its life, before
+	// it expires), so each is a second call where one was due: 0 means
+	// one endpoint call per profile per renewal. CallsPerProfileLifetime
+	// is above 1 all the same, as tokens are renewed ahead of expiry.
+	ExtraRefreshes int
 
 	// Store operations per replica per profile per lifetime: every
 	// Adapter call a replica made (Get, Put, Delete, List, a Watcher's
@@ -426,6 +433,16 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		return all[min(len(all)-1, int(float64(len(all))*q))]
 	}
 	stats := srv.Stats()
+	extra, lastRotation := 0, map[string]time.Time{}
+	for _, e := range srv.RefreshLog() {
+		if e.Result != oauthtest.ResultRotated {
+			continue
+		}
+		if at, ok := lastRotation[e.Family]; ok && e.At.Sub(at) < L/4 {
+			extra++
+		}
+		lastRotation[e.Family] = e.At
+	}
 	mu.Lock()
 	busiest := 0
 	secs := slices.Sorted(maps.Keys(perSecond))
@@ -457,6 +474,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		Abandoned:               abandoned.Load(),
 		LostReplies:             lostReplies.Load(),
 		FailedCalls:             failed.Load(),
+		ExtraRefreshes:          extra,
 		StoreOps:                per(gets + puts + others + waits + subs),
 		StoreOpsPerRefresh:      float64(gets+puts+others+waits+subs) / (float64(R) * float64(max(stats.RefreshCalls, 1))),
 		Gets:                    per(gets),
@@ -476,6 +494,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		HeapPerProfileAll:       (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(P*R),
 	}
 	b.ReportMetric(res.CallsPerProfileLifetime, "calls/profile/lifetime")
+	b.ReportMetric(float64(res.ExtraRefreshes), "extra-refreshes")
 	b.ReportMetric(res.BurstFactor, "burst-factor")
 	b.ReportMetric(float64(res.Throttled), "429s")
 	b.ReportMetric(float64(res.Reuse), "reuse")
