@@ -886,8 +886,9 @@ func (r *run) report() {
 		}
 		fmt.Fprintf(&b, "replay: TOKENCACHE_SIM_SEED=%d go test -race -run 'TestSimulation' ./credentials/credentialstest/sim\n", res.Seed)
 		b.WriteString("schedule:\n  " + strings.Join(r.schedule(400), "\n  "))
-		if res.Failed() && r.o.Verbose {
-			// A replayed failure: the replicas' debug logs say why.
+		if res.Failed() {
+			// The replicas' debug logs say why; a failure seen in a long
+			// run under load may not come back when replayed.
 			b.WriteString("\nlogs:\n" + string(r.logs.Bytes()))
 		}
 		if res.Failed() {
