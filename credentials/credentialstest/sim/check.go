@@ -390,14 +390,20 @@ const slack = 100 * time.Millisecond
 // to write to the store at some moment in [from, to]: it was partitioned,
 // the process stalled, or one of its store calls failed, or was held by
 // injected latency past to or past its store timeout. Shorter latency
-// only slowed a call that went through.
+// only slowed a call that went through. A dropped reply is recorded when
+// the call applied, and holds its caller until the caller's deadline (at
+// most the store timeout): it is trouble for all that time.
 func (r *run) storeTrouble(who string, p replicaPlan, from, to time.Time) bool {
 	during := func(a, b time.Time) bool { return !b.Before(from) && !a.After(to) }
 	if p.partition.to > 0 && during(r.start.Add(p.partition.from), r.start.Add(p.partition.to)) {
 		return true
 	}
 	for _, ev := range r.world.Events() {
-		if ev.Replica != who || !during(ev.At, ev.At) {
+		until := ev.At
+		if ev.Kind == faultstore.DropReply {
+			until = ev.At.Add(p.storeTimeout())
+		}
+		if ev.Replica != who || !during(ev.At, until) {
 			continue
 		}
 		if ev.Kind == faultstore.Latency {
