@@ -237,17 +237,24 @@ func (r *run) loss() (at time.Time, cause string) {
 				earlier(e.At, "replica process killed after rotation")
 			case e.Fault != 0:
 				earlier(e.At, "answer lost to a "+e.Fault.String()+" fault")
-			default:
+			case r.timedOut(e, plan[callers[e.Call]]):
 				earlier(e.At, "answer lost to the client's own timeout")
 			}
 			continue
 		}
+		// A holder paused or cut off from the store still has the
+		// successor: the grant is lost only when another replica
+		// presents the generation it spent after all.
 		if r.pausedHolder(e, writes, callers, plan) {
-			earlier(e.At, "holder paused past its lease")
+			if t, ok := presentedAgain(e, log, callers, e.At); ok {
+				earlier(t, "holder paused past its lease")
+			}
 			continue
 		}
 		if end, ok := r.holderCutOff(e, writes, callers, plan); ok {
-			earlier(end, "holder could not store the successor before its lease ended")
+			if t, ok := presentedAgain(e, log, callers, end); ok {
+				earlier(t, "holder could not store the successor before its lease ended")
+			}
 		}
 	}
 	r.mu.Lock()
@@ -257,6 +264,42 @@ func (r *run) loss() (at time.Time, cause string) {
 		earlier(k.at, "replica process killed after rotation")
 	}
 	return at, cause
+}
+
+// presentedAgain returns when another client than the maker of rotation
+// e first presented the generation e spent, after from.
+func presentedAgain(e oauthtest.RefreshEvent, log []oauthtest.RefreshEvent, callers map[int64]string, from time.Time) (time.Time, bool) {
+	for _, x := range log {
+		if x.Family == e.Family && x.Generation == e.Generation && x.Call != e.Call &&
+			callers[x.Call] != callers[e.Call] && !x.At.Before(from) {
+			return x.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// timedOut reports whether the client of call e (plan p) gave up on it
+// no sooner than its endpoint timeout allows (the library never calls with
+// less than half of it), or the process stalled meanwhile: a client that
+// dropped the answer sooner dropped it itself.
+func (r *run) timedOut(e oauthtest.RefreshEvent, p replicaPlan) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.requests[e.Call]
+	if !ok || p.name == "" {
+		return true
+	}
+	sent, ok1 := r.sentAt[id]
+	ended, ok2 := r.ended[id]
+	if !ok1 || !ok2 || ended.Sub(sent) >= p.refreshTimeout/2-slack {
+		return true
+	}
+	for _, st := range r.stalls {
+		if !st.to.Before(sent) && !st.from.After(ended) {
+			return true
+		}
+	}
+	return false
 }
 
 // arrivedAfterGivenUp reports whether token call e reached the server
@@ -534,6 +577,18 @@ func (r *run) pausedHolder(e oauthtest.RefreshEvent, writes []storeWrite, caller
 		return false
 	}
 	end := leased.Add(p.leaseTTL)
+	r.mu.Lock()
+	sent, known := r.sentAt[r.requests[e.Call]]
+	stalledBefore := false
+	for _, st := range r.stalls {
+		if !st.to.Before(leased) && !st.from.After(sent) {
+			stalledBefore = true
+		}
+	}
+	r.mu.Unlock()
+	if known && sent.After(end) && !stalledBefore {
+		return false // sent without a lease: the library's doing
+	}
 	if e.At.After(end) {
 		return true
 	}

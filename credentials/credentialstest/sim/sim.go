@@ -161,9 +161,10 @@ type run struct {
 	invalid  []handout // tokens handed out that the server did not take
 
 	// The store's history, as World.OnWrite reports it (serialised).
-	storedGen int    // generation of the refresh token stored; -1: no record
-	storedVal []byte // the value stored, as last seen; nil: no record
-	maxGen    int    // the newest generation ever stored
+	storedGen int       // generation of the refresh token stored; -1: no record
+	storedVal []byte    // the value stored, as last seen; nil: no record
+	lastWrite time.Time // when the last write seen was made
+	maxGen    int       // the newest generation ever stored
 	writes    []storeWrite
 
 	putBacks   []putBack // spent generations written into a store that lost the record
@@ -235,9 +236,10 @@ func Run(t testing.TB, seed int64, o Options) *Result {
 	r.clean = storage.NewStore(inner)
 	r.seedRT = r.srv.IssueRefreshToken(clientID)
 	ctx := context.Background()
-	_, err := r.clean.Replace(ctx, nil, "", &storage.Record{Profile: profile, ClientID: clientID, ClientSecret: clientSecret,
-		RefreshToken: secret.Secret(r.seedRT), TokenURL: r.srv.TokenURL(),
-		AccessToken: "expired-seed-access-token", Expiry: time.Now().Add(-time.Hour)})
+	seedRec := &storage.Record{Profile: profile, ClientID: clientID, ClientSecret: clientSecret,
+		TokenURL: r.srv.TokenURL(), AccessToken: "expired-seed-access-token", Expiry: time.Now().Add(-time.Hour)}
+	seedRec.Seed(r.seedRT) // as init does: the record names its grant
+	_, err := r.clean.Replace(ctx, nil, "", seedRec)
 	if err != nil {
 		t.Fatalf("sim: seeding the store: %v", err)
 	}
@@ -418,17 +420,23 @@ func (r *run) onWrite(wr faultstore.Write) {
 		if wr.Before == nil {
 			unseen.Op = "delete"
 		}
-		if r.sc.kill == nil {
-			r.t.Errorf("sim: seed %d: the record changed outside the World, with no process replica running", r.sc.seed)
+		r.mu.Lock()
+		k := r.killed
+		r.mu.Unlock()
+		if r.sc.kill == nil || (k != nil && k.at.Before(r.lastWrite)) {
+			r.violate(Lineage, "the record changed outside the World after %s, with no process replica running", r.rel(r.lastWrite))
 		}
 		r.res.Unseen++
-		r.follow(unseen)
+		// It may have happened at any moment since the last write seen:
+		// judged at the earliest.
+		r.follow(unseen, r.lastWrite.Add(time.Nanosecond))
 	}
-	r.follow(wr)
+	r.follow(wr, time.Now())
 }
 
-// follow checks one write and moves the history on.
-func (r *run) follow(wr faultstore.Write) {
+// follow checks one write, made at, and moves the history on.
+func (r *run) follow(wr faultstore.Write, at time.Time) {
+	r.lastWrite = at
 	who := wr.Replica
 	if who == "" {
 		who = "world"
@@ -438,7 +446,7 @@ func (r *run) follow(wr faultstore.Write) {
 		told = ", caller told " + wr.Fault.String()
 	}
 	r.storedVal = bytes.Clone(wr.Value)
-	w := storeWrite{at: time.Now(), who: who, gen: -1, told: wr.Fault}
+	w := storeWrite{at: at, who: who, gen: -1, told: wr.Fault}
 	defer func() {
 		r.mu.Lock()
 		r.writes = append(r.writes, w)
@@ -457,11 +465,11 @@ func (r *run) follow(wr faultstore.Write) {
 	g, ok := r.srv.GrantOf(rec.RefreshToken.Reveal())
 	switch {
 	case !ok:
-		r.violate(Lineage, "at %s %s wrote a refresh token the server never issued", r.rel(time.Now()), who)
+		r.violate(Lineage, "at %s %s wrote a refresh token the server never issued", r.rel(at), who)
 		return
 	case r.storedGen >= 0 && g.Generation < r.storedGen:
 		w.backward = true
-		r.violate(Lineage, "at %s %s wrote generation %d over generation %d%s", r.rel(time.Now()), who, g.Generation, r.storedGen, told)
+		r.violate(Lineage, "at %s %s wrote generation %d over generation %d%s", r.rel(at), who, g.Generation, r.storedGen, told)
 	case r.storedGen < 0 && g.Generation < r.maxGen:
 		// Judged at the end (see judgeOlderPutBacks): after the grant was
 		// lost for good it changes nothing.
