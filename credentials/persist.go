@@ -103,9 +103,11 @@ var (
 //     landed), else errHeldBack (see there).
 //   - cur holds the token ours replaced: ours is its successor.
 //   - cur holds ours already: only the access token may be newer.
-//   - cur holds an older generation of the same grant: a store restored
-//     from an old snapshot; ours is the only live token (again only if
-//     restore is set, unless cur is ours' direct predecessor).
+//   - cur holds an older generation of the same grant (by its grant id,
+//     or for a record without one, a token ours' Spent list names): a
+//     store restored from an old snapshot; ours is the only live token
+//     (again only if restore is set, unless cur is ours' direct
+//     predecessor).
 //
 // Otherwise it returns errSuperseded or errForeign and changes nothing.
 // The store's lineage check applies on top.
@@ -123,6 +125,12 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 		// Rolled back past our predecessor: as for an emptied store.
 		return errHeldBack
 	case cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant && ours.Lineage.Gen > cur.Lineage.Gen:
+		cur.RefreshToken, cur.Lineage.Gen, cur.Lineage.Spent = ours.RefreshToken, ours.Lineage.Gen, ours.Lineage.Spent
+	case ours.HasSeen(cur.RefreshToken.Reveal()) && !restore:
+		// A record without a grant id rolled back past our predecessor:
+		// ours spent the token it holds (our Spent list names it).
+		return errHeldBack
+	case ours.HasSeen(cur.RefreshToken.Reveal()):
 		cur.RefreshToken, cur.Lineage.Gen, cur.Lineage.Spent = ours.RefreshToken, ours.Lineage.Gen, ours.Lineage.Spent
 	case cur.Lineage.Grant == ours.Lineage.Grant:
 		return errSuperseded
