@@ -112,6 +112,12 @@ var (
 // Otherwise it returns errSuperseded or errForeign and changes nothing.
 // The store's lineage check applies on top.
 func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) error {
+	sameGrant := cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant
+	// older: a store rolled back under ours. A record without a grant id
+	// tells it by ours having seen the token it holds (a rotation of ours
+	// spent it).
+	older := sameGrant && ours.Lineage.Gen > cur.Lineage.Gen || ours.HasSeen(cur.RefreshToken.Reveal())
+	predecessor := sameGrant && ours.Lineage.Gen == cur.Lineage.Gen+1
 	switch {
 	case vanished(cur) && !restore:
 		return errHeldBack
@@ -121,16 +127,10 @@ func (c *Credentials) applySuccessor(cur, ours *storage.Record, restore bool) er
 	case cur.RefreshToken == ours.RefreshToken:
 	case ours.Succeeds(cur):
 		cur.Rotate(ours.RefreshToken.Reveal())
-	case cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant && ours.Lineage.Gen > cur.Lineage.Gen+1 && !restore:
+	case older && !predecessor && !restore:
 		// Rolled back past our predecessor: as for an emptied store.
 		return errHeldBack
-	case cur.Lineage.Grant != "" && cur.Lineage.Grant == ours.Lineage.Grant && ours.Lineage.Gen > cur.Lineage.Gen:
-		cur.RefreshToken, cur.Lineage.Gen, cur.Lineage.Spent = ours.RefreshToken, ours.Lineage.Gen, ours.Lineage.Spent
-	case ours.HasSeen(cur.RefreshToken.Reveal()) && !restore:
-		// A record without a grant id rolled back past our predecessor:
-		// ours spent the token it holds (our Spent list names it).
-		return errHeldBack
-	case ours.HasSeen(cur.RefreshToken.Reveal()):
+	case older:
 		cur.RefreshToken, cur.Lineage.Gen, cur.Lineage.Spent = ours.RefreshToken, ours.Lineage.Gen, ours.Lineage.Spent
 	case cur.Lineage.Grant == ours.Lineage.Grant:
 		return errSuperseded
