@@ -1,6 +1,7 @@
 package credentials
 
 import (
+	"context"
 	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,9 +24,20 @@ import (
 //
 // One file per entry, named after a hash of the store and profile so that a
 // reader finds a profile's entries without opening the others, and a random
-// part so that two processes never write or delete each other's entry. An
-// entry is replayed under the lineage rule, so replaying it late, twice, or
-// after the store moved on is harmless: a superseded entry is dropped.
+// part so that two processes never write each other's entry. An entry is
+// replayed under the lineage rule, so replaying it late, twice, or after
+// the store moved on is harmless: a superseded entry is dropped.
+//
+// The directory is per user, so the processes of one machine share it,
+// and another process may replay an entry while its writer still holds
+// the record pending. What the two know must then agree: whoever writes an
+// entry's record to the store, its writer or a replaying process, holds
+// the entry's lock (flock) for the write, reads the entry afresh under it,
+// and records the outcome in it: removed once the store has the record or
+// has moved past it, rewritten when a write may have landed. A writer that
+// finds its entry gone drops its pending record: another process wrote it,
+// and putting it back later, into a store that has since lost a rotated
+// successor, would replay a spent token.
 
 // EnvJournalDir overrides the default journal directory.
 const EnvJournalDir = "TOKENCACHE_JOURNAL_DIR"
@@ -203,6 +215,11 @@ func (j journal) private() error {
 		return fmt.Errorf("recovery journal: %s must be a directory of this user's, not writable by others", j.dir)
 	}
 	return nil
+}
+
+// lock takes the entry at path for one write; see lockEntry.
+func (j journal) lock(ctx context.Context, path string) (unlock func(), found bool, err error) {
+	return lockEntry(ctx, path)
 }
 
 func (j journal) remove(path string) {

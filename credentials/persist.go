@@ -304,6 +304,31 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
+	if p.journal != "" {
+		// The entry is shared with the other processes of this machine:
+		// write under its lock, and by what it says now.
+		lctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
+		unlock, found, err := c.journal.lock(lctx, p.journal)
+		cancel()
+		if err != nil {
+			c.mu.Lock()
+			p.err = err
+			c.mu.Unlock()
+			return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
+		}
+		if !found {
+			c.cfg.Logger.Info("a pending refresh token was written to the store by another process replaying the recovery journal; dropped",
+				"profile", c.cfg.Profile, "journal", p.journal)
+			c.dropPending(p)
+			return nil
+		}
+		defer unlock()
+		if _, entryUnapplied, err := c.journal.load(p.journal); err == nil && !entryUnapplied {
+			c.mu.Lock()
+			p.notApplied = false // another process's write of it may have landed
+			c.mu.Unlock()
+		}
+	}
 	c.mu.Lock()
 	unapplied := p.notApplied
 	c.mu.Unlock()
@@ -338,17 +363,22 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		c.cfg.Logger.Info("rotated refresh token written after a store outage", "profile", c.cfg.Profile)
 		c.clearLease(ctx, written, rev)
 	}
+	c.dropPending(p)
+	if !keepEntry {
+		c.journal.remove(p.journal)
+	}
+	return nil
+}
+
+// dropPending forgets p, which the store has, or has moved past.
+func (c *Credentials) dropPending(p *pendingWrite) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.pending == p {
 		c.pending = nil
 		// The failure that held refreshes off was this write.
 		c.failures, c.holdOff, c.lastErr = 0, time.Time{}, nil
 	}
-	c.mu.Unlock()
-	if !keepEntry {
-		c.journal.remove(p.journal)
-	}
-	return nil
 }
 
 // markMaybeApplied records that a write of p may have landed: p is no
@@ -380,53 +410,75 @@ func (c *Credentials) markMaybeApplied(p *pendingWrite) {
 // present again.
 func (c *Credentials) replayJournal(ctx context.Context) error {
 	type entry struct {
-		path       string
-		rec        *storage.Record
-		notApplied bool
+		path string
+		gen  uint64
 	}
 	var todo []entry
 	for _, path := range c.journal.entries() {
-		rec, notApplied, err := c.journal.load(path)
-		if err != nil {
+		if rec, _, err := c.journal.load(path); err == nil {
+			todo = append(todo, entry{path, rec.Lineage.Gen})
+		} else {
 			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
-			continue
 		}
-		todo = append(todo, entry{path, rec, notApplied})
 	}
-	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.rec.Lineage.Gen, a.rec.Lineage.Gen) })
+	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.gen, a.gen) })
 	for _, e := range todo {
-		path, rec := e.path, e.rec
-		// The entry carries its writer's lease, taken on this machine's
-		// clock: while it lasts, no replica can have refreshed past the
-		// entry's token, and it may go back into an emptied store. It is
-		// not written: it is not ours.
-		restore := e.notApplied || (rec.Lease != nil && c.cfg.Now().Before(rec.Lease.Until))
-		rec.Lease = nil
-		wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		err := c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
-		cancel()
-		c.journalReplayed(err)
-		switch {
-		case errors.Is(err, errForeign):
-			continue // another grant's, or another store's of the same name: leave it
-		case err == nil:
-			c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
-		case errors.Is(err, storage.ErrLineage):
-			c.cfg.Logger.Info("recovery journal entry superseded by the store; removed", "profile", c.cfg.Profile, "journal", path)
-		default:
-			if e.notApplied && !notApplied(err) {
-				// This write may have landed and been read: the entry no
-				// longer goes into an emptied store once its lease is over.
-				// Should the rewrite fail, the entry stays, claiming too
-				// much, as in markMaybeApplied.
-				if jerr := c.journal.maybeApplied(path); jerr != nil {
-					c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", path, "err", jerr)
-				}
-			}
-			return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+		if err := c.replayEntry(ctx, e.path); err != nil {
+			return err
 		}
-		c.journal.remove(path)
 	}
+	return nil
+}
+
+// replayEntry writes one journal entry under its lock, read afresh: its
+// writer (still running, perhaps) or another replaying process may have
+// written it meanwhile, or learnt that a write of it may have landed.
+func (c *Credentials) replayEntry(ctx context.Context, path string) error {
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
+	unlock, found, err := c.journal.lock(lctx, path)
+	cancel()
+	if err != nil {
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+	}
+	if !found {
+		return nil // written by another process
+	}
+	defer unlock()
+	rec, unapplied, err := c.journal.load(path)
+	if err != nil {
+		c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
+		return nil
+	}
+	// The entry carries its writer's lease, taken on this machine's
+	// clock: while it lasts, no replica can have refreshed past the
+	// entry's token, and it may go back into an emptied store. It is not
+	// written: it is not ours.
+	restore := unapplied || (rec.Lease != nil && c.cfg.Now().Before(rec.Lease.Until))
+	rec.Lease = nil
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
+	err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
+	cancel()
+	c.journalReplayed(err)
+	switch {
+	case errors.Is(err, errForeign):
+		return nil // another grant's, or another store's of the same name: leave it
+	case err == nil:
+		c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
+	case errors.Is(err, storage.ErrLineage):
+		c.cfg.Logger.Info("recovery journal entry superseded by the store; removed", "profile", c.cfg.Profile, "journal", path)
+	default:
+		if unapplied && !notApplied(err) {
+			// This write may have landed and been read: the entry no
+			// longer goes into an emptied store once its lease is over.
+			// Should the rewrite fail, the entry stays, claiming too
+			// much, as in markMaybeApplied.
+			if jerr := c.journal.maybeApplied(path); jerr != nil {
+				c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", path, "err", jerr)
+			}
+		}
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+	}
+	c.journal.remove(path)
 	return nil
 }
 

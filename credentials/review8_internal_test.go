@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/storage"
+	"github.com/tokencache/tokencache/storage/driver"
 	"github.com/tokencache/tokencache/storage/memory"
 )
 
@@ -67,5 +68,132 @@ func TestReview8LegacyRecordSuccessorIsNotDroppedOverARolledBackStore(t *testing
 				named, ferr, len(c.journal.entries()))
 		}
 		c.Close()
+	}
+}
+
+// Two processes on one machine share the recovery journal (its default
+// directory is per user, and the demo runs four replica processes on
+// one machine); the simulation gives every replica a journal of its own.
+// Process A's write of generation 1 failed without applying (its
+// connection refused), so A keeps it pending, journalled, as "no write of
+// it landed": it may then go into an emptied store at any time. Process B
+// replays A's entry at the start of its next flight: the write lands and
+// B removes the entry. A's pending record still says that no write of it
+// landed. Other replicas read generation 1 and rotate it to 2; the store
+// loses the profile (an eviction, a restart without persistence); A's
+// flush puts generation 1, now spent, into the emptied store, for the next
+// refresh to present: the server revokes the grant.
+func TestReview8JournalReplayedByAnotherProcessIsNoLongerUnapplied(t *testing.T) {
+	gen0 := &storage.Record{Profile: "p", ClientID: "client", TokenURL: "https://auth.example/token"}
+	gen0.Seed("rt-0")
+	gen1 := gen0.Clone()
+	gen1.Rotate("rt-1")
+
+	inner := memory.New(nil)
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *Credentials {
+		c, err := New(Config{Store: storage.NewNamedStore("review8-shared-journal", inner), Profile: "p", JournalDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := open(), open()
+	defer a.Close()
+	defer b.Close()
+	if _, err := a.store.Replace(ctx, nil, "", gen0.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	// A's state after its write of generation 1 failed before applying
+	// and its lease ended.
+	path, err := a.journal.save(a.store.Name(), gen1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.pending = &pendingWrite{rec: gen1, journal: path, leaseEnd: time.Now().Add(-time.Second), notApplied: true,
+		err: storage.ErrUnavailable}
+	a.mu.Unlock()
+
+	// B's flight replays A's entry: generation 1 lands.
+	if err := b.replayJournal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica rotates generation 1 to 2; then the store loses
+	// the profile.
+	if _, _, err := b.store.UpdateLease(ctx, "p", func(r *storage.Record) error { r.Rotate("rt-2"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.Delete(ctx, "p", driver.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	// A's background flush.
+	a.flushPending(ctx)
+	if cur, _, err := a.store.Load(ctx, "p"); err == nil && cur.RefreshToken.Reveal() == "rt-1" {
+		t.Fatal("A put generation 1 back into the emptied store after another process's replay of its journal entry landed it and it was rotated")
+	}
+}
+
+// The same shared journal, the lease path. A holds generation 1 back
+// within its lease (a write of it may have landed; the store then lost
+// the profile). A's entry carries A's lease, so process B, replaying it,
+// may put it into the emptied store: but it writes it without the lease
+// ("it is not ours"). Nothing now keeps the fleet from rotating it at
+// once; the store loses the profile again, and A, still within its lease,
+// puts generation 1, spent, back: A's restore rests on its lease keeping
+// every other refresher away, and B's replay took the lease off. (Fixed
+// on A's side: B removed the entry it wrote, and A, finding its entry
+// gone, drops its pending record instead of restoring it.)
+func TestReview8JournalReplayByAnotherProcessKeepsTheLease(t *testing.T) {
+	gen0 := &storage.Record{Profile: "p", ClientID: "client", TokenURL: "https://auth.example/token"}
+	gen0.Seed("rt-0")
+	inner := memory.New(nil)
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *Credentials {
+		c, err := New(Config{Store: storage.NewNamedStore("review8-shared-journal", inner), Profile: "p", JournalDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := open(), open()
+	defer a.Close()
+	defer b.Close()
+	leaseEnd := time.Now().Add(time.Minute)
+	gen1 := gen0.Clone()
+	gen1.Lease = &storage.Lease{Owner: a.owner, Until: leaseEnd, TTL: storage.Duration(time.Minute)}
+	gen1.Rotate("rt-1")
+	path, err := a.journal.save(a.store.Name(), gen1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	a.pending = &pendingWrite{rec: gen1, journal: path, leaseEnd: leaseEnd, err: storage.ErrUnavailable}
+	a.mu.Unlock()
+
+	// The store is empty; B's flight replays A's entry into it.
+	if err := b.replayJournal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := b.store.Load(ctx, "p")
+	if err != nil || cur.RefreshToken.Reveal() != "rt-1" {
+		t.Fatalf("B did not replay A's entry: %v", err)
+	}
+	rotated := cur.Lease == nil
+	if rotated {
+		// Another replica finds no lease and rotates at once; the store
+		// loses the profile again.
+		if _, _, err := b.store.UpdateLease(ctx, "p", func(r *storage.Record) error { r.Rotate("rt-2"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inner.Delete(ctx, "p", driver.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	a.flushPending(ctx)
+	if cur, _, err := a.store.Load(ctx, "p"); err == nil && cur.RefreshToken.Reveal() == "rt-1" && rotated {
+		t.Fatal("B's replay of A's entry left no lease; generation 1 was rotated, and A put it back, spent, within its lease")
 	}
 }
