@@ -537,10 +537,11 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 		// The successor goes back whenever no write of it may have
 		// landed; only one that may have (its answer lost, or cut by
 		// its deadline), before the wipe or after it, holds it back
-		// once the lease is over.
+		// once the lease is over, also one made after the lease (a
+		// holder paused past it: seed 202428).
 		maybeLanded := false
 		for _, ev := range r.world.Events() {
-			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(callAt) && !ev.At.After(end) &&
+			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(callAt) &&
 				(ev.Kind == faultstore.FailAfter || ev.Kind == faultstore.DropReply || ev.Kind == faultstore.Slow) {
 				maybeLanded = true
 			}
@@ -811,7 +812,9 @@ func (r *run) inJournal() bool {
 	}
 	var dirs []string
 	for _, p := range r.sc.replicas {
-		dirs = append(dirs, filepath.Join(r.journals, p.name))
+		if p.machine == p.name {
+			dirs = append(dirs, filepath.Join(r.journals, p.machine))
+		}
 	}
 	read := r.o.Journal
 	if read == nil {

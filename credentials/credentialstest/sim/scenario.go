@@ -45,6 +45,7 @@ type replicaPlan struct {
 	refreshTimeout time.Duration
 	skew           time.Duration // Config.Skew
 	clock          time.Duration // offset of the replica's clock from the truth
+	machine        string        // replicas on one machine share its clock and recovery journal
 	poll           time.Duration
 	retryBackoff   time.Duration
 	maxRetries     int
@@ -151,6 +152,13 @@ func newScenario(seed int64, o *Options) *scenario {
 				Hang: p.refreshTimeout,
 			}
 		}
+		p.machine = p.name
+		if i > 0 && sc.tier != clean && r.Float64() < 0.3 {
+			// Another process on the machine of the one before: each
+			// may replay the other's journal entries while it runs.
+			prev := sc.replicas[i-1]
+			p.machine, p.clock = prev.machine, prev.clock
+		}
 		sc.replicas = append(sc.replicas, p)
 	}
 	if o.Process != nil && sc.tier != clean && r.Float64() < o.Process.Rate {
@@ -172,6 +180,9 @@ func (sc *scenario) String() string {
 	for _, p := range sc.replicas {
 		fmt.Fprintf(&b, "\n  %s: lease %v, refresh timeout %v, skew %v, clock %+v, poll %v, retries %d, backoff %v, %d callers, start %v",
 			p.name, p.leaseTTL, p.refreshTimeout, p.skew, p.clock.Round(time.Second), p.poll, p.maxRetries, p.retryBackoff, p.goroutines, p.start)
+		if p.machine != p.name {
+			fmt.Fprintf(&b, ", on %s's machine", p.machine)
+		}
 		if p.closeAt > 0 {
 			fmt.Fprintf(&b, ", close at %v (restart %v later)", p.closeAt, p.restartAfter)
 		}

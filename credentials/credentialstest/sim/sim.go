@@ -518,10 +518,10 @@ func (rep *replica) newCredentials() *credentials.Credentials {
 	offset := p.clock
 	c, err := credentials.New(credentials.Config{
 		// A named store, so that the replica keeps a recovery journal:
-		// one directory per replica, as one per machine, which its next
-		// Credentials (a restarted process) replays.
+		// one directory per machine, which its next Credentials (a
+		// restarted process) and the other replicas of its machine replay.
 		Store:          storage.NewNamedStore(fmt.Sprintf("sim+%s://seed-%d", rep.r.o.Store, rep.r.sc.seed), rep.fs),
-		JournalDir:     filepath.Join(rep.r.journals, p.name),
+		JournalDir:     filepath.Join(rep.r.journals, p.machine),
 		Profile:        profile,
 		HTTPClient:     &http.Client{Transport: &transport{r: rep.r, name: p.name}},
 		Skew:           p.skew,
