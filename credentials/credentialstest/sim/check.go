@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,6 +149,11 @@ type Result struct {
 	// Unseen counts changes to the record by a writer outside the World
 	// (the process replica), found before a later write and checked then.
 	Unseen int
+	// SharedMachine: two replicas ran on one machine (one clock, one
+	// recovery journal). TakenOver counts pending tokens their writer
+	// dropped because another process of the machine wrote its entry.
+	SharedMachine bool
+	TakenOver     int
 	// AfterRevoke counts tokens handed out after a reuse (a violation
 	// itself) revoked the grant; they make one ValidHandout violation.
 	AfterRevoke int
@@ -491,6 +497,7 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 	callEnd, ended := r.ended[w.req]
 	killed := r.killed != nil
 	requests := maps.Clone(r.requests)
+	stalls := slices.Clone(r.stalls)
 	r.mu.Unlock()
 	if w.who == childReplica {
 		return killed
@@ -537,11 +544,16 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 		// The successor goes back whenever no write of it may have
 		// landed; only one that may have (its answer lost, or cut by
 		// its deadline), before the wipe or after it, holds it back
-		// once the lease is over, also one made after the lease (a
-		// holder paused past it: seed 202428).
+		// once the lease is over; one made after the lease only if the
+		// process was paused across the lease's end (seed 202428: its
+		// write could not have gone out in time).
+		pausedAtEnd := false
+		for _, st := range stalls {
+			pausedAtEnd = pausedAtEnd || !st.from.After(end) && !st.to.Before(end)
+		}
 		maybeLanded := false
 		for _, ev := range r.world.Events() {
-			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(callAt) &&
+			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(callAt) && (pausedAtEnd || !ev.At.After(end)) &&
 				(ev.Kind == faultstore.FailAfter || ev.Kind == faultstore.DropReply || ev.Kind == faultstore.Slow) {
 				maybeLanded = true
 			}
@@ -781,6 +793,10 @@ func (r *run) check() {
 
 	// No secret in logs (the callers' errors are in there too).
 	logs := r.logs.Bytes()
+	res.TakenOver = bytes.Count(logs, []byte("written to the store by another process replaying the recovery journal"))
+	for _, p := range r.sc.replicas {
+		res.SharedMachine = res.SharedMachine || p.machine != p.name
+	}
 	if len(logs) == 0 {
 		r.violate(NoSecretInLogs, "nothing was logged: the check would prove nothing")
 	} else if r.srv.ContainsToken(logs) {
@@ -1003,10 +1019,13 @@ type Summary struct {
 	WipesUnrestored int
 	// Unseen counts changes to the record by a writer outside the World
 	// (the process replica), found before a later write and checked then.
-	Unseen  int
-	Losses  map[string]int     // runs by LossCause
-	Excused int                // reuse detections after an inherent loss
-	Causes  map[string][]int64 // hint code -> seeds
+	Unseen int
+	// SharedMachines: runs with two replicas on one machine; TakenOver:
+	// pending tokens written by another process of the machine.
+	SharedMachines, TakenOver int
+	Losses                    map[string]int     // runs by LossCause
+	Excused                   int                // reuse detections after an inherent loss
+	Causes                    map[string][]int64 // hint code -> seeds
 }
 
 // Add counts one run's result; nil (a child process's) is ignored.
@@ -1035,6 +1054,10 @@ func (s *Summary) Add(r *Result) {
 	s.Journaled += r.Journaled
 	s.WipesUnrestored += r.WipesUnrestored
 	s.Unseen += r.Unseen
+	if r.SharedMachine {
+		s.SharedMachines++
+	}
+	s.TakenOver += r.TakenOver
 	s.Excused += r.ExcusedReuses
 	if r.LossCause != "" {
 		if s.Losses == nil {
@@ -1079,6 +1102,7 @@ func (s *Summary) String() string {
 	fmt.Fprintf(&b, "inherent outcomes in all (those reuses, tokens handed out after them, lost final tokens): %d\n", s.Inherent)
 	fmt.Fprintf(&b, "runs that ended with the current refresh token in a recovery journal, not the store: %d\n", s.Journaled)
 	fmt.Fprintf(&b, "runs whose store lost the profile too late in a lease for its holder to put it back (inherent): %d\n", s.WipesUnrestored)
+	fmt.Fprintf(&b, "runs with two replicas on one machine (one recovery journal): %d; pending tokens another process of the machine wrote from the journal: %d\n", s.SharedMachines, s.TakenOver)
 	fmt.Fprintf(&b, "writes by the process replica, checked when the next write found them: %d\n", s.Unseen)
 	fmt.Fprintf(&b, "expired tokens handed out in clock-skewed runs (reported, not counted): %d", s.SkewExpired)
 	codes := make([]string, 0, len(s.Causes))
