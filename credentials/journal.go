@@ -30,14 +30,16 @@ import (
 //
 // The directory is per user, so the processes of one machine share it,
 // and another process may replay an entry while its writer still holds
-// the record pending. What the two know must then agree: whoever writes an
+// the record pending. What they know must then agree: whoever writes an
 // entry's record to the store, its writer or a replaying process, holds
-// the entry's lock (flock) for the write, reads the entry afresh under it,
-// and records the outcome in it: removed once the store has the record or
-// has moved past it, rewritten when a write may have landed. A writer that
-// finds its entry gone drops its pending record: another process wrote it,
-// and putting it back later, into a store that has since lost a rotated
-// successor, would replay a spent token.
+// the entry's lock for the write (an flock, Unix only), reads the entry
+// afresh under it, and records the outcome in it. Before the write the
+// entry is made to say that a write of it may have landed, and it says
+// otherwise again only after one that certainly did not; it is removed
+// once the store has the record or has moved past it. A writer that finds
+// its entry gone no longer knows that no other write of it landed: from
+// then on it writes its record only as the successor of the stored one,
+// never into a store that lost the profile.
 
 // EnvJournalDir overrides the default journal directory.
 const EnvJournalDir = "TOKENCACHE_JOURNAL_DIR"
@@ -142,10 +144,10 @@ func (j journal) writeDurably(path string, b []byte) error {
 	return nil
 }
 
-// maybeApplied rewrites the entry at path, in place and durably, to say
-// that a store write of its record may have been applied; record and
-// lease stay as they are. An entry that says so already is left alone.
-func (j journal) maybeApplied(path string) error {
+// setNotApplied rewrites the entry at path, durably, to say whether no
+// store write of its record may have been applied; record and lease stay
+// as they are. An entry that says so already is left alone.
+func (j journal) setNotApplied(path string, notApplied bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("recovery journal: %w", err)
@@ -154,14 +156,65 @@ func (j journal) maybeApplied(path string) error {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return driver.Wrap(storage.ErrCorrupt, "recovery journal entry "+path, nil)
 	}
-	if !e.NotApplied {
+	if e.NotApplied == notApplied {
 		return nil
 	}
-	e.NotApplied = false
+	e.NotApplied = notApplied
 	if b, err = json.Marshal(e); err != nil {
 		return err
 	}
 	return j.writeDurably(path, b)
+}
+
+// heldEntry is an entry locked for one store write of its record.
+type heldEntry struct {
+	j      journal
+	path   string
+	rec    *storage.Record
+	unlock func()
+	// notApplied: the entry said that no write of its record may have
+	// landed. It now says one may, until notLanded: a process killed
+	// after its write landed must not leave an entry that a replay would
+	// put back, spent, into an emptied store.
+	notApplied bool
+}
+
+// hold locks the entry at path and reads it afresh, for a write of its
+// record; nil when the entry is gone. See heldEntry.notApplied.
+func (j journal) hold(ctx context.Context, path string) (*heldEntry, error) {
+	unlock, found, err := j.lock(ctx, path)
+	if err != nil || !found {
+		return nil, err
+	}
+	rec, notApplied, err := j.load(path)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if notApplied && j.setNotApplied(path, false) != nil {
+		// The entry cannot say so: write as if a write had landed
+		// (restored only within its lease), the side that loses nothing.
+		notApplied = false
+	}
+	return &heldEntry{j: j, path: path, rec: rec, unlock: unlock, notApplied: notApplied}, nil
+}
+
+// notLanded says the write certainly changed nothing: the entry says
+// again what it said before it. Should the rewrite fail, the entry keeps
+// claiming that a write may have landed, which only holds it back more.
+func (e *heldEntry) notLanded() error {
+	if !e.notApplied {
+		return nil
+	}
+	return e.j.setNotApplied(e.path, true)
+}
+
+// release unlocks the entry, removing it first if done.
+func (e *heldEntry) release(done bool) {
+	if done {
+		e.j.remove(e.path)
+	}
+	e.unlock()
 }
 
 // entries returns the paths of this profile's entries, in no particular
@@ -222,9 +275,12 @@ func (j journal) lock(ctx context.Context, path string) (unlock func(), found bo
 	return lockEntry(ctx, path)
 }
 
+// remove deletes the entry at path and then its lock file (see
+// lockEntry); the caller holds the lock, or owns the entry alone.
 func (j journal) remove(path string) {
 	if path != "" {
 		os.Remove(path)
+		os.Remove(path + ".lock")
 	}
 }
 

@@ -162,7 +162,7 @@ func TestJournalEntryLockSeesRemovalAndRewrite(t *testing.T) {
 		change    func() error
 		wantFound bool
 	}{
-		{"rewritten", func() error { return j.maybeApplied(path) }, true},
+		{"rewritten", func() error { return j.setNotApplied(path, false) }, true},
 		{"removed", func() error { return os.Remove(path) }, false},
 	} {
 		unlock, found, err := j.lock(ctx, path)

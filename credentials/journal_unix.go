@@ -20,49 +20,73 @@ func ownedByUs(fi os.FileInfo) bool {
 	return ok && int(st.Uid) == os.Geteuid()
 }
 
-// lockEntry takes an exclusive flock on the entry at path, waiting while
-// another process (or another Credentials of this one) holds it, up to
-// ctx. found is false when the entry is gone: another holder wrote it to
-// the store and removed it. An entry rewritten while we waited (renamed
-// over by maybeApplied) is locked afresh: a lock on the old file guards
-// nothing. The kernel drops the lock when its holder dies, so a SIGKILLed
-// writer never blocks the replay of its entries.
+// lockEntry takes the lock of the entry at path, waiting up to ctx while
+// another process (or another Credentials of this one) holds it. found is
+// false when the entry is gone.
+//
+// The lock is an flock on a file beside the entry (path + ".lock"), not
+// on the entry, which is rewritten by rename: a lock on a renamed-over
+// file would guard nothing. Whoever removes the entry removes the lock
+// file too, under the lock; a waiter that then gets a lock on the removed
+// file, or one made after the entry went, finds out and lets go. The
+// kernel drops an flock when its holder dies, so a SIGKILLed writer never
+// blocks the replay of its entries.
 func lockEntry(ctx context.Context, path string) (unlock func(), found bool, err error) {
+	lockPath := path + ".lock"
 	for {
-		f, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, false, nil
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
 		}
+		if _, err := os.Lstat(path); err != nil {
+			return nil, false, ignoreNotExist(err)
+		}
+		f, err := os.OpenFile(lockPath, os.O_RDONLY|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, false, err
 		}
-		for {
-			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-			if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-				break
-			}
-			// Held for one store write at most: poll rather than block,
-			// so that ctx bounds the wait.
-			if serr := backoff.Sleep(ctx, 2*time.Millisecond+backoff.Jitter(8*time.Millisecond)); serr != nil {
-				f.Close()
-				return nil, false, serr
-			}
-		}
-		if err != nil {
+		if err := flockWait(ctx, f); err != nil {
 			f.Close()
 			return nil, false, err
 		}
 		held, herr := f.Stat()
-		now, serr := os.Stat(path)
-		if herr == nil && serr == nil && os.SameFile(held, now) {
-			return func() { f.Close() }, true, nil
+		now, serr := os.Lstat(lockPath)
+		if herr != nil || serr != nil || !os.SameFile(held, now) {
+			// Removed (and perhaps made again) while we waited.
+			f.Close()
+			if herr != nil || !errors.Is(serr, fs.ErrNotExist) && serr != nil {
+				return nil, false, errors.Join(herr, serr)
+			}
+			continue
 		}
-		f.Close()
-		if errors.Is(serr, fs.ErrNotExist) {
-			return nil, false, nil
+		if _, err := os.Lstat(path); err != nil {
+			// The entry went while we waited, its lock file with it, or
+			// we made the lock file after it went.
+			os.Remove(lockPath)
+			f.Close()
+			return nil, false, ignoreNotExist(err)
 		}
-		if herr != nil || serr != nil {
-			return nil, false, errors.Join(herr, serr)
+		return func() { f.Close() }, true, nil
+	}
+}
+
+// flockWait polls for an exclusive flock on f until ctx ends: one held
+// for a store write at most, so polling costs little, and ctx bounds it.
+func flockWait(ctx context.Context, f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+		if err := backoff.Sleep(ctx, 2*time.Millisecond+backoff.Jitter(8*time.Millisecond)); err != nil {
+			return err
 		}
 	}
+}
+
+// ignoreNotExist: a missing entry is not an error, only gone.
+func ignoreNotExist(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

@@ -304,35 +304,37 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if p.journal != "" {
+	c.mu.Lock()
+	path, unapplied, leaseEnd := p.journal, p.notApplied, p.leaseEnd
+	c.mu.Unlock()
+	var entry *heldEntry
+	if path != "" {
 		// The entry is shared with the other processes of this machine:
-		// write under its lock, and by what it says now.
-		lctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-		unlock, found, err := c.journal.lock(lctx, p.journal)
-		cancel()
-		if err != nil {
+		// write under its lock, by what it says now.
+		var err error
+		if entry, err = c.holdEntry(ctx, path); err != nil {
 			c.mu.Lock()
 			p.err = err
 			c.mu.Unlock()
-			return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
+			return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 		}
-		if !found {
-			c.cfg.Logger.Info("a pending refresh token was written to the store by another process replaying the recovery journal; dropped",
-				"profile", c.cfg.Profile, "journal", p.journal)
-			c.dropPending(p)
-			return nil
-		}
-		defer unlock()
-		if _, entryUnapplied, err := c.journal.load(p.journal); err == nil && !entryUnapplied {
+		if entry == nil {
+			// Gone: another process wrote it (the store has it, or has
+			// moved past it), or someone moved it aside. Either way a
+			// write of it may have landed and been refreshed past since,
+			// our lease or not: from now on it goes only onto the token
+			// it replaced, never into a store that lost the profile.
+			c.cfg.Logger.Info("the recovery journal entry of a pending refresh token is gone (another process wrote it, or it was moved); written only as a successor from now on",
+				"profile", c.cfg.Profile, "journal", path)
 			c.mu.Lock()
-			p.notApplied = false // another process's write of it may have landed
+			p.journal, p.notApplied, p.leaseEnd = "", false, time.Time{}
 			c.mu.Unlock()
+			path, unapplied, leaseEnd = "", false, time.Time{}
+		} else {
+			unapplied = unapplied && entry.notApplied
 		}
 	}
-	c.mu.Lock()
-	unapplied := p.notApplied
-	c.mu.Unlock()
-	rec, inLease := p.rec, c.cfg.Now().Before(p.leaseEnd)
+	rec, inLease := p.rec, c.cfg.Now().Before(leaseEnd)
 	if !inLease && rec.Lease != nil {
 		// Our lease is over: writing it now would only make others wait.
 		rec = rec.Clone()
@@ -341,33 +343,59 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 	written, rev, err := c.store.UpdateLease(wctx, c.cfg.Profile, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, inLease || unapplied) })
 	cancel()
-	keepEntry := false
+	done := true
 	switch {
 	case errors.Is(err, errForeign):
 		// Not ours to write, and not ours to delete: the entry stays for
 		// the store it belongs to, or an operator.
-		keepEntry = true
+		done = false
 		c.cfg.Logger.Warn("a pending refresh token belongs to another grant than the store's; left in the recovery journal",
-			"profile", c.cfg.Profile, "journal", p.journal)
+			"profile", c.cfg.Profile, "journal", path)
 	case errors.Is(err, storage.ErrLineage):
 		c.cfg.Logger.Info("a pending refresh token was superseded by a newer one in the store; dropped", "profile", c.cfg.Profile)
 	case err != nil:
-		if unapplied && !notApplied(err) {
-			c.markMaybeApplied(p)
-		}
 		c.mu.Lock()
+		if !notApplied(err) {
+			p.notApplied = false // it may have landed and been read
+		}
 		p.err = err
 		c.mu.Unlock()
-		return &UnpersistedError{Profile: c.cfg.Profile, Journal: p.journal, Err: err}
+		if entry != nil {
+			if notApplied(err) {
+				c.entryNotLanded(entry)
+			}
+			entry.release(false)
+		}
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 	default:
 		c.cfg.Logger.Info("rotated refresh token written after a store outage", "profile", c.cfg.Profile)
-		c.clearLease(ctx, written, rev)
+	}
+	if entry != nil {
+		entry.release(done)
 	}
 	c.dropPending(p)
-	if !keepEntry {
-		c.journal.remove(p.journal)
+	if err == nil {
+		c.clearLease(ctx, written, rev) // after the entry's lock: it is not needed for this
 	}
 	return nil
+}
+
+// holdEntry locks the journal entry at path for a write (see heldEntry),
+// waiting for another holder up to two store timeouts: about the longest
+// it holds the lock, for one store write and two entry rewrites.
+func (c *Credentials) holdEntry(ctx context.Context, path string) (*heldEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*c.cfg.StoreTimeout)
+	defer cancel()
+	return c.journal.hold(ctx, path)
+}
+
+// entryNotLanded records in a held entry that its write changed nothing.
+func (c *Credentials) entryNotLanded(e *heldEntry) {
+	if err := e.notLanded(); err != nil {
+		// It keeps claiming that a write may have landed: it is then
+		// restored into an emptied store only within its lease.
+		c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", e.path, "err", err)
+	}
 }
 
 // dropPending forgets p, which the store has, or has moved past.
@@ -381,24 +409,6 @@ func (c *Credentials) dropPending(p *pendingWrite) {
 	}
 }
 
-// markMaybeApplied records that a write of p may have landed: p is no
-// longer free to go into an emptied store once our lease is over, and
-// neither is its journal entry, which is rewritten to say so.
-func (c *Credentials) markMaybeApplied(p *pendingWrite) {
-	c.mu.Lock()
-	first := p.notApplied
-	p.notApplied = false
-	c.mu.Unlock()
-	if !first || p.journal == "" {
-		return // a concurrent flush marked it, or there is no entry
-	}
-	if err := c.journal.maybeApplied(p.journal); err != nil {
-		// The entry stays, claiming too much; it is replayed only into a
-		// store that lost the profile, and only on this machine.
-		c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", p.journal, "err", err)
-	}
-}
-
 // replayJournal writes entries a process on this machine journalled for
 // this store and profile (perhaps this one before a restart). Each is
 // applied under the lineage rule and removed once the store has it or has
@@ -409,6 +419,12 @@ func (c *Credentials) markMaybeApplied(p *pendingWrite) {
 // until the newer entry's write replaced it, for any replica to read and
 // present again.
 func (c *Credentials) replayJournal(ctx context.Context) error {
+	_, err := c.replay(ctx)
+	return err
+}
+
+// replay is replayJournal, saying whether it wrote anything.
+func (c *Credentials) replay(ctx context.Context) (wrote bool, err error) {
 	type entry struct {
 		path string
 		gen  uint64
@@ -423,37 +439,35 @@ func (c *Credentials) replayJournal(ctx context.Context) error {
 	}
 	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.gen, a.gen) })
 	for _, e := range todo {
-		if err := c.replayEntry(ctx, e.path); err != nil {
-			return err
+		w, err := c.replayEntry(ctx, e.path)
+		if wrote = wrote || w; err != nil {
+			return wrote, err
 		}
 	}
-	return nil
+	return wrote, nil
 }
 
 // replayEntry writes one journal entry under its lock, read afresh: its
 // writer (still running, perhaps) or another replaying process may have
 // written it meanwhile, or learnt that a write of it may have landed.
-func (c *Credentials) replayEntry(ctx context.Context, path string) error {
-	lctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
-	unlock, found, err := c.journal.lock(lctx, path)
-	cancel()
+func (c *Credentials) replayEntry(ctx context.Context, path string) (wrote bool, err error) {
+	entry, err := c.holdEntry(ctx, path)
 	if err != nil {
-		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+		if errors.Is(err, storage.ErrCorrupt) {
+			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
+			return false, nil
+		}
+		return false, &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 	}
-	if !found {
-		return nil // written by another process
+	if entry == nil {
+		return false, nil // written by another process
 	}
-	defer unlock()
-	rec, unapplied, err := c.journal.load(path)
-	if err != nil {
-		c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
-		return nil
-	}
+	rec := entry.rec
 	// The entry carries its writer's lease, taken on this machine's
 	// clock: while it lasts, no replica can have refreshed past the
 	// entry's token, and it may go back into an emptied store. It is not
 	// written: it is not ours.
-	restore := unapplied || (rec.Lease != nil && c.cfg.Now().Before(rec.Lease.Until))
+	restore := entry.notApplied || (rec.Lease != nil && c.cfg.Now().Before(rec.Lease.Until))
 	rec.Lease = nil
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.StoreTimeout)
 	err = c.update(wctx, func(cur *storage.Record) error { return c.applySuccessor(cur, rec, restore) })
@@ -461,25 +475,22 @@ func (c *Credentials) replayEntry(ctx context.Context, path string) error {
 	c.journalReplayed(err)
 	switch {
 	case errors.Is(err, errForeign):
-		return nil // another grant's, or another store's of the same name: leave it
+		entry.release(false) // another grant's, or another store's of the same name: leave it
+		return false, nil
 	case err == nil:
 		c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
 	case errors.Is(err, storage.ErrLineage):
 		c.cfg.Logger.Info("recovery journal entry superseded by the store; removed", "profile", c.cfg.Profile, "journal", path)
 	default:
-		if unapplied && !notApplied(err) {
-			// This write may have landed and been read: the entry no
-			// longer goes into an emptied store once its lease is over.
-			// Should the rewrite fail, the entry stays, claiming too
-			// much, as in markMaybeApplied.
-			if jerr := c.journal.maybeApplied(path); jerr != nil {
-				c.cfg.Logger.Error("cannot rewrite the recovery journal entry", "profile", c.cfg.Profile, "journal", path, "err", jerr)
-			}
+		if notApplied(err) {
+			c.entryNotLanded(entry)
 		}
-		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+		entry.release(false)
+		// It may have landed: the store may have changed.
+		return !notApplied(err), &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 	}
-	c.journal.remove(path)
-	return nil
+	entry.release(true)
+	return err == nil, nil
 }
 
 // vanished reports whether a record read for a write is the store's

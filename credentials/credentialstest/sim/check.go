@@ -793,7 +793,7 @@ func (r *run) check() {
 
 	// No secret in logs (the callers' errors are in there too).
 	logs := r.logs.Bytes()
-	res.TakenOver = bytes.Count(logs, []byte("written to the store by another process replaying the recovery journal"))
+	res.TakenOver = bytes.Count(logs, []byte("recovery journal entry of a pending refresh token is gone"))
 	for _, p := range r.sc.replicas {
 		res.SharedMachine = res.SharedMachine || p.machine != p.name
 	}
