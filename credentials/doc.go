@@ -55,9 +55,9 @@
 // durable: in the store, or in the recovery journal, a directory of 0600
 // files (Config.JournalDir) that the next Credentials of the same store and
 // profile on the machine replays before it refreshes (the processes of a
-// machine share it; each entry's writer and replayers write it under the
-// entry's file lock and read it afresh, so that they agree on whether a
-// write of it may have landed). While the store is
+// machine share it; on Unix each entry's writer and replayers write it
+// under the entry's file lock and read it afresh, so that they agree on
+// whether a write of it may have landed). While the store is
 // down a rotated token is retried in the background and by every flight;
 // Flush writes it on demand and Close reports, as an *UnpersistedError,
 // one it could not write and where it is kept.
