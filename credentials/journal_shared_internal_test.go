@@ -187,3 +187,43 @@ func TestJournalEntryLockSeesRemovalAndRewrite(t *testing.T) {
 		}
 	}
 }
+
+// A process whose write of generation 3 failed, and which then exited,
+// left it in the journal; its successor process starts while the store
+// still holds generation 2 with a valid access token. The successor's
+// first flight must write generation 3 at once, although it could simply
+// adopt the stored access token: once the dead process's lease lapses,
+// replicas on other machines refresh from the store, and generation 2 is
+// spent (simulation seed 211221, when replay waited for a refresh).
+func TestJournalIsReplayedEvenWhenTheStoredTokenCanBeAdopted(t *testing.T) {
+	gen2 := &storage.Record{Profile: "p", ClientID: "client", TokenURL: "https://auth.example/token"}
+	gen2.Seed("rt-0")
+	gen2.Rotate("rt-1")
+	gen2.Rotate("rt-2")
+	gen2.AccessToken, gen2.Expiry = "at-2", time.Now().Add(time.Hour)
+	gen3 := gen2.Clone()
+	gen3.Rotate("rt-3")
+	gen3.AccessToken = "at-3"
+
+	inner := memory.New(nil)
+	ctx := context.Background()
+	dir := t.TempDir()
+	c, err := New(Config{Store: storage.NewNamedStore("replay-at-once", inner), Profile: "p", JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.store.Replace(ctx, nil, "", gen2.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.journal.save(c.store.Name(), gen3, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := c.store.Load(ctx, "p")
+	if err != nil || cur.RefreshToken.Reveal() != "rt-3" {
+		t.Fatalf("the store holds %v (%v) after the first flight; want generation 3 from the journal", cur.RefreshToken.Reveal() == "rt-3", err)
+	}
+}

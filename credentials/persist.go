@@ -419,12 +419,6 @@ func (c *Credentials) dropPending(p *pendingWrite) {
 // until the newer entry's write replaced it, for any replica to read and
 // present again.
 func (c *Credentials) replayJournal(ctx context.Context) error {
-	_, err := c.replay(ctx)
-	return err
-}
-
-// replay is replayJournal, saying whether it wrote anything.
-func (c *Credentials) replay(ctx context.Context) (wrote bool, err error) {
 	type entry struct {
 		path string
 		gen  uint64
@@ -439,28 +433,27 @@ func (c *Credentials) replay(ctx context.Context) (wrote bool, err error) {
 	}
 	slices.SortStableFunc(todo, func(a, b entry) int { return cmp.Compare(b.gen, a.gen) })
 	for _, e := range todo {
-		w, err := c.replayEntry(ctx, e.path)
-		if wrote = wrote || w; err != nil {
-			return wrote, err
+		if err := c.replayEntry(ctx, e.path); err != nil {
+			return err
 		}
 	}
-	return wrote, nil
+	return nil
 }
 
 // replayEntry writes one journal entry under its lock, read afresh: its
 // writer (still running, perhaps) or another replaying process may have
 // written it meanwhile, or learnt that a write of it may have landed.
-func (c *Credentials) replayEntry(ctx context.Context, path string) (wrote bool, err error) {
+func (c *Credentials) replayEntry(ctx context.Context, path string) error {
 	entry, err := c.holdEntry(ctx, path)
 	if err != nil {
 		if errors.Is(err, storage.ErrCorrupt) {
 			c.cfg.Logger.Error("unreadable recovery journal entry left in place", "profile", c.cfg.Profile, "journal", path, "err", err)
-			return false, nil
+			return nil
 		}
-		return false, &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 	}
 	if entry == nil {
-		return false, nil // written by another process
+		return nil // written by another process
 	}
 	rec := entry.rec
 	// The entry carries its writer's lease, taken on this machine's
@@ -476,7 +469,7 @@ func (c *Credentials) replayEntry(ctx context.Context, path string) (wrote bool,
 	switch {
 	case errors.Is(err, errForeign):
 		entry.release(false) // another grant's, or another store's of the same name: leave it
-		return false, nil
+		return nil
 	case err == nil:
 		c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
 	case errors.Is(err, storage.ErrLineage):
@@ -486,11 +479,10 @@ func (c *Credentials) replayEntry(ctx context.Context, path string) (wrote bool,
 			c.entryNotLanded(entry)
 		}
 		entry.release(false)
-		// It may have landed: the store may have changed.
-		return !notApplied(err), &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
+		return &UnpersistedError{Profile: c.cfg.Profile, Journal: path, Err: err}
 	}
 	entry.release(true)
-	return err == nil, nil
+	return nil
 }
 
 // vanished reports whether a record read for a write is the store's

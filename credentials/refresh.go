@@ -31,18 +31,17 @@ func (c *Credentials) refresh(fctx context.Context, ft *flightRec, stale *Token)
 		}
 	}()
 	for {
+		// A rotated token this process, or another of this machine, could
+		// not store goes in first, and at once: refreshing with the stored
+		// one would spend a token the server has already rotated, and
+		// replicas elsewhere will, once the lease of the process that
+		// journalled it lapses. Should that fail (the store is down, or
+		// another process holds the entry), a valid stored token may
+		// still be adopted, but nothing is refreshed.
+		settleErr := c.settle(ctx)
 		sctx, done := ft.child(ctx, spanStoreRead)
 		rec, rev, err := c.store.Load(sctx, c.cfg.Profile)
 		done(err)
-		if errors.Is(err, storage.ErrNotFound) {
-			// The store lost the profile: what we or another process of
-			// this machine hold back may be its only copy.
-			if touched, serr := c.settle(ctx); serr != nil {
-				return nil, serr
-			} else if touched {
-				continue
-			}
-		}
 		if errors.Is(err, storage.ErrNotFound) && c.cfg.Grant != nil {
 			// A grant needs nothing stored to start from (client
 			// credentials, a redemption service): the lease put creates
@@ -75,6 +74,9 @@ func (c *Credentials) refresh(fctx context.Context, ft *flightRec, stale *Token)
 			ft.adopt()
 			log.Debug("adopted token from store", "expiry", t.Expiry)
 			return t, nil
+		}
+		if settleErr != nil {
+			return nil, settleErr
 		}
 		if err := c.refreshable(next); err != nil {
 			return nil, err
@@ -114,16 +116,6 @@ func (c *Credentials) refresh(fctx context.Context, ft *flightRec, stale *Token)
 		} else if waited {
 			continue
 		}
-		// A rotated token this process, or another of this machine, could
-		// not store goes in first: refreshing with the stored one would
-		// spend a token the server has already rotated. Only here, before
-		// a refresh: a caller who can adopt the stored token does not
-		// wait for the journal's locks.
-		if touched, err := c.settle(ctx); err != nil {
-			return nil, err
-		} else if touched {
-			continue
-		}
 		now = c.cfg.Now()
 		next.Lease = &storage.Lease{Owner: c.owner, Until: now.Add(c.cfg.LeaseTTL), TTL: storage.Duration(c.cfg.LeaseTTL)}
 		lctx, done := ft.child(ctx, spanLeaseTake)
@@ -156,17 +148,12 @@ func (c *Credentials) refresh(fctx context.Context, ft *flightRec, stale *Token)
 }
 
 // settle writes what this process holds back, then what the recovery
-// journal holds for the profile, under the lineage rule. touched says
-// the store may have changed.
-func (c *Credentials) settle(ctx context.Context) (touched bool, err error) {
-	c.mu.Lock()
-	touched = c.pending != nil
-	c.mu.Unlock()
+// journal holds for the profile, under the lineage rule.
+func (c *Credentials) settle(ctx context.Context) error {
 	if err := c.flushPending(ctx); err != nil {
-		return touched, err
+		return err
 	}
-	wrote, err := c.replay(ctx)
-	return touched || wrote, err
+	return c.replayJournal(ctx)
 }
 
 // refreshUnderLease calls the endpoint while holding the lease taken at
