@@ -231,6 +231,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 			if over {
 				rn.throttled++
 			}
+			rn.calls = append(rn.calls, renewalCall{at: time.Now(), throttled: over})
 		}
 		mu.Unlock()
 		if over {
@@ -489,8 +490,11 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		series429 = append(series429, throttledAt[s])
 	}
 	mostPerRenewal, twice, throttledRenewals, retries := 0, 0, 0, 0
+	var worst *renewal
 	for _, rn := range renewals {
-		mostPerRenewal = max(mostPerRenewal, rn.throttled)
+		if rn.throttled > mostPerRenewal {
+			mostPerRenewal, worst = rn.throttled, rn
+		}
 		if rn.throttled > 0 {
 			throttledRenewals++
 		}
@@ -504,6 +508,20 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	// endpoint's limit is the 429s' doing.
 	b.Logf("endpoint calls answered, second by second, limit %d/s: %v", limit.Load(), series)
 	b.Logf("endpoint calls answered 429, second by second: %v", series429)
+	if worst != nil {
+		// When the most throttled renewal's calls went out: a 429 (T) a
+		// pause after the last one is the endpoint still full; one inside
+		// the pause is a retry that did not wait for it.
+		var calls []string
+		for _, c := range worst.calls {
+			mark := "ok"
+			if c.throttled {
+				mark = "429"
+			}
+			calls = append(calls, fmt.Sprintf("%.3fs:%s", c.at.Sub(start).Seconds(), mark))
+		}
+		b.Logf("the most throttled renewal's calls, from the start of the run: %v", calls)
+	}
 	var gets, puts, others, waits, subs, conflicts int64
 	for _, a := range adapters {
 		conflicts += a.conflicts.Load()
@@ -584,6 +602,12 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 type renewal struct {
 	throttled      int // calls answered 429
 	afterThrottled int // calls after the first 429, whatever their answer
+	calls          []renewalCall
+}
+
+type renewalCall struct {
+	at        time.Time
+	throttled bool
 }
 
 func sum(xs []int) int {
