@@ -521,9 +521,16 @@ func (c *Credentials) update(ctx context.Context, fn func(*storage.Record) error
 // the record without one), another replica may have refreshed past it
 // since, and a second restore would put a spent token back. The lease
 // then lapses by itself.
-func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, leaseEnd time.Time) {
+//
+// park, when not zero, keeps our lease on the record for that long instead
+// of clearing it (see parkFor): the record leased, with our lease renewed
+// for the pause, under the same rules.
+func (c *Credentials) releaseLease(ctx context.Context, leased *storage.Record, leaseRev storage.Revision, leaseEnd time.Time, park time.Duration) {
 	next := leased.Clone()
 	next.Lease = nil
+	if park > 0 {
+		next.Lease = &storage.Lease{Owner: c.owner, Until: c.cfg.Now().Add(park), TTL: storage.Duration(park)}
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		// Each try ends with the lease: a restore must land while it lasts.

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"slices"
 	"sync"
@@ -50,16 +51,28 @@ type BurstResult struct {
 	CallsPerProfileLifetime float64 // endpoint refresh calls per profile per lifetime: 1 is ideal
 	BurstFactor             float64 // the most calls in any second over the run's mean rate
 	Throttled               int64   // 429s the endpoint answered
-	Reuse                   int64   // spent refresh tokens presented again: must be 0
-	Abandoned               int64   // endpoint calls the client gave up on (timeout, Close)
-	LostReplies             int64   // answers lost between the server and the client, in the harness
-	FailedCalls             int64   // Token calls that returned an error
-	// ExtraRefreshes counts rotations of a profile's grant less than a
-	// quarter lifetime after its previous one. No renewal is due that
-	// soon (a token is renewed at most RenewAhead, half its life, before
-	// it expires), so each is a second call where one was due: 0 means
-	// one endpoint call per profile per renewal. CallsPerProfileLifetime
-	// is above 1 all the same, as tokens are renewed ahead of expiry.
+	// A renewal is one refresh token presented to the endpoint until it
+	// is spent. The endpoint's limit is no reason to ask more than once
+	// per pause: ThrottledMaxPerRenewal is the most 429s one renewal got
+	// (1 is the target), ThrottledTwice how many renewals got two or
+	// more, of ThrottledRenewals that got any. RetriesPer429 is the calls
+	// that presented a refresh token after its first 429, over the 429s:
+	// a renewal that keeps one replica at a time at the endpoint (its
+	// lease) makes at most one call per 429 it got, so above 1 means two
+	// replicas presented the same token after a 429.
+	ThrottledMaxPerRenewal, ThrottledTwice, ThrottledRenewals int
+	RetriesPer429                                             float64
+	Reuse                                                     int64 // spent refresh tokens presented again: must be 0
+	Abandoned                                                 int64 // endpoint calls the client gave up on (timeout, Close)
+	LostReplies                                               int64 // answers lost between the server and the client, in the harness
+	FailedCalls                                               int64 // Token calls that returned an error
+	// ExtraRefreshes counts rotations of a profile's grant less than
+	// 0.45 lifetime after its previous one. No renewal is due before half
+	// a lifetime (a token is renewed at most RenewAhead, half its life,
+	// before it expires; the rest is slack for a loaded machine), so each
+	// is a second call where one was due: 0 means one endpoint call per
+	// profile per renewal. CallsPerProfileLifetime is above 1 all the
+	// same, as tokens are renewed ahead of expiry.
 	ExtraRefreshes int
 
 	// Store operations per replica per profile per lifetime: every
@@ -187,15 +200,38 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	var limit atomic.Int64
 	limit.Store(1 << 30) // none while the profiles are seeded
 	var mu sync.Mutex
-	perSecond := map[int64]int{}
+	perSecond := map[int64]int{}      // calls answered (not 429), by second
+	throttledAt := map[int64]int{}    // calls answered 429, by second
+	renewals := map[string]*renewal{} // by the refresh token presented
 	var throttled, abandoned, lostReplies atomic.Int64
 	var slowest atomic.Int64 // the longest a refresh took at the endpoint, ns
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		presented := ""
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			presented = form.Get("refresh_token")
+		}
 		sec := time.Now().Unix()
 		mu.Lock()
 		over := int64(perSecond[sec]) >= limit.Load()
-		if !over {
+		if over {
+			throttledAt[sec]++
+		} else {
 			perSecond[sec]++
+		}
+		if presented != "" {
+			rn := renewals[presented]
+			if rn == nil {
+				rn = &renewal{}
+				renewals[presented] = rn
+			}
+			if rn.throttled > 0 {
+				rn.afterThrottled++
+			}
+			if over {
+				rn.throttled++
+			}
+			rn.calls = append(rn.calls, renewalCall{at: time.Now(), throttled: over})
 		}
 		mu.Unlock()
 		if over {
@@ -207,7 +243,6 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 			return
 		}
 		t0 := time.Now()
-		body, _ := io.ReadAll(r.Body)
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, srv.URL+r.URL.RequestURI(), bytes.NewReader(body))
 		req.Header = r.Header.Clone()
 		resp, err := backend.Do(req)
@@ -349,6 +384,8 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	slowest.Store(0)
 	mu.Lock()
 	clear(perSecond)
+	clear(throttledAt)
+	clear(renewals)
 	mu.Unlock()
 	limit.Store(int64(2 * P * int(time.Second) / int(L)))
 
@@ -438,7 +475,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		if e.Result != oauthtest.ResultRotated {
 			continue
 		}
-		if at, ok := lastRotation[e.Family]; ok && e.At.Sub(at) < L/4 {
+		if at, ok := lastRotation[e.Family]; ok && e.At.Sub(at) < L*45/100 {
 			extra++
 		}
 		lastRotation[e.Family] = e.At
@@ -446,15 +483,45 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	mu.Lock()
 	busiest := 0
 	secs := slices.Sorted(maps.Keys(perSecond))
-	series := make([]int, 0, len(secs))
+	series, series429 := make([]int, 0, len(secs)), make([]int, 0, len(secs))
 	for _, s := range secs {
 		busiest = max(busiest, perSecond[s])
 		series = append(series, perSecond[s])
+		series429 = append(series429, throttledAt[s])
+	}
+	mostPerRenewal, twice, throttledRenewals, retries := 0, 0, 0, 0
+	var worst *renewal
+	for _, rn := range renewals {
+		if rn.throttled > mostPerRenewal {
+			mostPerRenewal, worst = rn.throttled, rn
+		}
+		if rn.throttled > 0 {
+			throttledRenewals++
+		}
+		if rn.throttled > 1 {
+			twice++
+		}
+		retries += rn.afterThrottled
 	}
 	mu.Unlock()
 	// The shape of the renewals: a spike is a burst, a long run at the
 	// endpoint's limit is the 429s' doing.
 	b.Logf("endpoint calls answered, second by second, limit %d/s: %v", limit.Load(), series)
+	b.Logf("endpoint calls answered 429, second by second: %v", series429)
+	if worst != nil {
+		// When the most throttled renewal's calls went out: a 429 (T) a
+		// pause after the last one is the endpoint still full; one inside
+		// the pause is a retry that did not wait for it.
+		var calls []string
+		for _, c := range worst.calls {
+			mark := "ok"
+			if c.throttled {
+				mark = "429"
+			}
+			calls = append(calls, fmt.Sprintf("%.3fs:%s", c.at.Sub(start).Seconds(), mark))
+		}
+		b.Logf("the most throttled renewal's calls, from the start of the run: %v", calls)
+	}
 	var gets, puts, others, waits, subs, conflicts int64
 	for _, a := range adapters {
 		conflicts += a.conflicts.Load()
@@ -470,6 +537,10 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 		CallsPerProfileLifetime: float64(stats.RefreshCalls) / (float64(P) * lifetimes),
 		BurstFactor:             float64(busiest) / (float64(stats.RefreshCalls) / elapsed.Seconds()),
 		Throttled:               throttled.Load(),
+		ThrottledMaxPerRenewal:  mostPerRenewal,
+		ThrottledTwice:          twice,
+		ThrottledRenewals:       throttledRenewals,
+		RetriesPer429:           float64(retries) / float64(max(throttled.Load(), 1)),
 		Reuse:                   stats.ReuseDetections,
 		Abandoned:               abandoned.Load(),
 		LostReplies:             lostReplies.Load(),
@@ -497,6 +568,10 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	b.ReportMetric(float64(res.ExtraRefreshes), "extra-refreshes")
 	b.ReportMetric(res.BurstFactor, "burst-factor")
 	b.ReportMetric(float64(res.Throttled), "429s")
+	b.ReportMetric(float64(res.ThrottledMaxPerRenewal), "429s-per-renewal-max")
+	b.ReportMetric(float64(res.ThrottledTwice), "renewals-throttled-twice+")
+	b.ReportMetric(float64(res.ThrottledRenewals), "renewals-throttled")
+	b.ReportMetric(res.RetriesPer429, "retries-per-429")
 	b.ReportMetric(float64(res.Reuse), "reuse")
 	b.ReportMetric(float64(res.Abandoned), "abandoned-calls")
 	b.ReportMetric(float64(res.LostReplies), "lost-replies")
@@ -521,6 +596,18 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	b.ReportMetric(res.HeapPerProfile, "heap-B/cached-profile")
 	b.ReportMetric(res.HeapPerProfileAll, "heap-B/cached-profile-with-fixed")
 	return res
+}
+
+// renewal is what the endpoint saw of one refresh token.
+type renewal struct {
+	throttled      int // calls answered 429
+	afterThrottled int // calls after the first 429, whatever their answer
+	calls          []renewalCall
+}
+
+type renewalCall struct {
+	at        time.Time
+	throttled bool
 }
 
 func sum(xs []int) int {
