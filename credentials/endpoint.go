@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -387,13 +388,26 @@ func (tr *tokenResponse) result(sent time.Time) (*Tokens, error) {
 		Expiry: tr.expiry(sent), RefreshToken: secret.Secret(tr.RefreshToken)}, nil
 }
 
-// RequestToken makes an RFC 6749 token request (any grant type: form holds
-// grant_type and its parameters) and returns the tokens, for Grant
-// implementations. Errors are *EndpointError or the context's.
-func RequestToken(ctx context.Context, client *http.Client, style AuthStyle, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*Tokens, error) {
-	e := endpoint{client: httpsafe.NoRedirects(client), authStyle: style}
+// TokenRequest is an RFC 6749 token request of any grant type: the
+// endpoint, the client and how it authenticates, and the grant's
+// parameters.
+type TokenRequest struct {
+	TokenURL     string
+	ClientID     string
+	ClientSecret secret.Secret // "" for a public client, which sends client_id in the body
+	AuthStyle    AuthStyle     // how a confidential client authenticates; "" is AuthBasic
+	// Form holds grant_type and the grant's parameters. It is not
+	// changed: the client's own parameters go into a copy.
+	Form url.Values
+}
+
+// RequestToken makes r and returns the tokens, for Grant implementations.
+// Redirects are never followed: the request carries credentials. Errors
+// are *EndpointError or the context's.
+func RequestToken(ctx context.Context, client *http.Client, r TokenRequest) (*Tokens, error) {
+	e := endpoint{client: httpsafe.NoRedirects(client), authStyle: r.AuthStyle}
 	sent := time.Now()
-	tr, err := e.postForm(ctx, tokenURL, form, clientID, clientSecret)
+	tr, err := e.postForm(ctx, r.TokenURL, maps.Clone(r.Form), r.ClientID, r.ClientSecret)
 	if err != nil {
 		return nil, err
 	}

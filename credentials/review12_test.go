@@ -39,8 +39,8 @@ func TestReview12SuccessWithoutTokenNamesEndpoint(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 
 	_, tokenErr := c.Token(context.Background())
-	_, requestErr := credentials.RequestToken(context.Background(), nil, credentials.AuthBasic, srv.URL+"/token",
-		map[string][]string{"grant_type": {"client_credentials"}}, "cid", "cs")
+	_, requestErr := credentials.RequestToken(context.Background(), nil, credentials.TokenRequest{TokenURL: srv.URL + "/token",
+		ClientID: "cid", ClientSecret: "cs", Form: map[string][]string{"grant_type": {"client_credentials"}}})
 	for name, err := range map[string]error{"Token": tokenErr, "RequestToken": requestErr} {
 		var ee *credentials.EndpointError
 		if !errors.As(err, &ee) || !errors.Is(err, credentials.ErrNotTokenEndpoint) {
@@ -86,8 +86,8 @@ func TestReview12WrongURLOneRule(t *testing.T) {
 			w.WriteHeader(tc.status)
 			fmt.Fprint(w, tc.body)
 		}))
-		_, err := credentials.RequestToken(context.Background(), nil, credentials.AuthBasic, srv.URL+"/token",
-			map[string][]string{"grant_type": {"client_credentials"}}, "cid", "cs")
+		_, err := credentials.RequestToken(context.Background(), nil, credentials.TokenRequest{TokenURL: srv.URL + "/token",
+			ClientID: "cid", ClientSecret: "cs", Form: map[string][]string{"grant_type": {"client_credentials"}}})
 		srv.Close()
 		var ee *credentials.EndpointError
 		if !errors.As(err, &ee) {
