@@ -69,3 +69,23 @@ func TestReview12CustomEndpointClassifiesLikeTokenEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// A custom login endpoint that refuses the user's credentials with a 403
+// is a refused login, not a wrong URL: the one classification of answers
+// leaves a 403 without an OAuth error code to the dialect.
+func TestReview12LoginRefusedWith403IsNotAWrongURL(t *testing.T) {
+	srv := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte(`{"message":"bad username or password"}`))
+	})
+	a, err := auth.New("token_endpoint", auth.Params{"url": srv.URL + "/login", "username": "bob", "password": "hunter2-value"}, auth.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAuth(t, a)
+	_, err = a.(*auth.TokenAuthorizer).Token(t.Context())
+	if !errors.Is(err, auth.ErrInvalidCredentials) || errors.Is(err, credentials.ErrNotTokenEndpoint) {
+		t.Errorf("err = %v: want ErrInvalidCredentials and not ErrNotTokenEndpoint", err)
+	}
+}

@@ -182,7 +182,9 @@ func (e *endpoint) send(req *http.Request) (*http.Response, []byte, error) {
 // (Unwrap gives the transport's error), a body cut short
 // (ErrMalformedResponse: the server may have acted), an OAuth 2.0 error
 // response, an outage (408, 429, 5xx, or a JSON answer), or a page that is
-// not an endpoint's answer (ErrNotTokenEndpoint). The response and its
+// not an endpoint's answer (ErrNotTokenEndpoint), with one exception: a 403
+// without an OAuth 2.0 error code is left unclassified, since custom login
+// endpoints answer refused credentials with it. The response and its
 // body are returned whenever an answer was read, with the error for one
 // that is not a success, for dialects that name their errors in members of
 // their own; they are nil when none was. A context that ended is the
@@ -194,6 +196,9 @@ func DoEndpointRequest(client *http.Client, req *http.Request) (*http.Response, 
 		return resp, body, err
 	}
 	_, err = parseAnswer(redactURL(req.URL), resp, body)
+	if ee, ok := err.(*EndpointError); ok && resp.StatusCode == http.StatusForbidden && ee.Code == "" && errors.Is(ee.Err, ErrNotTokenEndpoint) {
+		ee.Err = nil
+	}
 	return resp, body, err
 }
 
