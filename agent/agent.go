@@ -122,23 +122,17 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// Close closes the Credentials of every profile the Handler served, after
-// the server stopped (http.Server.Shutdown). Each Close writes a rotated
-// refresh token a store outage held back; the error joins the
-// *credentials.UnpersistedError of those it could not write, each naming
-// the recovery journal entry that keeps the token. Close does not close the
-// Profiles or its store.
+// Close makes the Handler refuse further requests (503 shutting_down).
+// It closes nothing it was handed: the Profiles, the Credentials it hands
+// out and its store stay their owner's, who may go on using them or serve
+// them with another Handler. The owner closes the Profiles once the server
+// has stopped (http.Server.Shutdown); that Close gives a rotated refresh
+// token a store outage held back a last write, and its error names the
+// recovery journal entry of one it could not write. Close returns nil; it
+// has an error result to be an io.Closer.
 func (h *Handler) Close() error {
 	h.closed.Store(true)
-	var errs []error
-	h.eachState(func(s *profileState) {
-		if c := s.creds.Load(); c != nil {
-			if err := c.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	})
-	return errors.Join(errs...)
+	return nil
 }
 
 func (h *Handler) eachState(fn func(*profileState)) {

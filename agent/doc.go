@@ -74,11 +74,11 @@
 //     wait bound. A request waits for a refresh at most Config.WaitTimeout
 //     (504 then); a client that leaves mid-refresh cancels only its own
 //     wait, never the refresh the others wait for.
-//   - Handler.Close closes every Credentials it used, after the server has
-//     stopped: a rotated refresh token that a store outage held back gets a
-//     last write, and the error names the recovery journal entry of one that
-//     could not be written, so the owner can exit non-zero instead of
-//     silently losing the grant.
+//   - The Handler closes nothing it was handed. Its owner closes the
+//     Profiles after the server has stopped: a rotated refresh token that a
+//     store outage held back gets a last write, and the error names the
+//     recovery journal entry of one that could not be written, so the owner
+//     can exit non-zero instead of silently losing the grant.
 //
 // # Clients
 //

@@ -39,7 +39,6 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer profiles.Close()
 	h, err := agent.New(agent.Config{Profiles: profiles, Allow: []string{"default"}})
 	if err != nil {
 		log.Fatal(err)
@@ -55,7 +54,10 @@ func Example() {
 	go srv.Serve(l)
 	defer func() {
 		srv.Shutdown(ctx)
-		if err := h.Close(); err != nil {
+		h.Close()
+		// The Profiles is ours: its Close is the last write of a rotated
+		// refresh token a store outage held back.
+		if err := profiles.Close(); err != nil {
 			log.Print(err) // a rotated refresh token only in the recovery journal
 		}
 	}()

@@ -66,7 +66,8 @@ func (c *oauthClient) request(ctx context.Context, form url.Values) (*credential
 	for k, v := range c.params {
 		form.Set(k, v)
 	}
-	return credentials.RequestToken(ctx, c.client, c.style, c.tokenURL, form, c.clientID, c.clientSecret)
+	return credentials.RequestToken(ctx, c.client, credentials.TokenRequest{TokenURL: c.tokenURL, ClientID: c.clientID,
+		ClientSecret: c.clientSecret, AuthStyle: c.style, Form: form})
 }
 
 func (c *oauthClient) scopeParam(form url.Values) url.Values {

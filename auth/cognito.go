@@ -256,29 +256,16 @@ func (g *cognitoGrant) call(ctx context.Context, action string, in any) (*cognit
 	req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+action)
 	where := redact(req.URL)
 	sent := g.now()
-	resp, err := g.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // it repeats the URL
-		}
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, sent, cerr
-		}
-		return nil, sent, &credentials.EndpointError{URL: where, Err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 == 3 {
-		return nil, sent, credentials.RedirectError(resp)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, sent, &credentials.EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp,
-			Err: credentials.ErrMalformedResponse, Description: "reading the response: " + err.Error()}
+	resp, b, err := credentials.DoEndpointRequest(g.client, req)
+	if resp == nil {
+		// No answer, a redirect, a body cut short: as any endpoint's.
+		return nil, sent, err
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasPrefix(mt, "application/x-amz-json")
-	if resp.StatusCode/100 != 2 {
+	if err != nil {
+		// An error answer: Cognito names its exceptions in members of
+		// its own.
 		return nil, sent, cognitoError(where, resp, b, isJSON)
 	}
 	var ans cognitoAnswer

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -37,46 +36,28 @@ func lookup(doc any, path string) any {
 }
 
 // getJSON sends req and decodes a JSON answer. Failures are
-// *credentials.EndpointError, so that the refresh protocol can tell a
-// temporary failure from a refusal; their URL carries no query, which may
-// hold a token.
+// *credentials.EndpointError, classified by credentials.DoEndpointRequest as
+// the token endpoint's own, so that the refresh protocol can tell a
+// temporary failure from a refusal and a wrong URL; their URL carries no
+// query, which may hold a token.
 func getJSON(client *http.Client, req *http.Request) (any, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // it repeats the URL
-		}
-		if cerr := req.Context().Err(); cerr != nil {
-			return nil, cerr
-		}
-		return nil, &credentials.EndpointError{URL: redact(req.URL), Err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 == 3 {
-		return nil, credentials.RedirectError(resp)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Description: "reading the response: " + err.Error()}
-	}
+	resp, b, err := credentials.DoEndpointRequest(client, req)
 	var doc any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	jsonErr := dec.Decode(&doc)
-	if resp.StatusCode/100 != 2 {
-		ee := &credentials.EndpointError{URL: redact(req.URL), StatusCode: resp.StatusCode, Response: resp}
-		if m, ok := doc.(map[string]any); ok {
-			// OAuth 2.0 style, else the usual "message" member.
-			code, _ := m["error"].(string)
-			ee.Code = truncate(code, 64)
-			for _, k := range []string{"error_description", "message"} {
-				if s, ok := m[k].(string); ok && ee.Description == "" {
-					ee.Description = truncate(s, 200)
-				}
+	var jsonErr error
+	if b != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		jsonErr = dec.Decode(&doc)
+	}
+	if err != nil {
+		// Besides OAuth 2.0's error_description, the usual "message".
+		var ee *credentials.EndpointError
+		if m, ok := doc.(map[string]any); ok && errors.As(err, &ee) && ee.Description == "" {
+			if s, ok := m["message"].(string); ok {
+				ee.Description = truncate(s, 200)
 			}
 		}
-		return nil, ee
+		return nil, err
 	}
 	if jsonErr != nil {
 		// Cut short, the server may have acted; a page that is not JSON

@@ -123,9 +123,9 @@ func mapError(scheme string, m *Masker, password bool, err error) error {
 	case errors.Is(ee.Err, credentials.ErrInvalidClient):
 		// The grant itself said so (Cognito's refusals need reading).
 		ae.kind = ErrInvalidClient
-	case errors.Is(ee, credentials.ErrInvalidClient) && !password:
-		ae.kind = ErrInvalidClient
-	case ee.Code == "invalid_client":
+	case errors.Is(ee, credentials.ErrInvalidClient) && (!password || ee.Code != ""):
+		// For a login, a bare 401 is the user's refusal (below); a
+		// server that names the client in its error code means the client.
 		ae.kind = ErrInvalidClient
 	case password && (errors.Is(ee, credentials.ErrInvalidGrant) || ee.Code == "" && (ee.StatusCode == 401 || ee.StatusCode == 403)):
 		ae.kind = ErrInvalidCredentials

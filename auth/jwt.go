@@ -38,7 +38,7 @@ type JWTConfig struct {
 	Audience       string        `auth:"audience"` // aud: the instance name; omitted when empty
 	Subject        string        `auth:"subject"`  // sub, e.g. "user:123"; omitted when empty
 	Scopes         []string      `auth:"scopes"`   // scp; omitted when empty
-	// TTL is exp - iat; default 60 s, as the seed signs them.
+	// TTL is exp - iat; default 60 s, so that a leaked token is soon useless.
 	TTL time.Duration `auth:"ttl"`
 }
 

@@ -460,7 +460,7 @@ func (g *sl1OAuthGrant) Obtain(ctx context.Context, rec *storage.Record) (*crede
 		if g.scope != "" {
 			form.Set("scope", g.scope)
 		}
-		// The seed's own example of additional parameters sets scope:
+		// SL1's own example of additional parameters sets scope:
 		// they are the last word.
 		for k, v := range g.params {
 			form.Set(k, v)

@@ -39,8 +39,8 @@ type TokenAuthorizer struct {
 
 	last atomic.Pointer[credentials.Token] // last token registered with the Masker
 
-	// clientID and username name the client and user in errors, as seed
-	// 003's InvalidClientError and InvalidCredentialsError carry them.
+	// clientID and username name the client and user in errors, as
+	// en_auth's InvalidClientError and InvalidCredentialsError carry them.
 	clientID, username string
 	// extra are headers set beside the token: an API key, fixed headers.
 	extra http.Header

@@ -18,9 +18,9 @@ import (
 
 func init() { registerConfig("token_endpoint", NewTokenEndpoint) }
 
-// TokenEndpointConfig configures a token from a custom endpoint, seed
-// 004's AuthToken: the client logs in at URL and reads the token from the
-// JSON answer. Assumptions where the seed is silent: the login is a POST
+// TokenEndpointConfig configures a token from a custom endpoint, SL1's
+// AuthToken: the client logs in at URL and reads the token from the
+// JSON answer. Assumptions where SL1 is silent: the login is a POST
 // (Method changes it) that carries Username and Password as HTTP Basic, or
 // as a JSON object {"username":…,"password":…} when Login is "json".
 type TokenEndpointConfig struct {

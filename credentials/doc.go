@@ -20,9 +20,12 @@
 //  5. Otherwise it takes the lease: a conditional write on the revision it
 //     read. Losing that race means someone moved first: read again, with a
 //     backoff once conflicts repeat.
-//  6. It calls the token endpoint (bounded by RefreshTimeout) and writes the
-//     new access token and the rotated refresh token with the lease cleared
-//     (bounded by StoreTimeout), then hands the token out.
+//  6. It calls the token endpoint (bounded by RefreshTimeout), writes the
+//     new access token and the rotated refresh token with its lease still
+//     on the record (bounded by StoreTimeout), clears the lease with a
+//     second write once the first is known to have landed, and hands the
+//     token out: only once its refresh token is durable, in the store or
+//     the recovery journal (see Durability).
 //
 // Before a token expires a background flight renews it while callers keep
 // getting the current one, so callers rarely wait.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -62,6 +63,12 @@ type tokenResponse struct {
 	Error        string     `json:"error"`
 	Description  string     `json:"error_description"`
 	ErrorURI     string     `json:"error_uri"`
+
+	// Where a success answer came from, for an error that finds no
+	// token in it (see result).
+	where       string
+	contentType string
+	resp        *http.Response
 }
 
 // lenientInt accepts 3600 and "3600": both are seen in the wild.
@@ -166,9 +173,41 @@ func (e *endpoint) send(req *http.Request) (*http.Response, []byte, error) {
 	return resp, body, nil
 }
 
+// DoEndpointRequest sends req, a request that carries credentials to an
+// endpoint whose dialect is not RFC 6749's, and reads the answer, for Grant
+// implementations, so that every endpoint's failures are reported alike.
+// It never follows a redirect (see RedirectError) and reads at most 1 MiB.
+// A 2xx answer is returned for the caller to read. Every other outcome is
+// an *EndpointError classified as the token endpoint's own are: no answer
+// (Unwrap gives the transport's error), a body cut short
+// (ErrMalformedResponse: the server may have acted), an OAuth 2.0 error
+// response, an outage (408, 429, 5xx, or a JSON answer), or a page that is
+// not an endpoint's answer (ErrNotTokenEndpoint), with one exception: a 403
+// without an OAuth 2.0 error code is left unclassified, since custom login
+// endpoints answer refused credentials with it. The response and its
+// body are returned whenever an answer was read, with the error for one
+// that is not a success, for dialects that name their errors in members of
+// their own; they are nil when none was. A context that ended is the
+// context's error.
+func DoEndpointRequest(client *http.Client, req *http.Request) (*http.Response, []byte, error) {
+	e := endpoint{client: httpsafe.NoRedirects(client)}
+	resp, body, err := e.send(req)
+	if err != nil || resp.StatusCode/100 == 2 {
+		return resp, body, err
+	}
+	_, err = parseAnswer(redactURL(req.URL), resp, body)
+	if ee, ok := err.(*EndpointError); ok && resp.StatusCode == http.StatusForbidden && ee.Code == "" && errors.Is(ee.Err, ErrNotTokenEndpoint) {
+		ee.Err = nil
+	}
+	return resp, body, err
+}
+
 // parseAnswer is parseTokenResponse for an answer send read from where.
 func parseAnswer(where string, resp *http.Response, body []byte) (*tokenResponse, error) {
 	tr, err := parseTokenResponse(where, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	if tr != nil {
+		tr.resp = resp
+	}
 	if ee, ok := err.(*EndpointError); ok {
 		ee.Response = resp
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
@@ -229,11 +268,20 @@ func parseTokenResponse(where string, status int, contentType string, body []byt
 	switch {
 	case status/100 == 2 && len(bytes.TrimSpace(body)) == 0:
 		// RFC 7009 revocation answers 200 with an empty body.
-		return &tokenResponse{}, nil
+		return &tokenResponse{where: where, contentType: mt}, nil
 	case jsonErr == nil && tr.Error != "":
 		ee.Code, ee.Description, ee.ErrorURI = truncate(tr.Error, 64), truncate(tr.Description, 200), truncate(tr.ErrorURI, 200)
 	case jsonErr == nil && status/100 == 2:
+		tr.where, tr.contentType = where, mt
 		return &tr, nil
+	case status == 403 || status == 404 || status == 405 || status == 410:
+		// No OAuth error code: the URL is wrong, not the request,
+		// whatever the content type (an API gateway's JSON 404 is no
+		// token endpoint either).
+		ee.ContentType, ee.Err = mt, ErrNotTokenEndpoint
+		if mt == "text/html" {
+			ee.Body = truncate(string(body), 64)
+		}
 	case jsonErr == nil:
 		// A JSON answer with an error status and no OAuth error code.
 	case isJSON(mt) && status/100 == 2:
@@ -334,19 +382,37 @@ func (f GrantFunc) Obtain(ctx context.Context, rec *storage.Record) (*Tokens, er
 // left, the conservative origin for expires_in.
 func (tr *tokenResponse) result(sent time.Time) (*Tokens, error) {
 	if tr.AccessToken == "" {
-		return nil, &EndpointError{StatusCode: http.StatusOK, Err: ErrNotTokenEndpoint, Description: "a success answer without access_token"}
+		status := http.StatusOK
+		if tr.resp != nil {
+			status = tr.resp.StatusCode
+		}
+		return nil, &EndpointError{URL: tr.where, StatusCode: status, ContentType: tr.contentType, Response: tr.resp,
+			Err: ErrNotTokenEndpoint, Description: "a success answer without access_token"}
 	}
 	return &Tokens{AccessToken: secret.Secret(tr.AccessToken), TokenType: tr.TokenType,
 		Expiry: tr.expiry(sent), RefreshToken: secret.Secret(tr.RefreshToken)}, nil
 }
 
-// RequestToken makes an RFC 6749 token request (any grant type: form holds
-// grant_type and its parameters) and returns the tokens, for Grant
-// implementations. Errors are *EndpointError or the context's.
-func RequestToken(ctx context.Context, client *http.Client, style AuthStyle, tokenURL string, form url.Values, clientID string, clientSecret secret.Secret) (*Tokens, error) {
-	e := endpoint{client: httpsafe.NoRedirects(client), authStyle: style}
+// TokenRequest is an RFC 6749 token request of any grant type: the
+// endpoint, the client and how it authenticates, and the grant's
+// parameters.
+type TokenRequest struct {
+	TokenURL     string
+	ClientID     string
+	ClientSecret secret.Secret // "" for a public client, which sends client_id in the body
+	AuthStyle    AuthStyle     // how a confidential client authenticates; "" is AuthBasic
+	// Form holds grant_type and the grant's parameters. It is not
+	// changed: the client's own parameters go into a copy.
+	Form url.Values
+}
+
+// RequestToken makes r and returns the tokens, for Grant implementations.
+// Redirects are never followed: the request carries credentials. Errors
+// are *EndpointError or the context's.
+func RequestToken(ctx context.Context, client *http.Client, r TokenRequest) (*Tokens, error) {
+	e := endpoint{client: httpsafe.NoRedirects(client), authStyle: r.AuthStyle}
 	sent := time.Now()
-	tr, err := e.postForm(ctx, tokenURL, form, clientID, clientSecret)
+	tr, err := e.postForm(ctx, r.TokenURL, maps.Clone(r.Form), r.ClientID, r.ClientSecret)
 	if err != nil {
 		return nil, err
 	}

@@ -259,8 +259,8 @@ func TestGrantOnEmptyStore(t *testing.T) {
 	srv.AddClient("svc", "svc-secret")
 	st := storage.NewStore(memory.New(nil))
 	grant := credentials.GrantFunc(func(ctx context.Context, _ *storage.Record) (*credentials.Tokens, error) {
-		return credentials.RequestToken(ctx, http.DefaultClient, credentials.AuthBasic, srv.TokenURL(),
-			url.Values{"grant_type": {"client_credentials"}}, "svc", secret.Secret("svc-secret"))
+		return credentials.RequestToken(ctx, http.DefaultClient, credentials.TokenRequest{TokenURL: srv.TokenURL(),
+			ClientID: "svc", ClientSecret: secret.Secret("svc-secret"), Form: url.Values{"grant_type": {"client_credentials"}}})
 	})
 	c, err := credentials.New(credentials.Config{Store: st, Profile: "svc", Grant: grant})
 	if err != nil {

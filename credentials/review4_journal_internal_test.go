@@ -44,8 +44,8 @@ func TestReview4JournalReplaysNewestGenerationFirst(t *testing.T) {
 	rt0 := srv.IssueRefreshToken("storm-client")
 	refresh := func(rt string) *Tokens {
 		t.Helper()
-		got, err := RequestToken(context.Background(), nil, AuthBasic, srv.TokenURL(),
-			url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "storm-client", "storm-secret")
+		got, err := RequestToken(context.Background(), nil, TokenRequest{TokenURL: srv.TokenURL(), ClientID: "storm-client",
+			ClientSecret: "storm-secret", Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}})
 		if err != nil {
 			t.Fatal(err)
 		}

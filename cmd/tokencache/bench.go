@@ -489,8 +489,8 @@ func probeEndpoint(ctx context.Context, srv *oauthtest.Server, n int) (time.Dura
 	for i := range n {
 		wg.Go(func() {
 			t0 := time.Now()
-			_, errs[i] = credentials.RequestToken(ctx, hc, credentials.AuthBasic, srv.TokenURL(),
-				url.Values{"grant_type": {"client_credentials"}}, id, secret.Secret(sec))
+			_, errs[i] = credentials.RequestToken(ctx, hc, credentials.TokenRequest{TokenURL: srv.TokenURL(),
+				ClientID: id, ClientSecret: secret.Secret(sec), Form: url.Values{"grant_type": {"client_credentials"}}})
 			times[i] = time.Since(t0)
 		})
 	}

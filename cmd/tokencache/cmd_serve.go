@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -146,8 +147,11 @@ func (a *app) serve(ctx context.Context, l net.Listener, where string, o agentOp
 		st.Close()
 		return usagef("%v", err)
 	}
+	// The Profiles is ours, not the Handler's: closing it is the last
+	// write of a rotated refresh token a store outage held back.
+	closeProfiles := sync.OnceValue(profiles.Close)
 	defer func() {
-		if cerr := profiles.Close(); cerr != nil && err == nil {
+		if cerr := closeProfiles(); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
@@ -181,7 +185,8 @@ func (a *app) serve(ctx context.Context, l net.Listener, where string, o agentOp
 	}
 	// A rotated refresh token the store did not take is either written
 	// now or named, with its journal entry, in the error: exit non-zero.
-	if cerr := h.Close(); cerr != nil {
+	h.Close()
+	if cerr := closeProfiles(); cerr != nil {
 		logger.Error("unpersisted refresh token at shutdown", "error", cerr.Error())
 		err = errors.Join(err, cerr)
 	}

@@ -76,7 +76,7 @@ func exitCode(err error) int {
 		return exitReauth
 	case errors.Is(err, credentials.ErrInvalidClient):
 		return exitBadClient
-	case errors.Is(err, credentials.ErrNotTokenEndpoint), wrongURL(err):
+	case errors.Is(err, credentials.ErrNotTokenEndpoint):
 		return exitNotEndpoint
 	case errors.As(err, &ee) && ee.Temporary():
 		return exitTemporary
@@ -94,22 +94,6 @@ func exitCode(err error) int {
 		return exitTemporary
 	}
 	return exitOther
-}
-
-// wrongURL reports an endpoint answer that says the URL is wrong rather
-// than the request: 403, 404, 405 or 410 without an OAuth error code,
-// whatever the content type (a JSON 404 from an API gateway is no token
-// endpoint either).
-func wrongURL(err error) bool {
-	var ee *credentials.EndpointError
-	if !errors.As(err, &ee) || ee.Code != "" {
-		return false
-	}
-	switch ee.StatusCode {
-	case 403, 404, 405, 410:
-		return true
-	}
-	return false
 }
 
 // errorLine renders err as the one line a user reads on stderr: a plain

@@ -4,6 +4,14 @@
 // refresh tokens and revokes the whole family on reuse. Storage adapters'
 // integration suites run it against their servers; users can run it against
 // their own store.
+//
+// Storm runs the replicas as goroutines, StormProcesses as OS processes
+// (copies of the test binary; InChild tells a replica process from the
+// parent). NewServer and Seed are the server and profile a storm starts
+// from, for tests that drive their own load. Burst is the many-profiles
+// run, a benchmark: profiles (a thousand by default) whose tokens were
+// issued together, against an endpoint that throttles, measuring how the
+// fleet's renewals spread out.
 package credentialstest
 
 import (

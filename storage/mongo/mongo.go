@@ -92,7 +92,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -106,6 +105,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage/driver"
 )
@@ -556,20 +556,9 @@ func retryConflicts(ctx context.Context, fn func() error) error {
 			return err
 		}
 		if attempt >= 2 {
-			if err := sleepJitter(ctx, time.Millisecond<<min(attempt-2, 6)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Jitter(time.Millisecond<<min(attempt-2, 6))); err != nil {
 				return err
 			}
 		}
-	}
-}
-
-func sleepJitter(ctx context.Context, max time.Duration) error {
-	t := time.NewTimer(time.Duration(mrand.Int64N(int64(max) + 1)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -97,14 +97,15 @@ func TestReview4LateReplayOfASpentTokenIsNotALostAnswer(t *testing.T) {
 	r.srv.SetFaultFunc(r.serverFaults()) // records callers and request ids; live is false: no faults
 	r.seedRT = r.srv.IssueRefreshToken(clientID)
 	client := &http.Client{Transport: &transport{r: r, name: "r0"}}
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.seedRT}}
+	req := credentials.TokenRequest{TokenURL: r.srv.TokenURL(), ClientID: clientID, ClientSecret: clientSecret,
+		Form: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.seedRT}}}
 	ctx := context.Background()
-	if _, err := credentials.RequestToken(ctx, client, credentials.AuthBasic, r.srv.TokenURL(), form, clientID, clientSecret); err != nil {
+	if _, err := credentials.RequestToken(ctx, client, req); err != nil {
 		t.Fatal(err) // rotated, answer delivered
 	}
 	time.Sleep(5 * time.Millisecond)
 	sent := time.Now() // the replay is sent after the rotation was answered
-	if _, err := credentials.RequestToken(ctx, client, credentials.AuthBasic, r.srv.TokenURL(), form, clientID, clientSecret); err == nil {
+	if _, err := credentials.RequestToken(ctx, client, req); err == nil {
 		t.Fatal("the spent seed was accepted")
 	}
 	log := r.srv.RefreshLog()

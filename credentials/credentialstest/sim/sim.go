@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/internal/backoff"
 	"github.com/tokencache/tokencache/internal/faultstore"
 	"github.com/tokencache/tokencache/oauthtest"
 	"github.com/tokencache/tokencache/secret"
@@ -639,7 +640,7 @@ func (rep *replica) caller(ctx context.Context, c *credentials.Credentials, name
 	rnd := rand.New(rand.NewPCG(seed, 4))
 	var last *credentials.Token
 	for ctx.Err() == nil {
-		if err := sleepCtx(ctx, time.Duration(rnd.Int64N(int64(20*time.Millisecond)))); err != nil {
+		if err := backoff.Sleep(ctx, time.Duration(rnd.Int64N(int64(20*time.Millisecond)))); err != nil {
 			return
 		}
 		op := "Token"
@@ -788,17 +789,6 @@ func (s *syncBuffer) Bytes() []byte {
 }
 
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // callerError counts an error a caller got. Errors are no invariant (a
 // fault may well make a call fail); their text goes to the secret check.
