@@ -61,3 +61,39 @@ func TestReview9bUnremovableEntryMakesEveryFlightSpinUntilItsDeadline(t *testing
 			took.Round(time.Millisecond), err, puts.Load(), refreshes)
 	}
 }
+
+// The same read-only journal directory, for an entry nobody has locked
+// yet: lockEntry must create the entry's lock file (2d6fbb6 moved the
+// flock from the entry to a file beside it), cannot, and settle fails.
+// Every flight of the profile that needs a refresh then fails with
+// ErrUnpersisted, though the store is up and holds the entry's record: a
+// journal directory that went read-only stops the profile's refreshes on
+// the machine. Before 2d6fbb6 the lock was taken on the entry itself,
+// opened read-only, and the flight went on to refresh. (README lists "a
+// read-only file system" among the faults tested.)
+func TestReview9bReadOnlyJournalFailsEveryRefresh(t *testing.T) {
+	srv, rec := review9bServer(t)
+	st := storage.NewNamedStore("review9b-ro2", memory.New(nil))
+	ctx := context.Background()
+	if _, err := st.Replace(ctx, nil, "", rec.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	dir, readOnly := review9bReadOnlyDir(t)
+	c, err := New(Config{Store: st, Profile: "p", JournalDir: dir, LeaseTTL: 2 * time.Second,
+		PollInterval: 10 * time.Millisecond, RetryBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.journal.save(st.Name(), rec, false); err != nil {
+		t.Fatal(err)
+	}
+	readOnly()
+
+	tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	tok, err := c.Token(tctx)
+	if err != nil || !tok.Valid(time.Now()) {
+		t.Fatalf("Token: %v (%d refreshes): a read-only journal directory stops the profile's refreshes", err, srv.Stats().RefreshCalls)
+	}
+}
