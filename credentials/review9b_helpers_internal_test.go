@@ -6,9 +6,7 @@ package credentials
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,35 +37,4 @@ func review9bServer(t *testing.T) (*oauthtest.Server, *storage.Record) {
 		AccessToken: "at-expired", TokenType: "Bearer", Expiry: time.Now().Add(-time.Hour)}
 	rec.Grant(srv.IssueRefreshToken("client"))
 	return srv, rec
-}
-
-// review9bReadOnlyDir returns an empty directory, 0700 and ours, and a
-// function that makes it read-only from then on, as a filesystem
-// remounted read-only after a disk error is: files in it stay readable,
-// none can be made, renamed or removed. An unprivileged user gets that
-// from chmod 0500; root, whom modes do not stop, from a tmpfs remounted
-// read-only.
-func review9bReadOnlyDir(t *testing.T) (dir string, readOnly func()) {
-	t.Helper()
-	dir = t.TempDir()
-	if os.Geteuid() != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(dir, 0o700) })
-		return dir, func() {
-			if err := os.Chmod(dir, 0o500); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"); err != nil {
-		t.Fatalf("root cannot mount a tmpfs to make a read-only directory: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir, func() {
-		if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "mode=0700"); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
