@@ -30,7 +30,8 @@ import (
 // fails with ErrReauthRequired without looking at the journal; an
 // operator who then logs in again strands generation 1, the grant's live
 // token, as a foreign entry. On e104623 B's next flight replayed A's
-// entry first and went on with generation 1.
+// entry first and went on with generation 1; so does dc50400 (on main),
+// which settles at the top of every pass again: a guard from then on.
 func TestReview9bDeadStoredTokenHidesTheJournalsSuccessor(t *testing.T) {
 	srv, rec := review9bServer(t)
 	ctx := context.Background()

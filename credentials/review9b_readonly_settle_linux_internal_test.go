@@ -23,7 +23,9 @@ import (
 // on every pass: the flight rewrites the store in a tight loop until its
 // deadline (2*LeaseTTL + (MaxRetries+2)*RefreshTimeout), never refreshes,
 // and fails; so does the next flight. Before 2d6fbb6 the replay ran once
-// per pass and the flight went on to refresh.
+// per pass and the flight went on to refresh. dc50400 (on main) settles
+// at the top of every pass again, without the touched loop: this passes
+// there and stays as a guard.
 func TestReview9bUnremovableEntryMakesEveryFlightSpinUntilItsDeadline(t *testing.T) {
 	srv, rec := review9bServer(t)
 	var puts atomic.Int64
