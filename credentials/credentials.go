@@ -484,7 +484,8 @@ func (c *Credentials) Flush(ctx context.Context) error {
 
 // Close stops background work. Tokens already handed out stay valid. A
 // rotated refresh token the store has not taken yet gets one last write
-// (bounded by StoreTimeout); if that fails too Close returns an
+// (bounded by a few StoreTimeouts: the wait for its journal entry's lock,
+// the write, the lease cleared); if that fails too Close returns an
 // *UnpersistedError naming the recovery journal entry that keeps it.
 func (c *Credentials) Close() error {
 	c.mu.Lock()

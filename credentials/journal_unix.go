@@ -41,6 +41,13 @@ func lockEntry(ctx context.Context, path string) (unlock func(), found bool, err
 			return nil, false, ignoreNotExist(err)
 		}
 		f, err := os.OpenFile(lockPath, os.O_RDONLY|os.O_CREATE, 0o600)
+		if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+			// A read-only journal (a file system remounted read-only):
+			// no process can remove or rewrite the entry either, so
+			// there is nothing to serialize; its record may still be
+			// written to the store.
+			return func() {}, true, nil
+		}
 		if err != nil {
 			return nil, false, err
 		}

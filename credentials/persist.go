@@ -312,7 +312,8 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		// The entry is shared with the other processes of this machine:
 		// write under its lock, by what it says now.
 		var err error
-		if entry, err = c.holdEntry(ctx, path); err != nil {
+		entry, err = c.holdEntry(ctx, path)
+		if err != nil && !errors.Is(err, storage.ErrCorrupt) {
 			c.mu.Lock()
 			p.err = err
 			c.mu.Unlock()
@@ -320,12 +321,13 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 		}
 		if entry == nil {
 			// Gone: another process wrote it (the store has it, or has
-			// moved past it), or someone moved it aside. Either way a
-			// write of it may have landed and been refreshed past since,
-			// our lease or not: from now on it goes only onto the token
-			// it replaced, never into a store that lost the profile.
-			c.cfg.Logger.Info("the recovery journal entry of a pending refresh token is gone (another process wrote it, or it was moved); written only as a successor from now on",
-				"profile", c.cfg.Profile, "journal", path)
+			// moved past it), or someone moved it aside or damaged it.
+			// Either way a write of it may have landed and been
+			// refreshed past since, our lease or not: from now on it
+			// goes only onto the token it replaced, never into a store
+			// that lost the profile. Our copy is intact.
+			c.cfg.Logger.Info("the recovery journal entry of a pending refresh token is gone or unreadable (another process wrote it, or it was moved); written only as a successor from now on",
+				"profile", c.cfg.Profile, "journal", path, "err", err)
 			c.mu.Lock()
 			p.journal, p.notApplied, p.leaseEnd = "", false, time.Time{}
 			c.mu.Unlock()
@@ -347,8 +349,11 @@ func (c *Credentials) flushPending(ctx context.Context) error {
 	switch {
 	case errors.Is(err, errForeign):
 		// Not ours to write, and not ours to delete: the entry stays for
-		// the store it belongs to, or an operator.
+		// the store it belongs to, or an operator, saying what it said.
 		done = false
+		if entry != nil {
+			c.entryNotLanded(entry)
+		}
 		c.cfg.Logger.Warn("a pending refresh token belongs to another grant than the store's; left in the recovery journal",
 			"profile", c.cfg.Profile, "journal", path)
 	case errors.Is(err, storage.ErrLineage):
@@ -468,7 +473,10 @@ func (c *Credentials) replayEntry(ctx context.Context, path string) error {
 	c.journalReplayed(err)
 	switch {
 	case errors.Is(err, errForeign):
-		entry.release(false) // another grant's, or another store's of the same name: leave it
+		// Another grant's, or another store's of the same name: leave it
+		// as it was.
+		c.entryNotLanded(entry)
+		entry.release(false)
 		return nil
 	case err == nil:
 		c.cfg.Logger.Info("rotated refresh token replayed from the recovery journal", "profile", c.cfg.Profile, "journal", path)
