@@ -123,6 +123,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 			t.Errorf("Handler.Close: %v", err)
 		}
 		f.profiles.Close()
+		f.store.Close() // ours: the Profiles leaves it open
 	})
 	return f
 }
@@ -617,6 +618,7 @@ func TestAgentErrorsAreClassified(t *testing.T) {
 
 func TestConfigRequired(t *testing.T) {
 	st, _ := storage.Open(context.Background(), "memory://agent-config")
+	defer st.Close()
 	p, _ := credentials.NewProfiles(credentials.Config{Store: st})
 	defer p.Close()
 	if _, err := agent.New(agent.Config{Profiles: p}); err == nil {

@@ -60,6 +60,7 @@ func Example() {
 		if err := profiles.Close(); err != nil {
 			log.Print(err) // a rotated refresh token only in the recovery journal
 		}
+		st.Close() // opened here, closed here: after everything that uses it
 	}()
 
 	// A client.

@@ -29,6 +29,7 @@ func TestReview12HandlerCloseLeavesProfilesUsable(t *testing.T) {
 	t.Cleanup(idp.Close)
 	idp.AddClient("app", "app-secret")
 	st := storage.NewStore(memory.New(nil))
+	defer st.Close()
 	rec := &storage.Record{Profile: "default", ClientID: "app", ClientSecret: "app-secret", TokenURL: idp.TokenURL(),
 		AccessToken: "expired", Expiry: time.Now().Add(-time.Minute)}
 	rec.Grant(idp.IssueRefreshToken("app"))

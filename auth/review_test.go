@@ -27,6 +27,7 @@ func TestReviewRefreshTokenSchemeSeedsWithoutLineage(t *testing.T) {
 	srv.AddClient("app", "s")
 	seed := srv.IssueRefreshToken("app")
 	st := storage.NewStore(memory.New(nil))
+	defer st.Close()
 	a, err := auth.NewRefreshToken(auth.RefreshTokenConfig{TokenURL: srv.TokenURL(), ClientID: "app", ClientSecret: "s", RefreshToken: secretOf(seed)},
 		auth.Env{Store: st, Profile: "p", Credentials: credentials.Config{JournalDir: "-"}})
 	if err != nil {

@@ -486,7 +486,8 @@ func (c *Credentials) Flush(ctx context.Context) error {
 // rotated refresh token the store has not taken yet gets one last write
 // (bounded by a few StoreTimeouts: the wait for its journal entry's lock,
 // the write, the lease cleared); if that fails too Close returns an
-// *UnpersistedError naming the recovery journal entry that keeps it.
+// *UnpersistedError naming the recovery journal entry that keeps it. The
+// Store stays open: its owner closes it, after this.
 func (c *Credentials) Close() error {
 	c.mu.Lock()
 	c.closed = true

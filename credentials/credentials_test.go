@@ -89,6 +89,7 @@ func newFixture(t *testing.T, opts oauthtest.Options) *fixture {
 	srv.AddClient("storm-client", "storm-secret")
 	fl := &flaky{Adapter: memory.New(nil)}
 	st := storage.NewNamedStore("flaky:"+t.Name(), fl)
+	t.Cleanup(func() { st.Close() }) // after every Credentials' Close (registered later, run first)
 	credentialstest.Seed(t, st, "p", srv)
 	return &fixture{srv: srv, store: st, flaky: fl, journal: t.TempDir()}
 }
@@ -514,6 +515,46 @@ func TestProfiles(t *testing.T) {
 	ps.Close()
 	if _, err := ps.Get("p"); !errors.Is(err, storage.ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
+	}
+}
+
+// TestProfilesCloseLeavesStoreOpen pins the Close rule: whoever opens a
+// store closes it, and Profiles.Close does not close the store it was
+// handed, so the store's owner (and another Profiles over it) keeps using it.
+func TestProfilesCloseLeavesStoreOpen(t *testing.T) {
+	f := newFixture(t, oauthtest.Options{})
+	ctx := context.Background()
+	ps, err := credentials.NewProfiles(credentials.Config{Store: f.store, JournalDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.Token(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, _, err := f.store.Load(ctx, "p"); err != nil {
+		t.Fatalf("the store after Profiles.Close: %v", err)
+	}
+	again, err := credentials.NewProfiles(credentials.Config{Store: f.store, JournalDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, err := again.Token(ctx, "p"); err != nil {
+		t.Fatalf("a second Profiles over the same store: %v", err)
+	}
+	if err := again.Add(ctx, &storage.Record{Profile: "q", ClientID: "storm-client", ClientSecret: "storm-secret",
+		RefreshToken: secret.Secret(f.srv.IssueRefreshToken("storm-client")), TokenURL: f.srv.TokenURL()}); err != nil {
+		t.Fatalf("writing the store after another Profiles closed: %v", err)
+	}
+	// The owner's Close is the one that closes it.
+	if err := f.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.store.Load(ctx, "p"); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("Load after the owner's Close: %v", err)
 	}
 }
 

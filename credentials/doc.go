@@ -91,6 +91,27 @@
 // without one the next refresh gets invalid_grant, reported once as
 // ErrReauthRequired.
 //
+// # Closing
+//
+// Whoever opens a Store closes it, after everything that uses it: nothing
+// in this module closes a Store it was handed. Credentials.Close and
+// Profiles.Close stop their own work (flights, delayed writes, telemetry)
+// and leave Config.Store open, so that one store may serve a Profiles, a
+// Credentials of another configuration and the app's own reads at once,
+// and be closed exactly once by its owner:
+//
+//	st, err := storage.Open(ctx, url)
+//	...
+//	defer st.Close()
+//	profiles, err := credentials.NewProfiles(credentials.Config{Store: st})
+//	...
+//	defer profiles.Close() // runs first: its last writes reach the open store
+//
+// Defer the Store's Close before the Profiles' (or Credentials'), so that
+// it runs after: Close gives a rotated refresh token the store has not
+// taken yet one last write. The same rule holds for resolver.Credentials,
+// pancloud.Open and the agent.
+//
 // # Observability
 //
 // Credentials records OpenTelemetry metrics and spans through

@@ -139,6 +139,7 @@ func TestThrottledEndpointIsPaused(t *testing.T) {
 	}))
 	defer srv.Close()
 	st := storage.NewStore(memory.New(nil))
+	defer st.Close()
 	const profiles = 20
 	for i := range profiles {
 		rec := &storage.Record{Profile: fmt.Sprintf("p%d", i), ClientID: "cid", ClientSecret: "cs", TokenURL: srv.URL + "/token"}

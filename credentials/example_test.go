@@ -85,11 +85,12 @@ func ExampleProfiles() {
 	srv, _ := exampleServer()
 	defer srv.Close()
 	st, _ := storage.Open(ctx, "memory://example-profiles")
+	defer st.Close() // the opener closes the store, after the Profiles
 	tenants, err := credentials.NewProfiles(credentials.Config{Store: st})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer tenants.Close() // closes the store too
+	defer tenants.Close() // leaves st open
 
 	for _, name := range []string{"acme", "globex"} {
 		err := tenants.Add(ctx, &storage.Record{Profile: name, ClientID: "my-client", ClientSecret: "my-secret",

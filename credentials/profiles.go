@@ -32,7 +32,9 @@ type Profiles struct {
 }
 
 // NewProfiles returns Profiles over cfg.Store; every Credentials it makes
-// uses cfg with its own Profile. Close closes them, and the store too.
+// uses cfg with its own Profile. Close closes them; cfg.Store stays open:
+// whoever opened it closes it, after Profiles.Close (see Closing in the
+// package doc).
 func NewProfiles(cfg Config) (*Profiles, error) {
 	probe := cfg
 	if err := probe.setDefaults(); err != nil {
@@ -164,9 +166,10 @@ func (p *Profiles) Remove(ctx context.Context, profile string) error {
 	return errors.Join(closeErr, p.cfg.Store.Delete(ctx, profile))
 }
 
-// Close closes every Credentials handed out and the store. It returns
-// their errors joined: an *UnpersistedError names a rotated refresh token
-// that is only in the recovery journal.
+// Close closes every Credentials handed out and returns their errors
+// joined: an *UnpersistedError names a rotated refresh token that is only
+// in the recovery journal. It does not close the store, which stays usable
+// by whoever opened it (and who closes it after this).
 func (p *Profiles) Close() error {
 	p.mu.Lock()
 	creds := p.creds
@@ -179,7 +182,7 @@ func (p *Profiles) Close() error {
 		errs = append(errs, c.Close())
 	}
 	p.cfg.tel.close()
-	return errors.Join(append(errs, p.cfg.Store.Close())...)
+	return errors.Join(errs...)
 }
 
 // forget drops the cached token, so the next Token reads the store.

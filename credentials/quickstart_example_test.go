@@ -39,11 +39,12 @@ func Example_quickStart() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer st.Close() // whoever opens a store closes it, after its users
 	profiles, err := credentials.NewProfiles(credentials.Config{Store: st})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer profiles.Close() // closes every profile's Credentials, then the store
+	defer profiles.Close() // closes every profile's Credentials; runs before st.Close
 
 	// Create the profile (or update it: safe on every start).
 	err = profiles.Add(ctx, &storage.Record{

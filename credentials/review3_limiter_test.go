@@ -41,6 +41,7 @@ func TestReview3RetryAfterHonouredByQueuedFlights(t *testing.T) {
 	}))
 	defer srv.Close()
 	st := storage.NewStore(memory.New(nil))
+	defer st.Close()
 	const profiles = 8
 	for i := range profiles {
 		rec := &storage.Record{Profile: fmt.Sprintf("p%d", i), ClientID: "cid", ClientSecret: "cs", TokenURL: srv.URL + "/token"}

@@ -30,6 +30,7 @@ func TestReview3ProfilesRace(t *testing.T) {
 	defer srv.Close()
 	srv.AddClient("cid", "cs")
 	st := storage.NewStore(memory.New(nil))
+	defer st.Close()
 	ps, err := credentials.NewProfiles(credentials.Config{Store: st, JournalDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

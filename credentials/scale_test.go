@@ -129,7 +129,8 @@ func BenchmarkScale(b *testing.B) {
 			var perProfile float64
 			var list time.Duration
 			for b.Loop() {
-				p, bytes := cacheAll(b, open(), names)
+				st := open()
+				p, bytes := cacheAll(b, st, names)
 				perProfile += bytes
 				t0 := time.Now()
 				got, err := p.List(context.Background())
@@ -138,6 +139,7 @@ func BenchmarkScale(b *testing.B) {
 					b.Fatalf("List: %d names, %v", len(got), err)
 				}
 				p.Close()
+				st.Close() // Profiles.Close leaves it open
 			}
 			b.ReportMetric(perProfile/float64(b.N), "B/profile")
 			b.ReportMetric(float64(list.Microseconds())/1e3/float64(b.N), "ms/List")
@@ -161,6 +163,7 @@ func TestScaleMemoryPerProfile(t *testing.T) {
 			n := map[string]int{"memory": s.n, "sqlite": 1_000, "file": 200}[s.name]
 			open := s.open(t)
 			st := open()
+			defer st.Close() // runs after p.Close
 			names := seedValid(t, st, n)
 			p, perProfile := cacheAll(t, st, names)
 			defer p.Close()
@@ -234,6 +237,7 @@ func TestSoak(t *testing.T) {
 	go io.Copy(io.Discard, stdout)
 
 	st := storage.NewStore(memory.New(nil))
+	defer st.Close() // runs after p.Close
 	names := make([]string, profiles)
 	for i := range names {
 		names[i] = fmt.Sprintf("soak-%02d", i)

@@ -450,7 +450,8 @@ func TestTelemetryProfiles(t *testing.T) {
 	sdk := newOtelSDK(t)
 	for _, profileAttr := range []bool{false, true} {
 		t.Run(fmt.Sprint("profile attribute ", profileAttr), func(t *testing.T) {
-			st := storage.NewStore(memory.New(nil)) // Profiles.Close closes it
+			st := storage.NewStore(memory.New(nil))
+			defer st.Close() // Profiles.Close leaves it open
 			for _, p := range []string{"a", "b"} {
 				credentialstest.Seed(t, st, p, f.srv)
 			}

@@ -137,6 +137,8 @@ func (a *app) serve(ctx context.Context, l net.Listener, where string, o agentOp
 	if err != nil {
 		return err
 	}
+	// Deferred first, so it runs last: after the Profiles' final writes.
+	defer st.Close()
 	cfg := a.credConfig(st)
 	// A long-running agent renews ahead of expiry in the background (the
 	// library default), unlike a one-shot CLI process.
@@ -144,7 +146,6 @@ func (a *app) serve(ctx context.Context, l net.Listener, where string, o agentOp
 	cfg.Logger = logger
 	profiles, err := credentials.NewProfiles(cfg)
 	if err != nil {
-		st.Close()
 		return usagef("%v", err)
 	}
 	// The Profiles is ours, not the Handler's: closing it is the last
