@@ -17,8 +17,29 @@
 // is an error (exit 3), not an empty database at a mistyped path; the
 // exception is pancloud's developer token (PAN_DEVELOPER_TOKEN), with
 // which token, refresh and exec obtain a token for a profile no store
-// holds yet. PAN_* variables are read as package pancloud reads them,
-// through package resolver.
+// holds yet.
+//
+// The environment, and how it differs from pancloud.Open: the CLI reads
+// pancloud's variables through the same code as the library, but only
+// where it writes a profile.
+//
+//   - init reads PAN_CLIENT_ID, PAN_CLIENT_SECRET, PAN_REFRESH_TOKEN and
+//     PAN_ACCESS_TOKEN through package resolver with pancloud's names
+//     (pancloud.Env), each value from the first source that has it: flag,
+//     then --from-file, then variable. A refresh token the profile has
+//     held is never put back; another client or an unknown refresh token
+//     over a stored grant takes --force.
+//   - token, exec and refresh read the stored profile and
+//     PAN_DEVELOPER_TOKEN with PAN_DEVELOPER_TOKEN_PROVIDER (resolved as
+//     pancloud.Config.Options resolves them), not the four credential
+//     variables: pancloud.Open would seed those into the profile, with
+//     pancloud's token endpoint, but the CLI's profiles name their own
+//     endpoints (init --token-url, --flavor) and a variable left in a shell
+//     would apply to whichever profile a command names. Seed with init.
+//   - login also reads PAN_CLIENT_SECRET, for a confidential client whose
+//     secret the profile lacks; revoke reads what token reads but never
+//     creates a store.
+//   - PAN_CREDENTIALS_DBFILE names the default store, as for pancloud.
 //
 // Commands:
 //
