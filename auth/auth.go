@@ -18,8 +18,8 @@
 //
 // A scheme is chosen by name with New, as configuration names it; Register
 // adds schemes. Secrets are secret.Secret values in every config, and a
-// Masker that schemes register their secrets and tokens with scrubs log
-// output (Masker.Handler) and error text.
+// secret.Masker given in Env, which schemes register their secrets and
+// tokens with, scrubs log output (Masker.Handler) and error text.
 package auth
 
 import (
@@ -52,7 +52,7 @@ type Env struct {
 	// the logger's output is masked with it.
 	Logger *slog.Logger
 	// Masker learns every secret and token the scheme holds.
-	Masker *Masker
+	Masker *secret.Masker
 	// Credentials tunes the refresh protocol of endpoint schemes (Skew,
 	// RenewAhead, LeaseTTL, retries, clock). Its Store, Profile, Grant,
 	// HTTPClient and Logger are taken from Env and the scheme.
@@ -110,11 +110,11 @@ var defaultClient = httpsafe.NoRedirects(&http.Client{Timeout: 30 * time.Second}
 // secrets registers one authorizer's secrets with a Masker under keys of
 // its own, so that two authorizers never replace each other's values.
 type secrets struct {
-	m      *Masker
+	m      *secret.Masker
 	prefix string
 }
 
-func newSecrets(m *Masker, scheme string) secrets {
+func newSecrets(m *secret.Masker, scheme string) secrets {
 	return secrets{m: m, prefix: scheme + "/" + strings.ToLower(rand.Text()[:8]) + "/"}
 }
 

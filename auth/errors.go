@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tokencache/tokencache/credentials"
+	"github.com/tokencache/tokencache/secret"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -105,7 +106,7 @@ func (e *maskedError) Unwrap() error { return e.err }
 // bare 401 or 403, means the user's credentials were refused: it does for
 // the password grant, whose refresh fallback never surfaces invalid_grant,
 // and for a token endpoint's login.
-func mapError(scheme string, m *Masker, password bool, err error) error {
+func mapError(scheme string, m *secret.Masker, password bool, err error) error {
 	if err == nil {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tokencache/tokencache/auth"
 	"github.com/tokencache/tokencache/httpauth"
 	"github.com/tokencache/tokencache/oauthtest"
+	"github.com/tokencache/tokencache/secret"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/memory"
 )
@@ -105,10 +106,10 @@ func ExampleNewTCHMAC() {
 	// 1700000000 TC 12345:IsYsO2WhIxL8HbQX4elgArZlwM6EjE/SJW5ctb/bZCM=
 }
 
-// A Masker learns the secrets of every scheme given it and masks them in
-// whatever a logger prints, even a raw header dump.
-func ExampleMasker() {
-	masker := auth.NewMasker()
+// A secret.Masker in Env learns the secrets of every scheme given it and
+// masks them in whatever a logger prints, even a raw header dump.
+func Example_masker() {
+	masker := secret.NewMasker()
 	log := slog.New(masker.Handler(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {

@@ -57,7 +57,7 @@ func (l loggingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // through a masked debug logger, and checks that no secret shows up there,
 // in %v, %+v or %#v of a config or an authorizer, or in an error.
 func TestNoSecretInLogs(t *testing.T) {
-	masker := auth.NewMasker()
+	masker := secret.NewMasker()
 	var buf bytes.Buffer
 	var bufMu sync.Mutex
 	out := writerFunc(func(p []byte) (int, error) { bufMu.Lock(); defer bufMu.Unlock(); return buf.Write(p) })

@@ -34,7 +34,7 @@ type TokenAuthorizer struct {
 	trackRefresh bool
 	store        *storage.Store
 	secrets      secrets
-	masker       *Masker
+	masker       *secret.Masker
 	closers      []func() error
 
 	last atomic.Pointer[credentials.Token] // last token registered with the Masker

@@ -1,4 +1,4 @@
-package auth
+package secret
 
 import (
 	"context"
@@ -10,17 +10,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"github.com/tokencache/tokencache/secret"
 )
 
-// Masker replaces every secret it knows with secret.Mask in text. Schemes
-// register their secrets under a key and register again when a token
-// rotates, so the set follows what is live. A nil *Masker masks nothing.
+// Masker replaces every secret it knows with Mask in text. Its users (the
+// schemes of package auth, given one in auth.Env) register their secrets
+// under a key and register again when a token rotates, so the set follows
+// what is live. A nil *Masker masks nothing.
 //
-// secret.Secret already masks itself; a Masker catches the values that
-// escaped that type: a token inside a header dump, a URL with an API key in
-// its query, a server message that echoes a password.
+// A Secret already masks itself; a Masker catches the values that escaped
+// that type: a token inside a header dump, a URL with an API key in its
+// query, a server message that echoes a password.
 type Masker struct {
 	mu     sync.Mutex
 	byKey  map[string][]string
@@ -34,7 +33,7 @@ func NewMasker() *Masker { return &Masker{byKey: map[string][]string{}} }
 // Set makes key's secrets values, replacing what key held before but for
 // the previous values, which stay masked one more generation: a request
 // made with a token just rotated out may still be logged.
-func (m *Masker) Set(key string, values ...secret.Secret) {
+func (m *Masker) Set(key string, values ...Secret) {
 	var vs []string
 	for _, v := range values {
 		if v != "" {
@@ -85,13 +84,13 @@ func (m *Masker) rebuild() {
 	sort.Slice(all, func(i, j int) bool { return len(all[i]) > len(all[j]) })
 	pairs := make([]string, 0, 2*len(all))
 	for _, v := range all {
-		pairs = append(pairs, v, secret.Mask)
+		pairs = append(pairs, v, Mask)
 	}
 	m.repl.Store(strings.NewReplacer(pairs...))
 	m.change.Add(1)
 }
 
-// Mask returns s with every known secret replaced by secret.Mask.
+// Mask returns s with every known secret replaced by Mask.
 func (m *Masker) Mask(s string) string {
 	if m == nil {
 		return s
