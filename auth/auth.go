@@ -20,10 +20,16 @@
 // adds schemes. Secrets are secret.Secret values in every config, and a
 // secret.Masker given in Env, which schemes register their secrets and
 // tokens with, scrubs log output (Masker.Handler) and error text.
+//
+// The zero Env caches tokens in a private storage/memory store, so that a
+// scheme works with no store configured. That import is the one concrete
+// store this package knows; it is part of this module, adds nothing to a
+// program's dependencies, and Env.Store replaces it with any other.
 package auth
 
 import (
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -54,12 +60,50 @@ type Env struct {
 	// Masker learns every secret and token the scheme holds.
 	Masker *secret.Masker
 	// Credentials tunes the refresh protocol of endpoint schemes (Skew,
-	// RenewAhead, LeaseTTL, retries, clock). Its Store, Profile, Grant,
-	// HTTPClient and Logger are taken from Env and the scheme.
+	// RenewAhead, LeaseTTL, retries, journal, clock, telemetry). It is a
+	// whole credentials.Config, not a copy of its tuning fields, so that
+	// every knob package credentials has is a knob here too. The fields
+	// that Env and the scheme own are left zero, or equal to Env's:
+	// Store, Profile, HTTPClient and Logger come from Env, Grant and
+	// AuthStyle from the scheme (its client_auth option), and a scheme's
+	// constructor refuses a Credentials that sets one of them otherwise
+	// rather than override it.
 	Credentials credentials.Config
 	// Now is the clock of the schemes that keep time themselves (HMAC
 	// timestamps, JWT claims); default time.Now.
 	Now func() time.Time
+}
+
+// checkCredentials refuses an Env.Credentials that sets a field Env or the
+// scheme owns to something else (see Env.Credentials).
+func (e Env) checkCredentials(scheme string, style credentials.AuthStyle) error {
+	c := e.Credentials
+	var owned []string
+	if c.Store != nil && c.Store != e.Store {
+		owned = append(owned, "Store (set Env.Store)")
+	}
+	if c.Profile != "" && c.Profile != e.Profile {
+		owned = append(owned, "Profile (set Env.Profile)")
+	}
+	if c.HTTPClient != nil && c.HTTPClient != e.HTTPClient {
+		owned = append(owned, "HTTPClient (set Env.HTTPClient)")
+	}
+	if c.Logger != nil && c.Logger != e.Logger {
+		owned = append(owned, "Logger (set Env.Logger)")
+	}
+	if c.Grant != nil {
+		owned = append(owned, "Grant (the scheme's)")
+	}
+	if style == "" {
+		style = credentials.AuthBasic // the default either way
+	}
+	if c.AuthStyle != "" && c.AuthStyle != style {
+		owned = append(owned, "AuthStyle (the scheme's client_auth option)")
+	}
+	if len(owned) > 0 {
+		return fmt.Errorf("auth: %s: Env.Credentials sets fields Env or the scheme owns: %s", scheme, strings.Join(owned, ", "))
+	}
+	return nil
 }
 
 // resolve fills in defaults; ownStore reports whether the store was made

@@ -76,6 +76,9 @@ type tokenOptions struct {
 }
 
 func newTokenAuthorizer(env Env, o tokenOptions) (*TokenAuthorizer, error) {
+	if err := env.checkCredentials(o.scheme, o.authStyle); err != nil {
+		return nil, err
+	}
 	env, ownStore := env.resolve(o.scheme)
 	cfg := env.Credentials
 	cfg.Store, cfg.Profile, cfg.Grant = env.Store, env.Profile, o.grant
