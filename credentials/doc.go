@@ -167,4 +167,12 @@
 // endpoint, used for the refresh, Exchange and Revoke of its profiles.
 // DoTokenRequest and DoRevocation read their answers as the built-in
 // endpoint does, into an *EndpointError when they are not a success.
+//
+// Two token types, one per side of the store. Tokens is what a Grant or
+// a Flavor's endpoint hands in: a plain value holding everything the
+// server answered, the refresh token included, for the flight to write to
+// the store. Token is what Credentials hands out: the access token alone,
+// never a refresh token, immutable and shared by every caller until it is
+// replaced, with the expiry less the skew already worked out, which is
+// what keeps the cached path a pointer load and one comparison.
 package credentials
