@@ -17,13 +17,13 @@ const DefaultAPIKeyHeader = "X-Api-Key"
 // APIKeyConfig configures a static API key sent in a header or a query
 // parameter, with an optional prefix and suffix (SL1's AuthApiKey).
 type APIKeyConfig struct {
-	Key secret.Secret `auth:"key"`
+	Key secret.Secret `json:"key"`
 	// Header is the header to set; default X-Api-Key unless Query is set.
-	Header string `auth:"header"`
+	Header string `json:"header"`
 	// Query names a query parameter to carry the key instead of a header.
-	Query  string `auth:"query"`
-	Prefix string `auth:"prefix"`
-	Suffix string `auth:"suffix"`
+	Query  string `json:"query"`
+	Prefix string `json:"prefix"`
+	Suffix string `json:"suffix"`
 }
 
 // APIKey sends a fixed key with every request.

@@ -13,8 +13,8 @@ func init() { registerConfig("basic", NewBasic) }
 
 // BasicConfig configures HTTP Basic authentication (RFC 7617).
 type BasicConfig struct {
-	Username string        `auth:"username"`
-	Password secret.Secret `auth:"password"`
+	Username string        `json:"username"`
+	Password secret.Secret `json:"password"`
 }
 
 // Basic sends a username and password in every request.

@@ -15,11 +15,11 @@ func init() { registerConfig("bearer", NewBearer) }
 // BearerConfig configures a static token, one that does not expire or is
 // replaced by redeploying: a personal access token, a service token.
 type BearerConfig struct {
-	Token secret.Secret `auth:"token"`
+	Token secret.Secret `json:"token"`
 	// Header is the header to set; default Authorization.
-	Header string `auth:"header"`
+	Header string `json:"header"`
 	// Format is the header value with {} where the token goes; default "Bearer {}".
-	Format string `auth:"format"`
+	Format string `json:"format"`
 }
 
 // Bearer sends a fixed token.

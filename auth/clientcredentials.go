@@ -16,22 +16,22 @@ func init() { registerConfig("oauth2_client_credentials", NewClientCredentials) 
 // grant (RFC 6749 §4.4): the client acts for itself, as en_auth's
 // ServiceAccountAuthorizer does.
 type ClientCredentialsConfig struct {
-	TokenURL     string                `auth:"token_url"`
-	ClientID     string                `auth:"client_id"`
-	ClientSecret secret.Secret         `auth:"client_secret"`
-	Scopes       []string              `auth:"scopes"`
-	ClientAuth   credentials.AuthStyle `auth:"client_auth"`
+	TokenURL     string                `json:"token_url"`
+	ClientID     string                `json:"client_id"`
+	ClientSecret secret.Secret         `json:"client_secret"`
+	Scopes       []string              `json:"scopes"`
+	ClientAuth   credentials.AuthStyle `json:"client_auth"`
 	// Params are extra form parameters, such as audience or resource.
-	Params map[string]string `auth:"params"`
+	Params map[string]string `json:"params"`
 	// Header and Format place the token; default "Authorization" and the
 	// token type the server returns ("Bearer <token>").
-	Header string `auth:"header"`
-	Format string `auth:"format"`
+	Header string `json:"header"`
+	Format string `json:"format"`
 	// APIKey, when set, goes with every request beside the token, in
 	// APIKeyHeader (default X-Api-Key), as en_auth's authorizers send
 	// the API key of their client information.
-	APIKey       secret.Secret `auth:"api_key"`
-	APIKeyHeader string        `auth:"api_key_header"`
+	APIKey       secret.Secret `json:"api_key"`
+	APIKeyHeader string        `json:"api_key_header"`
 }
 
 const clientCredentialsScheme = "oauth2_client_credentials"

@@ -36,26 +36,26 @@ var ErrUnsupportedChallenge = errors.New("auth: cognito_srp: unsupported challen
 type CognitoSRPConfig struct {
 	// UserPoolID is the pool's id, "<region>_<pool name>", such as
 	// "us-east-1_AbCdEf123". The pool name is part of the password proof.
-	UserPoolID string `auth:"user_pool_id"`
-	ClientID   string `auth:"client_id"`
+	UserPoolID string `json:"user_pool_id"`
+	ClientID   string `json:"client_id"`
 	// ClientSecret is the app client's secret, for clients that have one:
 	// every call then carries its SECRET_HASH.
-	ClientSecret secret.Secret `auth:"client_secret"`
-	Username     string        `auth:"username"`
-	Password     secret.Secret `auth:"password"`
+	ClientSecret secret.Secret `json:"client_secret"`
+	Username     string        `json:"username"`
+	Password     secret.Secret `json:"password"`
 	// Endpoint is the Cognito user pools API; default
 	// https://cognito-idp.<region>.amazonaws.com/.
-	Endpoint string `auth:"endpoint"`
+	Endpoint string `json:"endpoint"`
 	// Token is the token sent: "access" (default) or "id" (what API
 	// Gateway's Cognito authorizers take).
-	Token string `auth:"token"`
+	Token string `json:"token"`
 	// Header and Format place the token; default Authorization and "Bearer {}".
-	Header string `auth:"header"`
-	Format string `auth:"format"`
+	Header string `json:"header"`
+	Format string `json:"format"`
 	// APIKey, when set, goes with every request beside the token, in
 	// APIKeyHeader (default X-Api-Key).
-	APIKey       secret.Secret `auth:"api_key"`
-	APIKeyHeader string        `auth:"api_key_header"`
+	APIKey       secret.Secret `json:"api_key"`
+	APIKeyHeader string        `json:"api_key_header"`
 }
 
 func (c *CognitoSRPConfig) validate() (poolName string, err error) {

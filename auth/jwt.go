@@ -31,15 +31,15 @@ type JWTConfig struct {
 	// PrivateKey is the PEM key, SEC1 ("EC PRIVATE KEY", as openssl
 	// ecparam -genkey writes it) or PKCS#8 ("PRIVATE KEY");
 	// PrivateKeyFile names a file holding it instead.
-	PrivateKey     secret.Secret `auth:"private_key"`
-	PrivateKeyFile string        `auth:"private_key_file"`
-	Issuer         string        `auth:"issuer"`   // iss, as the server's operator issued it
-	ClientID       string        `auth:"cid"`      // cid
-	Audience       string        `auth:"audience"` // aud: the instance name; omitted when empty
-	Subject        string        `auth:"subject"`  // sub, e.g. "user:123"; omitted when empty
-	Scopes         []string      `auth:"scopes"`   // scp; omitted when empty
+	PrivateKey     secret.Secret `json:"private_key"`
+	PrivateKeyFile string        `json:"private_key_file"`
+	Issuer         string        `json:"issuer"`   // iss, as the server's operator issued it
+	ClientID       string        `json:"cid"`      // cid
+	Audience       string        `json:"audience"` // aud: the instance name; omitted when empty
+	Subject        string        `json:"subject"`  // sub, e.g. "user:123"; omitted when empty
+	Scopes         []string      `json:"scopes"`   // scp; omitted when empty
 	// TTL is exp - iat; default 60 s, so that a leaked token is soon useless.
-	TTL time.Duration `auth:"ttl"`
+	TTL time.Duration `json:"ttl"`
 }
 
 // JWT signs tokens in memory and re-signs them before they expire; they

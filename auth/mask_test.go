@@ -238,15 +238,15 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // paramsOf turns a typed config into the Params a configuration file would
-// give, by its auth tags: it also checks that every field has a tag.
+// give, by its json tags: it also checks that every field has a tag.
 func paramsOf(t *testing.T, cfg any) auth.Params {
 	p := auth.Params{}
 	v := reflect.ValueOf(cfg)
 	for i := range v.NumField() {
 		f := v.Type().Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("auth"), ",")
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" {
-			t.Fatalf("%v.%s has no auth tag", v.Type(), f.Name)
+			t.Fatalf("%v.%s has no json tag", v.Type(), f.Name)
 		}
 		if v.Field(i).IsZero() {
 			continue

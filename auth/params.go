@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,95 +14,142 @@ import (
 
 // Params are a scheme's options as configuration supplies them, typically
 // decoded from JSON or YAML: strings, numbers, booleans, lists and maps.
-// Names are the `auth` struct tags of the scheme's Config type.
+// Names are the `json` struct tags of the scheme's Config type.
 type Params map[string]any
 
-// decodeParams fills the Config struct dst from p by its `auth:"name"`
-// tags. An unknown option is an error: a misspelled "client_secert" must
-// not silently leave the secret unset. Conversions are lenient where
-// configuration formats differ: a duration is seconds or "90s", a list is
-// a list or one space- or comma-separated string, a map may be given as a
-// JSON string (as SL1 credentials carry them).
+// decodeParams fills the Config struct dst from p with encoding/json, by
+// its `json:"name"` tags. An unknown option is an error: a misspelled
+// "client_secert" must not silently leave the secret unset. Before
+// decoding, each value is brought to the form encoding/json takes for its
+// field, leniently where configuration formats differ: a duration is
+// seconds or "90s", a time Unix seconds or RFC 3339, a boolean may be
+// "true", a list is a list or one space- or comma-separated string, a map
+// may be given as a JSON string (as SL1 credentials carry them).
 func decodeParams(scheme string, p Params, dst any) error {
-	v := reflect.ValueOf(dst).Elem()
-	t := v.Type()
-	fields := map[string]int{}
-	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("auth"), ","); name != "" {
-			fields[name] = i
-		}
-	}
+	kinds := optionKinds(reflect.TypeOf(dst).Elem())
+	norm := make(map[string]any, len(p))
 	for _, name := range sortedKeys(p) {
-		i, ok := fields[name]
+		kind, ok := kinds[name]
 		if !ok {
 			return &OptionError{Scheme: scheme, Option: name, Reason: "unknown option"}
 		}
 		if p[name] == nil {
 			continue
 		}
-		if reason := setField(v.Field(i), p[name]); reason != "" {
+		v, reason := normalize(kind, p[name])
+		if reason != "" {
 			return &OptionError{Scheme: scheme, Option: name, Reason: reason}
 		}
+		norm[name] = v
+	}
+	b, err := json.Marshal(norm)
+	if err != nil {
+		return fmt.Errorf("auth: %s: encoding options: %w", scheme, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		// Not reached for values normalize accepted; the error names
+		// fields and types, never values.
+		return fmt.Errorf("auth: %s: decoding options: %w", scheme, err)
 	}
 	return nil
 }
+
+// optionKind is the form an option's value takes in JSON.
+type optionKind int
+
+const (
+	optString optionKind = iota
+	optBool
+	optDuration
+	optTime
+	optStrings
+	optStringMap
+)
 
 var (
 	durationType = reflect.TypeFor[time.Duration]()
 	timeType     = reflect.TypeFor[time.Time]()
 )
 
-// setField converts x into f and returns why it could not. Reasons never
-// quote x: it may be a secret.
-func setField(f reflect.Value, x any) string {
-	switch {
-	case f.Type() == durationType:
+// optionKinds maps each option name of the Config struct t to its kind.
+// Config structs hold only these kinds: a field of another type is a
+// programming error in this package.
+func optionKinds(t reflect.Type) map[string]optionKind {
+	kinds := map[string]optionKind{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		switch ft := f.Type; {
+		case ft == durationType:
+			kinds[name] = optDuration
+		case ft == timeType:
+			kinds[name] = optTime
+		case ft.Kind() == reflect.String:
+			kinds[name] = optString
+		case ft.Kind() == reflect.Bool:
+			kinds[name] = optBool
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:
+			kinds[name] = optStrings
+		case ft.Kind() == reflect.Map && ft.Key().Kind() == reflect.String && ft.Elem().Kind() == reflect.String:
+			kinds[name] = optStringMap
+		default:
+			panic(fmt.Sprintf("auth: option %s.%s of unsupported type %v", t, f.Name, ft))
+		}
+	}
+	return kinds
+}
+
+// normalize converts x into what encoding/json decodes into an option of
+// kind k, or returns why it cannot. Reasons never quote x: it may be a
+// secret.
+func normalize(k optionKind, x any) (any, string) {
+	switch k {
+	case optDuration:
 		d, ok := toDuration(x)
 		if !ok {
-			return "want a duration: seconds or a string such as \"90s\""
+			return nil, "want a duration: seconds or a string such as \"90s\""
 		}
-		f.SetInt(int64(d))
-	case f.Type() == timeType:
+		return int64(d), ""
+	case optTime:
 		t, ok := toTime(x)
 		if !ok {
-			return "want a time: Unix seconds or RFC 3339"
+			return nil, "want a time: Unix seconds or RFC 3339"
 		}
-		f.Set(reflect.ValueOf(t))
-	case f.Kind() == reflect.String:
+		return t.Format(time.RFC3339Nano), ""
+	case optString:
 		s, ok := x.(string)
 		if !ok {
-			return "want a string"
+			return nil, "want a string"
 		}
-		f.SetString(s)
-	case f.Kind() == reflect.Bool:
+		return s, ""
+	case optBool:
 		switch b := x.(type) {
 		case bool:
-			f.SetBool(b)
+			return b, ""
 		case string:
-			v, err := strconv.ParseBool(b)
-			if err != nil {
-				return "want true or false"
+			if v, err := strconv.ParseBool(b); err == nil {
+				return v, ""
 			}
-			f.SetBool(v)
-		default:
-			return "want true or false"
 		}
-	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		return nil, "want true or false"
+	case optStrings:
 		list, ok := toStrings(x)
 		if !ok {
-			return "want a list of strings"
+			return nil, "want a list of strings"
 		}
-		f.Set(reflect.ValueOf(list).Convert(f.Type()))
-	case f.Kind() == reflect.Map && f.Type().Key().Kind() == reflect.String && f.Type().Elem().Kind() == reflect.String:
+		return list, ""
+	default: // optStringMap
 		m, ok := toStringMap(x)
 		if !ok {
-			return "want an object of strings"
+			return nil, "want an object of strings"
 		}
-		f.Set(reflect.ValueOf(m).Convert(f.Type()))
-	default:
-		panic(fmt.Sprintf("auth: option of unsupported type %v", f.Type()))
+		return m, ""
 	}
-	return ""
 }
 
 func toFloat(x any) (float64, bool) {

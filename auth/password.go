@@ -17,16 +17,16 @@ func init() { registerConfig("oauth2_password", NewPassword) }
 // (RFC 6749 §4.3), SL1's ResourceOwner type: a trusted client logs a
 // user in with the user's own credentials.
 type PasswordConfig struct {
-	TokenURL     string                `auth:"token_url"`
-	ClientID     string                `auth:"client_id"`
-	ClientSecret secret.Secret         `auth:"client_secret"` // optional: public clients have none
-	Username     string                `auth:"username"`
-	Password     secret.Secret         `auth:"password"`
-	Scopes       []string              `auth:"scopes"`
-	ClientAuth   credentials.AuthStyle `auth:"client_auth"`
-	Params       map[string]string     `auth:"params"`
-	Header       string                `auth:"header"`
-	Format       string                `auth:"format"`
+	TokenURL     string                `json:"token_url"`
+	ClientID     string                `json:"client_id"`
+	ClientSecret secret.Secret         `json:"client_secret"` // optional: public clients have none
+	Username     string                `json:"username"`
+	Password     secret.Secret         `json:"password"`
+	Scopes       []string              `json:"scopes"`
+	ClientAuth   credentials.AuthStyle `json:"client_auth"`
+	Params       map[string]string     `json:"params"`
+	Header       string                `json:"header"`
+	Format       string                `json:"format"`
 }
 
 const passwordScheme = "oauth2_password"

@@ -18,16 +18,16 @@ func init() { registerConfig("oauth2_refresh_token", NewRefreshToken) }
 // options, since the refresh token it holds may have rotated since the
 // configuration was written.
 type RefreshTokenConfig struct {
-	TokenURL     string                `auth:"token_url"`
-	ClientID     string                `auth:"client_id"`
-	ClientSecret secret.Secret         `auth:"client_secret"`
-	RefreshToken secret.Secret         `auth:"refresh_token"`
-	ClientAuth   credentials.AuthStyle `auth:"client_auth"`
+	TokenURL     string                `json:"token_url"`
+	ClientID     string                `json:"client_id"`
+	ClientSecret secret.Secret         `json:"client_secret"`
+	RefreshToken secret.Secret         `json:"refresh_token"`
+	ClientAuth   credentials.AuthStyle `json:"client_auth"`
 	// Flavor is credentials.FlavorOAuth2 (default) or a registered
 	// flavor, such as package pancloud's.
-	Flavor string `auth:"flavor"`
-	Header string `auth:"header"`
-	Format string `auth:"format"`
+	Flavor string `json:"flavor"`
+	Header string `json:"header"`
+	Format string `json:"format"`
 }
 
 const refreshTokenScheme = "oauth2_refresh_token"

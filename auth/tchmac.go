@@ -18,8 +18,8 @@ func init() { registerConfig("tc_hmac", NewTCHMAC) }
 // TCHMACConfig configures ThreatConnect HMAC authorization,
 // used by Apps that run outside the platform.
 type TCHMACConfig struct {
-	AccessID  string        `auth:"api_access_id"`
-	SecretKey secret.Secret `auth:"api_secret_key"`
+	AccessID  string        `json:"api_access_id"`
+	SecretKey secret.Secret `json:"api_secret_key"`
 }
 
 // TCHMAC signs each request. The signature covers the path with its query,

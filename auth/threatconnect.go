@@ -26,9 +26,9 @@ func init() { registerConfig("tc_token", NewTCToken) }
 // and the header is "Authorization: TC-Token <token>". BaseURL is the API
 // root the platform passes as tc_api_path, e.g. https://host/api.
 type TCTokenConfig struct {
-	BaseURL      string        `auth:"tc_api_path"`
-	Token        secret.Secret `auth:"tc_token"`
-	TokenExpires time.Time     `auth:"tc_token_expires"`
+	BaseURL      string        `json:"tc_api_path"`
+	Token        secret.Secret `json:"tc_token"`
+	TokenExpires time.Time     `json:"tc_token_expires"`
 }
 
 const tcTokenScheme = "tc_token"

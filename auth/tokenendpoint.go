@@ -24,26 +24,26 @@ func init() { registerConfig("token_endpoint", NewTokenEndpoint) }
 // (Method changes it) that carries Username and Password as HTTP Basic, or
 // as a JSON object {"username":…,"password":…} when Login is "json".
 type TokenEndpointConfig struct {
-	URL      string        `auth:"url"`
-	Method   string        `auth:"method"`
-	Login    string        `auth:"login"` // "basic" (default) or "json"
-	Username string        `auth:"username"`
-	Password secret.Secret `auth:"password"`
+	URL      string        `json:"url"`
+	Method   string        `json:"method"`
+	Login    string        `json:"login"` // "basic" (default) or "json"
+	Username string        `json:"username"`
+	Password secret.Secret `json:"password"`
 	// TokenPath is where the token is in the answer, a dotted path such
 	// as "data.token" (array elements by index); default "access_token".
-	TokenPath string `auth:"token_path"`
+	TokenPath string `json:"token_path"`
 	// Header and Format place the token; default Authorization and "Bearer {}".
-	Header string `auth:"header"`
-	Format string `auth:"format"`
+	Header string `json:"header"`
+	Format string `json:"format"`
 	// ExpiresInPath is where the token's lifetime in seconds is; default
 	// "expires_in". When it is absent, or StaticTTL is set, TTL applies.
-	ExpiresInPath string        `auth:"expires_in_path"`
-	TTL           time.Duration `auth:"ttl"` // default 3600 s
-	StaticTTL     bool          `auth:"static_ttl"`
+	ExpiresInPath string        `json:"expires_in_path"`
+	TTL           time.Duration `json:"ttl"` // default 3600 s
+	StaticTTL     bool          `json:"static_ttl"`
 	// RetryWait is how long after a failed login no new attempt is made
 	// (SL1's timeToNextRequest); default 60 s. Callers get the last
 	// error meanwhile.
-	RetryWait time.Duration `auth:"retry_wait"`
+	RetryWait time.Duration `json:"retry_wait"`
 }
 
 const tokenEndpointScheme = "token_endpoint"
