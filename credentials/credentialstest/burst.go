@@ -283,6 +283,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	seedStart := time.Now()
 	names := make([]string, P)
 	seedStore := storage.NewStore(connect())
+	defer seedStore.Close() // after the seeder's Close: the caller owns a store
 	for i := range names {
 		names[i] = fmt.Sprintf("tenant-%05d", i)
 		rec := &storage.Record{Profile: names[i], ClientID: "burst", ClientSecret: "burst-secret", TokenURL: front.URL + "/oauth2/token"}
@@ -327,13 +328,18 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	replicas := make([]*credentials.Profiles, R)
+	stores := make([]*storage.Store, R)
 	adapters := make([]*countingAdapter, R)
 	// Before the servers' Close (deferred earlier, so run later), which
-	// waits for the replicas' calls in flight.
+	// waits for the replicas' calls in flight; each store after its
+	// replica.
 	defer func() {
-		for _, p := range replicas {
+		for i, p := range replicas {
 			if p != nil {
 				p.Close()
+			}
+			if stores[i] != nil {
+				stores[i].Close()
 			}
 		}
 	}()
@@ -348,7 +354,8 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	}
 	for i := range replicas {
 		adapters[i] = connect()
-		replicas[i], err = credentials.NewProfiles(cfg(storage.NewStore(adapters[i])))
+		stores[i] = storage.NewStore(adapters[i])
+		replicas[i], err = credentials.NewProfiles(cfg(stores[i]))
 		if err != nil {
 			b.Fatal(err)
 		}
