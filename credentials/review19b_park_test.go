@@ -121,3 +121,35 @@ func TestReview19bCloseWhileParkedStrandsExpiringReplica(t *testing.T) {
 	review19bRenewsAfterExpiry(t, srv, b, validUntil, 3*time.Second)
 	<-bDone
 }
+
+// A flight whose deadline (2 LeaseTTL + (MaxRetries+2) RefreshTimeout,
+// 110 s by default) ends inside the parked sleep (a pause of up to
+// MaxHoldOff, 5 minutes by default) never retries: same strand. Scaled
+// down here: a's deadline is 780 ms, the pause 1-1.5 s.
+func TestReview19bFlightDeadlineInsideParkStrandsExpiringReplica(t *testing.T) {
+	open := parkStores(t)["memory"]
+	const validFor = 2 * time.Second
+	srv := parkSetup(t, open(), validFor)
+	validUntil := time.Now().Add(validFor)
+	st := open()
+	a, err := credentials.New(credentials.Config{Store: st, Profile: "p", Skew: parkSkew, RenewAhead: time.Hour,
+		LeaseTTL: 300 * time.Millisecond, RefreshTimeout: 60 * time.Millisecond, MaxRetries: 1,
+		PollInterval: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond,
+		Limiter: &credentials.EndpointLimiter{}, JournalDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b := review19bReplica(t, open(), 10*time.Second, 0)
+	aDone := refreshing(t, a)
+	firstCall(t, srv)
+	time.Sleep(100 * time.Millisecond) // the 503 is handled: the lease is parked
+	bDone := refreshing(t, b)
+	if err := <-aDone; err == nil {
+		t.Fatal("a's refresh succeeded; want its deadline inside the parked sleep")
+	} else {
+		t.Logf("a's flight ended: %v", err)
+	}
+	review19bRenewsAfterExpiry(t, srv, b, validUntil, 3*time.Second)
+	<-bDone
+}
