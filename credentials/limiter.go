@@ -18,7 +18,8 @@ type EndpointLimiter struct {
 	// MaxConcurrent bounds concurrent refreshes per endpoint; default 4.
 	MaxConcurrent int
 	// MaxHoldOff caps how long a Retry-After holds an endpoint off;
-	// default 5 minutes.
+	// default 5 minutes. Other replicas honour the pause, through the
+	// parked refresh lease, for 10 minutes at most.
 	MaxHoldOff time.Duration
 
 	mu        sync.Mutex

@@ -197,7 +197,20 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 			c.cfg.Limiter.holdOff(leased.TokenURL, pause, c.cfg.Now())
 			pause += backoff.Jitter(pause / 2)
 		}
-		c.releaseLease(ctx, leased, leaseRev, takenAt.Add(c.cfg.LeaseTTL), c.parkFor(leased, pause, c.cfg.Now()))
+		// Decided before the lease goes: a lease is parked only for a
+		// retry that will come. One left parked by a flight that ends
+		// would hold every other replica off for its LeaseTTL, also one
+		// whose token has expired meanwhile.
+		d := max(backoff.Exponential(c.cfg.RetryBackoff, tries.attempt), pause)
+		retry := temporary(err) && tries.attempt < c.cfg.MaxRetries && ctx.Err() == nil
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+c.cfg.RefreshTimeout {
+			retry = false // the flight would end inside the pause
+		}
+		park := time.Duration(0)
+		if retry {
+			park = c.parkFor(leased, pause, c.cfg.Now())
+		}
+		c.releaseLease(ctx, leased, leaseRev, takenAt.Add(c.cfg.LeaseTTL), park)
 		if errors.Is(err, ErrInvalidGrant) {
 			// Re-check before reporting: a refresher whose lease lapsed
 			// may have rotated the token under us.
@@ -236,12 +249,18 @@ func (c *Credentials) refreshUnderLease(ctx context.Context, leased *storage.Rec
 		// 429 failed Token calls (143 in one run, with a retry jitter of a
 		// whole pause): a caller without a valid token meets the hold-off
 		// and fails fast, where here it waits for the retry.
-		if temporary(err) && tries.attempt < c.cfg.MaxRetries && ctx.Err() == nil {
-			d := max(backoff.Exponential(c.cfg.RetryBackoff, tries.attempt), pause)
+		if retry {
 			log.Debug("temporary token endpoint failure; backing off", "err", err, "backoff", d)
 			tries.attempt++
 			if backoff.Sleep(ctx, d) == nil {
 				return nil, true, nil
+			}
+			if park > 0 {
+				// Cut short (Close): the retry the park waited for will
+				// not come.
+				dctx, cancel := context.WithTimeout(keep, c.cfg.StoreTimeout)
+				c.dropOwnLease(dctx)
+				cancel()
 			}
 		}
 		return nil, false, c.failedFor(err, stale, pause)
@@ -305,9 +324,12 @@ func (c *Credentials) leaseEnd(l *storage.Lease, now time.Time) time.Time {
 // our lease for the pause), the lease keeps the others waiting, as for any
 // live lease, while they go on serving the token being replaced; this
 // process's flight retakes its own lease when the pause ends (leaseEnd
-// ignores our own) and presents the token again. A holder that dies while
-// parked costs what one dying under an ordinary lease does: the others
-// take over once its lease lapses on their clocks.
+// ignores our own) and presents the token again. Only a retry that will
+// come is parked for: a flight out of retries, or whose deadline falls
+// inside the pause, releases the lease as before, and one cut short by
+// Close takes the park off. A holder that dies while parked costs what
+// one dying under an ordinary lease does: the others take over once its
+// lease lapses on their clocks.
 //
 // A parked lease ends with the token being replaced at the latest, on our
 // clock: only callers without a valid token wait for a renewal (it is
