@@ -64,3 +64,22 @@ func TestReview12cEchoedSecretsNotOnStderr(t *testing.T) {
 		}
 	}
 }
+
+// A custom login endpoint (init --scheme token_endpoint) that refuses the
+// password with a bare 401: the command exits 10, "the token URL does not
+// answer as a token endpoint: check it", for a wrong password.
+func TestReview12cLoginBare401DoesNotExitNotEndpoint(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="api"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	store := fileURL(filepath.Join(t.TempDir(), "credentials.json"))
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"init", "--scheme", "token_endpoint", "--param", "url=" + srv.URL + "/login",
+		"--param", "username=u", "--param", "password=wrong"}, testEnv(map[string]string{"TOKENCACHE_STORE": store}, &out, &errb))
+	if code == exitNotEndpoint || code == 0 {
+		t.Errorf("init against a login refusing the password with a bare 401: exit %d (%s); want a refused-credentials code, not %d",
+			code, strings.TrimSpace(errb.String()), exitNotEndpoint)
+	}
+}
