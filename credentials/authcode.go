@@ -78,7 +78,7 @@ func (c *Credentials) Exchange(ctx context.Context, code string, verifier secret
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, maskSecrets(err, append(recordSecrets(rec), secret.Secret(code), verifier))
 	}
 	return c.storeGrant(ctx, got, sent)
 }
@@ -136,7 +136,7 @@ func (c *Credentials) Revoke(ctx context.Context, revokeURL string) error {
 			_, err = c.endpoint.postForm(ctx, revokeURL, url.Values{"token": {tok.value.Reveal()}, "token_type_hint": {tok.hint}}, rec.ClientID, rec.ClientSecret)
 		}
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, maskSecrets(err, recordSecrets(rec)))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

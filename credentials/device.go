@@ -89,7 +89,7 @@ func (c *Credentials) AuthorizeDevice(ctx context.Context, deviceAuthURL string)
 	sent := c.cfg.Now()
 	resp, body, err := c.endpoint.send(req)
 	if err != nil {
-		return nil, err
+		return nil, maskSecrets(err, recordSecrets(rec))
 	}
 	where := redactURL(req.URL)
 	if resp.StatusCode/100 != 2 {
@@ -99,7 +99,7 @@ func (c *Credentials) AuthorizeDevice(ctx context.Context, deviceAuthURL string)
 		if err == nil {
 			err = &EndpointError{URL: where, StatusCode: resp.StatusCode, Response: resp}
 		}
-		return nil, err
+		return nil, maskSecrets(err, recordSecrets(rec))
 	}
 	var dr deviceResponse
 	if err := json.Unmarshal(body, &dr); err != nil || dr.DeviceCode == "" || dr.UserCode == "" || (dr.VerificationURI == "" && dr.VerificationURL == "") {

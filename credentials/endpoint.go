@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,7 +107,57 @@ func (e *endpoint) postForm(ctx context.Context, tokenURL string, form url.Value
 	if err != nil {
 		return nil, err
 	}
-	return e.do(req)
+	tr, err := e.do(req)
+	if err != nil {
+		// Some servers echo what they were sent in error_description.
+		return nil, maskStrings(err, sentSecrets(form, clientSecret))
+	}
+	return tr, nil
+}
+
+// secretParams are the token request parameters that carry secrets.
+var secretParams = []string{"client_secret", "client_assertion", "assertion", "refresh_token", "password",
+	"code", "code_verifier", "device_code", "token"}
+
+// sentSecrets lists the secrets a request sent: the client secret as given
+// and as it went in Basic credentials (escaped), and the values of form's
+// secret parameters.
+func sentSecrets(form url.Values, clientSecret secret.Secret) []string {
+	vals := []string{clientSecret.Reveal(), url.QueryEscape(clientSecret.Reveal())}
+	for _, k := range secretParams {
+		vals = append(vals, form[k]...)
+	}
+	return vals
+}
+
+// requestSecrets lists the secrets req carries: its Basic password, and
+// the secret parameters of a form body it can send again (GetBody).
+func requestSecrets(req *http.Request) []string {
+	var vals []string
+	if _, pw, ok := req.BasicAuth(); ok {
+		vals = append(vals, pw)
+		if raw, err := url.QueryUnescape(pw); err == nil {
+			vals = append(vals, raw)
+		}
+	}
+	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" || req.GetBody == nil {
+		return vals
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return vals
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, maxResponse))
+	if err != nil {
+		return vals
+	}
+	form, err := url.ParseQuery(string(b))
+	if err != nil {
+		return vals
+	}
+	return append(vals, sentSecrets(form, "")...)
 }
 
 // formRequest builds a form POST that authenticates the client as the
@@ -182,24 +233,28 @@ func (e *endpoint) send(req *http.Request) (*http.Response, []byte, error) {
 // (Unwrap gives the transport's error), a body cut short
 // (ErrMalformedResponse: the server may have acted), an OAuth 2.0 error
 // response, an outage (408, 429, 5xx, or a JSON answer), or a page that is
-// not an endpoint's answer (ErrNotTokenEndpoint), with one exception: a 403
-// without an OAuth 2.0 error code is left unclassified, since custom login
-// endpoints answer refused credentials with it. The response and its
+// not an endpoint's answer (ErrNotTokenEndpoint), with one exception: a 401
+// or 403 without an OAuth 2.0 error code is left unclassified, since custom
+// login endpoints answer refused credentials with them. Secrets the
+// request carries (its Basic password, the secret parameters of a form
+// body) are masked in the error, as the server may echo them. The response and its
 // body are returned whenever an answer was read, with the error for one
 // that is not a success, for dialects that name their errors in members of
 // their own; they are nil when none was. A context that ended is the
 // context's error.
 func DoEndpointRequest(client *http.Client, req *http.Request) (*http.Response, []byte, error) {
 	e := endpoint{client: httpsafe.NoRedirects(client)}
+	secrets := requestSecrets(req) // before send, which consumes the body
 	resp, body, err := e.send(req)
 	if err != nil || resp.StatusCode/100 == 2 {
 		return resp, body, err
 	}
 	_, err = parseAnswer(redactURL(req.URL), resp, body)
-	if ee, ok := err.(*EndpointError); ok && resp.StatusCode == http.StatusForbidden && ee.Code == "" && errors.Is(ee.Err, ErrNotTokenEndpoint) {
+	refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+	if ee, ok := err.(*EndpointError); ok && refused && ee.Code == "" && errors.Is(ee.Err, ErrNotTokenEndpoint) {
 		ee.Err = nil
 	}
-	return resp, body, err
+	return resp, body, maskStrings(err, secrets)
 }
 
 // parseAnswer is parseTokenResponse for an answer send read from where.
@@ -210,8 +265,15 @@ func parseAnswer(where string, resp *http.Response, body []byte) (*tokenResponse
 	}
 	if ee, ok := err.(*EndpointError); ok {
 		ee.Response = resp
-		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 			ee.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		case http.StatusForbidden:
+			// A 403 that says when to come back is a throttle (a
+			// gateway's or WAF's rate limit), not a wrong URL.
+			if ra := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ra > 0 && ee.Code == "" {
+				ee.RetryAfter, ee.Err = ra, nil
+			}
 		}
 	}
 	return tr, err
@@ -274,6 +336,10 @@ func parseTokenResponse(where string, status int, contentType string, body []byt
 	case jsonErr == nil && status/100 == 2:
 		tr.where, tr.contentType = where, mt
 		return &tr, nil
+	case status == 401:
+		// A refused client (RFC 6749 §5.2 allows a bare 401 with
+		// WWW-Authenticate): the fix is the secret, not the URL.
+		ee.ContentType = mt
 	case status == 403 || status == 404 || status == 405 || status == 410:
 		// No OAuth error code: the URL is wrong, not the request,
 		// whatever the content type (an API gateway's JSON 404 is no
@@ -338,15 +404,35 @@ type SecretHolder interface {
 // maskSecrets returns err with every value in secrets masked: in the text
 // of err and in the fields of an *EndpointError in its chain.
 func maskSecrets(err error, secrets []secret.Secret) error {
+	vals := make([]string, len(secrets))
+	for i, s := range secrets {
+		vals[i] = s.Reveal()
+	}
+	return maskStrings(err, vals)
+}
+
+// recordSecrets are the secrets of rec that a request may carry.
+func recordSecrets(rec *storage.Record) []secret.Secret {
+	return []secret.Secret{rec.AccessToken, rec.RefreshToken, rec.ClientSecret, secret.Secret(url.QueryEscape(rec.ClientSecret.Reveal()))}
+}
+
+// maskStrings is maskSecrets for revealed values. Values shorter than 4
+// bytes are left: masking them would garble the message (every "a" or
+// "ok" in it) to hide a value nobody relies on to be secret. An
+// *EndpointError that is err itself is masked in place and returned as
+// is, so that callers may still take it by type assertion.
+func maskStrings(err error, secrets []string) error {
 	var vals []string
-	for _, s := range secrets {
-		if v := s.Reveal(); len(v) >= 4 {
+	for _, v := range secrets {
+		if len(v) >= 4 {
 			vals = append(vals, v)
 		}
 	}
 	if err == nil || len(vals) == 0 {
 		return err
 	}
+	// Longest first, so that a secret containing another is masked whole.
+	slices.SortFunc(vals, func(a, b string) int { return len(b) - len(a) })
 	mask := func(s string) string {
 		for _, v := range vals {
 			s = strings.ReplaceAll(s, v, secret.Mask)
@@ -356,6 +442,9 @@ func maskSecrets(err error, secrets []secret.Secret) error {
 	var ee *EndpointError
 	if errors.As(err, &ee) {
 		ee.Description, ee.ErrorURI, ee.Body = mask(ee.Description), mask(ee.ErrorURI), mask(ee.Body)
+		if err == error(ee) {
+			return ee
+		}
 	}
 	return &maskedError{err: err, text: mask(err.Error())}
 }

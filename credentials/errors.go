@@ -72,8 +72,11 @@ type EndpointError struct {
 	// Response is the HTTP response (its body already read and closed);
 	// nil when none arrived.
 	Response *http.Response
-	// RetryAfter is how long a 429 or 503 answer asked clients to wait
-	// (its Retry-After header); zero when it did not say.
+	// RetryAfter is how long a 429 or 503 answer, or a 403 throttle,
+	// asked clients to wait (its Retry-After header); zero when it did not
+	// say. A 403 without an OAuth code that sets it is a throttle (an API
+	// gateway's or WAF's rate limit) and Temporary; without it, a 403 is
+	// ErrNotTokenEndpoint.
 	RetryAfter time.Duration
 	// Err is the cause: the transport's error when no response arrived,
 	// else one of ErrNotTokenEndpoint or ErrMalformedResponse, or nil.
@@ -128,6 +131,9 @@ func (e *EndpointError) Temporary() bool {
 	case errors.Is(e.Err, ErrNotTokenEndpoint):
 		return false
 	case errors.Is(e.Err, ErrMalformedResponse):
+		return true
+	}
+	if e.StatusCode == http.StatusForbidden && e.Code == "" && e.RetryAfter > 0 {
 		return true
 	}
 	return e.StatusCode == 0 || e.StatusCode == 408 || e.StatusCode == 429 || e.StatusCode >= 500

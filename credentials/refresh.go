@@ -383,14 +383,24 @@ func (c *Credentials) refreshable(rec *storage.Record) error {
 }
 
 // callEndpoint obtains new tokens by the Grant, else by the refresh-token
-// grant in the record's flavor.
+// grant in the record's flavor. Its errors have the record's secrets, and
+// a SecretHolder's, masked: some token endpoints echo what they were sent
+// in error_description.
 func (c *Credentials) callEndpoint(ctx context.Context, rec *storage.Record, sent time.Time) (*Tokens, error) {
-	if c.cfg.Grant != nil {
-		t, err := c.cfg.Grant.Obtain(ctx, rec)
-		if h, ok := c.cfg.Grant.(SecretHolder); ok && err != nil {
-			err = maskSecrets(err, h.Secrets())
+	t, err := c.callEndpointUnmasked(ctx, rec, sent)
+	if err != nil {
+		secrets := recordSecrets(rec)
+		if h, ok := c.cfg.Grant.(SecretHolder); ok {
+			secrets = append(secrets, h.Secrets()...)
 		}
-		return t, err
+		err = maskSecrets(err, secrets)
+	}
+	return t, err
+}
+
+func (c *Credentials) callEndpointUnmasked(ctx context.Context, rec *storage.Record, sent time.Time) (*Tokens, error) {
+	if c.cfg.Grant != nil {
+		return c.cfg.Grant.Obtain(ctx, rec)
 	}
 	if httpsafe.Cleartext(rec.TokenURL) {
 		c.cleartext.Do(func() {
