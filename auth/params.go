@@ -17,46 +17,50 @@ import (
 // Names are the `json` struct tags of the scheme's Config type.
 type Params map[string]any
 
-// decodeParams fills the Config struct dst from p with encoding/json, by
-// its `json:"name"` tags. An unknown option is an error: a misspelled
-// "client_secert" must not silently leave the secret unset. Before
-// decoding, each value is brought to the form encoding/json takes for its
-// field, leniently where configuration formats differ: a duration is
-// seconds or "90s", a time Unix seconds or RFC 3339, a boolean may be
-// "true", a list is a list or one space- or comma-separated string, a map
-// may be given as a JSON string (as SL1 credentials carry them).
+// decodeParams fills the Config struct dst from p by its `json:"name"`
+// tags. An unknown option is an error: a misspelled "client_secert" must
+// not silently leave the secret unset. Each value is read leniently where
+// configuration formats differ: a duration is seconds or "90s", a time
+// Unix seconds or RFC 3339, a boolean may be "true", a list is a list or
+// one space- or comma-separated string, a map may be given as a JSON
+// string (as SL1 credentials carry them). Fields are set directly, not
+// through encoding/json, whose encoder would replace a string's invalid
+// UTF-8 (a Latin-1 password) with U+FFFD and so change a secret.
 func decodeParams(scheme string, p Params, dst any) error {
-	kinds := optionKinds(reflect.TypeOf(dst).Elem())
-	norm := make(map[string]any, len(p))
+	v := reflect.ValueOf(dst).Elem()
+	fields := optionFields(v.Type())
 	for _, name := range sortedKeys(p) {
-		kind, ok := kinds[name]
+		f, ok := fields[name]
 		if !ok {
 			return &OptionError{Scheme: scheme, Option: name, Reason: "unknown option"}
 		}
 		if p[name] == nil {
 			continue
 		}
-		v, reason := normalize(kind, p[name])
+		x, reason := normalize(f.kind, p[name])
 		if reason != "" {
 			return &OptionError{Scheme: scheme, Option: name, Reason: reason}
 		}
-		norm[name] = v
-	}
-	b, err := json.Marshal(norm)
-	if err != nil {
-		return fmt.Errorf("auth: %s: encoding options: %w", scheme, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		// Not reached for values normalize accepted; the error names
-		// fields and types, never values.
-		return fmt.Errorf("auth: %s: decoding options: %w", scheme, err)
+		setOption(v.Field(f.index), x)
 	}
 	return nil
 }
 
-// optionKind is the form an option's value takes in JSON.
+// unmarshalConfig is the UnmarshalJSON of a scheme's Config type: the JSON
+// object is read as Params, so that a configuration file decoded straight
+// into the Config means what the same options given to New mean.
+func unmarshalConfig(scheme string, b []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var p Params
+	if err := dec.Decode(&p); err != nil {
+		// encoding/json's syntax and type errors quote no values.
+		return fmt.Errorf("auth: %s: options: %w", scheme, err)
+	}
+	return decodeParams(scheme, p, dst)
+}
+
+// optionKind is the form an option's value takes.
 type optionKind int
 
 const (
@@ -73,40 +77,47 @@ var (
 	timeType     = reflect.TypeFor[time.Time]()
 )
 
-// optionKinds maps each option name of the Config struct t to its kind.
+// optionField is a Config struct field an option sets.
+type optionField struct {
+	index int
+	kind  optionKind
+}
+
+// optionFields maps each option name of the Config struct t to its field.
 // Config structs hold only these kinds: a field of another type is a
 // programming error in this package.
-func optionKinds(t reflect.Type) map[string]optionKind {
-	kinds := map[string]optionKind{}
+func optionFields(t reflect.Type) map[string]optionField {
+	fields := map[string]optionField{}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" || name == "-" {
 			continue
 		}
+		var kind optionKind
 		switch ft := f.Type; {
 		case ft == durationType:
-			kinds[name] = optDuration
+			kind = optDuration
 		case ft == timeType:
-			kinds[name] = optTime
+			kind = optTime
 		case ft.Kind() == reflect.String:
-			kinds[name] = optString
+			kind = optString
 		case ft.Kind() == reflect.Bool:
-			kinds[name] = optBool
+			kind = optBool
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.String:
-			kinds[name] = optStrings
+			kind = optStrings
 		case ft.Kind() == reflect.Map && ft.Key().Kind() == reflect.String && ft.Elem().Kind() == reflect.String:
-			kinds[name] = optStringMap
+			kind = optStringMap
 		default:
 			panic(fmt.Sprintf("auth: option %s.%s of unsupported type %v", t, f.Name, ft))
 		}
+		fields[name] = optionField{index: i, kind: kind}
 	}
-	return kinds
+	return fields
 }
 
-// normalize converts x into what encoding/json decodes into an option of
-// kind k, or returns why it cannot. Reasons never quote x: it may be a
-// secret.
+// normalize converts x into the Go value of an option of kind k, or
+// returns why it cannot. Reasons never quote x: it may be a secret.
 func normalize(k optionKind, x any) (any, string) {
 	switch k {
 	case optDuration:
@@ -114,13 +125,13 @@ func normalize(k optionKind, x any) (any, string) {
 		if !ok {
 			return nil, "want a duration: seconds or a string such as \"90s\""
 		}
-		return int64(d), ""
+		return d, ""
 	case optTime:
 		t, ok := toTime(x)
 		if !ok {
 			return nil, "want a time: Unix seconds or RFC 3339"
 		}
-		return t.Format(time.RFC3339Nano), ""
+		return t, ""
 	case optString:
 		s, ok := x.(string)
 		if !ok {
@@ -149,6 +160,35 @@ func normalize(k optionKind, x any) (any, string) {
 			return nil, "want an object of strings"
 		}
 		return m, ""
+	}
+}
+
+// setOption sets the field f, of a kind optionFields accepts, to x, a value
+// normalize returned for that kind. Named string types (secret.Secret)
+// are set by their kind.
+func setOption(f reflect.Value, x any) {
+	switch x := x.(type) {
+	case time.Duration:
+		f.SetInt(int64(x))
+	case time.Time:
+		f.Set(reflect.ValueOf(x))
+	case string:
+		f.SetString(x)
+	case bool:
+		f.SetBool(x)
+	case []string:
+		s := reflect.MakeSlice(f.Type(), len(x), len(x))
+		for i, e := range x {
+			s.Index(i).SetString(e)
+		}
+		f.Set(s)
+	case map[string]string:
+		m := reflect.MakeMapWithSize(f.Type(), len(x))
+		kt, et := f.Type().Key(), f.Type().Elem()
+		for k, e := range x {
+			m.SetMapIndex(reflect.ValueOf(k).Convert(kt), reflect.ValueOf(e).Convert(et))
+		}
+		f.Set(m)
 	}
 }
 
