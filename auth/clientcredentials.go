@@ -72,7 +72,7 @@ func NewClientCredentials(c ClientCredentialsConfig, env Env) (*TokenAuthorizer,
 		return nil, err
 	}
 	oc := g.(clientCredentialsGrant).oauthClient
-	return newTokenAuthorizer(env, tokenOptions{scheme: clientCredentialsScheme, grant: g,
+	return newTokenAuthorizer(env, tokenOptions{scheme: clientCredentialsScheme, grant: g, authStyle: oc.style,
 		header: header, format: format, ensure: oc.fits(clientCredentialsScheme, ""), clientID: c.ClientID, extra: extra,
 		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret), "api_key": {c.APIKey}}})
 }

@@ -87,7 +87,7 @@ func NewPassword(c PasswordConfig, env Env) (*TokenAuthorizer, error) {
 		return nil, err
 	}
 	pg := g.(*passwordGrant)
-	a, err := newTokenAuthorizer(env, tokenOptions{scheme: passwordScheme, grant: g, header: header, format: format,
+	a, err := newTokenAuthorizer(env, tokenOptions{scheme: passwordScheme, grant: g, authStyle: pg.style, header: header, format: format,
 		password: true, ensure: pg.fits(passwordScheme, c.Username), clientID: c.ClientID, username: c.Username,
 		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(c.ClientID, c.ClientSecret), "password": {c.Password}}})
 	if err == nil {

@@ -408,7 +408,7 @@ func (c sl1Credential) oauth2(env Env) (httpauth.Authorizer, error) {
 		g.pace.now = env.Now
 	}
 	oc := &oauthClient{clientID: g.clientID, tokenURL: g.tokenURL, scopes: strings.Fields(g.scope)}
-	a, err := newTokenAuthorizer(env, tokenOptions{scheme: sl1OAuthScheme, grant: g, header: header, format: format,
+	a, err := newTokenAuthorizer(env, tokenOptions{scheme: sl1OAuthScheme, grant: g, authStyle: g.style, header: header, format: format,
 		password: g.grantType == "password", ensure: oc.fits(sl1OAuthScheme, g.username),
 		clientID: g.clientID, username: g.username,
 		secrets: map[string][]secret.Secret{"client_secret": clientSecrets(g.clientID, g.clientSecret), "password": {g.password}},

@@ -61,8 +61,8 @@ func FromCredentials(c *credentials.Credentials, env Env) *TokenAuthorizer {
 // tokenOptions are what an endpoint scheme hands newTokenAuthorizer.
 type tokenOptions struct {
 	scheme         string
-	grant          credentials.Grant // nil: the refresh-token grant
-	authStyle      credentials.AuthStyle
+	grant          credentials.Grant     // nil: the refresh-token grant
+	authStyle      credentials.AuthStyle // the client_auth option; set by grant schemes too, for checkCredentials
 	header, format string
 	password       bool
 	trackRefresh   bool
