@@ -87,7 +87,8 @@
 //	4  store corrupt (left untouched for an operator to repair)
 //	5  store unavailable or read-only
 //	6  token endpoint unreachable, timing out or failing temporarily: retry later
-//	7  re-authorization required: the refresh token was revoked, expired or reused (invalid_grant)
+//	7  re-authorization required: the refresh token was revoked, expired or reused (invalid_grant),
+//	   or a login's username or password was refused
 //	8  invalid client: the server rejected client_id/client_secret (invalid_client)
 //	9  partial credentials: the profile lacks what a refresh needs
 //	10 the token URL does not answer as a token endpoint (a web page, 403, 404, a redirect)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tokencache/tokencache/auth"
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/internal/httpsafe"
 	"github.com/tokencache/tokencache/secret"
@@ -38,10 +39,11 @@ const exitCodeHelp = `Exit codes:
   4  store corrupt (left untouched)
   5  store unavailable or read-only
   6  token endpoint unreachable or failing temporarily: retry later
-  7  re-authorization required (refresh token revoked or reused: invalid_grant)
+  7  re-authorization required (refresh token revoked or reused: invalid_grant),
+     or a login's username or password refused
   8  invalid client (client_id/client_secret rejected: invalid_client)
   9  partial credentials (the profile lacks what a refresh needs)
- 10  the token URL does not answer as a token endpoint (a web page, 404, a redirect): check it
+ 10  the token URL does not answer as a token endpoint (a web page, 403, 404, a redirect): check it
  11  conflict: the store changed under the command, or the target exists: look again
 `
 
@@ -73,6 +75,11 @@ func exitCode(err error) int {
 	case errors.Is(err, credentials.ErrReauthRequired):
 		return exitReauth
 	case errors.Is(err, credentials.ErrInvalidGrant):
+		return exitReauth
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		// A login's refused password: an EndpointError under it may
+		// also match ErrInvalidClient (a bare 401), but the fix is
+		// the user's credentials, as for a revoked refresh token.
 		return exitReauth
 	case errors.Is(err, credentials.ErrInvalidClient):
 		return exitBadClient
@@ -124,6 +131,10 @@ func (a *app) errorLine(err error, code int) string {
 	case exitStoreDown:
 		msg = fmt.Sprintf("store %s is unavailable: %s", store, detail)
 	case exitReauth:
+		if errors.Is(err, auth.ErrInvalidCredentials) {
+			msg = fmt.Sprintf("profile %q: the %s refused the username or password (check them): %s", a.profile, ep, detail)
+			break
+		}
 		msg = fmt.Sprintf("profile %q needs re-authorization: the server rejected its refresh token (run \"tokencache login\" or \"tokencache init --refresh-token\"): %s", a.profile, detail)
 	case exitBadClient:
 		msg = fmt.Sprintf("profile %q: the %s rejected the client credentials (check client_id and client_secret): %s", a.profile, ep, detail)

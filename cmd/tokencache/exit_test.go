@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokencache/tokencache/auth"
 	"github.com/tokencache/tokencache/credentials"
 	"github.com/tokencache/tokencache/storage"
 	"github.com/tokencache/tokencache/storage/driver"
@@ -36,6 +37,8 @@ func TestExitCodeClasses(t *testing.T) {
 		{fmt.Errorf("%w: profile %q: %w", credentials.ErrReauthRequired, "p", endpoint(400, "invalid_grant")), exitReauth},
 		{endpoint(400, "invalid_grant"), exitReauth},
 		{endpoint(401, "invalid_client"), exitBadClient},
+		{endpoint(401, ""), exitBadClient},
+		{fmt.Errorf("login: %w: %w", auth.ErrInvalidCredentials, endpoint(401, "")), exitReauth},
 		{endpoint(400, "unsupported_grant_type"), exitOther},
 		{&credentials.PartialCredentialsError{Profile: "p", Missing: []string{"refresh_token"}}, exitPartialCred},
 	} {
