@@ -496,22 +496,49 @@ func errorClass(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
-// tokenError answers a failure to get a token. Library errors carry no
-// secrets, so their text goes to the client and the log.
+// tokenError answers a failure to get a token. Library errors mask the
+// profile's secrets; an endpoint's answer quoted in one is masked here
+// again, with the record's own, before its text goes to the client and
+// the log: no answer of the agent's may carry a refresh token or client
+// secret, whichever layer failed to mask one.
 func (h *Handler) tokenError(w http.ResponseWriter, r *http.Request, s *profileState, err error) int {
 	code, class := errorClass(err)
+	detail := h.maskRecord(r.Context(), s, err)
 	if s != nil {
 		s.pm.countError(class)
 		switch class {
 		case "reauth_required", "invalid_client", "not_token_endpoint", "profile_not_refreshable":
-			msg := class + ": " + err.Error()
+			msg := class + ": " + detail
 			s.fatal.Store(&msg)
 		}
 	}
 	if code >= 500 && code != http.StatusGatewayTimeout {
-		h.log.Warn("agent: no token", "profile", profileName(s), "error", class, "detail", err.Error())
+		h.log.Warn("agent: no token", "profile", profileName(s), "error", class, "detail", detail)
 	}
-	return h.writeError(w, code, class, err.Error())
+	return h.writeError(w, code, class, detail)
+}
+
+// maskRecord returns err's text with the secrets of s's record masked,
+// when err quotes an endpoint's answer (the only text in it a server
+// wrote). Reading the record failing, the text is as the library masked it.
+func (h *Handler) maskRecord(ctx context.Context, s *profileState, err error) string {
+	var ee *credentials.EndpointError
+	var c *credentials.Credentials
+	if s != nil {
+		c = s.creds.Load()
+	}
+	if c == nil || !errors.As(err, &ee) || ee.StatusCode == 0 {
+		return err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(h.wait, 2*time.Second))
+	defer cancel()
+	rec, _, lerr := c.Store().Load(ctx, c.Profile())
+	if lerr != nil {
+		return err.Error()
+	}
+	m := secret.NewMasker()
+	m.Set("record", rec.AccessToken, rec.RefreshToken, rec.ClientSecret)
+	return m.Mask(err.Error())
 }
 
 func profileName(s *profileState) string {
