@@ -59,10 +59,13 @@ var (
 // that is not a success, or the failure to get one, in the spirit of
 // x/oauth2's RetrieveError.
 type EndpointError struct {
-	URL         string // the endpoint, without user info or query
-	StatusCode  int    // 0 when no response arrived
-	Code        string // the OAuth 2.0 error code (RFC 6749 §5.2), if any
-	Description string // error_description, truncated, control characters escaped
+	URL        string // the endpoint, without user info or query
+	StatusCode int    // 0 when no response arrived
+	Code       string // the OAuth 2.0 error code (RFC 6749 §5.2), if any
+	// Description is error_description, truncated, control characters
+	// escaped, and the secrets the request carried and the record's own
+	// masked: some servers echo what they were sent.
+	Description string
 	ErrorURI    string // error_uri, if any
 	// ContentType and Body describe an answer that is not a token
 	// response: its media type and first bytes (escaped), so that a wrong

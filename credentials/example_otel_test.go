@@ -40,6 +40,7 @@ func Example_observability() {
 	srv.AddClient("app", "app-secret")
 	srv.SetLatency(20 * time.Millisecond)
 	seed := storage.NewStore(memory.New(&memory.Options{Name: "example-observability"}))
+	defer seed.Close()
 	seed.Update(context.Background(), "api", func(r *storage.Record) error {
 		r.ClientID, r.ClientSecret, r.TokenURL = "app", "app-secret", srv.TokenURL()
 		r.Grant(srv.IssueRefreshToken("app"))
@@ -51,8 +52,10 @@ func Example_observability() {
 	calls := 0
 	var wg sync.WaitGroup
 	for range replicas {
+		st := storage.NewStore(memory.New(&memory.Options{Name: "example-observability"}))
+		defer st.Close() // after c.Close (defers run last first): a Credentials does not close its store
 		c, err := credentials.New(credentials.Config{
-			Store: storage.NewStore(memory.New(&memory.Options{Name: "example-observability"})), Profile: "api",
+			Store: st, Profile: "api",
 			Skew: 100 * time.Millisecond, RenewAhead: 100 * time.Millisecond,
 			MeterProvider: mp,
 		})
