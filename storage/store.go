@@ -109,6 +109,12 @@ func (s *Store) put(ctx context.Context, r *Record, cond driver.Condition) (Revi
 	if err != nil {
 		return "", err
 	}
+	if err := ctx.Err(); err != nil {
+		// Never sent: certainly changed nothing. (A process stalled
+		// between making the deadline and the call must not leave a
+		// write that may have landed where none did.)
+		return "", driver.NotApplied(err)
+	}
 	ctx, done := s.observe(ctx, opPut)
 	rev, err := s.adapter.Put(ctx, r.Profile, b, cond)
 	done(err)

@@ -27,3 +27,22 @@ func TestUpdateThatCannotReadIsNotApplied(t *testing.T) {
 		t.Fatalf("Update over a failing read: %v; want ErrUnavailable marked ErrNotApplied", err)
 	}
 }
+
+// A write whose context ended before it was sent certainly changed
+// nothing, and says so: the refresh protocol may then still restore the
+// record it carried into a store that lost the profile.
+func TestPutWithEndedContextIsNotApplied(t *testing.T) {
+	st := storage.NewStore(memory.New(nil))
+	defer st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := &storage.Record{Profile: "p", ClientID: "c", TokenURL: "https://auth.example/token"}
+	rec.Seed("rt-0")
+	_, err := st.Replace(ctx, nil, "", rec)
+	if !errors.Is(err, storage.ErrNotApplied) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("put with an ended context: %v, want ErrNotApplied and context.Canceled", err)
+	}
+	if _, _, err := st.Load(context.Background(), "p"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the write landed: %v", err)
+	}
+}

@@ -564,9 +564,15 @@ func (r *run) wipeOutlastedLease(log []oauthtest.RefreshEvent) bool {
 		for _, st := range stalls {
 			pausedAtEnd = pausedAtEnd || !st.from.After(end) && !st.to.Before(end)
 		}
+		// A replica on the holder's machine replays the holder's journal
+		// entry: its writes of the successor count as the holder's.
+		machine := map[string]string{}
+		for _, x := range r.sc.replicas {
+			machine[x.name] = x.machine
+		}
 		maybeLanded := false
 		for _, ev := range r.world.Events() {
-			if ev.Replica == w.who && ev.Op == "put" && !ev.At.Before(callAt) && (pausedAtEnd || !ev.At.After(end)) &&
+			if (ev.Replica == w.who || machine[ev.Replica] != "" && machine[ev.Replica] == machine[w.who]) && ev.Op == "put" && !ev.At.Before(callAt) && (pausedAtEnd || !ev.At.After(end)) &&
 				(ev.Kind == faultstore.FailAfter || ev.Kind == faultstore.DropReply || ev.Kind == faultstore.Slow) {
 				maybeLanded = true
 			}
