@@ -185,10 +185,11 @@ func TestScale429ParkedLeaseKeepsOtherReplicasOut(t *testing.T) {
 	}
 }
 
-// (b) A lease is parked for the pause, but never past the validity of the
-// token being replaced: one that expires inside the pause is parked until
-// it expires; one already invalid is released, as without a pause.
-func TestScale429ParkOnlyWhileTheTokenStaysValid(t *testing.T) {
+// (b) A lease is parked for the pause whether the token being replaced is
+// valid or not: released, an expired token's lease let every waiting
+// replica present it inside the pause, one after another (8 429s within
+// 30 ms for one renewal at P = 10,000).
+func TestScale429ParkForThePauseValidOrNot(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		validFor time.Duration
@@ -196,13 +197,12 @@ func TestScale429ParkOnlyWhileTheTokenStaysValid(t *testing.T) {
 	}{
 		{"far from expiry", 2 * time.Minute, true},
 		{"expiring inside the pause", 400 * time.Millisecond, true},
-		{"expired", -time.Second, false},
+		{"expired", -time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			open := parkStores(t)["memory"]
 			st := open()
 			srv := parkSetup(t, st, tc.validFor)
-			validUntil := time.Now().Add(tc.validFor)
 			a := parkReplica(t, open(), 10*time.Second)
 			done := make(chan error, 1)
 			go func() {
@@ -229,8 +229,6 @@ func TestScale429ParkOnlyWhileTheTokenStaysValid(t *testing.T) {
 				t.Fatalf("after the 503 the lease is %+v, want one parked for at most the 1-1.5s pause", lease)
 			case !tc.parked && lease != nil:
 				t.Fatalf("after the 503 the lease is %+v, want it released", lease)
-			case tc.parked && lease.Until.After(validUntil):
-				t.Errorf("parked until %v, past the token's validity (%v)", lease.Until, validUntil)
 			}
 			if err := <-done; err != nil {
 				t.Fatal(err)
