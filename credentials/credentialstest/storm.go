@@ -244,7 +244,9 @@ func stormChild(t *testing.T, spec string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	// Closed after the Credentials (cleanups run last in, first out):
+	// their Close may still write.
+	t.Cleanup(func() { st.Close() })
 	c := newCredentials(t, st, p[1])
 	// The child cannot ask the parent's server object whether a token is
 	// valid, so it checks at the server's resource endpoint instead.
