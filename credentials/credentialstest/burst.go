@@ -401,7 +401,16 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 	deadline := start.Add(time.Duration(E) * L)
 	lat, base, empty := make([][]time.Duration, R), make([][]time.Duration, R), make([][]time.Duration, R)
 	waited := make([]int, R) // samples whose call got a new token: it waited for a refresh
-	var failed atomic.Int64
+	var failed, tokenErrs atomic.Int64
+	// logFailure says what failed, for the first few: a Token error, or a
+	// baseline token found expired (a renewal that came too late).
+	logFailure := func(name string, err error) {
+		if err != nil && tokenErrs.Add(1) <= 5 {
+			b.Logf("Token(%s) failed: %v", name, err)
+		} else if err == nil && failed.Load() <= 5 {
+			b.Logf("baseline token of %s expired before its renewal", name)
+		}
+	}
 	for i, p := range replicas {
 		last := make([]*credentials.Token, P) // what each profile's previous call got
 		wg.Go(func() {
@@ -411,6 +420,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 						tok, err := p.Token(ctx, name)
 						if err != nil {
 							failed.Add(1)
+							logFailure(name, err)
 						}
 						last[j] = tok
 						continue
@@ -426,6 +436,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 						dt = time.Since(t0)
 						if err != nil {
 							failed.Add(1)
+							logFailure(name, err)
 						}
 						tok = t
 					}
@@ -435,6 +446,7 @@ func Burst(b *testing.B, open func() (driver.Adapter, error), o BurstOptions) Bu
 						db = time.Since(t0)
 						if !ok {
 							failed.Add(1)
+							logFailure(name, nil)
 						}
 					}
 					if n%2 == 0 {
