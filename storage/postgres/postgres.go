@@ -274,10 +274,11 @@ func (a *Adapter) migrate(ctx context.Context) error {
 		return nil
 	}
 	_, err := a.pool.Exec(ctx, a.sqlCreate)
-	if isCode(err, "23505", "42P07") {
+	if isCode(err, "23505", "42P07", "42710") {
 		// Two sessions creating the table at once: IF NOT EXISTS checks
 		// the catalog before it inserts into it, so the loser fails on the
-		// catalog's unique index. The table exists now.
+		// catalog's unique index, or on the table's row type ("type ...
+		// already exists", 42710). The table exists now.
 		err = nil
 	}
 	if isCode(err, "25006", "42501") {
